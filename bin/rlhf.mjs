@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// Entry point for `npx rlhf`: loads the TypeScript sources through tsx, so no build step is needed.
+import { register } from "tsx/esm/api";
+register();
+const { main } = await import("../src/cli/main.ts");
+await main(process.argv.slice(2));
