@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs (Debian), only when missing.
+# Installs the Debian packages the test suite needs, only when they are missing:
+# Chromium for the browser end-to-end tests, PostgreSQL for the feedback server's Postgres tests.
 set -euo pipefail
 need=()
-# Add packages here as tests need them (e.g. chromium, postgresql).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
