@@ -1,0 +1,226 @@
+// The one schema module that the feedback server and the web UI both import.
+// Every request body is parsed with these zod schemas on the server; response shapes are
+// typed here too, so the client never guesses. Model outputs are untrusted text: the API
+// returns them verbatim as JSON strings and the client must render them as text, never HTML.
+//
+// HTTP API (all under /api, all JSON, all need `Authorization: Bearer TOKEN`):
+//   GET  /api/me                              any role   -> Me
+//   GET  /api/projects                        any role   -> ProjectSummary[]  (labelers: every project, with their own progress)
+//   POST /api/projects                        admin      CreateProjectRequest -> Project (201)
+//   GET  /api/projects/:project               any role   -> ProjectDetail
+//   POST /api/projects/:project/items         admin      ImportItemsRequest -> ImportItemsResponse (201)
+//   GET  /api/projects/:project/next          labeler    -> NextItem, or 204 when nothing is left for this labeler
+//   POST /api/items/:item/answers             labeler    AnswerRequest -> AnswerResponse (201 new, 200 replay of the same request_id)
+//   GET  /api/projects/:project/stats         admin      -> ProjectStats
+//   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson)
+// Errors are ErrorResponse `{"error": "..."}` with 400 (invalid), 401 (no or unknown token),
+// 403 (wrong role), 404 (unknown project or item), 409 (conflict: item full, already answered,
+// request_id reused for another item, item not assigned), 413 (body too large).
+import { z } from "zod";
+
+export const ROLES = ["admin", "labeler"] as const;
+export const Role = z.enum(ROLES);
+export type Role = z.infer<typeof Role>;
+
+// pairwise: A / B / tie / skip over exactly 2 responses; ranking: order K responses, ties allowed;
+// rating: a 1..7 Likert score per response.
+export const TASKS = ["pairwise", "ranking", "rating"] as const;
+export const Task = z.enum(TASKS);
+export type Task = z.infer<typeof Task>;
+
+export const LIKERT_MIN = 1;
+export const LIKERT_MAX = 7;
+
+const MAX_TEXT = 200_000; // one prompt or response, in characters
+const MAX_RESPONSES = 16;
+
+export const ChatMessage = z.object({
+  role: z.string().min(1).max(64),
+  content: z.string().max(MAX_TEXT),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+// A prompt is plain text or a list of chat messages (the `messages` convention of TRL datasets).
+export const Prompt = z.union([z.string().max(MAX_TEXT), z.array(ChatMessage).min(1).max(200)]);
+export type Prompt = z.infer<typeof Prompt>;
+
+export const CreateProjectRequest = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  task: Task,
+  overlap: z.int().min(1).max(100).default(1),
+  guidelines: z.string().max(100_000).default(""), // markdown
+  // Every `gold_every`-th item a labeler gets is a gold item (while unanswered gold items remain).
+  gold_every: z.int().min(2).max(1000).default(10),
+});
+export type CreateProjectRequest = z.input<typeof CreateProjectRequest>;
+
+export const Project = z.object({
+  id: z.string(),
+  name: z.string(),
+  task: Task,
+  overlap: z.int(),
+  guidelines: z.string(),
+  gold_every: z.int(),
+  created_at: z.string(), // ISO 8601
+});
+export type Project = z.infer<typeof Project>;
+
+// A labeler's own progress in a project; admins see the project-wide numbers instead.
+export const Progress = z.object({
+  answered: z.int(), // answers this labeler gave (skips included)
+  remaining: z.int(), // non-gold items this labeler could still be given right now
+  total_items: z.int(), // non-gold items in the project
+  complete_items: z.int(), // non-gold items that reached the overlap
+});
+export type Progress = z.infer<typeof Progress>;
+
+export const ProjectSummary = Project.omit({ guidelines: true }).extend({ progress: Progress });
+export type ProjectSummary = z.infer<typeof ProjectSummary>;
+
+export const ProjectDetail = Project.extend({ progress: Progress });
+export type ProjectDetail = z.infer<typeof ProjectDetail>;
+
+export const Me = z.object({ id: z.string(), name: z.string(), role: Role });
+export type Me = z.infer<typeof Me>;
+
+// Gold answers refer to responses by their index in the imported `responses` list, since
+// response ids do not exist before import. Same shape rules as AnswerRequest.
+export const GoldAnswer = z.union([
+  z.strictObject({
+    ranking: z.array(z.int().min(0)).min(2).max(MAX_RESPONSES),
+    ties: z.array(z.tuple([z.int().min(0), z.int().min(0)])).max(MAX_RESPONSES).optional(),
+  }),
+  z.strictObject({ ratings: z.array(z.int().min(LIKERT_MIN).max(LIKERT_MAX)).min(2).max(MAX_RESPONSES) }),
+]);
+export type GoldAnswer = z.infer<typeof GoldAnswer>;
+
+// One line of `feedback import` JSONL, or one element of the POST .../items array.
+export const ImportItem = z.object({
+  id: z.string().min(1).max(200).optional(), // the caller's id, kept as `external_id` and in exports
+  prompt: Prompt,
+  responses: z.array(z.string().max(MAX_TEXT)).min(2).max(MAX_RESPONSES),
+  gold: GoldAnswer.optional(),
+});
+export type ImportItem = z.infer<typeof ImportItem>;
+
+export const ImportItemsRequest = z.array(ImportItem).min(1).max(50_000);
+export type ImportItemsRequest = z.infer<typeof ImportItemsRequest>;
+
+export const ImportItemsResponse = z.object({
+  imported: z.int(),
+  item_ids: z.array(z.string()), // in request order
+});
+export type ImportItemsResponse = z.infer<typeof ImportItemsResponse>;
+
+export const ShownResponse = z.object({ id: z.string(), text: z.string() });
+export type ShownResponse = z.infer<typeof ShownResponse>;
+
+// GET /api/projects/:project/next. `responses` is in this labeler's shuffled order (recorded by
+// the server to measure position bias). Asking again before answering returns the same item.
+export const NextItem = z.object({
+  id: z.string(),
+  project_id: z.string(),
+  prompt: Prompt,
+  responses: z.array(ShownResponse),
+  task: Task,
+  progress: Progress,
+  lease_expires_at: z.string(), // ISO 8601; after this the slot may go to another labeler
+});
+export type NextItem = z.infer<typeof NextItem>;
+
+// Request ids make a submission idempotent: the same (labeler, request_id) replays the first answer.
+const RequestId = z.string().min(1).max(128);
+const ResponseId = z.string().min(1).max(64);
+const Rationale = z.string().max(10_000).optional();
+
+// POST /api/items/:item/answers. Exactly one of: `skip: true`; `ranking` (pairwise and ranking
+// tasks: every response id, best first, with `ties` as pairs of ids judged equal; for pairwise a
+// tie is `ties: [[a, b]]`); `ratings` (rating tasks: every response id -> 1..7).
+// `elapsed_ms` is optional and informational; time per answer is measured by the server.
+export const AnswerRequest = z
+  .strictObject({
+    request_id: RequestId,
+    skip: z.literal(true).optional(),
+    ranking: z.array(ResponseId).min(2).max(MAX_RESPONSES).optional(),
+    ties: z.array(z.tuple([ResponseId, ResponseId])).max(MAX_RESPONSES * MAX_RESPONSES).optional(),
+    ratings: z.record(ResponseId, z.int().min(LIKERT_MIN).max(LIKERT_MAX)).optional(),
+    rationale: Rationale,
+  })
+  .refine((a) => [a.skip, a.ranking, a.ratings].filter((x) => x !== undefined).length === 1, {
+    message: "give exactly one of skip, ranking, ratings",
+  })
+  .refine((a) => a.ties === undefined || a.ranking !== undefined, { message: "ties need a ranking" });
+export type AnswerRequest = z.infer<typeof AnswerRequest>;
+
+export const AnswerResponse = z.object({
+  id: z.string(),
+  item_id: z.string(),
+  request_id: z.string(),
+  skip: z.boolean(),
+  ranking: z.array(z.string()).nullable(),
+  ties: z.array(z.tuple([z.string(), z.string()])).nullable(),
+  ratings: z.record(z.string(), z.int()).nullable(),
+  rationale: z.string().nullable(),
+  shown_order: z.array(z.string()), // response ids in the order this labeler saw them
+  answered_at: z.string(),
+  replayed: z.boolean(), // true when this request_id had already been answered
+});
+export type AnswerResponse = z.infer<typeof AnswerResponse>;
+
+export const EXPORT_FORMATS = ["preference", "ranking"] as const;
+export const EXPORT_AGGREGATES = ["all", "majority"] as const;
+export const ExportQuery = z.strictObject({
+  format: z.enum(EXPORT_FORMATS).optional(), // default: preference for pairwise, ranking otherwise
+  aggregate: z.enum(EXPORT_AGGREGATES).default("all"),
+});
+export type ExportQuery = z.input<typeof ExportQuery>;
+
+// Agreement and quality numbers; null where there is too little data to compute one.
+export const LabelerStats = z.object({
+  labeler_id: z.string(),
+  name: z.string(),
+  answers: z.int(),
+  skips: z.int(),
+  // Fraction of response pairs where this labeler matches the strict majority of the *other*
+  // labelers of the same item (leave-one-out), over all pairs that have such a majority.
+  majority_agreement: z.number().nullable(),
+  majority_pairs: z.int(),
+  gold_agreement: z.number().nullable(), // fraction of gold response pairs answered like the gold answer
+  gold_pairs: z.int(),
+  median_seconds: z.number().nullable(), // time from being served the item to answering it
+});
+export type LabelerStats = z.infer<typeof LabelerStats>;
+
+export const ProjectStats = z.object({
+  project_id: z.string(),
+  task: Task,
+  overlap: z.int(),
+  progress: z.object({
+    total_items: z.int(),
+    complete_items: z.int(),
+    gold_items: z.int(),
+    answers: z.int(),
+    skips: z.int(),
+  }),
+  agreement: z.object({
+    // pairwise: Fleiss' kappa over A / B / tie, on items with 2+ non-skip answers.
+    // ranking: Krippendorff's alpha (ordinal) over the rank each labeler gave each response.
+    // rating: Krippendorff's alpha (interval) over the 1..7 scores of each response.
+    metric: z.enum(["fleiss_kappa", "krippendorff_alpha_ordinal", "krippendorff_alpha_interval"]),
+    value: z.number().nullable(),
+    items: z.int(), // items that entered the computation
+  }),
+  median_seconds: z.number().nullable(),
+  // Position bias: over every answered response pair that is not a tie, how often the response
+  // shown earlier won. 0.5 means no bias; p_value is a two-sided binomial test against 0.5.
+  position_bias: z.object({
+    pairs: z.int(),
+    first_shown_win_rate: z.number().nullable(),
+    p_value: z.number().nullable(),
+  }),
+  labelers: z.array(LabelerStats),
+});
+export type ProjectStats = z.infer<typeof ProjectStats>;
+
+export const ErrorResponse = z.object({ error: z.string() });
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
