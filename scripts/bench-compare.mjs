@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// `npm run bench:compare`: our benchmark (`rlhf bench --json`) against the same model in PyTorch
+// (scripts/reference/bench_torch.py), run one after the other so they never share the cores.
+// Prints a table, then one JSON line: {ours, torch, ratio} with ratio = ours / torch per metric.
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const PYTHON = "/usr/bin/python3"; // Debian's python3-torch, not whatever python3 is first on PATH
+const METRICS = ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
+const torchRuns = process.argv.includes("--runs") ? process.argv[process.argv.indexOf("--runs") + 1] : "10";
+
+function run(label, cmd, args, env = {}) {
+  process.stderr.write(`[bench:compare] ${label}: ${cmd} ${args.join(" ")}\n`);
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const failure = r.error ? String(r.error) : r.status !== 0 ? `exit ${r.status ?? r.signal}` : null;
+  const result = failure ? null : lastJsonObject(r.stdout);
+  if (!result) {
+    process.stderr.write(`[bench:compare] ${label} failed (${failure ?? "no JSON object on stdout"})\n`);
+    process.stderr.write(`--- stdout ---\n${r.stdout ?? ""}\n--- stderr ---\n${r.stderr ?? ""}\n`);
+    process.exit(1);
+  }
+  return result;
+}
+
+// The benchmark may log before its result; take the last line that parses as a JSON object.
+function lastJsonObject(stdout) {
+  for (const line of (stdout ?? "").trim().split("\n").reverse()) {
+    try {
+      const value = JSON.parse(line);
+      if (value && typeof value === "object" && !Array.isArray(value)) return value;
+    } catch {}
+  }
+  return null;
+}
+
+if (spawnSync(PYTHON, ["-c", "import torch"]).status !== 0) {
+  process.stderr.write("[bench:compare] torch missing, running scripts/install-torch.sh\n");
+  const install = spawnSync("sh", [join(root, "scripts/install-torch.sh")], { stdio: ["ignore", 2, 2] });
+  if (install.status !== 0) process.exit(install.status ?? 1);
+}
+
+const ours = run("ours", process.execPath, ["bin/rlhf.mjs", "bench", "--json"]);
+const torch = run("torch", PYTHON, ["scripts/reference/bench_torch.py", "--runs", torchRuns], {
+  OPENBLAS_NUM_THREADS: "2",
+});
+
+const ratio = {};
+for (const m of METRICS) {
+  if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];
+}
+
+const fmt = (x, digits = 1) => (typeof x === "number" ? x.toFixed(digits) : "-");
+const rows = [["metric", "ours", `torch ${torch.torch_version ?? ""}`.trim(), "ours/torch"]];
+for (const m of METRICS) rows.push([m, fmt(ours[m]), fmt(torch[m]), ratio[m] === undefined ? "-" : `${fmt(ratio[m], 2)}x`]);
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
+console.log(JSON.stringify({ ours, torch, ratio }));
