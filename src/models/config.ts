@@ -175,9 +175,9 @@ function parseLlama(f: Fields): LlamaConfig {
 
   const hidden = f.int("hidden_size", 4096);
   const heads = f.int("num_attention_heads", 32);
+  if (!f.has("head_dim") && hidden % heads !== 0) f.fail("num_attention_heads", `= ${heads} must divide hidden_size = ${hidden}`);
   const kvHeads = f.int("num_key_value_heads", heads);
   if (heads % kvHeads !== 0) f.fail("num_key_value_heads", `= ${kvHeads} must divide num_attention_heads = ${heads}`);
-  if (!f.has("head_dim") && hidden % heads !== 0) f.fail("num_attention_heads", `= ${heads} must divide hidden_size = ${hidden}`);
   const headDim = f.int("head_dim", hidden / heads);
   if (headDim * heads !== hidden) f.fail("head_dim", `= ${headDim} times ${heads} heads must equal hidden_size = ${hidden}`);
   if (headDim % 2 !== 0) f.fail("head_dim", `= ${headDim} must be even for rotary embeddings`);

@@ -1,0 +1,85 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { isSequenceClassifier, llamaHeadDim, parseConfig, type GPT2Config, type LlamaConfig } from "./config.ts";
+
+// The hub's openai-community/gpt2 config.json, trimmed of task-specific fields.
+const GPT2_HUB = {
+  activation_function: "gelu_new", architectures: ["GPT2LMHeadModel"], attn_pdrop: 0.1, bos_token_id: 50256,
+  embd_pdrop: 0.1, eos_token_id: 50256, initializer_range: 0.02, layer_norm_epsilon: 1e-5, model_type: "gpt2",
+  n_ctx: 1024, n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, resid_pdrop: 0.1, vocab_size: 50257,
+};
+
+const TINY_LLAMA = {
+  model_type: "llama", hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5, num_attention_heads: 8,
+  num_key_value_heads: 4, vocab_size: 512, max_position_embeddings: 512,
+};
+
+test("llama: fills transformers' defaults", () => {
+  const c = parseConfig(TINY_LLAMA, "tiny/config.json") as LlamaConfig;
+  assert.deepEqual(c, {
+    ...TINY_LLAMA, architectures: ["LlamaForCausalLM"], head_dim: 8, rms_norm_eps: 1e-6, rope_theta: 10000,
+    tie_word_embeddings: false, hidden_act: "silu", bos_token_id: 1, eos_token_id: 2,
+  });
+  const noKv = parseConfig({ ...TINY_LLAMA, num_key_value_heads: undefined }, "x") as LlamaConfig;
+  assert.equal(noKv.num_key_value_heads, 8);
+  const llama3 = parseConfig({ ...TINY_LLAMA, eos_token_id: [128001, 128009], torch_dtype: "bfloat16", head_dim: null }, "x") as LlamaConfig;
+  assert.deepEqual(llama3.eos_token_id, [128001, 128009]);
+  assert.equal(llama3.torch_dtype, "bfloat16");
+  assert.equal(llamaHeadDim(llama3), 8);
+  assert.equal((parseConfig({ ...TINY_LLAMA, dtype: "float16" }, "x") as LlamaConfig).torch_dtype, "float16");
+  assert.equal(llamaHeadDim({ ...c, head_dim: undefined }), 8);
+});
+
+test("gpt2: the hub config gets n_inner = 4 * n_embd, tied embeddings and scaled attention", () => {
+  const c = parseConfig(GPT2_HUB, "gpt2/config.json") as GPT2Config;
+  assert.equal(c.model_type, "gpt2");
+  assert.equal(c.n_inner, 3072);
+  assert.equal(c.tie_word_embeddings, true);
+  assert.equal(c.scale_attn_weights, true);
+  assert.equal(c.activation_function, "gelu_new");
+  assert.deepEqual([c.vocab_size, c.n_positions, c.n_embd, c.n_layer, c.n_head], [50257, 1024, 768, 12, 12]);
+  assert.equal((parseConfig({ ...GPT2_HUB, n_inner: null }, "x") as GPT2Config).n_inner, 3072);
+  assert.equal((parseConfig({ ...GPT2_HUB, n_inner: 100 }, "x") as GPT2Config).n_inner, 100);
+  assert.equal((parseConfig({ ...GPT2_HUB, activation_function: "gelu_pytorch_tanh" }, "x") as GPT2Config).activation_function, "gelu_new");
+  assert.equal((parseConfig({ ...GPT2_HUB, activation_function: "gelu" }, "x") as GPT2Config).activation_function, "gelu");
+  assert.equal((parseConfig({ model_type: "gpt2" }, "x") as GPT2Config).n_layer, 12);
+});
+
+test("sequence classification fields", () => {
+  const rm = parseConfig({ ...TINY_LLAMA, architectures: ["LlamaForSequenceClassification"], pad_token_id: 0 }, "rm") as LlamaConfig;
+  assert.ok(isSequenceClassifier(rm));
+  assert.equal(rm.num_labels, 2); // transformers' default
+  assert.equal(rm.pad_token_id, 0);
+  const one = parseConfig({ ...GPT2_HUB, architectures: ["GPT2ForSequenceClassification"], id2label: { 0: "LABEL_0" }, label2id: { LABEL_0: 0 } }, "rm");
+  assert.equal(one.num_labels, 1);
+  assert.deepEqual(one.id2label, { 0: "LABEL_0" });
+  assert.deepEqual(one.label2id, { LABEL_0: 0 });
+  const lm = parseConfig(TINY_LLAMA, "x");
+  assert.ok(!isSequenceClassifier(lm));
+  assert.equal("num_labels" in lm, false);
+  assert.throws(() => parseConfig({ ...TINY_LLAMA, num_labels: 3, id2label: { 0: "a" } }, "rm/config.json"),
+    /rm\/config\.json: num_labels = 3 but id2label has 1 entries/);
+  assert.throws(() => parseConfig({ ...TINY_LLAMA, id2label: { a: "b" } }, "f"), /f: id2label must map label indices/);
+});
+
+test("rejects what the implementations do not support, naming file and field", () => {
+  const rejects = (json: Record<string, unknown>, pattern: RegExp) => assert.throws(() => parseConfig(json, "ckpt/config.json"), pattern);
+  rejects({ ...TINY_LLAMA, model_type: "mistral" }, /ckpt\/config\.json: model_type "mistral" is not supported/);
+  rejects({ hidden_size: 4 }, /ckpt\/config\.json: model_type is missing/);
+  rejects({ ...TINY_LLAMA, rope_scaling: { type: "linear", factor: 2 } }, /ckpt\/config\.json: rope_scaling = .* is not supported/);
+  rejects({ ...TINY_LLAMA, hidden_act: "gelu" }, /hidden_act = "gelu" is not supported/);
+  rejects({ ...TINY_LLAMA, attention_bias: true }, /attention_bias = true is not supported/);
+  rejects({ ...TINY_LLAMA, sliding_window: 4096 }, /sliding_window = 4096 is not supported/);
+  rejects({ ...TINY_LLAMA, hidden_size: 64.5 }, /hidden_size must be an integer >= 1, got 64.5/);
+  rejects({ ...TINY_LLAMA, num_hidden_layers: "5" }, /num_hidden_layers must be an integer/);
+  rejects({ ...TINY_LLAMA, num_attention_heads: 6 }, /num_attention_heads = 6 must divide hidden_size = 64/);
+  rejects({ ...TINY_LLAMA, num_key_value_heads: 3 }, /num_key_value_heads = 3 must divide num_attention_heads = 8/);
+  rejects({ ...TINY_LLAMA, head_dim: 16 }, /head_dim = 16 times 8 heads must equal hidden_size = 64/);
+  rejects({ ...TINY_LLAMA, rms_norm_eps: -1 }, /rms_norm_eps must be a positive number/);
+  rejects({ ...TINY_LLAMA, architectures: ["LlamaForTokenClassification"] }, /architectures contains "LlamaForTokenClassification"; supported: LlamaForCausalLM/);
+  rejects({ ...GPT2_HUB, activation_function: "relu" }, /activation_function = "relu" is not supported/);
+  rejects({ ...GPT2_HUB, n_head: 7 }, /n_head = 7 must divide n_embd = 768/);
+  rejects({ ...GPT2_HUB, scale_attn_by_inverse_layer_idx: true }, /scale_attn_by_inverse_layer_idx = true is not supported/);
+  rejects({ ...GPT2_HUB, tie_word_embeddings: "yes" }, /tie_word_embeddings must be true or false/);
+  assert.throws(() => parseConfig([], "arr.json"), /arr\.json: expected a JSON object/);
+});
