@@ -26,6 +26,10 @@ test("Llama tokenizer.json matches the golden encoding and decoding", async () =
   assert.equal(tok.eosTokenId, 2);
   assert.equal(tok.padTokenId, null);
   assert.equal(tok.chatTemplate, null, "this config has no chat_template");
+  // Without a config saying otherwise, decode keeps spaces before punctuation.
+  const bare = await loadHfTokenizer(llamaJson);
+  assert.equal(bare.decode(bare.encode("Hi there . Yes !"), { skipSpecialTokens: true }), "Hi there . Yes !");
+  assert.equal(bare.bosTokenId, null, "special tokens are named in tokenizer_config.json only");
   assert.equal(tok.modelMaxLength, 2048);
 });
 
@@ -39,6 +43,8 @@ test("GPT-2 vocab.json + merges.txt matches the golden encoding and decoding", a
   assert.equal(tok.eosTokenId, 50256);
   assert.equal(tok.decode([50256]), "<|endoftext|>");
   assert.equal(tok.decode([...tok.encode("Hi there ."), 50256], { skipSpecialTokens: true }), "Hi there .");
+  assert.equal(tok.decode([]), "");
+  assert.throws(() => tok.decode([50257]), /token id 50257 is outside the vocabulary \(0\.\.50256\)/);
 });
 
 test("loadTokenizer finds both layouts in a directory and a tokenizer.json's sibling config", async () => {

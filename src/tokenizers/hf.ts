@@ -38,7 +38,9 @@ export class HfTokenizer implements Tokenizer {
     if (typeof type !== "string" || !SUPPORTED_MODELS.includes(type)) {
       throw new Error(`unsupported tokenizer.json model type ${JSON.stringify(type)} (supported: ${SUPPORTED_MODELS.join(", ")})`);
     }
-    this.core = new HfCoreTokenizer(json, config);
+    // transformers used to default clean_up_tokenization_spaces to true, which turns " ." into "."
+    // on decode and so breaks encode/decode round trips; a config that wants it must say so.
+    this.core = new HfCoreTokenizer(json, { clean_up_tokenization_spaces: false, ...config });
     // Added tokens may sit past the model's vocab; the embedding must cover the largest id.
     let maxId = -1;
     for (const id of this.core.get_vocab(true).values()) maxId = Math.max(maxId, id);
@@ -61,6 +63,12 @@ export class HfTokenizer implements Tokenizer {
   }
 
   decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    // The library rejects an empty list and maps unknown ids to <unk>; an empty completion is
+    // legitimate, an out-of-range id is a bug upstream.
+    for (const id of ids) {
+      if (this.core.id_to_token(id) === undefined) throw new Error(`tokenizer: token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    }
+    if (ids.length === 0) return "";
     return this.core.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
   }
 
@@ -90,8 +98,7 @@ export async function loadGpt2Tokenizer(vocabPath: string, mergesPath: string): 
     eos_token: endOfText,
     unk_token: endOfText,
     model_max_length: 1024,
-    // transformers' old default (true) rewrites " ." as "." on decode, which breaks round trips.
-    clean_up_tokenization_spaces: false,
+    clean_up_tokenization_spaces: false, // written out so transformers, whose default differs by version, agrees
   };
   return new HfTokenizer(gpt2TokenizerJson(vocab, merges), config, "GPT2Tokenizer");
 }

@@ -53,6 +53,7 @@ test("decode: the space after BOS goes only when BOS is not shown; a continuatio
   assert.equal(tok512.decode(ids), "<s> Once upon a time");
   assert.equal(tok512.decode(ids.slice(2)), " upon a time");
   assert.equal(tok512.decode([...ids, 2]), "<s> Once upon a time</s>");
+  assert.equal(tok512.decode([]), "");
   assert.throws(() => tok512.decode([512]), /token id 512 is outside the vocabulary \(0\.\.511\)/);
 });
 
@@ -106,6 +107,11 @@ test("a truncated or corrupt tokenizer.bin says what was expected where", async 
   assert.throws(() => parseLlama2cVocab(corrupt, "t.bin"), /token 0 has length 1000 at offset 8, expected 0\.\.7/);
   // Header, then <unk>, <s>, </s> and <0x00>: a whole file, just too short a vocabulary.
   assert.throws(() => parseLlama2cVocab(llama2cBytes([]).subarray(0, 4 + 13 + 13 + 14 + 14), "t.bin"), /4 tokens, expected at least 259/);
+  const notBytes = Buffer.from(llama2cBytes([]));
+  const token4Text = 4 + 13 + 13 + 14 + 14 + 8; // header, tokens 0-3, then token 4's score and length
+  notBytes.write("<0x0G>", token4Text, "latin1");
+  assert.throws(() => parseLlama2cVocab(notBytes, "t.bin"), /not a byte-fallback vocabulary: token 4 is "<0x0G>", expected <0x01>/);
+  assert.throws(() => new Llama2cTokenizer(parseLlama2cVocab(llama2cBytes([["a", -1], ["a", -2]]), "t.bin")), /piece "a" appears twice \(ids 259 and 260\)/);
 
   const dir = await mkdtemp(join(tmpdir(), "tok-"));
   await writeFile(join(dir, "cut.bin"), full.subarray(0, 3000));
