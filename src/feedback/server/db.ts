@@ -1,0 +1,74 @@
+// Storage for the feedback server: one Kysely instance over SQLite (embedded default) or PostgreSQL
+// (several server instances). Queries are written once with Kysely, so every value reaches the
+// database as a bound parameter; the few dialect differences (row locks) are flagged by `dialect`.
+import Database from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import pg from "pg";
+import { migrate } from "./migrations.ts";
+
+export interface UsersTable { id: string; name: string; role: string; token_hash: string; created_at: number }
+export interface ProjectsTable {
+  id: string; name: string; task: string; overlap: number; guidelines: string; gold_every: number; created_at: number;
+}
+export interface ItemsTable {
+  id: string; project_id: string; external_id: string | null; seq: number;
+  prompt: string; // JSON: string or chat messages
+  gold: string | null; // JSON GoldAnswer, by response position
+  is_gold: number; // 0 | 1
+  answer_count: number; // non-skip answers, the number the overlap limits
+  created_at: number;
+}
+export interface ResponsesTable { id: string; item_id: string; position: number; text: string }
+// A lease: the item a labeler was served and has not answered yet, with the order they saw.
+export interface AssignmentsTable {
+  item_id: string; labeler_id: string; project_id: string; shown_order: string; served_at: number; expires_at: number;
+}
+export interface AnswersTable {
+  id: string; project_id: string; item_id: string; labeler_id: string; request_id: string;
+  skip: number; ranking: string | null; ties: string | null; ratings: string | null; rationale: string | null;
+  shown_order: string; served_at: number; answered_at: number;
+}
+export interface Tables {
+  users: UsersTable; projects: ProjectsTable; items: ItemsTable; responses: ResponsesTable;
+  assignments: AssignmentsTable; answers: AnswersTable;
+}
+
+export type Dialect = "sqlite" | "postgres";
+export interface Store { db: Kysely<Tables>; dialect: Dialect; close(): Promise<void> }
+
+export interface StoreOptions { db?: string; databaseUrl?: string }
+
+// COUNT(*) and BIGINT columns come back from pg as strings; every such value here is far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export async function openStore(opts: StoreOptions): Promise<Store> {
+  let store: Store;
+  if (opts.databaseUrl) {
+    if (!/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new Error("--database-url must start with postgres://");
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 20 });
+    const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+    store = { db, dialect: "postgres", close: () => db.destroy() };
+  } else {
+    const file = opts.db ?? "feedback.sqlite";
+    const sqlite = new Database(file);
+    sqlite.pragma("journal_mode = WAL");
+    // FULL fsyncs the WAL on every commit: an answer acknowledged over HTTP survives kill -9 and power loss.
+    sqlite.pragma("synchronous = FULL");
+    sqlite.pragma("foreign_keys = ON");
+    sqlite.pragma("busy_timeout = 5000");
+    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+    store = { db, dialect: "sqlite", close: () => db.destroy() };
+  }
+  try {
+    await migrate(store.db);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}
+
+export function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}

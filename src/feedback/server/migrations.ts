@@ -1,0 +1,84 @@
+// Schema migrations, run on every start (Kysely's Migrator records what ran and locks against
+// concurrent starts). Append new migrations; never edit one that has shipped.
+import { Kysely, Migrator, type Migration } from "kysely";
+
+const migrations: Record<string, Migration> = {
+  "0001_initial": {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable("users")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("name", "text", (c) => c.notNull().unique())
+        .addColumn("role", "text", (c) => c.notNull())
+        .addColumn("token_hash", "text", (c) => c.notNull().unique())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createTable("projects")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("name", "text", (c) => c.notNull().unique())
+        .addColumn("task", "text", (c) => c.notNull())
+        .addColumn("overlap", "integer", (c) => c.notNull())
+        .addColumn("guidelines", "text", (c) => c.notNull())
+        .addColumn("gold_every", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createTable("items")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull().references("projects.id"))
+        .addColumn("external_id", "text")
+        .addColumn("seq", "bigint", (c) => c.notNull())
+        .addColumn("prompt", "text", (c) => c.notNull())
+        .addColumn("gold", "text")
+        .addColumn("is_gold", "integer", (c) => c.notNull())
+        .addColumn("answer_count", "integer", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addUniqueConstraint("items_project_external", ["project_id", "external_id"])
+        .execute();
+      await db.schema.createIndex("items_next").on("items").columns(["project_id", "is_gold", "seq"]).execute();
+      await db.schema.createTable("responses")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("item_id", "text", (c) => c.notNull().references("items.id"))
+        .addColumn("position", "integer", (c) => c.notNull())
+        .addColumn("text", "text", (c) => c.notNull())
+        .addUniqueConstraint("responses_item_position", ["item_id", "position"])
+        .execute();
+      await db.schema.createTable("assignments")
+        .addColumn("item_id", "text", (c) => c.notNull().references("items.id"))
+        .addColumn("labeler_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("shown_order", "text", (c) => c.notNull())
+        .addColumn("served_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("assignments_pk", ["item_id", "labeler_id"])
+        .execute();
+      await db.schema.createIndex("assignments_labeler").on("assignments").columns(["labeler_id", "project_id"]).execute();
+      await db.schema.createTable("answers")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull().references("projects.id"))
+        .addColumn("item_id", "text", (c) => c.notNull().references("items.id"))
+        .addColumn("labeler_id", "text", (c) => c.notNull().references("users.id"))
+        .addColumn("request_id", "text", (c) => c.notNull())
+        .addColumn("skip", "integer", (c) => c.notNull())
+        .addColumn("ranking", "text")
+        .addColumn("ties", "text")
+        .addColumn("ratings", "text")
+        .addColumn("rationale", "text")
+        .addColumn("shown_order", "text", (c) => c.notNull())
+        .addColumn("served_at", "bigint", (c) => c.notNull())
+        .addColumn("answered_at", "bigint", (c) => c.notNull())
+        // Idempotency and one answer per labeler per item are enforced by the database itself.
+        .addUniqueConstraint("answers_labeler_request", ["labeler_id", "request_id"])
+        .addUniqueConstraint("answers_item_labeler", ["item_id", "labeler_id"])
+        .execute();
+      await db.schema.createIndex("answers_project").on("answers").columns(["project_id", "labeler_id"]).execute();
+    },
+  },
+};
+
+export async function migrate(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ""} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

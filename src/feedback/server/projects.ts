@@ -1,0 +1,98 @@
+// Projects and their items: creation, import, listing with progress.
+import type { Kysely } from "kysely";
+import type { CreateProjectRequest, ImportItem, Progress, Project, Prompt, Task } from "../shared/schema.ts";
+import { goldJudgement } from "./answers.ts";
+import { isUniqueViolation, type Store, type Tables } from "./db.ts";
+import { HttpError, newId } from "./errors.ts";
+import type { User } from "./auth.ts";
+
+export interface ProjectRow extends Omit<Project, "created_at"> { created_at: number }
+
+export const projectJson = (p: ProjectRow): Project => ({
+  id: p.id, name: p.name, task: p.task as Task, overlap: p.overlap, guidelines: p.guidelines,
+  gold_every: p.gold_every, created_at: new Date(p.created_at).toISOString(),
+});
+
+export async function createProject(store: Store, req: Required<CreateProjectRequest>): Promise<Project> {
+  const row: ProjectRow = { id: newId("p"), ...req, created_at: Date.now() };
+  try {
+    await store.db.insertInto("projects").values(row).execute();
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new HttpError(409, `a project named ${JSON.stringify(req.name)} already exists`);
+    throw e;
+  }
+  return projectJson(row);
+}
+
+export async function getProject(db: Kysely<Tables>, id: string): Promise<ProjectRow> {
+  const p = await db.selectFrom("projects").selectAll().where("id", "=", id).executeTakeFirst();
+  if (!p) throw new HttpError(404, `no project ${JSON.stringify(id)}`);
+  return p as ProjectRow;
+}
+
+export async function projectByName(store: Store, name: string): Promise<ProjectRow> {
+  const p = await store.db.selectFrom("projects").selectAll().where("name", "=", name).executeTakeFirst();
+  if (!p) throw new Error(`no project named ${JSON.stringify(name)}`);
+  return p as ProjectRow;
+}
+
+export async function listProjects(store: Store): Promise<ProjectRow[]> {
+  return (await store.db.selectFrom("projects").selectAll().orderBy("created_at").execute()) as ProjectRow[];
+}
+
+// Several thousand bound values per statement stays below SQLite's and PostgreSQL's parameter limits.
+const CHUNK = 500;
+
+export async function importItems(store: Store, project: ProjectRow, items: ImportItem[]): Promise<string[]> {
+  const task = project.task as Task;
+  const now = Date.now();
+  const itemRows: Tables["items"][] = [];
+  const responseRows: Tables["responses"][] = [];
+  items.forEach((it, n) => {
+    const where = it.id !== undefined ? `item ${JSON.stringify(it.id)}` : `item #${n + 1}`;
+    if (task === "pairwise" && it.responses.length !== 2) throw new HttpError(400, `${where}: a pairwise project needs exactly 2 responses`);
+    const id = newId("i");
+    const responseIds = it.responses.map((text, position) => {
+      const rid = newId("r");
+      responseRows.push({ id: rid, item_id: id, position, text });
+      return rid;
+    });
+    if (it.gold) {
+      try { goldJudgement(task, it.gold, responseIds); } catch (e) { throw new HttpError(400, `${where}: ${(e as Error).message}`); }
+    }
+    itemRows.push({
+      id, project_id: project.id, external_id: it.id ?? null, seq: n, prompt: JSON.stringify(it.prompt satisfies Prompt),
+      gold: it.gold ? JSON.stringify(it.gold) : null, is_gold: it.gold ? 1 : 0, answer_count: 0, created_at: now,
+    });
+  });
+  try {
+    await store.db.transaction().execute(async (trx) => {
+      const { max } = await trx.selectFrom("items").select((eb) => eb.fn.max("seq").as("max"))
+        .where("project_id", "=", project.id).executeTakeFirstOrThrow();
+      const base = max === null ? 0 : Number(max) + 1;
+      for (const r of itemRows) r.seq += base;
+      for (let i = 0; i < itemRows.length; i += CHUNK) await trx.insertInto("items").values(itemRows.slice(i, i + CHUNK)).execute();
+      for (let i = 0; i < responseRows.length; i += CHUNK) await trx.insertInto("responses").values(responseRows.slice(i, i + CHUNK)).execute();
+    });
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new HttpError(409, "an item id is already used in this project (or repeated in the import)");
+    throw e;
+  }
+  return itemRows.map((r) => r.id);
+}
+
+export async function progressOf(db: Kysely<Tables>, project: ProjectRow, user: User): Promise<Progress> {
+  const counts = await db.selectFrom("items").where("project_id", "=", project.id).where("is_gold", "=", 0)
+    .select((eb) => [
+      eb.fn.countAll<number>().as("total"),
+      eb.fn.sum<number>(eb.case().when("answer_count", ">=", project.overlap).then(1).else(0).end()).as("complete"),
+    ]).executeTakeFirstOrThrow();
+  const { answered } = await db.selectFrom("answers").select((eb) => eb.fn.countAll<number>().as("answered"))
+    .where("project_id", "=", project.id).where("labeler_id", "=", user.id).executeTakeFirstOrThrow();
+  const { remaining } = await db.selectFrom("items as i").select((eb) => eb.fn.countAll<number>().as("remaining"))
+    .where("i.project_id", "=", project.id).where("i.is_gold", "=", 0).where("i.answer_count", "<", project.overlap)
+    .where(({ not, exists, selectFrom }) => not(exists(
+      selectFrom("answers as a").select("a.id").whereRef("a.item_id", "=", "i.id").where("a.labeler_id", "=", user.id))))
+    .executeTakeFirstOrThrow();
+  return { answered: Number(answered), remaining: Number(remaining), total_items: Number(counts.total), complete_items: Number(counts.complete ?? 0) };
+}
