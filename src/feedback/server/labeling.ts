@@ -48,7 +48,7 @@ async function pickCandidate(store: Store, trx: Trx, project: ProjectRow, me: st
     .orderBy("i.seq").limit(1);
   if (tried.length) q = q.where("i.id", "not in", tried);
   if (!gold) {
-    q = q.where("i.answer_count", "<", project.overlap).where(sql<boolean>`i.answer_count + (select count(*) from assignments s
+    q = q.where("i.open", "=", 1).where(sql<boolean>`i.answer_count + (select count(*) from assignments s
       where s.item_id = i.id and s.expires_at > ${now}) < ${project.overlap}`);
   }
   // Concurrent labelers on PostgreSQL pass over items another transaction is leasing right now.
@@ -56,20 +56,31 @@ async function pickCandidate(store: Store, trx: Trx, project: ProjectRow, me: st
   return (await q.executeTakeFirst())?.id;
 }
 
-async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, order: string[], leaseExpires: number): Promise<NextItem> {
+async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, order: string[], leaseExpires: number, answered?: number): Promise<NextItem> {
   const item = await trx.selectFrom("items").select(["id", "prompt"]).where("id", "=", itemId).executeTakeFirstOrThrow();
   const texts = new Map((await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).execute()).map((r) => [r.id, r.text]));
   return {
     id: item.id, project_id: project.id, prompt: JSON.parse(item.prompt) as Prompt, task: project.task as Task,
     responses: order.map((id) => ({ id, text: texts.get(id)! })),
-    progress: await progressOf(trx, project, user),
+    progress: await progressOf(trx, project, user, answered),
     lease_expires_at: new Date(leaseExpires).toISOString(),
   };
 }
 
+// A lease may be lost in a crash (the labeler just gets an item again), so on SQLite its commit
+// skips the fsync: the next answer's FULL commit fsyncs the whole WAL, lease frames included.
+// Holding the one connection keeps other requests from running between the pragmas.
+async function withoutFsync<T>(store: Store, fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
+  if (store.dialect !== "sqlite") return fn(store.db);
+  return store.db.connection().execute(async (conn) => {
+    await sql`pragma synchronous = NORMAL`.execute(conn);
+    try { return await fn(conn); } finally { await sql`pragma synchronous = FULL`.execute(conn); }
+  });
+}
+
 export async function nextItem(store: Store, user: User, projectId: string, leaseMs = DEFAULT_LEASE_MS): Promise<NextItem | null> {
-  const project = await getProject(store.db, projectId);
-  return store.db.transaction().execute(async (trx) => {
+  return withoutFsync(store, (db) => db.transaction().execute(async (trx) => {
+    const project = await getProject(trx, projectId);
     const now = Date.now();
     const expires = now + leaseMs;
     // Asking again before answering (a reload) returns the same item in the same order.
@@ -102,8 +113,8 @@ export async function nextItem(store: Store, user: User, projectId: string, leas
     await trx.insertInto("assignments").values({
       item_id: itemId, labeler_id: user.id, project_id: project.id, shown_order: JSON.stringify(order), served_at: now, expires_at: expires,
     }).execute();
-    return serve(trx, project, user, itemId, order, expires);
-  });
+    return serve(trx, project, user, itemId, order, expires, Number(answered));
+  }));
 }
 
 const answerJson = (a: Tables["answers"], replayed: boolean): AnswerResponse => ({
@@ -153,7 +164,11 @@ export async function submitAnswer(store: Store, user: User, itemId: string, req
         shown_order: lease.shown_order, served_at: lease.served_at, answered_at: now,
       };
       await trx.insertInto("answers").values(row).execute();
-      if (counted) await trx.updateTable("items").set((eb) => ({ answer_count: eb("answer_count", "+", 1) })).where("id", "=", itemId).execute();
+      if (counted) {
+        const open = item.answer_count + 1 < project.overlap ? 1 : 0;
+        await trx.updateTable("items").set((eb) => ({ answer_count: eb("answer_count", "+", 1), open })).where("id", "=", itemId).execute();
+        if (!open) await trx.updateTable("projects").set((eb) => ({ complete_count: eb("complete_count", "+", 1) })).where("id", "=", project.id).execute();
+      }
       await trx.deleteFrom("assignments").where("item_id", "=", itemId).where("labeler_id", "=", user.id).execute();
       return answerJson(row, false);
     });

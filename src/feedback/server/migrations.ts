@@ -19,6 +19,9 @@ const migrations: Record<string, Migration> = {
         .addColumn("overlap", "integer", (c) => c.notNull())
         .addColumn("guidelines", "text", (c) => c.notNull())
         .addColumn("gold_every", "integer", (c) => c.notNull())
+        // Non-gold items, and those that reached the overlap: counting them per request is O(items).
+        .addColumn("item_count", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("complete_count", "integer", (c) => c.notNull().defaultTo(0))
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .execute();
       await db.schema.createTable("items")
@@ -30,10 +33,12 @@ const migrations: Record<string, Migration> = {
         .addColumn("gold", "text")
         .addColumn("is_gold", "integer", (c) => c.notNull())
         .addColumn("answer_count", "integer", (c) => c.notNull())
+        // 1 while answer_count < overlap: /next and progress then read only open items off the index.
+        .addColumn("open", "integer", (c) => c.notNull())
         .addColumn("created_at", "bigint", (c) => c.notNull())
         .addUniqueConstraint("items_project_external", ["project_id", "external_id"])
         .execute();
-      await db.schema.createIndex("items_next").on("items").columns(["project_id", "is_gold", "seq"]).execute();
+      await db.schema.createIndex("items_next").on("items").columns(["project_id", "is_gold", "open", "seq"]).execute();
       await db.schema.createTable("responses")
         .addColumn("id", "text", (c) => c.primaryKey())
         .addColumn("item_id", "text", (c) => c.notNull().references("items.id"))

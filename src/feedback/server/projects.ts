@@ -6,7 +6,7 @@ import { isUniqueViolation, type Store, type Tables } from "./db.ts";
 import { HttpError, newId } from "./errors.ts";
 import type { User } from "./auth.ts";
 
-export interface ProjectRow extends Omit<Project, "created_at"> { created_at: number }
+export interface ProjectRow extends Omit<Project, "created_at"> { created_at: number; item_count: number; complete_count: number }
 
 export const projectJson = (p: ProjectRow): Project => ({
   id: p.id, name: p.name, task: p.task as Task, overlap: p.overlap, guidelines: p.guidelines,
@@ -14,7 +14,7 @@ export const projectJson = (p: ProjectRow): Project => ({
 });
 
 export async function createProject(store: Store, req: Required<CreateProjectRequest>): Promise<Project> {
-  const row: ProjectRow = { id: newId("p"), ...req, created_at: Date.now() };
+  const row: ProjectRow = { id: newId("p"), ...req, created_at: Date.now(), item_count: 0, complete_count: 0 };
   try {
     await store.db.insertInto("projects").values(row).execute();
   } catch (e) {
@@ -62,7 +62,7 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
     }
     itemRows.push({
       id, project_id: project.id, external_id: it.id ?? null, seq: n, prompt: JSON.stringify(it.prompt satisfies Prompt),
-      gold: it.gold ? JSON.stringify(it.gold) : null, is_gold: it.gold ? 1 : 0, answer_count: 0, created_at: now,
+      gold: it.gold ? JSON.stringify(it.gold) : null, is_gold: it.gold ? 1 : 0, answer_count: 0, open: 1, created_at: now,
     });
   });
   try {
@@ -73,6 +73,8 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
       for (const r of itemRows) r.seq += base;
       for (let i = 0; i < itemRows.length; i += CHUNK) await trx.insertInto("items").values(itemRows.slice(i, i + CHUNK)).execute();
       for (let i = 0; i < responseRows.length; i += CHUNK) await trx.insertInto("responses").values(responseRows.slice(i, i + CHUNK)).execute();
+      const added = itemRows.filter((r) => r.is_gold === 0).length;
+      await trx.updateTable("projects").set((eb) => ({ item_count: eb("item_count", "+", added) })).where("id", "=", project.id).execute();
     });
   } catch (e) {
     if (isUniqueViolation(e)) throw new HttpError(409, "an item id is already used in this project (or repeated in the import)");
@@ -81,18 +83,13 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
   return itemRows.map((r) => r.id);
 }
 
-export async function progressOf(db: Kysely<Tables>, project: ProjectRow, user: User): Promise<Progress> {
-  const counts = await db.selectFrom("items").where("project_id", "=", project.id).where("is_gold", "=", 0)
-    .select((eb) => [
-      eb.fn.countAll<number>().as("total"),
-      eb.fn.sum<number>(eb.case().when("answer_count", ">=", project.overlap).then(1).else(0).end()).as("complete"),
-    ]).executeTakeFirstOrThrow();
-  const { answered } = await db.selectFrom("answers").select((eb) => eb.fn.countAll<number>().as("answered"))
-    .where("project_id", "=", project.id).where("labeler_id", "=", user.id).executeTakeFirstOrThrow();
-  const { remaining } = await db.selectFrom("items as i").select((eb) => eb.fn.countAll<number>().as("remaining"))
-    .where("i.project_id", "=", project.id).where("i.is_gold", "=", 0).where("i.answer_count", "<", project.overlap)
-    .where(({ not, exists, selectFrom }) => not(exists(
-      selectFrom("answers as a").select("a.id").whereRef("a.item_id", "=", "i.id").where("a.labeler_id", "=", user.id))))
-    .executeTakeFirstOrThrow();
-  return { answered: Number(answered), remaining: Number(remaining), total_items: Number(counts.total), complete_items: Number(counts.complete ?? 0) };
+// `answered` may be passed in by a caller that has just counted it.
+export async function progressOf(db: Kysely<Tables>, project: ProjectRow, user: User, answered?: number): Promise<Progress> {
+  const mine = db.selectFrom("answers as a").select((eb) => eb.fn.countAll<number>().as("n")).where("a.project_id", "=", project.id).where("a.labeler_id", "=", user.id);
+  answered ??= Number((await mine.executeTakeFirstOrThrow()).n);
+  const answeredOpen = (await mine.innerJoin("items as i", "i.id", "a.item_id").where("i.open", "=", 1).where("i.is_gold", "=", 0).executeTakeFirstOrThrow()).n;
+  return {
+    answered, remaining: project.item_count - project.complete_count - Number(answeredOpen),
+    total_items: project.item_count, complete_items: project.complete_count,
+  };
 }
