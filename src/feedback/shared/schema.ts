@@ -32,23 +32,26 @@ export const LIKERT_MIN = 1;
 export const LIKERT_MAX = 7;
 
 const MAX_TEXT = 200_000; // one prompt or response, in characters
+
+// Any text, except NUL characters, which PostgreSQL cannot store: refused alike on both databases.
+const Text = (max: number) => z.string().max(max).refine((s) => !s.includes("\u0000"), "NUL characters are not allowed");
 const MAX_RESPONSES = 16;
 
 export const ChatMessage = z.object({
   role: z.string().min(1).max(64),
-  content: z.string().max(MAX_TEXT),
+  content: Text(MAX_TEXT),
 });
 export type ChatMessage = z.infer<typeof ChatMessage>;
 
 // A prompt is plain text or a list of chat messages (the `messages` convention of TRL datasets).
-export const Prompt = z.union([z.string().max(MAX_TEXT), z.array(ChatMessage).min(1).max(200)]);
+export const Prompt = z.union([Text(MAX_TEXT), z.array(ChatMessage).min(1).max(200)]);
 export type Prompt = z.infer<typeof Prompt>;
 
 export const CreateProjectRequest = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: Text(200).trim().min(1),
   task: Task,
   overlap: z.int().min(1).max(100).default(1),
-  guidelines: z.string().max(100_000).default(""), // markdown
+  guidelines: Text(100_000).default(""), // markdown
   // Every `gold_every`-th item a labeler gets is a gold item (while unanswered gold items remain).
   gold_every: z.int().min(2).max(1000).default(10),
 });
@@ -98,7 +101,7 @@ export type GoldAnswer = z.infer<typeof GoldAnswer>;
 export const ImportItem = z.object({
   id: z.string().min(1).max(200).optional(), // the caller's id, kept as `external_id` and in exports
   prompt: Prompt,
-  responses: z.array(z.string().max(MAX_TEXT)).min(2).max(MAX_RESPONSES),
+  responses: z.array(Text(MAX_TEXT)).min(2).max(MAX_RESPONSES),
   gold: GoldAnswer.optional(),
 });
 export type ImportItem = z.infer<typeof ImportItem>;
@@ -131,7 +134,7 @@ export type NextItem = z.infer<typeof NextItem>;
 // Request ids make a submission idempotent: the same (labeler, request_id) replays the first answer.
 const RequestId = z.string().min(1).max(128);
 const ResponseId = z.string().min(1).max(64);
-const Rationale = z.string().max(10_000).optional();
+const Rationale = Text(10_000).optional();
 
 // POST /api/items/:item/answers. Exactly one of: `skip: true`; `ranking` (pairwise and ranking
 // tasks: every response id, best first, with `ties` as pairs of ids judged equal; for pairwise a
