@@ -71,8 +71,10 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
   };
   const project = (await call(admin, "POST", "/api/projects", { name: `load-${suffix}`, task: "pairwise", overlap: opts.overlap })).json as Project;
   const items = Array.from({ length: opts.items }, (_, i) => ({ id: `q${i}`, prompt: `prompt ${i}`, responses: [`a${i}`, `b${i}`] }));
-  const imported = await call(admin, "POST", `/api/projects/${project.id}/items`, items);
-  if (imported.status !== 201) throw new Error(`import failed: ${JSON.stringify(imported.json)}`);
+  for (let i = 0; i < items.length; i += 10_000) {
+    const imported = await call(admin, "POST", `/api/projects/${project.id}/items`, items.slice(i, i + 10_000));
+    if (imported.status !== 201) throw new Error(`import failed: ${JSON.stringify(imported.json)}`);
+  }
   log(`project ${project.id}: ${opts.items} pairwise items, overlap ${opts.overlap}, ${opts.labelers} labelers, ${dbArgs[0]}`);
 
   const latencies = new Map<string, number[]>();
@@ -190,7 +192,7 @@ async function main() {
   const report = await runLoad({
     store: v["database-url"] ? { databaseUrl: v["database-url"] } : { db: v.db ?? join(tmp!, "load.sqlite") },
     labelers, durationMs, overlap: Number(v.overlap),
-    items: v.items ? Number(v.items) : Math.max(1000, Math.ceil((labelers * durationMs) / 1000 * 200 / Number(v.overlap))),
+    items: v.items ? Number(v.items) : Math.max(1000, Math.ceil((labelers * durationMs) / 1000 * 30 / Number(v.overlap))),
     killAfterMs: v["kill-after"] ? Number(v["kill-after"]) * 1000 : undefined,
     log: (l) => console.error(l),
   });
