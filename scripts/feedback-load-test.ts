@@ -3,7 +3,7 @@
 // over its overlap. With --kill-after the server is killed with SIGKILL mid-run, restarted, and the
 // labelers' unacknowledged requests are retried with the same request ids.
 //
-//   npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--kill-after SECONDS]
+//   npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--think-ms 0] [--kill-after SECONDS]
 //                            [--database-url postgres://... | --db FILE]
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -28,7 +28,7 @@ export interface LoadOptions {
 }
 
 export interface LoadReport {
-  labelers: number; seconds: number; requests: number; answers_acked: number; answers_per_s: number;
+  labelers: number; think_ms: number; seconds: number; requests: number; answers_acked: number; answers_per_s: number;
   replays_checked: number; transport_errors: number; http_errors: Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; max: number };
   latency_ms_by_route: Record<string, { p50: number; p99: number; n: number }>;
@@ -166,7 +166,7 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     return [route, { p50: round(pct(s, 50)), p99: round(pct(s, 99)), n: s.length }];
   }));
   return {
-    labelers: opts.labelers, seconds: round(seconds), requests, answers_acked: acked.size, answers_per_s: round(acked.size / seconds),
+    labelers: opts.labelers, think_ms: opts.thinkMs ?? 0, seconds: round(seconds), requests, answers_acked: acked.size, answers_per_s: round(acked.size / seconds),
     replays_checked: replays, transport_errors: transportErrors, http_errors: httpErrors,
     latency_ms: { p50: round(pct(all, 50)), p95: round(pct(all, 95)), p99: round(pct(all, 99)), max: round(all.at(-1) ?? 0) },
     latency_ms_by_route: byRoute, server_killed: killed,
@@ -178,12 +178,12 @@ async function main() {
   const { values: v } = parseArgs({
     options: {
       duration: { type: "string", default: "60" }, labelers: { type: "string", default: "50" }, overlap: { type: "string", default: "3" },
-      items: { type: "string" }, "kill-after": { type: "string" }, db: { type: "string" }, "database-url": { type: "string" },
+      items: { type: "string" }, "think-ms": { type: "string", default: "0" }, "kill-after": { type: "string" }, db: { type: "string" }, "database-url": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) {
-    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--kill-after SECONDS] [--db FILE | --database-url URL]");
+    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--think-ms 0] [--kill-after SECONDS] [--db FILE | --database-url URL]");
     return 0;
   }
   const durationMs = Number(v.duration) * 1000;
@@ -193,6 +193,7 @@ async function main() {
     store: v["database-url"] ? { databaseUrl: v["database-url"] } : { db: v.db ?? join(tmp!, "load.sqlite") },
     labelers, durationMs, overlap: Number(v.overlap),
     items: v.items ? Number(v.items) : Math.max(1000, Math.ceil((labelers * durationMs) / 1000 * 30 / Number(v.overlap))),
+    thinkMs: Number(v["think-ms"]),
     killAfterMs: v["kill-after"] ? Number(v["kill-after"]) * 1000 : undefined,
     log: (l) => console.error(l),
   });
