@@ -298,3 +298,46 @@ test("admin sets up a project, two labelers answer, admin reads agreement and ex
     assert.deepEqual(admin.dialogs, []);
   });
 });
+
+test("a ranking with a tie and 1-7 ratings reach the export as entered", { timeout: 60_000 }, async () => {
+  const asAdmin = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(baseUrl + path, {
+      method, headers: { authorization: `Bearer ${tokens.ada}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
+    return (path.includes("/export") ? res.text() : res.json()) as Promise<T>;
+  };
+  const setUp = async (task: string, responses: string[]) => {
+    const { id } = await asAdmin<{ id: string }>("POST", "/api/projects", { name: `${task} check`, task, overlap: 1 });
+    await asAdmin("POST", `/api/projects/${id}/items`, [{ prompt: `Judge these ${task}s.`, responses }]);
+    return id;
+  };
+  const exported = async (id: string) => JSON.parse(await asAdmin<string>("GET", `/api/projects/${id}/export?format=ranking`)) as Record<string, unknown>;
+  const rankingId = await setUp("ranking", ["best", "middle one", "middle two", "worst"]);
+  const ratingId = await setUp("rating", ["fine answer", "poor answer"]);
+  const { page, dialogs } = await signIn("kim");
+
+  await page.goto(`${baseUrl}/#/label/${rankingId}`);
+  await page.getByText("Answered 0 ·").waitFor();
+  await page.keyboard.press("Enter");
+  await page.getByText("Give every response a rank").waitFor(); // an incomplete ranking is not sent
+  const ranks: Record<string, string> = { best: "1", "middle one": "2", "middle two": "2", worst: "4" };
+  for (const card of await page.locator(".response").all()) {
+    await card.getByLabel(/^Rank of/).selectOption(ranks[(await card.locator(".text").textContent())!]!);
+  }
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "All done" }).waitFor();
+  const ranked = await exported(rankingId);
+  assert.deepEqual([ranked.ranking, ranked.ties], [[0, 1, 2, 3], [[1, 2]]]);
+
+  await page.goto(`${baseUrl}/#/label/${ratingId}`);
+  await page.getByText("Answered 0 ·").waitFor();
+  const scores: Record<string, string> = { "fine answer": "6", "poor answer": "2" };
+  for (const card of await page.locator(".response").all()) {
+    await card.getByLabel(scores[(await card.locator(".text").textContent())!]!, { exact: true }).check();
+  }
+  await page.getByRole("button", { name: /^Submit/ }).click();
+  await page.getByRole("heading", { name: "All done" }).waitFor();
+  assert.deepEqual((await exported(ratingId)).ratings, [6, 2]);
+  assert.deepEqual(dialogs, []);
+});

@@ -128,7 +128,7 @@ function statsView(s: ProjectStats): HTMLElement {
   const pair = (term: string, value: string, hint?: string) => [h("dt", {}, term), h("dd", {}, value, hint ? h("span", { class: "hint" }, ` ${hint}`) : null)];
   return h("div", { class: "stats" },
     h("dl", { class: "numbers" },
-      ...pair("Items complete", `${p.complete_items} / ${p.total_items}`, `(${s.overlap} labelers each)`),
+      ...pair("Items complete", `${p.complete_items} / ${p.total_items}`, `(${s.overlap} ${s.overlap === 1 ? "labeler" : "labelers"} each)`),
       ...pair("Answers", String(p.answers), `(${p.skips} skipped)`),
       ...pair("Gold items", String(p.gold_items)),
       ...pair(`Agreement: ${AGREEMENT_NAMES[s.agreement.metric]}`, num(s.agreement.value),
@@ -139,7 +139,7 @@ function statsView(s: ProjectStats): HTMLElement {
     h("table", {},
       h("caption", {}, "Labelers"),
       h("thead", {}, h("tr", {}, ...["Labeler", "Answers", "Skips", "Agrees with majority", "Agrees with gold", "Median time"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, ...s.labelers.map((l) => h("tr", {},
+      h("tbody", {}, s.labelers.length ? null : h("tr", {}, h("td", { colspan: 6 }, "No answers yet.")), ...s.labelers.map((l) => h("tr", {},
         h("th", { scope: "row" }, l.name), h("td", {}, l.answers), h("td", {}, l.skips),
         h("td", {}, `${percent(l.majority_agreement)} `, h("span", { class: "hint" }, `(${l.majority_pairs} pairs)`)),
         h("td", {}, `${percent(l.gold_agreement)} `, h("span", { class: "hint" }, `(${l.gold_pairs} pairs)`)),
@@ -199,7 +199,7 @@ export async function adminProjectPage(root: HTMLElement, _ctx: PageContext, pro
   setChildren(root,
     h("p", {}, h("a", { href: "#/admin" }, "← All projects")),
     h("h1", {}, project.name),
-    h("p", { class: "hint" }, `${TASK_HELP[project.task]} · ${project.overlap} labelers per item · gold every ${project.gold_every}th item · id `, h("code", {}, project.id)),
+    h("p", { class: "hint" }, `${TASK_HELP[project.task]} · ${project.overlap} ${project.overlap === 1 ? "labeler" : "labelers"} per item · gold every ${project.gold_every}th item · id `, h("code", {}, project.id)),
     project.guidelines.trim()
       ? h("details", { class: "guidelines card" }, h("summary", {}, "Guidelines"), h("div", { class: "markdown" }, renderMarkdown(project.guidelines)))
       : null,

@@ -93,10 +93,12 @@ function rating(item: NextItem): Widget {
   const scale = Array.from({ length: LIKERT_MAX - LIKERT_MIN + 1 }, (_, i) => LIKERT_MIN + i);
   const groups = item.responses.map((_, i) => scale.map((v) => h("input", { type: "radio", name: `rating-${i}`, value: v, id: `rating-${i}-${v}` })));
   return {
-    body: h("div", { class: "responses" }, ...item.responses.map((r, i) => responseCard(i, r,
-      h("fieldset", { class: "likert" },
-        h("legend", {}, `Rating of ${letter(i)} (${LIKERT_MIN} = very poor, ${LIKERT_MAX} = excellent)`),
-        ...groups[i]!.map((input, v) => h("label", { for: input.id }, input, String(scale[v]))))))),
+    body: h("div", {},
+      h("p", { class: "hint" }, `Rate each response from ${LIKERT_MIN} (very poor) to ${LIKERT_MAX} (excellent).`),
+      h("div", { class: "responses" }, ...item.responses.map((r, i) => responseCard(i, r,
+        h("fieldset", { class: "likert" },
+          h("legend", {}, `Rating of ${letter(i)}`),
+          ...groups[i]!.map((input, v) => h("label", { for: input.id }, input, String(scale[v])))))))),
     read() {
       const values = groups.map((g) => Number(g.find((x) => x.checked)?.value ?? 0));
       if (values.some((v) => v === 0)) return "Rate every response.";
