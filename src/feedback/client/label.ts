@@ -154,7 +154,7 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
   async function send(judgement: Judgement | { skip: true }) {
     if (!item || busy) return;
     const body: Omit<AnswerRequest, "request_id"> = { ...judgement, ...(rationale.value.trim() ? { rationale: rationale.value.trim() } : {}) };
-    const key = JSON.stringify(body);
+    const key = JSON.stringify([item.id, body]);
     if (pending?.body !== key) pending = { body: key, requestId: newRequestId() };
     setBusy(true);
     status.show("Saving…");
@@ -227,8 +227,10 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
     const target = e.target instanceof HTMLElement ? e.target : null;
     const typing = target?.closest("input, textarea, select, [contenteditable]") != null;
     if (e.key === "Enter") {
-      if (target?.closest("a, header, textarea") && !(target.tagName === "TEXTAREA" && (e.ctrlKey || e.metaKey))) return;
-      e.preventDefault(); // Enter on a focused choice button submits rather than pressing it again
+      if (target?.closest("a, button:not(.choice)")) return; // links and other buttons keep their own Enter
+      if (target?.tagName === "TEXTAREA" && !(e.ctrlKey || e.metaKey)) return;
+      e.preventDefault();
+      if (target?.classList.contains("choice")) target.click(); // Enter on a choice picks it and submits
       void submit();
       return;
     }
