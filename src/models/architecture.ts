@@ -1,0 +1,55 @@
+// One interface over the architectures, chosen by config.model_type.
+import type { ModelConfig } from "./config.ts";
+import { llamaHeadDim } from "./config.ts";
+import { gpt2Body, gpt2InitRule, gpt2LmHeadName, gpt2ParamShapes } from "./gpt2.ts";
+import { llamaBody, llamaInitRule, llamaLmHeadName, llamaParamShapes } from "./llama.ts";
+import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
+
+export interface Architecture {
+  config: ModelConfig;
+  paramShapes: ParamShapes;
+  initRule: (name: string) => InitRule;
+  /** The matrix the LM head multiplies by (the embedding when tied). */
+  lmHeadName: string;
+  body: (params: Params, batch: ForwardBatch, past?: PastState) => BodyOutput;
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+  maxPositions: number;
+}
+
+export function architectureFor(config: ModelConfig): Architecture {
+  if (config.model_type === "llama") {
+    return {
+      config,
+      paramShapes: llamaParamShapes(config),
+      initRule: llamaInitRule,
+      lmHeadName: llamaLmHeadName(config),
+      body: (params, batch, past) => llamaBody(config, params, batch, past),
+      numLayers: config.num_hidden_layers,
+      numKvHeads: config.num_key_value_heads,
+      headDim: llamaHeadDim(config),
+      hiddenSize: config.hidden_size,
+      vocabSize: config.vocab_size,
+      maxPositions: config.max_position_embeddings,
+    };
+  }
+  return {
+    config,
+    paramShapes: gpt2ParamShapes(config),
+    initRule: gpt2InitRule(config),
+    lmHeadName: gpt2LmHeadName(config),
+    body: (params, batch, past) => gpt2Body(config, params, batch, past),
+    numLayers: config.n_layer,
+    numKvHeads: config.n_head,
+    headDim: config.n_embd / config.n_head,
+    hiddenSize: config.n_embd,
+    vocabSize: config.vocab_size,
+    maxPositions: config.n_positions,
+  };
+}
+
+/** Name of the scalar head of a sequence classifier (reward model) or value model, as in transformers. */
+export const SCORE_HEAD = "score.weight";

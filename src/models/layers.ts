@@ -1,0 +1,118 @@
+// Building blocks shared by the architectures. All of it is traced code (see engine/arrays.ts):
+// a value used more than once is passed as `.ref` on every use but the last.
+import { np, nn, type Array } from "../engine/runtime.ts";
+
+/** Masked-out attention scores: large and finite, so a fully padded row stays finite (HF does the same). */
+export const MASK_VALUE = -1e9;
+
+/** Rows of `table` [N, D] at integer `ids` [...] → [..., D]; see ForwardBatch.inference for the two paths. */
+export function lookup(table: Array, ids: Array, inference: boolean): Array {
+  if (inference) return np.take(table, ids, 0);
+  return np.matmul(nn.oneHot(ids, table.shape[0]!), table);
+}
+
+/** Sum over the last axis of x [..., N] picked at integer `index` [...] → [...], differentiable in x. */
+export function pick(x: Array, index: Array): Array {
+  return np.sum(x.mul(nn.oneHot(index, x.shape[x.ndim - 1]!)), -1);
+}
+
+/** y = x Wᵀ (+ b), W in torch.nn.Linear layout [out, in]. */
+export function linear(x: Array, weight: Array, bias?: Array): Array {
+  const y = np.matmul(x, weight.transpose());
+  return bias ? y.add(bias) : y;
+}
+
+/** y = x W (+ b), W in GPT-2's Conv1D layout [in, out]. */
+export function conv1d(x: Array, weight: Array, bias?: Array): Array {
+  const y = np.matmul(x, weight);
+  return bias ? y.add(bias) : y;
+}
+
+export function rmsNorm(x: Array, weight: Array, eps: number): Array {
+  const meanSquare = np.mean(np.square(x.ref), -1, { keepdims: true });
+  return x.mul(np.reciprocal(np.sqrt(meanSquare.add(eps)))).mul(weight);
+}
+
+export function layerNorm(x: Array, weight: Array, bias: Array, eps: number): Array {
+  const mean = np.mean(x.ref, -1, { keepdims: true });
+  const centered = x.sub(mean);
+  const variance = np.mean(np.square(centered.ref), -1, { keepdims: true });
+  return centered.mul(np.reciprocal(np.sqrt(variance.add(eps)))).mul(weight).add(bias);
+}
+
+/** GPT-2's "gelu_new": the tanh approximation. */
+export function geluTanh(x: Array): Array {
+  const inner = x.ref.add(x.ref.mul(x.ref).mul(x.ref).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+  return x.mul(np.tanh(inner).add(1)).mul(0.5);
+}
+
+/** Exact GELU, x·Φ(x). */
+export function geluErf(x: Array): Array {
+  return nn.gelu(x, { approximate: false });
+}
+
+export function silu(x: Array): Array {
+  return x.ref.mul(nn.sigmoid(x));
+}
+
+/**
+ * Rotary embedding tables for the given positions, in HF's rotate-half convention.
+ * positions: [B, T] int32 → cos, sin: [B, T, 1, hd].
+ */
+export function ropeTables(positions: Array, headDim: number, theta: number): { cos: Array; sin: Array } {
+  const half = headDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
+  const angles = positions.astype(np.float32).reshape([...positions.shape, 1]).mul(np.array(invFreq)); // [B, T, hd/2]
+  const full = np.concatenate([angles.ref, angles], -1); // [B, T, hd]
+  const [b, t] = positions.shape as [number, number];
+  return { cos: np.cos(full.ref).reshape([b, t, 1, headDim]), sin: np.sin(full).reshape([b, t, 1, headDim]) };
+}
+
+/** x: [B, T, H, hd] rotated by the tables from ropeTables. */
+export function applyRope(x: Array, cos: Array, sin: Array): Array {
+  const [x1, x2] = np.split(x.ref, 2, -1) as [Array, Array];
+  const rotated = np.concatenate([x2.neg(), x1], -1);
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+/**
+ * Additive attention bias [B, 1, 1, Tq, Tk]: key k is visible to query q when it is not padding
+ * and (for the causal part) k ≤ q + offset, where offset = Tk − Tq (queries are the last Tq keys).
+ */
+export function attentionBias(keyMask: Array, tq: number): Array {
+  const [b, tk] = keyMask.shape as [number, number];
+  const offset = tk - tq;
+  const causal = new Float32Array(tq * tk);
+  for (let q = 0; q < tq; q++) for (let k = 0; k < tk; k++) causal[q * tk + k] = k <= q + offset ? 1 : 0;
+  const visible = np.array(causal).reshape([1, tq, tk]).mul(keyMask.astype(np.float32).reshape([b, 1, tk])); // [B, Tq, Tk]
+  return visible.sub(1).mul(-MASK_VALUE).reshape([b, 1, 1, tq, tk]);
+}
+
+/**
+ * Grouped-query attention. q: [B, Tq, H, hd]; k, v: [B, Tk, nKV, hd]; bias: [B, 1, 1, Tq, Tk].
+ * Query heads are grouped G = H / nKV per key head, so keys are never copied. Returns [B, Tq, H·hd].
+ */
+export function attention(q: Array, k: Array, v: Array, bias: Array): Array {
+  const [b, tq, h, hd] = q.shape as [number, number, number, number];
+  const nKv = k.shape[2]!;
+  const g = h / nKv;
+  const qg = q.reshape([b, tq, nKv, g, hd]).transpose([0, 2, 3, 1, 4]); // [B, nKV, G, Tq, hd]
+  const kt = k.transpose([0, 2, 3, 1]).reshape([b, nKv, 1, hd, k.shape[1]!]); // [B, nKV, 1, hd, Tk]
+  const scores = np.matmul(qg, kt).mul(1 / Math.sqrt(hd)).add(bias); // [B, nKV, G, Tq, Tk]
+  const probs = nn.softmax(scores, -1);
+  const vt = v.transpose([0, 2, 1, 3]).reshape([b, nKv, 1, v.shape[1]!, hd]); // [B, nKV, 1, Tk, hd]
+  const out = np.matmul(probs, vt); // [B, nKV, G, Tq, hd]
+  return out.transpose([0, 3, 1, 2, 4]).reshape([b, tq, h * hd]);
+}
+
+/**
+ * Writes this step's keys or values into a fixed-size cache at per-row slot `slot` without
+ * dynamic shapes, so one compiled decode step serves every position.
+ * cache: [B, S, nKV, hd]; fresh: [B, 1, nKV, hd]; slotOneHot: [B, S] float32.
+ */
+export function writeCache(cache: Array, fresh: Array, slotOneHot: Array): Array {
+  const [b, s] = slotOneHot.shape as [number, number];
+  const oh = slotOneHot.reshape([b, s, 1, 1]);
+  return cache.mul(oh.ref.neg().add(1)).add(fresh.mul(oh));
+}

@@ -1,0 +1,78 @@
+// Parameters on the device, keyed by Hugging Face names: created, checked against an
+// architecture, and moved to and from host tensors (checkpoints).
+import type { HostTensor, TensorMap } from "../io/tensors.ts";
+import { np } from "../engine/runtime.ts";
+import { fromHost, keep, toHost } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
+import type { Architecture } from "./architecture.ts";
+import type { Params, ParamShapes } from "./types.ts";
+
+/** Fresh parameters with the architecture's init rule, deterministic in `seed`. */
+export function initParams(arch: Architecture, seed: number, extra: ParamShapes = {}): Params {
+  const rng = new HostRng(seed);
+  const params: Params = {};
+  for (const [name, shape] of Object.entries({ ...arch.paramShapes, ...extra })) {
+    const rule = arch.initRule(name);
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (rule.std === 0) data.fill(rule.constant ?? 0);
+    else for (let i = 0; i < data.length; i++) data[i] = rng.normal() * rule.std;
+    params[name] = fromHost(data, shape);
+  }
+  return params;
+}
+
+/**
+ * Device parameters from checkpoint tensors: every expected name must be present with its shape.
+ * `optional` names (heads that a checkpoint may lack) are taken when present.
+ */
+export function paramsFromTensors(arch: Architecture, tensors: TensorMap, source: string, optional: ParamShapes = {}): Params {
+  const problems: string[] = [];
+  const params: Params = {};
+  const take = (name: string, shape: number[], required: boolean) => {
+    const t = tensors.get(name);
+    if (!t) {
+      if (required) problems.push(`missing ${name} ${fmt(shape)}`);
+      return;
+    }
+    if (fmt(t.shape) !== fmt(shape)) {
+      problems.push(`${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+      return;
+    }
+    params[name] = fromHost(t.data, shape);
+  };
+  for (const [name, shape] of Object.entries(arch.paramShapes)) take(name, shape, true);
+  for (const [name, shape] of Object.entries(optional)) take(name, shape, false);
+  if (problems.length > 0) {
+    for (const p of Object.values(params)) p.dispose();
+    const shown = problems.slice(0, 8).join("\n  ");
+    const more = problems.length > 8 ? `\n  … and ${problems.length - 8} more` : "";
+    throw new Error(`${source}: the weights do not match the ${arch.config.model_type} config:\n  ${shown}${more}`);
+  }
+  return params;
+}
+
+/** Copies parameters to host tensors (for saving); the device arrays stay usable. */
+export async function paramsToTensors(params: Params): Promise<TensorMap> {
+  const out: TensorMap = new Map();
+  for (const [name, p] of Object.entries(params)) {
+    const shape = p.shape;
+    const tensor: HostTensor = { shape, data: await toHost(keep(p)) };
+    out.set(name, tensor);
+  }
+  return out;
+}
+
+export function countParams(params: Params): number {
+  return Object.values(params).reduce((n, p) => n + p.size, 0);
+}
+
+/** A deep copy on the device (a frozen reference model shares nothing with the policy). */
+export function copyParams(params: Params): Params {
+  const out: Params = {};
+  for (const [name, p] of Object.entries(params)) out[name] = np.array(p.ref);
+  return out;
+}
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}

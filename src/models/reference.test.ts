@@ -1,0 +1,142 @@
+// Forward logits, every parameter gradient and a 20-step AdamW loss curve of tiny random Llama and
+// GPT-2 models, against PyTorch (fixtures from scripts/reference/make_fixtures.py).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { initEngine, np, valueAndGrad, type Array } from "../engine/runtime.ts";
+import { compile, fromHost, keep, intsFromHost, release, toHost, toNumber } from "../engine/arrays.ts";
+import { adamw, clipByGlobalNorm, stepScalars, type Params } from "../engine/optim.ts";
+import { parseConfig } from "./config.ts";
+import { architectureFor } from "./architecture.ts";
+import { causalLmForward, fullBatch, maskedLmLoss } from "./forward.ts";
+import { paramsFromTensors } from "./params.ts";
+import type { TensorMap } from "../io/tensors.ts";
+
+interface Fixture {
+  config: unknown;
+  params: Record<string, { shape: number[]; data: number[] }>;
+  input_ids: number[][];
+  attention_mask: number[][];
+  position_ids: number[][];
+  loss_mask: number[][];
+  logits: { shape: number[]; data: number[] };
+  loss: number;
+  grads: Record<string, { shape: number[]; data: number[] }>;
+  adamw: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number; losses: number[]; final_loss: number };
+}
+
+function loadFixture(name: string): Fixture {
+  return JSON.parse(readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url), "utf8")) as Fixture;
+}
+
+function tensorsOf(fx: Fixture): TensorMap {
+  return new Map(Object.entries(fx.params).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
+}
+
+/** Norm-wise relative error ‖a−b‖₂ / ‖b‖₂: the tensor-level "1e-4 relative" criterion. */
+function normRelError(actual: Float32Array, expected: number[]): number {
+  let diff = 0;
+  let ref = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i]! - expected[i]!) ** 2;
+    ref += expected[i]! ** 2;
+  }
+  return Math.sqrt(diff / ref);
+}
+
+/** Largest |a-b| / max(|b|, floor) — elementwise relative error with a floor so near-zero entries don't dominate. */
+function maxRelError(actual: Float32Array, expected: number[], floor: number): number {
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    worst = Math.max(worst, Math.abs(actual[i]! - e) / Math.max(Math.abs(e), floor));
+  }
+  return worst;
+}
+
+function inputsOf(fx: Fixture) {
+  const [b, t] = [fx.input_ids.length, fx.input_ids[0]!.length];
+  return {
+    b,
+    t,
+    ids: intsFromHost(fx.input_ids.flat(), [b, t]),
+    pos: intsFromHost(fx.position_ids.flat(), [b, t]),
+    mask: fromHost(fx.attention_mask.flat(), [b, t]),
+    lossMask: fromHost(fx.loss_mask.flat(), [b, t]),
+  };
+}
+
+for (const name of ["llama-tiny.json", "gpt2-tiny.json"]) {
+  test(`${name}: logits, loss and every gradient match PyTorch`, async () => {
+    await initEngine();
+    const fx = loadFixture(name);
+    const arch = architectureFor(parseConfig(fx.config, name));
+    const params = paramsFromTensors(arch, tensorsOf(fx), name);
+    const { b, t, ids, pos, mask, lossMask } = inputsOf(fx);
+
+    const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
+    const logits = await toHost(forward(params, ids, pos, mask));
+    const v = arch.vocabSize;
+    // Compare only real (non-padding) positions: padded rows are implementation-defined.
+    const real: number[] = [];
+    const ours: number[] = [];
+    for (let bi = 0; bi < b; bi++) {
+      for (let ti = 0; ti < t; ti++) {
+        if (fx.attention_mask[bi]![ti] === 0) continue;
+        const off = (bi * t + ti) * v;
+        real.push(...fx.logits.data.slice(off, off + v));
+        ours.push(...logits.subarray(off, off + v));
+      }
+    }
+    const logitErr = normRelError(Float32Array.from(ours), real);
+    assert.ok(logitErr < 1e-4, `logits relative error ${logitErr}`);
+    assert.ok(maxRelError(Float32Array.from(ours), real, 1e-2) < 1e-3, "an individual logit is off by more than 1e-3 relative");
+
+    const lossAndGrad = compile((p: Params, i: Array, q: Array, m: Array, lm: Array) => valueAndGrad((pp: Params) => maskedLmLoss(arch, pp, fullBatch(i, q, m), lm))(p));
+    const [loss, grads] = lossAndGrad(params, ids, pos, mask, lossMask) as unknown as [Array, Params];
+    const lossValue = await toNumber(loss);
+    assert.ok(Math.abs(lossValue - fx.loss) / fx.loss < 1e-5, `loss ${lossValue} vs ${fx.loss}`);
+    assert.deepEqual(Object.keys(grads).sort(), Object.keys(fx.grads).sort());
+    for (const [pname, g] of Object.entries(grads)) {
+      const expected = fx.grads[pname]!;
+      const ours = await toHost(g);
+      const err = normRelError(ours, expected.data);
+      assert.ok(err < 1e-4, `${pname}: gradient relative error ${err}`);
+      const elementwise = maxRelError(ours, expected.data, 1e-2 * Math.max(...expected.data.map(Math.abs)));
+      assert.ok(elementwise < 1e-3, `${pname}: an element is off by ${elementwise} relative`);
+    }
+    release([params, ids, pos, mask, lossMask]);
+  });
+
+  test(`${name}: 20 AdamW steps with clipping reproduce PyTorch's loss curve`, async () => {
+    await initEngine();
+    const fx = loadFixture(name);
+    const arch = architectureFor(parseConfig(fx.config, name));
+    let params = paramsFromTensors(arch, tensorsOf(fx), name);
+    const { ids, pos, mask, lossMask } = inputsOf(fx);
+    const cfg = { beta1: fx.adamw.betas[0], beta2: fx.adamw.betas[1], eps: fx.adamw.eps, weightDecay: fx.adamw.weight_decay };
+    const opt = adamw(cfg);
+    let state = opt.init(params);
+    const step = compile((p: Params, s: ReturnType<typeof opt.init>, i: Array, q: Array, m: Array, lm: Array, lr: Array, bc1: Array, bc2: Array) => {
+      const [loss, grads] = valueAndGrad((pp: Params) => maskedLmLoss(arch, pp, fullBatch(i, q, m), lm))(keep(p));
+      const clipped = clipByGlobalNorm(grads, fx.adamw.max_grad_norm);
+      const next = opt.update(clipped.grads, s, p, { lr, biasCorrection1: bc1, biasCorrection2: bc2 });
+      return { loss, norm: clipped.norm, params: next.params, state: next.state };
+    });
+    const losses: number[] = [];
+    for (let k = 1; k <= fx.adamw.losses.length; k++) {
+      const sc = stepScalars(cfg, k, fx.adamw.lr);
+      const out = step(params, state, ids, pos, mask, lossMask, np.array(sc.lr), np.array(sc.biasCorrection1), np.array(sc.biasCorrection2));
+      release([params, state]);
+      params = out.params;
+      state = out.state;
+      losses.push(await toNumber(out.loss));
+      out.norm.dispose();
+    }
+    for (let k = 0; k < losses.length; k++) {
+      const expected = fx.adamw.losses[k]!;
+      assert.ok(Math.abs(losses[k]! - expected) < 5e-5 + 1e-3 * expected, `step ${k + 1}: loss ${losses[k]} vs torch ${expected}`);
+    }
+    release([params, state, ids, pos, mask, lossMask]);
+  });
+}
