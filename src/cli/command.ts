@@ -41,8 +41,12 @@ export function parseFlags<F extends Record<string, FlagSpec>>(
     allowPositionals: options.positionals ?? false,
     strict: true,
     options: Object.fromEntries(
-      Object.entries(flags).map(([name, f]) => [name, { type: f.type, short: f.short, multiple: f.multiple, default: f.default }]),
-    ) as ParseArgsConfig["options"],
+      Object.entries(flags).map(([name, f]) => [
+        name,
+        // parseArgs rejects keys that are present but undefined.
+        Object.fromEntries(Object.entries({ type: f.type, short: f.short, multiple: f.multiple, default: f.default }).filter(([, x]) => x !== undefined)),
+      ]),
+    ) as unknown as ParseArgsConfig["options"],
   };
   try {
     const parsed = parseArgs(config);
@@ -56,8 +60,8 @@ export function helpText(usage: string, flags: Record<string, FlagSpec>): string
   const rows = Object.entries(flags).map(([name, f]) => {
     const value = f.type === "string" ? ` ${valueName(f.help)}` : "";
     const left = `  ${f.short ? `-${f.short}, ` : ""}--${name}${value}`;
-    const def = f.default !== undefined && f.type === "string" ? ` (default: ${f.default})` : "";
-    return `${left.padEnd(34)} ${f.help.replace(/<([A-Z_]+)>/g, "$1")}${def}`;
+    const def = f.default !== undefined && f.default !== "" && f.type === "string" ? ` (default: ${f.default})` : "";
+    return `${left.padEnd(34)} ${f.help.replace(/\s*<[A-Z_]+>/g, "")}${def}`;
   });
   return `${usage}\n\nOptions:\n${rows.join("\n")}\n  -h, --help                       show this help\n`;
 }

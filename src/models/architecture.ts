@@ -1,9 +1,12 @@
 // One interface over the architectures, chosen by config.model_type.
 import type { ModelConfig } from "./config.ts";
-import { llamaHeadDim } from "./config.ts";
+import { isSequenceClassifier, llamaHeadDim } from "./config.ts";
 import { gpt2Body, gpt2InitRule, gpt2LmHeadName, gpt2ParamShapes } from "./gpt2.ts";
 import { llamaBody, llamaInitRule, llamaLmHeadName, llamaParamShapes } from "./llama.ts";
 import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
+
+/** Name of the scalar head of a sequence classifier (reward model) or value model, as in transformers. */
+export const SCORE_HEAD = "score.weight";
 
 export interface Architecture {
   config: ModelConfig;
@@ -20,7 +23,18 @@ export interface Architecture {
   maxPositions: number;
 }
 
+/**
+ * Sequence classifiers (reward models) keep the backbone and swap the LM head for transformers'
+ * scalar head `score.weight` [num_labels, D], read at the last non-padding token.
+ */
 export function architectureFor(config: ModelConfig): Architecture {
+  const arch = backboneFor(config);
+  if (!isSequenceClassifier(config)) return arch;
+  const { ["lm_head.weight"]: _dropped, ...shapes } = arch.paramShapes;
+  return { ...arch, paramShapes: { ...shapes, [SCORE_HEAD]: [config.num_labels ?? 1, arch.hiddenSize] } };
+}
+
+function backboneFor(config: ModelConfig): Architecture {
   if (config.model_type === "llama") {
     return {
       config,
@@ -51,5 +65,3 @@ export function architectureFor(config: ModelConfig): Architecture {
   };
 }
 
-/** Name of the scalar head of a sequence classifier (reward model) or value model, as in transformers. */
-export const SCORE_HEAD = "score.weight";
