@@ -25,13 +25,21 @@ class BrowserStyleWorker {
   constructor(url: string | URL) {
     const source = readBlobSource(String(url));
     this.#worker = new NodeWorker(PRELUDE + source, { eval: true });
-    // Kernel workers must not keep a finished CLI process alive.
-    this.#worker.unref();
-    this.#worker.on("message", (data) => this.onmessage?.({ data }));
+    this.#worker.on("message", (data) => {
+      // jax-js's protocol answers every message with exactly one reply ("ready" or "done").
+      if (--this.#awaitingReplies === 0) this.#worker.unref();
+      this.onmessage?.({ data });
+    });
     this.#worker.on("error", (err) => this.onerror?.({ message: err.message }));
+    // An idle kernel worker must not keep a finished process alive, but one with work in flight
+    // must, or Node exits mid-computation. (Set after the listeners: adding one refs the port.)
+    this.#worker.unref();
   }
 
+  #awaitingReplies = 0;
+
   postMessage(message: unknown): void {
+    if (this.#awaitingReplies++ === 0) this.#worker.ref();
     this.#worker.postMessage(message);
   }
 
