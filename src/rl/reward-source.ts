@@ -1,0 +1,153 @@
+// Where rewards come from: a trained reward model directory, a JS/TS module exporting
+// `reward(prompts, completions) => number[]` (programmatic rewards, as GRPO users write them), or a
+// weighted sum of several. A reward model keeps its own tokenizer: text is re-encoded, so the
+// policy and the RM need not share a vocabulary.
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { compile, release, toHost } from "../engine/arrays.ts";
+import type { Array } from "../engine/runtime.ts";
+import { isSequenceClassifier } from "../models/config.ts";
+import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
+import type { Params } from "../models/types.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { lastTokenScore } from "./scoring.ts";
+import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
+
+export interface RewardSource {
+  /** What this source is, for logs. */
+  readonly name: string;
+  score(prompts: string[], completions: string[]): Promise<number[]>;
+  dispose(): void;
+}
+
+/** Scores with a sequence-classifier reward model at the last token of prompt + completion. */
+export class RewardModelSource implements RewardSource {
+  readonly name: string;
+  readonly #model: LoadedModel;
+  readonly #tokenizer: Tokenizer;
+  readonly #score;
+  readonly #batchSize: number;
+
+  constructor(model: LoadedModel, tokenizer: Tokenizer, batchSize = 16) {
+    if (!isSequenceClassifier(model.config)) {
+      throw new Error(`${model.path} is not a reward model (config.json architectures should end in ForSequenceClassification)`);
+    }
+    this.name = `rm:${model.path}`;
+    this.#model = model;
+    this.#tokenizer = tokenizer;
+    this.#batchSize = batchSize;
+    this.#score = compile((p: Params, s: DeviceSequences) => lastTokenScore(model.arch, p, s, true));
+  }
+
+  static async load(path: string): Promise<RewardModelSource> {
+    const model = await loadModel(path);
+    return new RewardModelSource(model, await resolveTokenizer(model));
+  }
+
+  async score(prompts: string[], completions: string[]): Promise<number[]> {
+    const out: number[] = [];
+    const max = this.#model.arch.maxPositions;
+    for (let i = 0; i < prompts.length; i += this.#batchSize) {
+      const ps = prompts.slice(i, i + this.#batchSize).map((p) => this.#tokenizer.encode(p, { addSpecialTokens: true }));
+      const cs = completions.slice(i, i + this.#batchSize).map((c) => this.#tokenizer.encode(c, { addSpecialTokens: false }));
+      // Keep the end of over-long texts: the score is read at the last token.
+      const fitted = ps.map((p, k) => fitToContext(p, cs[k]!, max));
+      const packed = packSequences(fitted.map((f) => f[0]), fitted.map((f) => f[1]), bucket(Math.max(1, ...fitted.map((f) => f[1].length)), max));
+      const device = toDevice(packed);
+      out.push(...(await toHost(this.#score(this.#model.params, device))).subarray(0, ps.length));
+      release(device);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.#score.dispose();
+    disposeModel(this.#model);
+  }
+}
+
+/** Round lengths up so compiled scoring functions are reused across batches. */
+function bucket(n: number, max: number): number {
+  return Math.min(max, Math.ceil(n / 16) * 16);
+}
+
+function fitToContext(prompt: number[], completion: number[], max: number): [number[], number[]] {
+  const c = completion.slice(Math.max(0, completion.length - (max - 1)));
+  const room = max - bucket(Math.max(1, c.length), max);
+  const p = prompt.slice(Math.max(0, prompt.length - Math.max(1, room)));
+  return [p.length > 0 ? p : prompt.slice(0, 1), c];
+}
+
+type RewardFunction = (prompts: string[], completions: string[]) => number[] | Promise<number[]>;
+
+/** A module exporting `reward` (or a default export) that returns one number per completion. */
+export class ModuleRewardSource implements RewardSource {
+  readonly name: string;
+  readonly #fn: RewardFunction;
+
+  constructor(name: string, fn: RewardFunction) {
+    this.name = name;
+    this.#fn = fn;
+  }
+
+  static async load(path: string): Promise<ModuleRewardSource> {
+    const mod = (await import(pathToFileURL(resolve(path)).href)) as { reward?: unknown; default?: unknown };
+    const fn = mod.reward ?? mod.default;
+    if (typeof fn !== "function") throw new Error(`${path}: a reward module must export a function \`reward(prompts, completions)\``);
+    return new ModuleRewardSource(`module:${path}`, fn as RewardFunction);
+  }
+
+  async score(prompts: string[], completions: string[]): Promise<number[]> {
+    const scores = await this.#fn(prompts, completions);
+    if (!Array.isArray(scores) || scores.length !== completions.length || scores.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
+      throw new Error(`${this.name}: reward() must return ${completions.length} finite numbers, got ${JSON.stringify(scores).slice(0, 200)}`);
+    }
+    return scores;
+  }
+
+  dispose(): void {}
+}
+
+/** Σ weight · source, e.g. an RM plus a small programmatic length penalty. */
+export class WeightedRewardSource implements RewardSource {
+  readonly name: string;
+  readonly #parts: { source: RewardSource; weight: number }[];
+
+  constructor(parts: { source: RewardSource; weight: number }[]) {
+    this.#parts = parts;
+    this.name = parts.map((p) => (p.weight === 1 ? p.source.name : `${p.weight}*${p.source.name}`)).join(" + ");
+  }
+
+  async score(prompts: string[], completions: string[]): Promise<number[]> {
+    const total = new Array<number>(completions.length).fill(0);
+    for (const { source, weight } of this.#parts) {
+      (await source.score(prompts, completions)).forEach((s, i) => (total[i]! += weight * s));
+    }
+    return total;
+  }
+
+  dispose(): void {
+    for (const p of this.#parts) p.source.dispose();
+  }
+}
+
+/**
+ * Builds a reward source from CLI specs: each `PATH` or `PATH@WEIGHT`, where PATH is a reward-model
+ * directory or a .js/.mjs/.ts module. Several specs are summed with their weights.
+ */
+export async function loadRewardSource(specs: string[]): Promise<RewardSource> {
+  if (specs.length === 0) throw new Error("no reward source given (--reward PATH)");
+  const parts: { source: RewardSource; weight: number }[] = [];
+  for (const spec of specs) {
+    const at = spec.lastIndexOf("@");
+    const path = at > 0 ? spec.slice(0, at) : spec;
+    const weight = at > 0 ? Number(spec.slice(at + 1)) : 1;
+    if (!Number.isFinite(weight)) throw new Error(`reward spec "${spec}": the weight after @ must be a number`);
+    if (!existsSync(path)) throw new Error(`reward source not found: ${path}`);
+    const isModule = statSync(path).isFile() && /\.(m?js|ts|mts)$/.test(path);
+    parts.push({ source: isModule ? await ModuleRewardSource.load(path) : await RewardModelSource.load(path), weight });
+  }
+  return parts.length === 1 && parts[0]!.weight === 1 ? parts[0]!.source : new WeightedRewardSource(parts);
+}
+
