@@ -43,7 +43,7 @@ export interface KlController {
 
 export class FixedKLController implements KlController {
   constructor(readonly value: number) {}
-  update(): void {}
+  update(_currentKl: number, _nSteps: number): void {}
   state(): KlControllerState {
     return { kind: "fixed", value: this.value };
   }
