@@ -53,7 +53,9 @@ export class RewardModelSource implements RewardSource {
       const cs = completions.slice(i, i + this.#batchSize).map((c) => this.#tokenizer.encode(c, { addSpecialTokens: false }));
       // Keep the end of over-long texts: the score is read at the last token.
       const fitted = ps.map((p, k) => fitToContext(p, cs[k]!, max));
-      const packed = packSequences(fitted.map((f) => f[0]), fitted.map((f) => f[1]), bucket(Math.max(1, ...fitted.map((f) => f[1].length)), max));
+      const promptLen = bucket(Math.max(1, ...fitted.map((f) => f[0].length)), max);
+      const responseLen = Math.max(1, Math.min(max - promptLen, bucket(Math.max(1, ...fitted.map((f) => f[1].length)), max)));
+      const packed = packSequences(fitted.map((f) => f[0].slice(-promptLen)), fitted.map((f) => f[1].slice(-responseLen)), responseLen, promptLen);
       const device = toDevice(packed);
       out.push(...(await toHost(this.#score(this.#model.params, device))).subarray(0, ps.length));
       release(device);

@@ -28,11 +28,15 @@ export interface DeviceSequences {
   lastToken: Array;
 }
 
-/** Packs prompts and responses; `responseLength` pads (or must cover) every response. */
-export function packSequences(prompts: number[][], responses: number[][], responseLength?: number, padId = 0): PackedSequences {
+/**
+ * Packs prompts and responses; `responseLength` and `promptLength` pad (or must cover) every row.
+ * Fixed lengths keep compiled functions from recompiling per batch.
+ */
+export function packSequences(prompts: number[][], responses: number[][], responseLength?: number, promptLength?: number, padId = 0): PackedSequences {
   const b = prompts.length;
   if (responses.length !== b) throw new Error(`packSequences: ${b} prompts but ${responses.length} responses`);
-  const p = Math.max(1, ...prompts.map((x) => x.length));
+  const p = promptLength ?? Math.max(1, ...prompts.map((x) => x.length));
+  if (prompts.some((x) => x.length > p)) throw new Error(`packSequences: a prompt is longer than ${p} tokens`);
   const r = responseLength ?? Math.max(1, ...responses.map((x) => x.length));
   const t = p + r;
   const ids = new Int32Array(b * t).fill(padId);

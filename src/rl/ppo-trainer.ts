@@ -1,0 +1,288 @@
+// The PPO loop (InstructGPT / TRL's PPOTrainer): sample responses from the policy, score them with
+// the reward source, add a per-token KL penalty to the frozen reference, estimate advantages with
+// GAE from a value model, then several epochs of clipped policy and value updates.
+//
+// Choice of value model: initialised from the reward model (as TRL does) when one is given, so it
+// starts out predicting something like the score; otherwise from the policy's backbone with a
+// fresh `score.weight` head. Policy and value are separate networks trained by one optimizer.
+import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
+import { learningRateAt } from "../engine/schedule.ts";
+import type { AdamWState } from "../engine/optim.ts";
+import type { Array } from "../engine/runtime.ts";
+import type { Architecture } from "../models/architecture.ts";
+import type { Params } from "../models/types.ts";
+import { Generator } from "../generation/generate.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { TrainStep } from "../train/step.ts";
+import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
+import { ppoAdvantages, ppoLoss, ppoRewards, ppoRolloutMetrics, type PPOConfig } from "../algorithms/ppo.ts";
+import type { Rows } from "../algorithms/sequence.ts";
+import type { RewardSource } from "./reward-source.ts";
+import { responseLogprobs, responseValues } from "./scoring.ts";
+import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
+
+export interface PpoRunConfig extends PPOConfig {
+  /** Prompts per rollout (TRL: per_device_train_batch_size × gradient_accumulation_steps). */
+  batch_size: number;
+  /** Optimizer steps... PPO iterations (rollout + update) to run. */
+  total_steps: number;
+  max_grad_norm: number;
+  weight_decay: number;
+  /** Anneal the learning rate linearly to 0 over the run (TRL's default). */
+  lr_scheduler_type: "linear" | "constant";
+  seed: number;
+  /** Adaptive KL control (Ziegler et al.): target KL per response and horizon; null = fixed kl_coef. */
+  target_kl: number | null;
+  kl_horizon: number;
+  top_k: number;
+  top_p: number;
+}
+
+/** Everything that changes during a run; with the arrays saved, a run resumes exactly. */
+export interface PpoProgress {
+  step: number;
+  episode: number;
+  rng: number[];
+  promptOrder: number[];
+  promptCursor: number;
+  kl: KlControllerState;
+}
+
+export interface PpoModels {
+  arch: Architecture;
+  policy: Params;
+  reference: Params;
+  valueArch: Architecture;
+  value: Params;
+}
+
+export interface PpoStepReport {
+  metrics: Record<string, number>;
+  samples: { prompt: string; completion: string; score: number }[];
+}
+
+const POLICY = "policy/";
+const VALUE = "value/";
+
+interface Minibatch {
+  seq: DeviceSequences;
+  oldLogprobs: Array;
+  oldValues: Array;
+  advantages: Array;
+  returns: Array;
+}
+
+export class PpoTrainer {
+  readonly config: PpoRunConfig;
+  readonly #models: PpoModels;
+  readonly #tokenizer: Tokenizer;
+  readonly #prompts: string[];
+  readonly #promptIds: number[][];
+  readonly #reward: RewardSource;
+  readonly #eosIds: number[];
+  readonly #generator: Generator;
+  readonly #score;
+  readonly #train: TrainStep<Minibatch>;
+  /** Every prompt is left-padded (or cut from the left) to this many tokens. */
+  readonly #promptLength: number;
+  #params: Params;
+  #opt: AdamWState;
+  #kl: KlController;
+  #rng: HostRng;
+  progress: PpoProgress;
+
+  constructor(args: {
+    config: PpoRunConfig;
+    models: PpoModels;
+    tokenizer: Tokenizer;
+    prompts: string[];
+    reward: RewardSource;
+    eosIds: number[];
+    resume?: { progress: PpoProgress; optimizer: AdamWState };
+  }) {
+    const { config, models } = args;
+    this.config = config;
+    this.#models = models;
+    this.#tokenizer = args.tokenizer;
+    this.#prompts = args.prompts;
+    const encoded = args.prompts.map((p) => args.tokenizer.encode(p, { addSpecialTokens: true }));
+    const room = models.arch.maxPositions - (config.response_length + 1);
+    if (room < 1) throw new Error(`response_length ${config.response_length} leaves no room for a prompt in the model's context of ${models.arch.maxPositions}`);
+    const P = Math.min(room, Math.max(1, ...encoded.map((e) => e.length)));
+    this.#promptLength = P;
+    // Over-long prompts keep their end, which is what the response continues.
+    this.#promptIds = encoded.map((e) => (e.length > P ? e.slice(e.length - P) : e));
+    this.#reward = args.reward;
+    this.#eosIds = args.eosIds;
+    this.#generator = new Generator(models.arch);
+    const { arch, valueArch } = models;
+    const promptLength = P;
+    this.#score = compile((policy: Params, reference: Params, value: Params, s: DeviceSequences) => {
+      const pol = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
+      const ref = responseLogprobs(arch, reference, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
+      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs, values: responseValues(valueArch, value, s, promptLength, true) };
+    });
+    const lossFn = (params: Params, mb: Minibatch) => {
+      const policy: Params = {};
+      const value: Params = {};
+      for (const [k, v] of Object.entries(params)) (k.startsWith(POLICY) ? policy : value)[k.slice(k.indexOf("/") + 1)] = v;
+      const s = mb.seq;
+      const { logprobs } = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, false);
+      const values = responseValues(valueArch, value, s, promptLength, false);
+      return ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+    };
+    this.#train = new TrainStep(lossFn, {
+      adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-5, weightDecay: config.weight_decay },
+      maxGradNorm: config.max_grad_norm,
+    });
+    this.#params = {};
+    for (const [k, v] of Object.entries(models.policy)) this.#params[POLICY + k] = v;
+    for (const [k, v] of Object.entries(models.value)) this.#params[VALUE + k] = v;
+    if (args.resume) {
+      this.progress = args.resume.progress;
+      this.#opt = args.resume.optimizer;
+    } else {
+      const rng = new HostRng(config.seed);
+      const order = rng.shuffle(args.prompts.map((_, i) => i));
+      const kl: KlControllerState =
+        config.target_kl !== null ? { kind: "adaptive", value: config.kl_coef, target: config.target_kl, horizon: config.kl_horizon } : { kind: "fixed", value: config.kl_coef };
+      this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0, kl };
+      this.#opt = this.#train.init(this.#params);
+    }
+    this.#rng = new HostRng(this.progress.rng);
+    this.#kl = klControllerFromState(this.progress.kl);
+  }
+
+  /** The current policy / value parameters (owned by the trainer; don't release). */
+  get policy(): Params {
+    return unprefix(this.#params, POLICY);
+  }
+  get value(): Params {
+    return unprefix(this.#params, VALUE);
+  }
+  get optimizerState(): AdamWState {
+    return this.#opt;
+  }
+
+  #nextPrompts(): number[] {
+    const picked: number[] = [];
+    while (picked.length < this.config.batch_size) {
+      if (this.progress.promptCursor >= this.progress.promptOrder.length) {
+        this.progress.promptOrder = this.#rng.shuffle([...this.progress.promptOrder]);
+        this.progress.promptCursor = 0;
+      }
+      picked.push(this.progress.promptOrder[this.progress.promptCursor++]!);
+    }
+    return picked;
+  }
+
+  /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
+  async step(): Promise<PpoStepReport> {
+    const c = this.config;
+    const picked = this.#nextPrompts();
+    const prompts = picked.map((i) => this.#promptIds[i]!);
+    const policy = this.policy;
+    const gens = await this.#generator.generate(
+      policy,
+      prompts,
+      { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosTokenIds: this.#eosIds },
+      this.#tokenizer,
+    );
+    const containsEos = gens.map((g) => g.finishReason === "eos");
+    // The EOS token is part of the response: the policy must learn to stop.
+    const responses = gens.map((g) => (g.finishReason === "eos" ? [...g.completionIds, this.#eosIds[0]!] : g.completionIds)).map((r) => (r.length > 0 ? r : [this.#eosIds[0]!]));
+    const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
+    const b = packed.batch;
+    const r = packed.responseLength;
+    const device = toDevice(packed);
+    const scored = this.#score(policy, this.#models.reference, this.value, device);
+    const [logprobs, entropy, refLogprobs, values] = [
+      rowsOf(await toHost(scored.logprobs), b, r),
+      rowsOf(await toHost(scored.entropy), b, r),
+      rowsOf(await toHost(scored.refLogprobs), b, r),
+      rowsOf(await toHost(scored.values), b, r),
+    ];
+    const mask = rowsOf(packed.responseMask, b, r);
+    const promptTexts = picked.map((i) => this.#prompts[i]!);
+    const scores = await this.#reward.score(promptTexts, gens.map((g) => g.text));
+
+    const rewards = ppoRewards({ logprobs, refLogprobs, mask, scores, containsEos }, { kl_coef: this.#kl.value, kl_estimator: c.kl_estimator, missing_eos_penalty: c.missing_eos_penalty });
+    const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
+    const metrics: Record<string, number> = ppoRolloutMetrics(rewards, logprobs, mask, containsEos);
+    metrics["objective/entropy"] = maskedRowSumMean(entropy, mask);
+    metrics["val/num_eos_tokens"] = containsEos.filter(Boolean).length;
+    metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
+
+    // Updates.
+    const updateMetrics: Record<string, number[]> = {};
+    const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
+    const mbSize = Math.max(1, Math.floor(b / c.num_mini_batches));
+    let optimizerSteps = 0;
+    for (let epoch = 0; epoch < c.num_ppo_epochs; epoch++) {
+      const order = this.#rng.shuffle(Array.from({ length: b }, (_, i) => i));
+      for (let start = 0; start + mbSize <= b; start += mbSize) {
+        const rows = order.slice(start, start + mbSize);
+        const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
+        optimizerSteps++;
+        const out = await this.#train.step(this.#params, this.#opt, [mb], lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps);
+        release([mb.seq, mb.oldLogprobs, mb.oldValues, mb.advantages, mb.returns]);
+        this.#params = out.params;
+        this.#opt = out.state;
+        if (!Number.isFinite(out.loss)) throw new Error(`PPO step ${this.progress.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);
+        for (const [k, v] of Object.entries(out.metrics)) (updateMetrics[k] ??= []).push(v);
+      }
+    }
+    release(device);
+    for (const [k, v] of Object.entries(updateMetrics)) metrics[k] = mean(v);
+    this.#kl.update(metrics["objective/kl"]!, b);
+    this.progress.step++;
+    this.progress.episode += b;
+    this.progress.kl = this.#kl.state();
+    this.progress.rng = this.#rng.state;
+    metrics["lr"] = lr;
+    metrics["episode"] = this.progress.episode;
+    metrics["kl_coef"] = this.#kl.value;
+    return { metrics, samples: gens.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]! })) };
+  }
+
+  dispose(): void {
+    this.#score.dispose();
+    this.#train.dispose();
+    this.#generator.dispose();
+  }
+}
+
+function unprefix(params: Params, prefix: string): Params {
+  const out: Params = {};
+  for (const [k, v] of Object.entries(params)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+function minibatch(
+  prompts: number[][],
+  responses: number[][],
+  rows: number[],
+  responseLength: number,
+  promptLength: number,
+  data: { logprobs: Rows; values: Rows; advantages: Rows; returns: Rows },
+): Minibatch {
+  const packed = packSequences(rows.map((i) => prompts[i]!), rows.map((i) => responses[i]!), responseLength, promptLength);
+  const pick = (x: Rows) => Float32Array.from(rows.flatMap((i) => x[i]!));
+  const shape = [rows.length, responseLength];
+  return {
+    seq: toDevice(packed),
+    oldLogprobs: fromHost(pick(data.logprobs), shape),
+    oldValues: fromHost(pick(data.values), shape),
+    advantages: fromHost(pick(data.advantages), shape),
+    returns: fromHost(pick(data.returns), shape),
+  };
+}
+
+function mean(xs: number[]): number {
+  return xs.length === 0 ? 0 : xs.reduce((a, x) => a + x, 0) / xs.length;
+}
+
+function maskedRowSumMean(x: Rows, mask: Rows): number {
+  return mean(x.map((row, b) => row.reduce((s, v, t) => s + (mask[b]![t] ? v : 0), 0)));
+}
