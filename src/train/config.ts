@@ -1,0 +1,233 @@
+// Typed trainer configs with TRL's field names and defaults (TrainingArguments + SFTConfig /
+// RewardConfig), loaded from defaults < a JSON/YAML file < command-line flags. Every field has a
+// spec (kind, range, help), and the spec tables are typed so that a field without one fails to
+// compile.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { ScheduleName } from "../engine/schedule.ts";
+
+/** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
+export interface TrainingArguments {
+  /** Peak learning rate of AdamW. */
+  learning_rate: number;
+  /** Sequences (SFT) or preference records (RM) per micro-batch. */
+  per_device_train_batch_size: number;
+  per_device_eval_batch_size: number;
+  /** Micro-batches whose gradients are averaged into one optimizer step. */
+  gradient_accumulation_steps: number;
+  /** Passes over the training split (fractions allowed); ignored when max_steps > 0. */
+  num_train_epochs: number;
+  /** Optimizer steps to run; -1 = derive from num_train_epochs. */
+  max_steps: number;
+  lr_scheduler_type: ScheduleName;
+  /** Linear warmup steps; when 0, warmup_ratio × total steps is used. */
+  warmup_steps: number;
+  warmup_ratio: number;
+  /** Decoupled weight decay (AdamW); biases and norm weights are exempt, as in HF's Trainer. */
+  weight_decay: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  /** Clip the global gradient norm to this; 0 turns clipping off. */
+  max_grad_norm: number;
+  /** Log train metrics (metrics.jsonl, plain log lines) every this many steps. */
+  logging_steps: number;
+  /** Evaluate on the held-out split every this many steps; null = logging_steps. Always at the end. */
+  eval_steps: number | null;
+  /** Write DIR/checkpoint-N every this many steps; a final checkpoint is always written. */
+  save_steps: number;
+  /** Keep at most this many checkpoints (oldest deleted first); null = keep all. */
+  save_total_limit: number | null;
+  /** Seeds the data order and the held-out split (and the reward head's init). */
+  seed: number;
+  /** Share of the records held out for evaluation when no eval file is given (0 = none). Not in TRL. */
+  eval_split_ratio: number;
+}
+
+/** trl.SFTConfig. */
+export interface SFTConfig extends TrainingArguments {
+  /** Tokens per sequence; longer examples are truncated (their tail dropped). */
+  max_length: number;
+  /** Pack several examples into each max_length row (attention stays within each example). */
+  packing: boolean;
+  /** Train on completion tokens only (prompt tokens masked). TRL's None means true for prompt-completion data. */
+  completion_only_loss: boolean;
+}
+
+/** trl.RewardConfig. */
+export interface RewardConfig extends TrainingArguments {
+  /** Longest chosen/rejected sequence, prompt included; longer pairs are dropped (as TRL does). */
+  max_length: number;
+  /** Weight of coef · mean((r_c + r_r)²), which pulls rewards towards zero mean; null = off. */
+  center_rewards_coefficient: number | null;
+}
+
+// Defaults are transformers' TrainingArguments defaults, with TRL's overrides (logging_steps 10,
+// learning_rate 2e-5 for SFT and 1e-5 for reward models).
+const trainingDefaults: TrainingArguments = {
+  learning_rate: 5e-5,
+  per_device_train_batch_size: 8,
+  per_device_eval_batch_size: 8,
+  gradient_accumulation_steps: 1,
+  num_train_epochs: 3,
+  max_steps: -1,
+  lr_scheduler_type: "linear",
+  warmup_steps: 0,
+  warmup_ratio: 0,
+  weight_decay: 0,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  max_grad_norm: 1,
+  logging_steps: 10,
+  eval_steps: null,
+  save_steps: 500,
+  save_total_limit: null,
+  seed: 42,
+  eval_split_ratio: 0.05,
+};
+
+export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
+export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null };
+
+export interface FieldSpec {
+  kind: "int" | "number" | "bool" | "choice";
+  nullable?: boolean;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+  help: string;
+}
+
+type Specs<C> = { [K in keyof C]-?: FieldSpec };
+
+const trainingSpecs: Specs<TrainingArguments> = {
+  learning_rate: { kind: "number", min: 0, help: "peak learning rate" },
+  per_device_train_batch_size: { kind: "int", min: 1, help: "examples per micro-batch" },
+  per_device_eval_batch_size: { kind: "int", min: 1, help: "examples per evaluation batch" },
+  gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per optimizer step" },
+  num_train_epochs: { kind: "number", min: 0, help: "passes over the training data" },
+  max_steps: { kind: "int", min: -1, help: "optimizer steps, -1 = from num_train_epochs" },
+  lr_scheduler_type: { kind: "choice", choices: ["linear", "cosine", "constant", "constant_with_warmup"], help: "learning-rate schedule" },
+  warmup_steps: { kind: "int", min: 0, help: "linear warmup steps" },
+  warmup_ratio: { kind: "number", min: 0, max: 1, help: "warmup as a share of all steps (when warmup_steps is 0)" },
+  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
+  adam_beta1: { kind: "number", min: 0, max: 1, help: "AdamW beta1" },
+  adam_beta2: { kind: "number", min: 0, max: 1, help: "AdamW beta2" },
+  adam_epsilon: { kind: "number", min: 0, help: "AdamW epsilon" },
+  max_grad_norm: { kind: "number", min: 0, help: "clip the gradient norm to this, 0 = off" },
+  logging_steps: { kind: "int", min: 1, help: "log every N steps" },
+  eval_steps: { kind: "int", min: 1, nullable: true, help: "evaluate every N steps (default: logging_steps)" },
+  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
+  save_total_limit: { kind: "int", min: 1, nullable: true, help: "keep at most N checkpoints" },
+  seed: { kind: "int", min: 0, help: "random seed" },
+  eval_split_ratio: { kind: "number", min: 0, max: 0.9, help: "share held out for evaluation when no --eval-data is given" },
+};
+
+export const sftSpecs: Specs<SFTConfig> = {
+  ...trainingSpecs,
+  max_length: { kind: "int", min: 2, help: "tokens per sequence (longer examples are truncated)" },
+  packing: { kind: "bool", help: "pack several examples into each row" },
+  completion_only_loss: { kind: "bool", help: "loss on completion tokens only" },
+};
+
+export const rewardSpecs: Specs<RewardConfig> = {
+  ...trainingSpecs,
+  max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
+  center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
+};
+
+/** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */
+export class ConfigError extends Error {
+  override name = "InputError";
+}
+
+/** Checks and converts one value; strings (from flags) are parsed by the field's kind. */
+function coerce(spec: FieldSpec, raw: unknown, where: string): unknown {
+  if (raw === null || raw === "null" || raw === "none" || raw === "None") {
+    if (spec.nullable) return null;
+    throw new ConfigError(`${where} must not be null`);
+  }
+  let v = raw;
+  if (spec.kind === "bool") {
+    if (v === "true") v = true;
+    else if (v === "false") v = false;
+    if (typeof v !== "boolean") throw new ConfigError(`${where} must be true or false, got ${JSON.stringify(raw)}`);
+    return v;
+  }
+  if (spec.kind === "choice") {
+    if (typeof v !== "string" || !spec.choices!.includes(v)) throw new ConfigError(`${where} must be one of ${spec.choices!.join(", ")}, got ${JSON.stringify(raw)}`);
+    return v;
+  }
+  if (typeof v === "string" && v.trim() !== "") v = Number(v);
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${where} must be a number, got ${JSON.stringify(raw)}`);
+  if (spec.kind === "int" && !Number.isInteger(v)) throw new ConfigError(`${where} must be an integer, got ${JSON.stringify(raw)}`);
+  if (spec.min !== undefined && v < spec.min) throw new ConfigError(`${where} must be at least ${spec.min}, got ${v}`);
+  if (spec.max !== undefined && v > spec.max) throw new ConfigError(`${where} must be at most ${spec.max}, got ${v}`);
+  return v;
+}
+
+/** Reads a JSON or YAML config file (by extension; YAML is a superset of JSON, so others parse as YAML). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  const text = readFileSync(path, "utf8");
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(err as Error).message})`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(`${path}: expected a mapping of config fields, got ${Array.isArray(parsed) ? "a list" : typeof parsed}`);
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * defaults < file < overrides. File keys and override keys must be fields of the config; errors
+ * name the file and field, or the flag. Override values may be strings (from the command line).
+ */
+export function resolveConfig<C extends TrainingArguments>(
+  defaults: C,
+  specs: Specs<C>,
+  options: { file?: string; overrides?: Record<string, unknown> } = {},
+): C {
+  const config = { ...defaults } as Record<string, unknown>;
+  const apply = (values: Record<string, unknown>, where: (key: string) => string) => {
+    for (const [key, raw] of Object.entries(values)) {
+      const spec = (specs as Record<string, FieldSpec>)[key];
+      if (!spec) throw new ConfigError(`${where(key)} is not a config field (known: ${Object.keys(specs).join(", ")})`);
+      config[key] = coerce(spec, raw, where(key));
+    }
+  };
+  if (options.file) apply(readConfigFile(options.file), (key) => `${options.file}: ${key}`);
+  apply(options.overrides ?? {}, (key) => `--${key}`);
+  return config as unknown as C;
+}
+
+/** The config's fields as CLI flags (`--learning_rate`), for parseFlags; `--learning-rate` is accepted too (see normaliseFlagNames). */
+export function configFlags(specs: Record<string, FieldSpec>, defaults: object): Record<string, { type: "string"; help: string }> {
+  return Object.fromEntries(
+    Object.entries(specs).map(([name, spec]) => [name, { type: "string" as const, help: `${spec.help} (default: ${JSON.stringify((defaults as Record<string, unknown>)[name])}) <${spec.kind === "bool" ? "BOOL" : spec.kind === "choice" ? "NAME" : "N"}>` }]),
+  );
+}
+
+/** Rewrites `--learning-rate` to `--learning_rate` for config fields, as HfArgumentParser accepts both. */
+export function normaliseFlagNames(argv: string[], specs: Record<string, FieldSpec>): string[] {
+  return argv.map((arg) => {
+    const m = /^--([a-z0-9-]+)(=.*)?$/.exec(arg);
+    if (!m) return arg;
+    const underscored = m[1]!.replaceAll("-", "_");
+    return underscored in specs ? `--${underscored}${m[2] ?? ""}` : arg;
+  });
+}
+
+/** Picks the config fields out of parsed flag values. */
+export function configOverrides(values: Record<string, unknown>, specs: Record<string, FieldSpec>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(values).filter(([k, v]) => k in specs && v !== undefined));
+}
+
+/** Optimizer steps for a run, and the warmup in steps (warmup_steps wins over warmup_ratio, as in HF). */
+export function stepPlan(config: TrainingArguments, stepsPerEpoch: number): { totalSteps: number; warmupSteps: number } {
+  const totalSteps = config.max_steps > 0 ? config.max_steps : Math.ceil(config.num_train_epochs * stepsPerEpoch);
+  const warmupSteps = config.warmup_steps > 0 ? config.warmup_steps : Math.ceil(config.warmup_ratio * totalSteps);
+  return { totalSteps, warmupSteps };
+}

@@ -1,0 +1,50 @@
+// DIR/metrics.jsonl: one JSON object per logging (or evaluation) step, with TRL's metric names.
+// Appends are plain writes without fsync (a lost last line after a power cut is harmless); on
+// resume the lines past the checkpoint's step are dropped so the file reads like one clean run.
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Metric names (TRL's where TRL has one):
+ * - `step`: optimizer steps done; `epoch`: fractional passes over the training split.
+ * - `loss`: mean training loss over the steps since the last log line.
+ * - `learning_rate`, `grad_norm` (before clipping) at the logged step.
+ * - `accuracy`, `margin` (reward models): share of pairs with r_chosen > r_rejected, mean r_chosen − r_rejected.
+ * - `eval_loss`, `eval_accuracy`, `eval_margin`: the same on the held-out split.
+ * - `num_tokens`: tokens seen so far (padding excluded); `train_tokens_per_second`: since the last log line.
+ */
+export type MetricRecord = Record<string, number>;
+
+export class MetricsLog {
+  readonly path: string;
+
+  constructor(outputDir: string) {
+    this.path = join(outputDir, "metrics.jsonl");
+  }
+
+  append(record: MetricRecord): void {
+    appendFileSync(this.path, JSON.stringify(record) + "\n");
+  }
+
+  /** Every record written so far (a torn last line is skipped). */
+  read(): MetricRecord[] {
+    if (!existsSync(this.path)) return [];
+    const out: MetricRecord[] = [];
+    for (const line of readFileSync(this.path, "utf8").split("\n")) {
+      if (line.trim() === "") continue;
+      try {
+        out.push(JSON.parse(line) as MetricRecord);
+      } catch {
+        // Only the last line can be torn (a crash mid-append); later lines cannot exist.
+      }
+    }
+    return out;
+  }
+
+  /** Drops records from steps after `step` (written by a run that crashed before its next checkpoint). */
+  truncateAfter(step: number): void {
+    if (!existsSync(this.path)) return;
+    const kept = this.read().filter((r) => (r.step ?? 0) <= step);
+    writeFileSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+  }
+}
