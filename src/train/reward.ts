@@ -1,0 +1,265 @@
+// Reward models (TRL's RewardTrainer, InstructGPT's ranking recipe): the LM backbone plus a scalar
+// head read at each sequence's last non-padding token, trained with the Bradley-Terry loss on
+// every preference a record implies. A batch lays out each record's responses as rows (for pairs:
+// all chosen rows, then all rejected rows) and picks the pairs out of the row scores with one-hot
+// selection matrices, so a ranking of K responses costs K forward rows for its K(K−1)/2 pairs.
+import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
+import { np, type Array } from "../engine/runtime.ts";
+import { expandRanking, rewardModelLoss } from "../algorithms/reward-model.ts";
+import { architectureFor, SCORE_HEAD, type Architecture } from "../models/architecture.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { disposeCache, fullBatch } from "../models/forward.ts";
+import { linear } from "../models/layers.ts";
+import type { LoadedModel } from "../models/load.ts";
+import type { Params } from "../models/types.ts";
+import type { RewardConfig } from "./config.ts";
+import type { LossFn } from "./step.ts";
+import type { DeviceBatch, TrainTask } from "./trainer.ts";
+
+/**
+ * Responses to one prompt (prompt tokens included in each) and the preferences among them:
+ * a pair record has responses [chosen, rejected] and pairs [{chosen: 0, rejected: 1}].
+ */
+export interface PreferenceExample {
+  responses: number[][];
+  pairs: { chosen: number; rejected: number }[];
+  /** TRL's `margin` column: r_chosen must beat r_rejected by this much. */
+  margin?: number;
+}
+
+export function pairExample(chosen: number[], rejected: number[], margin?: number): PreferenceExample {
+  return { responses: [chosen, rejected], pairs: [{ chosen: 0, rejected: 1 }], ...(margin !== undefined ? { margin } : {}) };
+}
+
+/** A ranking of responses, best first, as tie groups of response indices (ties yield no pairs). */
+export function rankingExample(responses: number[][], groups: number[][]): PreferenceExample {
+  for (const i of groups.flat()) if (i >= responses.length) throw new Error(`ranking names response ${i}, but there are ${responses.length}`);
+  return { responses, pairs: expandRanking(groups) };
+}
+
+/**
+ * Keeps what fits: responses longer than max_length are dropped with the pairs they are in (TRL
+ * drops whole pairs), and records left with no pair go. Returns the kept records and a count.
+ */
+export function fitToLength(examples: readonly PreferenceExample[], maxLength: number): { kept: PreferenceExample[]; droppedPairs: number } {
+  const kept: PreferenceExample[] = [];
+  let droppedPairs = 0;
+  for (const e of examples) {
+    const fits = e.responses.map((r) => r.length <= maxLength && r.length > 0);
+    const pairs = e.pairs.filter((p) => fits[p.chosen] && fits[p.rejected]);
+    droppedPairs += e.pairs.length - pairs.length;
+    if (pairs.length === 0) continue;
+    // Renumber the surviving responses so no row is scored for nothing.
+    const used = [...new Set(pairs.flatMap((p) => [p.chosen, p.rejected]))].sort((a, b) => a - b);
+    const index = new Map(used.map((r, i) => [r, i]));
+    kept.push({
+      responses: used.map((r) => e.responses[r]!),
+      pairs: pairs.map((p) => ({ chosen: index.get(p.chosen)!, rejected: index.get(p.rejected)! })),
+      ...(e.margin !== undefined ? { margin: e.margin } : {}),
+    });
+  }
+  return { kept, droppedPairs };
+}
+
+export interface ScoreBatch {
+  inputIds: Array; // [N, T] int32, right-padded
+  positionIds: Array; // [N, T] int32
+  attentionMask: Array; // [N, T] float32
+  lastToken: Array; // [N, T] float32, one-hot at each row's last real token
+}
+
+export interface RewardBatch extends ScoreBatch {
+  chosen: Array; // [P, N] float32, one-hot: row of each pair's chosen response
+  rejected: Array; // [P, N] float32
+  margin?: Array; // [P]
+}
+
+/** Rows are padded to a multiple of this (capped at max_length), so few shapes compile. */
+export const LENGTH_BUCKET = 32;
+
+export function bucketLength(longest: number, maxLength: number): number {
+  return Math.min(maxLength, Math.ceil(longest / LENGTH_BUCKET) * LENGTH_BUCKET);
+}
+
+export function scoreBatch(rows: readonly number[][], length: number, padId: number): ScoreBatch {
+  const n = rows.length;
+  const ids = new Int32Array(n * length).fill(padId);
+  const pos = new Int32Array(n * length);
+  const attn = new Float32Array(n * length);
+  const last = new Float32Array(n * length);
+  rows.forEach((row, r) => {
+    if (row.length > length || row.length === 0) throw new Error(`scoreBatch: row ${r} has ${row.length} tokens (must be 1..${length})`);
+    for (let t = 0; t < row.length; t++) {
+      ids[r * length + t] = row[t]!;
+      pos[r * length + t] = t;
+      attn[r * length + t] = 1;
+    }
+    last[r * length + row.length - 1] = 1;
+  });
+  return { inputIds: intsFromHost(ids, [n, length]), positionIds: intsFromHost(pos, [n, length]), attentionMask: fromHost(attn, [n, length]), lastToken: fromHost(last, [n, length]) };
+}
+
+/**
+ * The device batch for records. Row order is response 0 of every record, then response 1 of
+ * every record, …: for pair data, all chosen rows and then all rejected rows.
+ */
+export function rewardBatch(examples: readonly PreferenceExample[], maxLength: number, padId: number): DeviceBatch<RewardBatch> {
+  const rows: number[][] = [];
+  const rowOf: number[][] = examples.map(() => []);
+  const most = Math.max(...examples.map((e) => e.responses.length));
+  for (let k = 0; k < most; k++) {
+    examples.forEach((e, i) => {
+      if (k < e.responses.length) {
+        rowOf[i]![k] = rows.length;
+        rows.push(e.responses[k]!);
+      }
+    });
+  }
+  const pairs = examples.flatMap((e, i) => e.pairs.map((p) => ({ chosen: rowOf[i]![p.chosen]!, rejected: rowOf[i]![p.rejected]!, margin: e.margin })));
+  const withMargin = pairs.filter((p) => p.margin !== undefined).length;
+  if (withMargin !== 0 && withMargin !== pairs.length) throw new Error("rewardBatch: some records have a margin and some do not; give every record one or none");
+  const n = rows.length;
+  const chosen = new Float32Array(pairs.length * n);
+  const rejected = new Float32Array(pairs.length * n);
+  pairs.forEach((p, j) => {
+    chosen[j * n + p.chosen] = 1;
+    rejected[j * n + p.rejected] = 1;
+  });
+  const length = bucketLength(Math.max(...rows.map((r) => r.length)), maxLength);
+  const batch: RewardBatch = {
+    ...scoreBatch(rows, length, padId),
+    chosen: fromHost(chosen, [pairs.length, n]),
+    rejected: fromHost(rejected, [pairs.length, n]),
+  };
+  if (withMargin > 0) batch.margin = fromHost(pairs.map((p) => p.margin!), [pairs.length]);
+  return { batch, tokens: rows.reduce((s, r) => s + r.length, 0), weight: pairs.length };
+}
+
+/** One scalar per row: the final hidden state at the row's last real token · score.weight → [N]. */
+export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch, inference: boolean): Array {
+  const { hidden, present } = arch.body(params, fullBatch(b.inputIds, b.positionIds, b.attentionMask, inference)); // [N, T, D]
+  disposeCache(present);
+  const [n, t] = b.lastToken.shape as [number, number];
+  const atLast = np.sum(hidden.mul(b.lastToken.reshape([n, t, 1])), 1); // [N, D]
+  return linear(atLast, params[SCORE_HEAD]!.ref).reshape([n]); // [N]
+}
+
+/** Bradley-Terry over the batch's pairs (mean over pairs, as TRL), with its accuracy and margin metrics. */
+export function rewardLoss(arch: Architecture, config: Pick<RewardConfig, "center_rewards_coefficient">, inference = false): LossFn<RewardBatch> {
+  return (params: Params, b: RewardBatch) => {
+    const scores = rewardScores(arch, params, b, inference); // [N]
+    const n = scores.shape[0]!;
+    const column = scores.reshape([n, 1]);
+    const chosen = np.matmul(b.chosen, column.ref).reshape([b.chosen.shape[0]!]); // [P]
+    const rejected = np.matmul(b.rejected, column).reshape([b.rejected.shape[0]!]); // [P]
+    return rewardModelLoss(chosen, rejected, { ...(b.margin ? { margin: b.margin } : {}), centerRewardsCoefficient: config.center_rewards_coefficient });
+  };
+}
+
+/**
+ * A reward model from a causal LM, as transformers' AutoModelForSequenceClassification does it:
+ * the backbone's weights, a fresh score head N(0, 1/√(D+1)) and a config that reloads as
+ * `*ForSequenceClassification` with one label. Consumes the model's parameters.
+ */
+export function rewardModelFromCausalLm(model: LoadedModel, options: { seed: number; padTokenId: number }): { config: ModelConfig; arch: Architecture; params: Params } {
+  if (model.config.architectures.some((a) => a.endsWith("ForSequenceClassification"))) {
+    if ((model.config.num_labels ?? 2) !== 1) throw new Error(`${model.path}: a sequence classifier with num_labels = ${model.config.num_labels}; a reward model needs 1`);
+    return { config: model.config, arch: model.arch, params: model.params };
+  }
+  const classifier = model.config.model_type === "llama" ? "LlamaForSequenceClassification" : "GPT2ForSequenceClassification";
+  const config = { ...model.config, architectures: [classifier], num_labels: 1, pad_token_id: options.padTokenId } as ModelConfig;
+  const arch = architectureFor(config);
+  const { ["lm_head.weight"]: head, ...params } = model.params;
+  if (head) release(head);
+  const d = arch.hiddenSize;
+  const rng = new HostRng(options.seed);
+  const score = new Float32Array(d);
+  for (let i = 0; i < d; i++) score[i] = rng.normal() / Math.sqrt(d + 1);
+  params[SCORE_HEAD] = fromHost(score, [1, d]);
+  return { config, arch, params };
+}
+
+/** Pad id for reward-model batches: the tokenizer's, else 0 (Llama's <unk>), else EOS. Saved as config.pad_token_id. */
+export function rewardPadId(tokenizerPad: number | null, config: ModelConfig): number {
+  if (tokenizerPad !== null) return tokenizerPad;
+  if (config.pad_token_id != null) return config.pad_token_id;
+  if (config.model_type === "llama") return 0;
+  const eos = config.eos_token_id;
+  return Array.isArray(eos) ? eos[0]! : (eos ?? 0);
+}
+
+/** Scores token rows in batches (inference: gathers, no gradient). Rows must fit the model's context. */
+export class RewardScorer {
+  readonly #forward;
+  readonly #padId: number;
+  readonly #maxLength: number;
+
+  constructor(arch: Architecture, padId: number, maxLength: number) {
+    this.#forward = compile((params: Params, b: ScoreBatch) => rewardScores(arch, params, b, true));
+    this.#padId = padId;
+    this.#maxLength = maxLength;
+  }
+
+  async score(params: Params, rows: readonly number[][], batchSize = 16): Promise<number[]> {
+    const out: number[] = [];
+    // Sorting by length keeps padding (and the number of compiled shapes) small.
+    const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.length - rows[b]!.length);
+    const scores = new Array<number>(rows.length);
+    for (let from = 0; from < order.length; from += batchSize) {
+      const idx = order.slice(from, from + batchSize);
+      const chunk = idx.map((i) => rows[i]!);
+      const b = scoreBatch(chunk, bucketLength(Math.max(...chunk.map((r) => r.length)), this.#maxLength), this.#padId);
+      const s = await toHost(this.#forward(params, b));
+      release(b);
+      idx.forEach((i, j) => (scores[i] = s[j]!));
+    }
+    out.push(...scores);
+    return out;
+  }
+
+  dispose(): void {
+    this.#forward.dispose();
+  }
+}
+
+/** Accuracy (share of pairs with r_chosen > r_rejected) and mean margin over every pair of every record. */
+export async function evaluatePreferences(scorer: RewardScorer, params: Params, examples: readonly PreferenceExample[], batchSize = 16): Promise<{ accuracy: number; mean_margin: number; n: number }> {
+  const rows = examples.flatMap((e) => e.responses);
+  const scores = await scorer.score(params, rows, batchSize);
+  let offset = 0;
+  let correct = 0;
+  let margin = 0;
+  let n = 0;
+  for (const e of examples) {
+    for (const p of e.pairs) {
+      const d = scores[offset + p.chosen]! - scores[offset + p.rejected]!;
+      if (d > 0) correct++;
+      margin += d;
+      n++;
+    }
+    offset += e.responses.length;
+  }
+  return { accuracy: n ? correct / n : 0, mean_margin: n ? margin / n : 0, n };
+}
+
+/** The shared trainer's task for a reward model. */
+export function rewardTask(
+  arch: Architecture,
+  config: RewardConfig,
+  data: { train: PreferenceExample[]; eval: PreferenceExample[] },
+  save: Pick<TrainTask<PreferenceExample, RewardBatch>, "modelConfig" | "tokenizer">,
+  padId: number,
+): TrainTask<PreferenceExample, RewardBatch> {
+  return {
+    kind: "reward",
+    config,
+    ...save,
+    train: data.train,
+    eval: data.eval,
+    fingerprintOf: (e) => [...e.responses.flatMap((r) => [...r, -1]), ...e.pairs.flatMap((p) => [p.chosen, p.rejected]), -2, Math.round((e.margin ?? 0) * 1e6)],
+    makeBatch: (examples) => rewardBatch(examples, config.max_length, padId),
+    trainLoss: rewardLoss(arch, config),
+    evalLoss: rewardLoss(arch, config, true),
+  };
+}

@@ -1,0 +1,69 @@
+// Shared by the trainer tests: a tiny Llama, made-up demonstrations and preferences, and
+// parameter comparisons.
+import assert from "node:assert/strict";
+import { toHost } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
+import { architectureFor } from "../models/architecture.ts";
+import { parseConfig, type ModelConfig } from "../models/config.ts";
+import { initParams } from "../models/params.ts";
+import type { Params } from "../models/types.ts";
+import type { PreferenceExample } from "./reward.ts";
+import type { SftExample } from "./sft.ts";
+
+export const VOCAB = 40;
+
+export function tinyConfig(overrides: Record<string, unknown> = {}): ModelConfig {
+  return parseConfig(
+    { model_type: "llama", architectures: ["LlamaForCausalLM"], vocab_size: VOCAB, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, tie_word_embeddings: false, ...overrides },
+    "tiny",
+  );
+}
+
+export function tinyModel(seed = 3, overrides: Record<string, unknown> = {}): { config: ModelConfig; params: Params } {
+  const config = tinyConfig(overrides);
+  return { config, params: initParams(architectureFor(config), seed) };
+}
+
+/** Prompt of 3–6 tokens, completion of 2–8 tokens that copies the prompt backwards (learnable). */
+export function demonstrations(n: number, seed = 1): SftExample[] {
+  const rng = new HostRng(seed);
+  return Array.from({ length: n }, () => {
+    const prompt = [1, ...Array.from({ length: 2 + rng.int(4) }, () => 3 + rng.int(VOCAB - 3))];
+    const completion = [...prompt.slice(1).reverse(), 2].slice(0, 2 + rng.int(7));
+    return { ids: [...prompt, ...completion], completionMask: [...prompt.map(() => 0), ...completion.map(() => 1)] };
+  });
+}
+
+/** Pairs whose chosen response ends in a low token id and rejected in a high one. */
+export function preferences(n: number, seed = 1): PreferenceExample[] {
+  const rng = new HostRng(seed);
+  return Array.from({ length: n }, () => {
+    const prompt = [1, ...Array.from({ length: 2 + rng.int(4) }, () => 3 + rng.int(VOCAB - 3))];
+    const good = [...prompt, 3 + rng.int(10)];
+    const bad = [...prompt, 25 + rng.int(10), 30];
+    return { responses: [good, bad], pairs: [{ chosen: 0, rejected: 1 }] };
+  });
+}
+
+export async function hostParams(params: Params): Promise<Record<string, Float32Array>> {
+  const out: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(params)) out[k] = await toHost(v.ref);
+  return out;
+}
+
+export function assertAllChanged(before: Record<string, Float32Array>, after: Record<string, Float32Array>): void {
+  assert.deepEqual(Object.keys(after).sort(), Object.keys(before).sort());
+  for (const name of Object.keys(before)) {
+    const [a, b] = [before[name]!, after[name]!];
+    assert.ok(a.some((x, i) => x !== b[i]), `${name} did not change`);
+  }
+}
+
+export function assertBitEqual(a: Record<string, Float32Array>, b: Record<string, Float32Array>): void {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+  for (const name of Object.keys(a)) {
+    const [x, y] = [new Uint32Array(a[name]!.buffer), new Uint32Array(b[name]!.buffer)];
+    const bad = x.findIndex((v, i) => v !== y[i]);
+    assert.equal(bad, -1, `${name}[${bad}]: ${a[name]![bad]} vs ${b[name]![bad]}`);
+  }
+}
