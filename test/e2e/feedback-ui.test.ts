@@ -319,6 +319,8 @@ test("a ranking with a tie and 1-7 ratings reach the export as entered", { timeo
 
   await page.goto(`${baseUrl}/#/label/${rankingId}`);
   await page.getByText("Answered 0 ·").waitFor();
+  // Under load the item can render after the progress line; the key handler needs it in place.
+  await page.locator(".response").nth(3).waitFor();
   await page.keyboard.press("Enter");
   await page.getByText("Give every response a rank").waitFor(); // an incomplete ranking is not sent
   const ranks: Record<string, string> = { best: "1", "middle one": "2", "middle two": "2", worst: "4" };
