@@ -16,7 +16,7 @@ import { loadRewardSource } from "../../rl/reward-source.ts";
 import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { PpoTrainer, type PpoRunConfig } from "../../rl/ppo-trainer.ts";
 import { latestPpoCheckpoint, loadPpoCheckpoint, savePpoCheckpoint } from "../../rl/ppo-checkpoint.ts";
-import { classifierFromBackbone } from "../../rl/value-model.ts";
+import { rewardModelFromCausalLm } from "../../train/reward.ts";
 
 export const defaultPpoRunConfig: PpoRunConfig & { save_steps: number; logging_steps: number; sample_steps: number } = {
   ...defaultPPOConfig,
@@ -136,7 +136,8 @@ export const command: Command = {
         if (!isSequenceClassifier(rm.config)) throw new UsageError(`${valueSource} is not a reward model (sequence classifier)`);
         value = { config: rm.config, arch: architectureFor(rm.config), params: rm.params };
       } else {
-        value = classifierFromBackbone(policyModel.config, policyModel.params, tokenizer.padTokenId ?? eosIds[0]!, config.seed);
+        // A fresh scalar head on a copy of the policy's backbone (the function consumes what it is given).
+        value = rewardModelFromCausalLm({ ...policyModel, params: copyParams(policyModel.params) }, { seed: config.seed, padTokenId: tokenizer.padTokenId ?? eosIds[0]! });
       }
       valueConfig = value.config;
       trainer = new PpoTrainer({
