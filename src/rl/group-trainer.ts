@@ -1,0 +1,297 @@
+// The critic-free on-policy loop shared by GRPO and RLOO (TRL's GRPOTrainer and RLOOTrainer): each
+// step samples `num_generations` completions for each of `batch_size` prompts, scores them with the
+// reward source, turns the scores into per-completion advantages within each prompt's group, and
+// takes `num_iterations` clipped policy-gradient steps. No value model. The two algorithms differ
+// only in where the KL to the frozen reference goes (see `grpo` and `rloo` below).
+//
+// Metrics (TRL's names; every value is a mean over the step's completions unless it says otherwise):
+// - `reward`, `reward_std`: mean score, and the mean over groups of the score's std within a group.
+// - `frac_reward_zero_std`: share of groups whose completions all scored the same (no signal).
+// - `objective/kl`: Σ over a completion's tokens of log π − log π_ref (k1, at sampling time).
+// - `objective/rlhf_reward`: the reward the advantages were taken from (RLOO: score − β·KL).
+// - `completions/mean_length`: completion tokens, EOS included; `completions/clipped_ratio`: share
+//   cut off at max_completion_length without EOS.
+// - `entropy`: mean per-token entropy of the sampling distribution.
+// - `loss`, `grad_norm`, `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`,
+//   and `kl` (mean per-token k3, GRPO with beta > 0): from the updates, averaged over iterations.
+// - `learning_rate`, `episode` (completions seen).
+import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
+import { learningRateAt } from "../engine/schedule.ts";
+import type { AdamWState } from "../engine/optim.ts";
+import type { Array } from "../engine/runtime.ts";
+import type { Architecture } from "../models/architecture.ts";
+import type { Params } from "../models/types.ts";
+import { Generator } from "../generation/generate.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { TrainStep } from "../train/step.ts";
+import { grpoAdvantages, grpoLosses, rlooAdvantages, type GRPOConfig } from "../algorithms/group-advantages.ts";
+import type { RewardSource } from "./reward-source.ts";
+import { responseLogprobs } from "./scoring.ts";
+import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
+import { encodePrompts, mean, sampleResponses, sequenceKl } from "./rollout.ts";
+
+export interface GroupRunConfig extends GRPOConfig {
+  /** Prompts per step; each gets num_generations completions. */
+  batch_size: number;
+  /** Steps (generation + num_iterations updates) to run. */
+  total_steps: number;
+  /** Micro-batches each update's batch_size × num_generations completions are split into. */
+  gradient_accumulation_steps: number;
+  max_grad_norm: number;
+  weight_decay: number;
+  /** Anneal the learning rate linearly to 0 over the run, or keep it. */
+  lr_scheduler_type: "linear" | "constant";
+  seed: number;
+  top_k: number;
+  top_p: number;
+}
+
+/** How an algorithm turns scores into advantages and where it puts the KL to the reference. */
+export interface GroupAlgorithm {
+  name: "grpo" | "rloo";
+  /** The per-completion reward and its advantage, from scores and sequence KLs (k1, at sampling). */
+  advantages(scores: number[], sequenceKl: number[], config: GRPOConfig): { rewards: number[]; advantages: number[] };
+  /** β of the per-token k3 penalty inside the loss. */
+  lossBeta(config: GRPOConfig): number;
+}
+
+/** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss. */
+export const grpo: GroupAlgorithm = {
+  name: "grpo",
+  advantages: (scores, _kl, c) => ({ rewards: scores, advantages: grpoAdvantages(scores, c.num_generations, c.scale_rewards) }),
+  lossBeta: (c) => c.beta,
+};
+
+/**
+ * RLOO (Ahmadian et al. 2024, TRL's RLOOTrainer): the KL is subtracted from each completion's
+ * score, r = score − β·KL(sequence), and the advantage is r minus the mean of the others' r.
+ */
+export const rloo: GroupAlgorithm = {
+  name: "rloo",
+  advantages: (scores, kl, c) => {
+    const rewards = scores.map((s, i) => s - c.beta * kl[i]!);
+    return { rewards, advantages: rlooAdvantages(rewards, c.num_generations) };
+  },
+  lossBeta: () => 0,
+};
+
+/** Everything that changes during a run; with the policy and optimizer saved, a run resumes exactly. */
+export interface GroupProgress {
+  step: number;
+  episode: number;
+  rng: number[];
+  promptOrder: number[];
+  promptCursor: number;
+}
+
+export interface GroupModels {
+  arch: Architecture;
+  policy: Params;
+  reference: Params;
+}
+
+export interface GroupStepReport {
+  metrics: Record<string, number>;
+  samples: { prompt: string; completion: string; score: number; advantage: number }[];
+}
+
+interface MicroBatch {
+  seq: DeviceSequences;
+  oldLogprobs: Array;
+  advantages: Array;
+  /** Only when the loss has a KL term (no point copying it to the device otherwise). */
+  refLogprobs?: Array;
+}
+
+export class GroupTrainer {
+  readonly config: GroupRunConfig;
+  readonly algorithm: GroupAlgorithm;
+  readonly #models: GroupModels;
+  readonly #tokenizer: Tokenizer;
+  readonly #prompts: string[];
+  readonly #promptIds: number[][];
+  readonly #promptLength: number;
+  readonly #reward: RewardSource;
+  readonly #eosIds: number[];
+  readonly #generator: Generator;
+  readonly #score;
+  readonly #train: TrainStep<MicroBatch>;
+  #policy: Params;
+  #opt: AdamWState;
+  #rng: HostRng;
+  progress: GroupProgress;
+
+  constructor(args: {
+    algorithm: GroupAlgorithm;
+    config: GroupRunConfig;
+    models: GroupModels;
+    tokenizer: Tokenizer;
+    prompts: string[];
+    reward: RewardSource;
+    eosIds: number[];
+    resume?: { progress: GroupProgress; optimizer: AdamWState };
+  }) {
+    const { config, models, algorithm } = args;
+    const completions = config.batch_size * config.num_generations;
+    if (config.num_generations < 2) throw new Error(`${algorithm.name}: num_generations must be at least 2 (a group needs others to compare with)`);
+    if (completions % config.gradient_accumulation_steps !== 0) {
+      throw new Error(`${algorithm.name}: batch_size × num_generations = ${completions} completions do not split into ${config.gradient_accumulation_steps} equal micro-batches`);
+    }
+    if (args.eosIds.length === 0) throw new Error(`${algorithm.name}: the policy needs an EOS token id`);
+    this.config = config;
+    this.algorithm = algorithm;
+    this.#models = models;
+    this.#tokenizer = args.tokenizer;
+    this.#prompts = args.prompts;
+    const encoded = encodePrompts(args.tokenizer, args.prompts, models.arch.maxPositions, config.max_completion_length);
+    this.#promptIds = encoded.ids;
+    this.#promptLength = encoded.promptLength;
+    this.#reward = args.reward;
+    this.#eosIds = args.eosIds;
+    this.#generator = new Generator(models.arch);
+    const { arch } = models;
+    const P = encoded.promptLength;
+    const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
+    this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
+      const pol = responseLogprobs(arch, policy, borrowed(s), P, config.temperature, true);
+      const ref = responseLogprobs(arch, reference, borrowed(s), P, config.temperature, true);
+      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
+    });
+    const beta = algorithm.lossBeta(config);
+    const loss = grpoLosses[config.loss_type];
+    this.#train = new TrainStep(
+      (params: Params, mb: MicroBatch) => {
+        const { logprobs } = responseLogprobs(arch, params, borrowed(mb.seq), P, config.temperature, false);
+        return loss(
+          { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.seq.responseMask, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
+          { ...config, beta },
+        );
+      },
+      { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: config.weight_decay }, maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null },
+    );
+    this.#policy = models.policy;
+    if (args.resume) {
+      this.progress = args.resume.progress;
+      this.#opt = args.resume.optimizer;
+    } else {
+      const rng = new HostRng(config.seed);
+      const order = rng.shuffle(args.prompts.map((_, i) => i));
+      this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0 };
+      this.#opt = this.#train.init(this.#policy);
+    }
+    this.#rng = new HostRng(this.progress.rng);
+  }
+
+  /** The current policy (owned by the trainer; don't release). */
+  get policy(): Params {
+    return this.#policy;
+  }
+  get optimizerState(): AdamWState {
+    return this.#opt;
+  }
+
+  #nextPrompts(): number[] {
+    const picked: number[] = [];
+    while (picked.length < this.config.batch_size) {
+      if (this.progress.promptCursor >= this.progress.promptOrder.length) {
+        this.progress.promptOrder = this.#rng.shuffle([...this.progress.promptOrder]);
+        this.progress.promptCursor = 0;
+      }
+      picked.push(this.progress.promptOrder[this.progress.promptCursor++]!);
+    }
+    return picked;
+  }
+
+  /** One step: generate groups, score, advantages, num_iterations optimizer updates. */
+  async step(): Promise<GroupStepReport> {
+    const c = this.config;
+    const G = c.num_generations;
+    const picked = this.#nextPrompts();
+    // Groups are contiguous: rows g·G … g·G + G − 1 continue prompt g (group-advantages.ts's layout).
+    const rows = picked.flatMap((i) => new Array<number>(G).fill(i));
+    const prompts = rows.map((i) => this.#promptIds[i]!);
+    const sampled = await sampleResponses(
+      this.#generator,
+      this.#policy,
+      prompts,
+      { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.max_completion_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds },
+      this.#tokenizer,
+    );
+    const { responses, generations } = sampled;
+    const R = c.max_completion_length + 1;
+    const packed = packSequences(prompts, responses, R, this.#promptLength);
+    const n = packed.batch;
+    const device = toDevice(packed);
+    const scored = this.#score(this.#policy, this.#models.reference, device);
+    release(device);
+    const logprobs = rowsOf(await toHost(scored.logprobs), n, R);
+    const refLogprobs = rowsOf(await toHost(scored.refLogprobs), n, R);
+    const entropy = rowsOf(await toHost(scored.entropy), n, R);
+    const mask = rowsOf(packed.responseMask, n, R);
+    const promptTexts = rows.map((i) => this.#prompts[i]!);
+    const scores = await this.#reward.score(promptTexts, generations.map((g) => g.text));
+    const kl = sequenceKl(logprobs, refLogprobs, mask);
+    const { rewards, advantages } = this.algorithm.advantages(scores, kl, c);
+
+    const groupStds: number[] = [];
+    for (let g = 0; g < n; g += G) groupStds.push(stdOf(scores.slice(g, g + G)));
+    const tokens = mask.map((row) => row.reduce((a, x) => a + x, 0));
+    const metrics: Record<string, number> = {
+      reward: mean(scores),
+      reward_std: mean(groupStds),
+      frac_reward_zero_std: groupStds.filter((s) => s === 0).length / groupStds.length,
+      "objective/kl": mean(kl),
+      "objective/rlhf_reward": mean(rewards),
+      "completions/mean_length": mean(tokens),
+      "completions/clipped_ratio": sampled.containsEos.filter((e) => !e).length / n,
+      entropy: entropy.reduce((s, row, b) => s + row.reduce((a, v, t) => a + (mask[b]![t] ? v : 0), 0), 0) / Math.max(1, tokens.reduce((a, x) => a + x, 0)),
+    };
+
+    const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
+    const withKl = this.algorithm.lossBeta(c) !== 0;
+    const mbSize = n / c.gradient_accumulation_steps;
+    const updates: Record<string, number[]> = {};
+    for (let it = 0; it < c.num_iterations; it++) {
+      const order = this.#rng.shuffle(Array.from({ length: n }, (_, i) => i));
+      const microBatches: MicroBatch[] = [];
+      for (let start = 0; start < n; start += mbSize) {
+        const take = order.slice(start, start + mbSize);
+        const pick = (x: number[][]) => fromHost(Float32Array.from(take.flatMap((i) => x[i]!)), [take.length, R]);
+        const mb: MicroBatch = {
+          seq: toDevice(packSequences(take.map((i) => prompts[i]!), take.map((i) => responses[i]!), R, this.#promptLength)),
+          oldLogprobs: pick(logprobs),
+          advantages: fromHost(take.map((i) => advantages[i]!), [take.length]),
+        };
+        if (withKl) mb.refLogprobs = pick(refLogprobs);
+        microBatches.push(mb);
+      }
+      const stepNumber = this.progress.step * c.num_iterations + it + 1;
+      const out = await this.#train.step(this.#policy, this.#opt, microBatches, lr, stepNumber);
+      release(microBatches);
+      this.#policy = out.params;
+      this.#opt = out.state;
+      if (!Number.isFinite(out.loss)) throw new Error(`${this.algorithm.name} step ${this.progress.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);
+      for (const [k, v] of Object.entries({ ...out.metrics, loss: out.loss, grad_norm: out.gradNorm })) (updates[k] ??= []).push(v);
+    }
+    for (const [k, v] of Object.entries(updates)) metrics[k] = mean(v);
+    this.progress.step++;
+    this.progress.episode += n;
+    this.progress.rng = this.#rng.state;
+    metrics.learning_rate = lr;
+    metrics.episode = this.progress.episode;
+    return { metrics, samples: generations.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]!, advantage: advantages[i]! })) };
+  }
+
+  dispose(): void {
+    this.#score.dispose();
+    this.#train.dispose();
+    this.#generator.dispose();
+  }
+}
+
+/** Bessel-corrected, as TRL's `reward_std` (torch's std). */
+function stdOf(xs: number[]): number {
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+}

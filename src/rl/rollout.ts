@@ -1,0 +1,68 @@
+// Rollout pieces shared by the critic-free trainers (group-trainer.ts) and evaluation
+// (evaluate.ts): prompts encoded once to a fixed length, and sampled responses that keep the EOS
+// token when the model stopped. The conventions match ppo-trainer.ts, so every on-policy path scores
+// the same token sequences the same way.
+import type { Generation, Generator } from "../generation/generate.ts";
+import type { Params } from "../models/types.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+
+export interface EncodedPrompts {
+  /** Token ids (BOS included), each at most `promptLength` long. */
+  ids: number[][];
+  /**
+   * Every prompt is packed to this many columns. It is fixed for a whole run because compiled
+   * scoring and loss functions close over it (a new length would mean a new compilation).
+   */
+  promptLength: number;
+}
+
+/**
+ * Encodes prompts for a model with `maxPositions` of context that must also hold `responseLength`
+ * new tokens and one EOS. Over-long prompts keep their end, which is what the response continues.
+ */
+export function encodePrompts(tokenizer: Tokenizer, prompts: string[], maxPositions: number, responseLength: number): EncodedPrompts {
+  const encoded = prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: true }));
+  const room = maxPositions - (responseLength + 1);
+  if (room < 1) throw new Error(`a response length of ${responseLength} leaves no room for a prompt in the model's context of ${maxPositions}`);
+  const promptLength = Math.min(room, Math.max(1, ...encoded.map((e) => e.length)));
+  return { ids: encoded.map((e) => (e.length > promptLength ? e.slice(e.length - promptLength) : e)), promptLength };
+}
+
+export interface SampleOptions {
+  temperature: number;
+  topK: number;
+  topP: number;
+  maxNewTokens: number;
+  seed: number;
+  eosIds: number[];
+}
+
+export interface SampledResponses {
+  generations: Generation[];
+  /** Completion ids, with the EOS token appended when the model stopped: the policy must learn to stop. */
+  responses: number[][];
+  containsEos: boolean[];
+}
+
+/** One batch of samples; pack `responses` with a response length of maxNewTokens + 1. */
+export async function sampleResponses(generator: Generator, params: Params, prompts: number[][], o: SampleOptions, tokenizer: Tokenizer): Promise<SampledResponses> {
+  if (o.eosIds.length === 0) throw new Error("sampling responses needs an EOS token id");
+  const generations = await generator.generate(
+    params,
+    prompts,
+    { temperature: o.temperature, topK: o.topK, topP: o.topP, maxNewTokens: o.maxNewTokens, seed: o.seed, eosTokenIds: o.eosIds },
+    tokenizer,
+  );
+  const eos = o.eosIds[0]!;
+  const responses = generations.map((g) => (g.finishReason === "eos" ? [...g.completionIds, eos] : g.completionIds)).map((r) => (r.length > 0 ? r : [eos]));
+  return { generations, responses, containsEos: generations.map((g) => g.finishReason === "eos") };
+}
+
+/** Σ over each row's valid tokens of (logp − refLogp): the k1 estimate of a sequence's KL. */
+export function sequenceKl(logprobs: number[][], refLogprobs: number[][], mask: number[][]): number[] {
+  return logprobs.map((row, b) => row.reduce((s, lp, t) => s + (mask[b]![t] ? lp - refLogprobs[b]![t]! : 0), 0));
+}
+
+export function mean(xs: number[]): number {
+  return xs.length === 0 ? 0 : xs.reduce((a, x) => a + x, 0) / xs.length;
+}
