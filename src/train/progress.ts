@@ -23,6 +23,11 @@ export class Progress {
     this.#firstStep = options.firstStep ?? 0;
   }
 
+  /** True when drawing a bar on a terminal (log records are then not printed as lines). */
+  get interactive(): boolean {
+    return this.#tty;
+  }
+
   /** Redraws the bar (terminal only); call every step. */
   tick(u: ProgressUpdate): void {
     if (!this.#tty) return;

@@ -48,6 +48,8 @@ export interface TrainOptions {
   outputDir: string;
   /** Continue from the latest complete checkpoint in outputDir (fresh start when there is none). */
   resume?: boolean;
+  /** Evaluate before the first step of a fresh run too (logged as step 0), to show what training changed. */
+  evaluateAtStart?: boolean;
   /** Stop (as a crash would, without a final save) after this many steps: tests of resuming. */
   stopAfterStep?: number;
   progress?: Progress | false;
@@ -144,6 +146,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   const evalEvery = config.eval_steps ?? config.logging_steps;
 
   try {
+    if (evaluator && options.evaluateAtStart && state.global_step === 0) await evaluate();
     while (state.global_step < totalSteps) {
       if (state.data.position === stepsPerEpoch) {
         // Next epoch: the generator has moved on by exactly one shuffle, so its state is the new epoch's seed.
@@ -193,11 +196,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
         emit(record);
         Object.assign(window, { loss: 0, steps: 0, tokens: 0, seconds: 0, metrics: {} });
       }
-      if (evaluator && (step % evalEvery === 0 || last)) {
-        const evalRecord = { ...(await evaluator.run(params)), epoch: round(state.epoch), step };
-        emit(evalRecord);
-        say(`eval at step ${step}: ${Object.entries(evalRecord).filter(([k]) => k.startsWith("eval_")).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(" ")}`);
-      }
+      if (evaluator && (step % evalEvery === 0 || last)) await evaluate();
       if (step % config.save_steps === 0 || last) {
         lastSaved = await saveCheckpoint(options.outputDir, { modelConfig: task.modelConfig, params, optimizer, state: structuredClone(state), ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}) });
         await pruneCheckpoints(options.outputDir, config.save_total_limit);
@@ -209,7 +208,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
     }
     progress?.finish();
     // A run resumed after its last step finished re-publishes the final weights (idempotent).
-    await publishFinal(options.outputDir, task, params);
+    await publishFinal(options.outputDir, task, params, state);
     release(optimizer);
     return { params, state, finalCheckpoint: checkpointDir(options.outputDir, state.global_step) };
   } catch (err) {
@@ -224,6 +223,12 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
     progress?.finish();
     trainStep.dispose();
     evaluator?.dispose();
+  }
+
+  async function evaluate(): Promise<void> {
+    const record = { ...(await evaluator!.run(params)), epoch: round(state.epoch), step: state.global_step };
+    emit(record);
+    if (!progress || progress.interactive) say(`eval at step ${state.global_step}: ${Object.entries(record).filter(([k]) => k.startsWith("eval_")).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(" ")}`);
   }
 
   function emit(record: MetricRecord): void {
@@ -252,9 +257,11 @@ function checkResumable(saved: TrainerState, fresh: TrainerState, dir: string): 
  * The final weights at the top of DIR too, so DIR itself loads as a model. Files are moved in one
  * by one with config.json last: a DIR whose config.json is present holds complete weights.
  */
-async function publishFinal<E, B>(outputDir: string, task: TrainTask<E, B>, params: Params): Promise<void> {
+async function publishFinal<E, B>(outputDir: string, task: TrainTask<E, B>, params: Params, state: TrainerState): Promise<void> {
   const staging = join(outputDir, `.final-tmp-${process.pid}`);
-  await saveModel(staging, task.modelConfig, params, task.tokenizer ? { tokenizer: task.tokenizer } : {});
+  // trainer_state.json travels along so `rm eval --split eval` can re-make the held-out split.
+  const extraFiles = { "trainer_state.json": JSON.stringify(state, null, 1) + "\n" };
+  await saveModel(staging, task.modelConfig, params, { extraFiles, ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}) });
   await rm(join(outputDir, "config.json"), { force: true });
   const { readdir } = await import("node:fs/promises");
   const files = (await readdir(staging)).filter((f) => f !== "config.json");

@@ -1,0 +1,201 @@
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command } from "../command.ts";
+import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { release } from "../../engine/arrays.ts";
+import { isSequenceClassifier } from "../../models/config.ts";
+import { loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
+import { readPreferenceData, readRecords, splitHeldOut } from "../../train/datasets.ts";
+import { evaluatePreferences, fitToLength, RewardScorer, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
+import { DivergenceError, train } from "../../train/trainer.ts";
+import type { TrainerState } from "../../train/checkpoint.ts";
+
+const usage = `Usage: rlhf rm train|eval|score [options]
+
+  rlhf rm train --model PATH --data FILE --output DIR [--eval-data FILE] [--config FILE] [--resume]
+      Trains a reward model (TRL's RewardTrainer): the model's backbone plus a scalar head read at
+      the last token, Bradley-Terry loss -log σ(r_chosen − r_rejected [− margin]); a ranking of K
+      responses gives all K(K−1)/2 pairs in one batch, ties none. Data: JSON lines with
+      "chosen"/"rejected" (optional "prompt", "margin"), or "responses"+"ranking"(+"ties"), or the
+      rt-polarity folder. The model is saved as a *ForSequenceClassification with num_labels 1.
+  rlhf rm eval --model DIR --data FILE [--split all|eval|train] [--json]
+      Accuracy (share of pairs with r_chosen > r_rejected), mean margin and pair count. --split eval
+      scores only the pairs that \`rm train\` held out of the same file (same seed and ratio).
+  rlhf rm score --model DIR --data FILE [--output FILE]
+      One JSON line per record: {"chosen_score", "rejected_score"} for pairs, {"scores"} for
+      rankings, {"score"} for "text" or "prompt"+"completion" records.`;
+
+const common = {
+  model: { type: "string", help: "model: for train a causal LM (or a reward model to continue); otherwise a trained reward model <PATH>" },
+  data: { type: "string", help: "preference data: JSON lines (.jsonl, .jsonl.gz) or the rt-polarity folder <FILE>" },
+  tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
+} as const;
+
+const trainFlags = {
+  ...common,
+  output: { type: "string", help: "output directory <DIR>" },
+  "eval-data": { type: "string", help: "held-out data (default: a seeded share of --data) <FILE>" },
+  config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
+  resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  ...configFlags(rewardSpecs, defaultRewardConfig),
+} as const;
+
+const evalFlags = {
+  ...common,
+  split: { type: "string", default: "all", help: "which records: all, or the eval/train side of the split `rm train` made <NAME>" },
+  "max-length": { type: "string", help: "drop pairs longer than this (default: the training max_length, else the model's context) <N>" },
+  "batch-size": { type: "string", default: "16", help: "sequences per forward pass <N>" },
+  json: { type: "boolean", help: "print one JSON object" },
+} as const;
+
+const scoreFlags = {
+  ...common,
+  output: { type: "string", help: "write the JSON lines here instead of stdout <FILE>" },
+  "batch-size": { type: "string", default: "16", help: "sequences per forward pass <N>" },
+} as const;
+
+export const command: Command = {
+  summary: "reward models: train (Bradley-Terry, rankings), eval (accuracy, margin), score",
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === "train") return trainRm(rest);
+    if (sub === "eval") return evalRm(rest);
+    if (sub === "score") return scoreRm(rest);
+    if (sub === undefined || sub === "--help" || sub === "-h") {
+      process.stdout.write(usage + "\n");
+      return sub ? 0 : 2;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (train, eval, score)\n\n${usage}`);
+  },
+};
+
+async function trainRm(argv: string[]): Promise<number> {
+  const parsed = parseFlags(normaliseFlagNames(argv, rewardSpecs), usage, trainFlags);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
+  const config = resolveConfig(defaultRewardConfig, rewardSpecs, { ...(v.config ? { file: v.config } : {}), overrides: configOverrides(v, rewardSpecs) });
+  const model = await loadModel(modelPath);
+  const tokenizer = await resolveTokenizer(model, v.tokenizer);
+  if (config.max_length > model.arch.maxPositions) {
+    process.stderr.write(`rm: max_length ${config.max_length} is longer than the model's context; using ${model.arch.maxPositions}\n`);
+    config.max_length = model.arch.maxPositions;
+  }
+  const padId = rewardPadId(tokenizer.padTokenId, model.config);
+  const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
+  const load = (path: string) => {
+    const { kept, droppedPairs } = fitToLength(readPreferenceData(path, tokenizer), config.max_length);
+    if (droppedPairs > 0) process.stderr.write(`rm: ${path}: dropped ${droppedPairs} pairs longer than max_length ${config.max_length}\n`);
+    return kept;
+  };
+  const all = load(dataPath);
+  const data = v["eval-data"] ? { train: all, eval: load(v["eval-data"]) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
+  process.stderr.write(`rm: ${data.train.length} training records, ${data.eval.length} held out\n`);
+  const task = rewardTask(rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId);
+  try {
+    const result = await train(task, rm.params, { outputDir: output, resume: v.resume ?? false, evaluateAtStart: true });
+    release(result.params);
+    const last = result.state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
+    const summary = last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : "";
+    process.stderr.write(`rm: done after ${result.state.global_step} steps; reward model in ${output}${summary}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof DivergenceError) {
+      process.stderr.write(`rlhf rm train: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function loadRewardModel(path: string, tokenizerPath?: string) {
+  const model = await loadModel(path);
+  if (!isSequenceClassifier(model.config) || (model.config.num_labels ?? 2) !== 1) {
+    release(model.params);
+    throw new UsageError(`${path} is not a reward model (a *ForSequenceClassification with num_labels 1); train one with \`rlhf rm train\``);
+  }
+  const tokenizer = await resolveTokenizer(model, tokenizerPath);
+  return { model, tokenizer, padId: rewardPadId(tokenizer.padTokenId, model.config) };
+}
+
+/** The training run's saved config (seed, split ratio, max_length), when the model came from `rm train`. */
+function trainingConfig(model: LoadedModel): Record<string, unknown> | null {
+  const path = join(model.path, "trainer_state.json");
+  if (!existsSync(path)) return null;
+  return (JSON.parse(readFileSync(path, "utf8")) as TrainerState).config;
+}
+
+async function evalRm(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, usage, evalFlags);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const trained = trainingConfig(model);
+  const maxLength = numberFlag(v["max-length"], "max-length", Math.min(model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity), { min: 1, integer: true, max: model.arch.maxPositions });
+  const dataPath = requireFlag(v.data, "data");
+  const { kept, droppedPairs } = fitToLength(readPreferenceData(dataPath, tokenizer), maxLength);
+  let records = kept;
+  if (v.split !== "all") {
+    if (v.split !== "eval" && v.split !== "train") throw new UsageError(`--split must be all, eval or train, got "${v.split}"`);
+    if (!trained) throw new UsageError(`--split ${v.split} needs the trainer_state.json that \`rm train\` writes beside the model`);
+    const split = splitHeldOut(kept, trained.eval_split_ratio as number, trained.seed as number);
+    records = split[v.split];
+  }
+  if (droppedPairs > 0) process.stderr.write(`rm eval: dropped ${droppedPairs} pairs longer than ${maxLength} tokens\n`);
+  const scorer = new RewardScorer(model.arch, padId, maxLength);
+  const result = await evaluatePreferences(scorer, model.params, records, numberFlag(v["batch-size"], "batch-size", 16, { min: 1, integer: true }));
+  scorer.dispose();
+  release(model.params);
+  if (v.json) process.stdout.write(JSON.stringify(result) + "\n");
+  else process.stdout.write(`accuracy ${result.accuracy.toFixed(4)}  mean_margin ${result.mean_margin.toFixed(4)}  n ${result.n}\n`);
+  return 0;
+}
+
+async function scoreRm(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, usage, scoreFlags);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const dataPath = requireFlag(v.data, "data");
+  const context = model.arch.maxPositions;
+  const eos = tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [];
+  // Each record's rows, rendered the way training rendered them (EOS appended).
+  const rowsOf = readRecords(dataPath).map(({ record, where }) => {
+    if (typeof record.text === "string") return { kind: "score" as const, rows: [[...tokenizer.encode(record.text), ...eos]] };
+    if (typeof record.prompt === "string" && typeof record.completion === "string") return { kind: "score" as const, rows: [[...tokenizer.encode(record.prompt + record.completion), ...eos]] };
+    if (record.chosen !== undefined) {
+      return { kind: "pair" as const, rows: readPairRows(record, where) };
+    }
+    if (Array.isArray(record.responses)) return { kind: "ranking" as const, rows: readPairRows(record, where) };
+    throw new UsageError(`${where}: nothing to score (expected "text", "prompt"+"completion", "chosen"+"rejected" or "responses")`);
+  });
+  function readPairRows(record: Record<string, unknown>, where: string): number[][] {
+    const responses = record.chosen !== undefined ? [record.chosen, record.rejected] : (record.responses as unknown[]);
+    return responses.map((r, i) => {
+      if (typeof r !== "string" || (record.prompt !== undefined && typeof record.prompt !== "string")) throw new UsageError(`${where}: response ${i} must be text (with a text prompt or none)`);
+      return [...tokenizer.encode(((record.prompt as string | undefined) ?? "") + r), ...eos];
+    });
+  }
+  const flat = rowsOf.flatMap((r) => r.rows);
+  const tooLong = flat.filter((r) => r.length > context).length;
+  if (tooLong > 0) process.stderr.write(`rm score: ${tooLong} sequences are longer than the model's context (${context}); their score is null\n`);
+  const scorer = new RewardScorer(model.arch, padId, context);
+  const fits = flat.filter((r) => r.length <= context);
+  const scored = await scorer.score(model.params, fits, numberFlag(v["batch-size"], "batch-size", 16, { min: 1, integer: true }));
+  scorer.dispose();
+  release(model.params);
+  let next = 0;
+  const scoreOf = (row: number[]) => (row.length <= context ? scored[next++]! : null);
+  const lines = rowsOf.map(({ kind, rows }) => {
+    const s = rows.map(scoreOf);
+    if (kind === "score") return { score: s[0] };
+    if (kind === "pair") return { chosen_score: s[0], rejected_score: s[1] };
+    return { scores: s };
+  });
+  const text = lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
+  if (v.output) await writeFile(v.output, text);
+  else process.stdout.write(text);
+  return 0;
+}
