@@ -9,8 +9,10 @@
 //   aggregate=majority: one line per pair that a strict majority of the item's labelers decided
 //   the same way, with "labelers" (names) and "votes": {"chosen", "rejected", "tie"}.
 // format=ranking, one line per answer (all) or per item (majority):
-//   {"prompt", "responses": [texts, in import order], "ranking": [indices into responses, best first],
+//   {"prompt", "responses": [in import order], "ranking": [indices into responses, best first],
 //    "ties": [[i, j], ...] (present only when some responses tie), "item_id", "external_id", ...}
+//   responses are strings for text prompts and [{"role": "assistant", "content": text}] for chat
+//   prompts, as chosen/rejected are: the reward trainer renders prompt + response either way.
 //   rating tasks add "ratings": [1..7 per response] (majority: the mean), ordered by rating.
 //   aggregate=majority orders responses by their mean score over labelers (mean rank for rankings),
 //   with "labelers"; equal means are ties.
@@ -66,7 +68,8 @@ function order(values: number[]): { ranking: number[]; ties: [number, number][] 
 
 function rankingLines(task: Task, item: LoadedItem, answers: LoadedAnswer[], aggregate: ExportAggregate): object[] {
   const ids = item.responses.map((r) => r.id);
-  const base = { prompt: item.prompt, responses: item.responses.map((r) => r.text) };
+  const prompt = item.prompt as Prompt;
+  const base = { prompt, responses: item.responses.map((r) => completion(prompt, r.text)) };
   const line = (values: number[]) => {
     const { ranking, ties } = order(values);
     return { ...base, ranking, ...(ties.length ? { ties } : {}), ...(task === "rating" ? { ratings: values } : {}), item_id: item.id, external_id: item.external_id };
