@@ -203,7 +203,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const ppoPolicy = await timed("ppo", async () => {
     const value = rewardModelFromCausalLm({ config: rm.config, arch: rm.arch, params: copyParams(rm.params), path: "rm", format: "hf-dir" }, { seed, padTokenId: PAD });
     const trainer = new PpoTrainer({
-      config: { ...defaultPPOConfig, batch_size: 16, total_steps: Math.round(60 * scale), learning_rate: 3e-4, kl_coef: 0.05, response_length: RESPONSE_LEN + 2, temperature: 1, max_grad_norm: 1, weight_decay: 0, lr_scheduler_type: "linear", seed, target_kl: null, kl_horizon: 10000, top_k: 0, top_p: 1 },
+      config: { ...defaultPPOConfig, batch_size: 16, total_steps: Math.round(60 * scale), learning_rate: 3e-4, kl_coef: 0.05, response_length: RESPONSE_LEN + 2, temperature: 1, max_grad_norm: 1, weight_decay: 0, lr_scheduler_type: "linear", seed, target_kl: null, kl_horizon: 10000, top_k: 0, top_p: 1, ptx_coef: 0 },
       models: { arch, policy: copyParams(reference), reference, valueArch: value.arch, value: value.params },
       tokenizer: letterTokenizer,
       prompts: trainPrompts,

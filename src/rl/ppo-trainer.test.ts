@@ -51,6 +51,7 @@ function config(over: Partial<PpoRunConfig>): PpoRunConfig {
     seed: 0,
     target_kl: null,
     kl_horizon: 10000,
+    ptx_coef: 0,
     top_k: 0,
     top_p: 1,
     temperature: 1,
@@ -101,4 +102,25 @@ test("PPO raises a programmatic reward", async () => {
   const first = (scores[0]! + scores[1]! + scores[2]!) / 3;
   const last = (scores[9]! + scores[10]! + scores[11]!) / 3;
   assert.ok(last > first + 0.15, `scores did not rise: ${scores.map((s) => s.toFixed(2)).join(" ")}`);
+});
+
+test("PPO-ptx: the LM loss on the ptx rows enters the update and falls; off by default", async () => {
+  await initEngine();
+  const zero = new ModuleRewardSource("zero", (_p, cs) => cs.map(() => 0));
+  const ptxText = { examples: ["abcabcab", "cabcabca", "bcabcabc"].map((t) => ({ ids: letters.encode(t), completionMask: letters.encode(t).map(() => 1) })), padId: 0 };
+  const off = new PpoTrainer({ config: config({ learning_rate: 1e-2 }), models: models(3), tokenizer: letters, prompts: ["a", "b"], reward: zero, eosIds: [2], ptx: ptxText });
+  assert.equal((await off.step()).metrics["loss/ptx_avg"], undefined, "ptx_coef 0 must not use the ptx data");
+  assert.equal(off.progress.ptxOrder, undefined);
+  off.dispose();
+
+  const on = new PpoTrainer({ config: config({ learning_rate: 1e-2, ptx_coef: 1, num_mini_batches: 2 }), models: models(3), tokenizer: letters, prompts: ["a", "b"], reward: zero, eosIds: [2], ptx: ptxText });
+  const losses: number[] = [];
+  for (let i = 0; i < 6; i++) losses.push((await on.step()).metrics["loss/ptx_avg"]!);
+  assert.ok(losses.every(Number.isFinite), `ptx losses ${losses}`);
+  // A zero reward leaves the LM term as the only learning signal besides the KL leash.
+  assert.ok(losses.at(-1)! < losses[0]! - 0.3, `ptx loss did not fall: ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+  // 6 steps × 4 epochs × 2 mini-batches × 4 rows drawn in a reshuffled cycle over the 3 rows.
+  assert.equal(on.progress.ptxCursor, (6 * 4 * 2 * 4) % 3 || 3);
+  on.dispose();
+  assert.throws(() => new PpoTrainer({ config: config({ ptx_coef: 1 }), models: models(3), tokenizer: letters, prompts: ["a"], reward: zero, eosIds: [2] }), /needs PPO-ptx data/);
 });

@@ -5,6 +5,10 @@
 // Choice of value model: initialised from the reward model (as TRL does) when one is given, so it
 // starts out predicting something like the score; otherwise from the policy's backbone with a
 // fresh `score.weight` head. Policy and value are separate networks trained by one optimizer.
+//
+// PPO-ptx (InstructGPT, eq. 2): with demonstration/pretraining rows and ptx_coef γ > 0, every
+// mini-batch also carries as many rows of that data, and γ × their next-token loss is added to
+// the PPO loss, so the policy keeps the language it had while chasing the reward.
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";
@@ -21,6 +25,7 @@ import type { Rows } from "../algorithms/sequence.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseLogprobs, responseValues } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
+import { sftBatch, sftLoss, sftRows, type SftBatch, type SftExample, type SftRow } from "../train/sft.ts";
 
 export interface PpoRunConfig extends PPOConfig {
   /** Prompts per rollout (TRL: per_device_train_batch_size × gradient_accumulation_steps). */
@@ -37,6 +42,8 @@ export interface PpoRunConfig extends PPOConfig {
   kl_horizon: number;
   top_k: number;
   top_p: number;
+  /** PPO-ptx: weight γ of the language-modelling loss on the ptx rows (0 = off). */
+  ptx_coef: number;
 }
 
 /** Everything that changes during a run; with the arrays saved, a run resumes exactly. */
@@ -47,6 +54,9 @@ export interface PpoProgress {
   promptOrder: number[];
   promptCursor: number;
   kl: KlControllerState;
+  /** PPO-ptx data order and position (absent when the run has no ptx data). */
+  ptxOrder?: number[];
+  ptxCursor?: number;
 }
 
 export interface PpoModels {
@@ -71,6 +81,7 @@ interface Minibatch {
   oldValues: Array;
   advantages: Array;
   returns: Array;
+  ptx?: SftBatch;
 }
 
 export class PpoTrainer {
@@ -86,6 +97,8 @@ export class PpoTrainer {
   readonly #train: TrainStep<Minibatch>;
   /** Every prompt is left-padded (or cut from the left) to this many tokens. */
   readonly #promptLength: number;
+  /** PPO-ptx rows and their fixed padded length (one compiled shape); null when off. */
+  readonly #ptx: { rows: SftRow[]; length: number; padId: number } | null;
   #params: Params;
   #opt: AdamWState;
   #kl: KlController;
@@ -99,6 +112,8 @@ export class PpoTrainer {
     prompts: string[];
     reward: RewardSource;
     eosIds: number[];
+    /** PPO-ptx data (used when config.ptx_coef > 0): rendered demonstrations or plain text. */
+    ptx?: { examples: SftExample[]; padId: number };
     resume?: { progress: PpoProgress; optimizer: AdamWState };
   }) {
     const { config, models } = args;
@@ -118,6 +133,16 @@ export class PpoTrainer {
     this.#generator = new Generator(models.arch);
     const { arch, valueArch } = models;
     const promptLength = P;
+    if (config.ptx_coef > 0) {
+      if (!args.ptx || args.ptx.examples.length === 0) throw new Error("ptx_coef > 0 needs PPO-ptx data");
+      // As long as a rollout row, so the extra rows cost about what the PPO rows do.
+      const length = Math.min(models.arch.maxPositions, P + config.response_length + 1);
+      const rows = sftRows(args.ptx.examples, { max_length: length, packing: false, completion_only_loss: true });
+      if (rows.length === 0) throw new Error("the PPO-ptx data has no trainable tokens");
+      this.#ptx = { rows, length, padId: args.ptx.padId };
+    } else this.#ptx = null;
+    const ptxLoss = sftLoss(arch);
+    const ptxCoef = config.ptx_coef;
     this.#score = compile((policy: Params, reference: Params, value: Params, s: DeviceSequences) => {
       const pol = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
       const ref = responseLogprobs(arch, reference, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
@@ -130,7 +155,10 @@ export class PpoTrainer {
       const s = mb.seq;
       const { logprobs } = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, false);
       const values = responseValues(valueArch, value, s, promptLength, false);
-      return ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+      const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+      if (!mb.ptx) return out;
+      const lm = ptxLoss(policy, mb.ptx).loss;
+      return { loss: out.loss.add(lm.ref.mul(ptxCoef)), metrics: { ...out.metrics, "loss/ptx_avg": lm } };
     };
     this.#train = new TrainStep(lossFn, {
       adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-5, weightDecay: config.weight_decay },
@@ -148,6 +176,10 @@ export class PpoTrainer {
       const kl: KlControllerState =
         config.target_kl !== null ? { kind: "adaptive", value: config.kl_coef, target: config.target_kl, horizon: config.kl_horizon } : { kind: "fixed", value: config.kl_coef };
       this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0, kl };
+      if (this.#ptx) {
+        this.progress.ptxOrder = new HostRng(config.seed + 1).shuffle(this.#ptx.rows.map((_, i) => i));
+        this.progress.ptxCursor = 0;
+      }
       this.#opt = this.#train.init(this.#params);
     }
     this.#rng = new HostRng(this.progress.rng);
@@ -175,6 +207,23 @@ export class PpoTrainer {
       picked.push(this.progress.promptOrder[this.progress.promptCursor++]!);
     }
     return picked;
+  }
+
+  /** The next `n` PPO-ptx rows as a device batch (reshuffled after each pass, from the run's RNG). */
+  #nextPtx(n: number): SftBatch | undefined {
+    const ptx = this.#ptx;
+    if (!ptx) return undefined;
+    const p = this.progress;
+    if (!p.ptxOrder || p.ptxCursor === undefined) throw new Error("this PPO run was started without PPO-ptx data; it cannot resume with it");
+    const rows: SftRow[] = [];
+    while (rows.length < n) {
+      if (p.ptxCursor! >= p.ptxOrder!.length) {
+        p.ptxOrder = this.#rng.shuffle([...p.ptxOrder!]);
+        p.ptxCursor = 0;
+      }
+      rows.push(ptx.rows[p.ptxOrder![p.ptxCursor!++]!]!);
+    }
+    return sftBatch(rows, ptx.length, ptx.padId).batch;
   }
 
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
@@ -224,9 +273,11 @@ export class PpoTrainer {
       for (let start = 0; start + mbSize <= b; start += mbSize) {
         const rows = order.slice(start, start + mbSize);
         const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
+        const ptx = this.#nextPtx(rows.length);
+        if (ptx) mb.ptx = ptx;
         optimizerSteps++;
         const out = await this.#train.step(this.#params, this.#opt, [mb], lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps);
-        release([mb.seq, mb.oldLogprobs, mb.oldValues, mb.advantages, mb.returns]);
+        release([mb.seq, mb.oldLogprobs, mb.oldValues, mb.advantages, mb.returns, ...(ptx ? [ptx] : [])]);
         this.#params = out.params;
         this.#opt = out.state;
         if (!Number.isFinite(out.loss)) throw new Error(`PPO step ${this.progress.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);

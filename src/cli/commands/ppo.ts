@@ -17,6 +17,7 @@ import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { PpoTrainer, type PpoRunConfig } from "../../rl/ppo-trainer.ts";
 import { latestPpoCheckpoint, loadPpoCheckpoint, savePpoCheckpoint } from "../../rl/ppo-checkpoint.ts";
 import { rewardModelFromCausalLm } from "../../train/reward.ts";
+import { readSftData } from "../../train/datasets.ts";
 
 export const defaultPpoRunConfig: PpoRunConfig & { save_steps: number; logging_steps: number; sample_steps: number } = {
   ...defaultPPOConfig,
@@ -30,6 +31,9 @@ export const defaultPpoRunConfig: PpoRunConfig & { save_steps: number; logging_s
   kl_horizon: 10000,
   top_k: 0,
   top_p: 1,
+  // Used only with --ptx-data. InstructGPT's γ was 27.8 under its own loss normalisation; 1 weighs
+  // the mean token loss like the policy loss.
+  ptx_coef: 1,
   save_steps: 25,
   logging_steps: 1,
   sample_steps: 10,
@@ -60,6 +64,7 @@ const specs: Record<string, FieldSpec> = {
   weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
   lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule" },
   seed: { kind: "int", min: 0, help: "random seed" },
+  ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
   save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
   logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
@@ -72,6 +77,8 @@ model starts from the first reward-model directory in --reward (as TRL does), or
 backbone with a fresh head (--value-model to choose another). Metrics go to DIR/metrics.jsonl
 under TRL's names, sample completions to DIR/samples.jsonl, checkpoints to DIR/checkpoint-N
 (resumable with --resume), and the final policy to DIR (a Hugging Face directory).
+With --ptx-data, each update also takes ptx_coef × the next-token loss on that data (InstructGPT's
+PPO-ptx), logged as loss/ptx_avg.
 Config fields can come from --config FILE (JSON/YAML) and be overridden by flags (--kl_coef or --kl-coef).`;
 
 const flags = {
@@ -81,6 +88,7 @@ const flags = {
   output: { type: "string", help: "output directory <DIR>" },
   tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
   "value-model": { type: "string", help: "initialise the value model from this RM directory <PATH>" },
+  "ptx-data": { type: "string", help: "PPO-ptx: SFT or pretraining data (TRL formats) whose LM loss is mixed into every update <FILE>" },
   config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
   ...configFlags(specs, defaultPpoRunConfig),
@@ -103,9 +111,12 @@ export const command: Command = {
     const policyModel = await loadModel(requireFlag(v.policy as string | undefined, "policy"));
     const tokenizer = await resolveTokenizer(policyModel, v.tokenizer as string | undefined);
     const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-    const reward = await loadRewardSource(rewardSpecs);
     const eosIds = eosIdsOf(policyModel.config, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+    const ptxPath = v["ptx-data"] as string | undefined;
+    if (!ptxPath) config.ptx_coef = 0;
+    const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
+    const reward = await loadRewardSource(rewardSpecs);
     await mkdir(output, { recursive: true });
     const log = new MetricsLog(output);
 
@@ -124,6 +135,7 @@ export const command: Command = {
         prompts,
         reward,
         eosIds,
+        ...(ptx ? { ptx } : {}),
         resume: { progress: saved.state.progress, optimizer: saved.optimizer },
       });
       log.truncateAfter(saved.state.progress.step);
@@ -147,6 +159,7 @@ export const command: Command = {
         prompts,
         reward,
         eosIds,
+        ...(ptx ? { ptx } : {}),
       });
     }
 
