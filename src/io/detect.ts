@@ -5,17 +5,22 @@ import { LLAMA2C_HEADER_BYTES, parseLlama2cHeader } from "./llama2c.ts";
 
 export type CheckpointFormat = "llama2c" | "hf-dir";
 
+/** A path that is not a checkpoint we can load; the CLI prints the message without a stack. */
+export class CheckpointPathError extends Error {
+  override name = "InputError";
+}
+
 /** "hf-dir" for a directory with config.json, "llama2c" for a file with a plausible llama2.c header. */
 export async function detectCheckpoint(path: string): Promise<CheckpointFormat> {
   const info = await stat(path).catch(() => {
-    throw new Error(`checkpoint not found: ${path}`);
+    throw new CheckpointPathError(`checkpoint not found: ${path}`);
   });
   if (info.isDirectory()) {
     if (await stat(join(path, "config.json")).then((s) => s.isFile(), () => false)) return "hf-dir";
-    throw new Error(`${path}: a directory without config.json is not a Hugging Face checkpoint`);
+    throw new CheckpointPathError(`${path}: a directory without config.json is not a Hugging Face checkpoint`);
   }
   if (/(\.safetensors|config\.json|\.index\.json)$/.test(path)) {
-    throw new Error(`${path}: pass the checkpoint directory that contains this file, not the file itself`);
+    throw new CheckpointPathError(`${path}: pass the checkpoint directory that contains this file, not the file itself`);
   }
   const fh = await open(path, "r");
   try {
@@ -24,7 +29,7 @@ export async function detectCheckpoint(path: string): Promise<CheckpointFormat> 
     parseLlama2cHeader(header.subarray(0, bytesRead), path);
     return "llama2c";
   } catch (err) {
-    throw new Error(`${path}: unknown checkpoint format: expected a Hugging Face directory (config.json + model.safetensors) or a llama2.c .bin file (${(err as Error).message})`);
+    throw new CheckpointPathError(`${path}: unknown checkpoint format: expected a Hugging Face directory (config.json + model.safetensors) or a llama2.c .bin file (${(err as Error).message})`);
   } finally {
     await fh.close();
   }

@@ -41,17 +41,27 @@ async function snapshot(p: Params): Promise<Map<string, Float32Array>> {
   return out;
 }
 
-async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>, expectKlMetric: boolean) {
+async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>) {
   await initEngine();
   const m = models(1);
   const [p0, r0] = [await snapshot(m.policy), await snapshot(m.reference)];
   const trainer = new GroupTrainer({ algorithm, config: config({ learning_rate: 1e-2, ...over }), models: m, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds: [2] });
   for (let i = 0; i < 2; i++) {
     const { metrics, samples } = await trainer.step();
-    const keys = ["loss", "grad_norm", "reward", "reward_std", "frac_reward_zero_std", "objective/kl", "objective/rlhf_reward", "entropy", "completions/mean_length", "completions/clipped_ratio", "clip_ratio/region_mean", "learning_rate", "episode"];
+    const keys = [
+      "loss", "grad_norm", "reward", "reward_std", "frac_reward_zero_std", "objective/kl", "objective/rlhf_reward", "entropy", "kl",
+      "completions/mean_length", "completions/min_length", "completions/max_length", "completions/clipped_ratio",
+      "completions/mean_terminated_length", "completions/min_terminated_length", "completions/max_terminated_length",
+      "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max", "clip_ratio/region_mean",
+      "learning_rate", "num_tokens", "epoch", "episode",
+    ];
     for (const key of keys) assert.ok(Number.isFinite(metrics[key]), `${algorithm.name}: ${key} = ${metrics[key]}`);
-    assert.equal("kl" in metrics, expectKlMetric, `${algorithm.name}: per-token kl metric presence`);
     assert.equal(samples.length, 16);
+    // TRL's reward_std: the std of every score of the step, not within groups.
+    const scores = samples.map((s) => s.score);
+    const m = scores.reduce((a, x) => a + x, 0) / 16;
+    assert.ok(Math.abs(metrics.reward_std! - Math.sqrt(scores.reduce((a, x) => a + (x - m) ** 2, 0) / 15)) < 1e-12);
+    assert.ok(metrics["completions/min_length"]! <= metrics["completions/mean_length"]! && metrics["completions/mean_length"]! <= metrics["completions/max_length"]!);
     // Groups are contiguous and share their prompt; advantages sum to ~0 within a group.
     for (let g = 0; g < 16; g += 4) {
       assert.ok(samples.slice(g, g + 4).every((s) => s.prompt === samples[g]!.prompt));
@@ -69,11 +79,11 @@ async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>, e
 }
 
 test("GRPO smoke: finite losses, every parameter changes, reference stays; k3 KL in the loss", async () => {
-  await smoke(grpo, { beta: 0.04, num_iterations: 2, gradient_accumulation_steps: 2 }, true);
+  await smoke(grpo, { beta: 0.04, num_iterations: 2, gradient_accumulation_steps: 2 });
 });
 
 test("RLOO smoke: finite losses, every parameter changes, reference stays; KL in the reward", async () => {
-  await smoke(rloo, { beta: 0.05, loss_type: "grpo" }, false);
+  await smoke(rloo, { beta: 0.05, loss_type: "grpo" });
 });
 
 test("RLOO subtracts beta times the sequence KL from the score; GRPO leaves the score alone", () => {

@@ -4,17 +4,25 @@
 // takes `num_iterations` clipped policy-gradient steps. No value model. The two algorithms differ
 // only in where the KL to the frozen reference goes (see `grpo` and `rloo` below).
 //
-// Metrics (TRL's names; every value is a mean over the step's completions unless it says otherwise):
-// - `reward`, `reward_std`: mean score, and the mean over groups of the score's std within a group.
+// Metrics, under TRL's GRPOTrainer / RLOOTrainer names (means over the step's completions unless
+// they say otherwise; completion lengths count the EOS token, as TRL's do):
+// - `reward`, `reward_std`: mean and std (Bessel) of the scores over the whole step.
 // - `frac_reward_zero_std`: share of groups whose completions all scored the same (no signal).
+// - `completions/mean_length`, `completions/min_length`, `completions/max_length`;
+//   `completions/mean_terminated_length` (and min, max): over completions that ended with EOS (0
+//   when none did); `completions/clipped_ratio`: share cut off at max_completion_length.
+// - `kl`: mean per-token KL(π ‖ π_ref) over valid tokens when beta > 0: GRPO's k3 from the
+//   updates (the term in its loss); RLOO's k1 at sampling time (the term in its reward).
+// - `entropy`: mean per-token entropy of the sampling distribution (the policy before the updates).
+// - `loss`, `grad_norm`, `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`:
+//   from the updates, averaged over the num_iterations updates; `clip_ratio/low_min` and
+//   `clip_ratio/high_max`: the smallest / largest of those updates' values.
+// - `learning_rate`; `num_tokens`: prompt + completion tokens seen so far (padding excluded);
+//   `epoch`: prompts drawn so far / number of prompts.
+// Beyond TRL's GRPO names, for comparison with `rlhf ppo` and `rlhf eval`:
 // - `objective/kl`: Σ over a completion's tokens of log π − log π_ref (k1, at sampling time).
 // - `objective/rlhf_reward`: the reward the advantages were taken from (RLOO: score − β·KL).
-// - `completions/mean_length`: completion tokens, EOS included; `completions/clipped_ratio`: share
-//   cut off at max_completion_length without EOS.
-// - `entropy`: mean per-token entropy of the sampling distribution.
-// - `loss`, `grad_norm`, `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`,
-//   and `kl` (mean per-token k3, GRPO with beta > 0): from the updates, averaged over iterations.
-// - `learning_rate`, `episode` (completions seen).
+// - `episode`: completions generated so far.
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";
@@ -80,6 +88,8 @@ export const rloo: GroupAlgorithm = {
 export interface GroupProgress {
   step: number;
   episode: number;
+  /** Prompt + completion tokens seen (TRL's num_tokens). */
+  numTokens: number;
   rng: number[];
   promptOrder: number[];
   promptCursor: number;
@@ -177,7 +187,7 @@ export class GroupTrainer {
     } else {
       const rng = new HostRng(config.seed);
       const order = rng.shuffle(args.prompts.map((_, i) => i));
-      this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0 };
+      this.progress = { step: 0, episode: 0, numTokens: 0, rng: rng.state, promptOrder: order, promptCursor: 0 };
       this.#opt = this.#train.init(this.#policy);
     }
     this.#rng = new HostRng(this.progress.rng);
@@ -236,17 +246,28 @@ export class GroupTrainer {
 
     const groupStds: number[] = [];
     for (let g = 0; g < n; g += G) groupStds.push(stdOf(scores.slice(g, g + G)));
-    const tokens = mask.map((row) => row.reduce((a, x) => a + x, 0));
+    const lengths = mask.map((row) => row.reduce((a, x) => a + x, 0));
+    const totalTokens = lengths.reduce((a, x) => a + x, 0);
+    const terminated = lengths.filter((_, i) => sampled.containsEos[i]);
+    const terminatedOr0 = terminated.length > 0 ? terminated : [0];
     const metrics: Record<string, number> = {
       reward: mean(scores),
-      reward_std: mean(groupStds),
-      frac_reward_zero_std: groupStds.filter((s) => s === 0).length / groupStds.length,
+      reward_std: stdOf(scores),
+      // torch.isclose(std, 0), as TRL tests it.
+      frac_reward_zero_std: groupStds.filter((s) => s <= 1e-8).length / groupStds.length,
+      "completions/mean_length": mean(lengths),
+      "completions/min_length": Math.min(...lengths),
+      "completions/max_length": Math.max(...lengths),
+      "completions/clipped_ratio": (n - terminated.length) / n,
+      "completions/mean_terminated_length": mean(terminatedOr0),
+      "completions/min_terminated_length": Math.min(...terminatedOr0),
+      "completions/max_terminated_length": Math.max(...terminatedOr0),
+      entropy: entropy.reduce((s, row, b) => s + row.reduce((a, v, t) => a + (mask[b]![t] ? v : 0), 0), 0) / Math.max(1, totalTokens),
       "objective/kl": mean(kl),
       "objective/rlhf_reward": mean(rewards),
-      "completions/mean_length": mean(tokens),
-      "completions/clipped_ratio": sampled.containsEos.filter((e) => !e).length / n,
-      entropy: entropy.reduce((s, row, b) => s + row.reduce((a, v, t) => a + (mask[b]![t] ? v : 0), 0), 0) / Math.max(1, tokens.reduce((a, x) => a + x, 0)),
     };
+    // RLOO puts the KL in the reward: TRL logs its per-token mean (k1, at sampling) as `kl`.
+    if (c.beta !== 0 && this.algorithm.lossBeta(c) === 0) metrics.kl = kl.reduce((a, x) => a + x, 0) / Math.max(1, totalTokens);
 
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
     const withKl = this.algorithm.lossBeta(c) !== 0;
@@ -275,10 +296,15 @@ export class GroupTrainer {
       for (const [k, v] of Object.entries({ ...out.metrics, loss: out.loss, grad_norm: out.gradNorm })) (updates[k] ??= []).push(v);
     }
     for (const [k, v] of Object.entries(updates)) metrics[k] = mean(v);
+    if (updates["clip_ratio/low_mean"]) metrics["clip_ratio/low_min"] = Math.min(...updates["clip_ratio/low_mean"]);
+    if (updates["clip_ratio/high_mean"]) metrics["clip_ratio/high_max"] = Math.max(...updates["clip_ratio/high_mean"]);
     this.progress.step++;
     this.progress.episode += n;
+    this.progress.numTokens += rows.reduce((a, i) => a + this.#promptIds[i]!.length, 0) + totalTokens;
     this.progress.rng = this.#rng.state;
     metrics.learning_rate = lr;
+    metrics.num_tokens = this.progress.numTokens;
+    metrics.epoch = (this.progress.step * c.batch_size) / this.#prompts.length;
     metrics.episode = this.progress.episode;
     return { metrics, samples: generations.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]!, advantage: advantages[i]! })) };
   }
@@ -290,7 +316,7 @@ export class GroupTrainer {
   }
 }
 
-/** Bessel-corrected, as TRL's `reward_std` (torch's std). */
+/** Bessel-corrected, as torch's std that TRL calls. */
 function stdOf(xs: number[]): number {
   const m = mean(xs);
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));

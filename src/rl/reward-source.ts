@@ -14,6 +14,11 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { lastTokenScore } from "./scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
 
+/** A reward source that cannot be used as given (missing file, not an RM, bad module); shown without a stack. */
+export class RewardSourceError extends Error {
+  override name = "InputError";
+}
+
 export interface RewardSource {
   /** What this source is, for logs. */
   readonly name: string;
@@ -31,7 +36,7 @@ export class RewardModelSource implements RewardSource {
 
   constructor(model: LoadedModel, tokenizer: Tokenizer, batchSize = 16) {
     if (!isSequenceClassifier(model.config)) {
-      throw new Error(`${model.path} is not a reward model (config.json architectures should end in ForSequenceClassification)`);
+      throw new RewardSourceError(`${model.path} is not a reward model (config.json architectures should end in ForSequenceClassification)`);
     }
     this.name = `rm:${model.path}`;
     this.#model = model;
@@ -96,14 +101,14 @@ export class ModuleRewardSource implements RewardSource {
   static async load(path: string): Promise<ModuleRewardSource> {
     const mod = (await import(pathToFileURL(resolve(path)).href)) as { reward?: unknown; default?: unknown };
     const fn = mod.reward ?? mod.default;
-    if (typeof fn !== "function") throw new Error(`${path}: a reward module must export a function \`reward(prompts, completions)\``);
+    if (typeof fn !== "function") throw new RewardSourceError(`${path}: a reward module must export a function \`reward(prompts, completions)\``);
     return new ModuleRewardSource(`module:${path}`, fn as RewardFunction);
   }
 
   async score(prompts: string[], completions: string[]): Promise<number[]> {
     const scores = await this.#fn(prompts, completions);
     if (!Array.isArray(scores) || scores.length !== completions.length || scores.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
-      throw new Error(`${this.name}: reward() must return ${completions.length} finite numbers, got ${JSON.stringify(scores).slice(0, 200)}`);
+      throw new RewardSourceError(`${this.name}: reward() must return ${completions.length} finite numbers, got ${JSON.stringify(scores).slice(0, 200)}`);
     }
     return scores;
   }
@@ -139,14 +144,14 @@ export class WeightedRewardSource implements RewardSource {
  * directory or a .js/.mjs/.ts module. Several specs are summed with their weights.
  */
 export async function loadRewardSource(specs: string[]): Promise<RewardSource> {
-  if (specs.length === 0) throw new Error("no reward source given (--reward PATH)");
+  if (specs.length === 0) throw new RewardSourceError("no reward source given (--reward PATH)");
   const parts: { source: RewardSource; weight: number }[] = [];
   for (const spec of specs) {
     const at = spec.lastIndexOf("@");
     const path = at > 0 ? spec.slice(0, at) : spec;
     const weight = at > 0 ? Number(spec.slice(at + 1)) : 1;
-    if (!Number.isFinite(weight)) throw new Error(`reward spec "${spec}": the weight after @ must be a number`);
-    if (!existsSync(path)) throw new Error(`reward source not found: ${path}`);
+    if (!Number.isFinite(weight)) throw new RewardSourceError(`reward spec "${spec}": the weight after @ must be a number`);
+    if (!existsSync(path)) throw new RewardSourceError(`reward source not found: ${path}`);
     const isModule = statSync(path).isFile() && /\.(m?js|ts|mts)$/.test(path);
     parts.push({ source: isModule ? await ModuleRewardSource.load(path) : await RewardModelSource.load(path), weight });
   }
