@@ -27,7 +27,7 @@ export interface DataPosition {
 
 /** trainer_state.json (HF's field names where HF has them: global_step, epoch, log_history). */
 export interface TrainerState {
-  trainer: "sft" | "reward";
+  trainer: "sft" | "reward" | "dpo";
   global_step: number;
   /** Fractional epochs done. */
   epoch: number;

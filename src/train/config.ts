@@ -4,6 +4,7 @@
 // compile.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import type { DpoLossType } from "../algorithms/dpo.ts";
 import type { ScheduleName } from "../engine/schedule.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
@@ -62,8 +63,23 @@ export interface RewardConfig extends TrainingArguments {
   center_rewards_coefficient: number | null;
 }
 
+/** trl.DPOConfig (the fields the loss reads are documented in algorithms/dpo.ts). */
+export interface DPOConfig extends TrainingArguments {
+  /** Strength of the implicit KL constraint: higher keeps the policy closer to the reference. */
+  beta: number;
+  loss_type: DpoLossType;
+  /** Assumed probability that a preference label is flipped (sigmoid and robust). */
+  label_smoothing: number;
+  /** Longest prompt + completion in tokens; completions are cut to fit. null = the model's context. */
+  max_length: number | null;
+  /** Longest prompt in tokens, cut from the left; null = no separate limit. */
+  max_prompt_length: number | null;
+  /** Longest completion in tokens, cut from the right; null = no separate limit. */
+  max_completion_length: number | null;
+}
+
 // Defaults are transformers' TrainingArguments defaults, with TRL's overrides (logging_steps 10,
-// learning_rate 2e-5 for SFT and 1e-5 for reward models).
+// learning_rate 2e-5 for SFT, 1e-5 for reward models and 1e-6 for DPO).
 const trainingDefaults: TrainingArguments = {
   learning_rate: 5e-5,
   per_device_train_batch_size: 8,
@@ -89,6 +105,16 @@ const trainingDefaults: TrainingArguments = {
 
 export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
 export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null };
+export const defaultDPOConfig: DPOConfig = {
+  ...trainingDefaults,
+  learning_rate: 1e-6,
+  beta: 0.1,
+  loss_type: "sigmoid",
+  label_smoothing: 0,
+  max_length: 1024,
+  max_prompt_length: 512,
+  max_completion_length: null,
+};
 
 export interface FieldSpec {
   kind: "int" | "number" | "bool" | "choice";
@@ -135,6 +161,16 @@ export const rewardSpecs: Specs<RewardConfig> = {
   ...trainingSpecs,
   max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
   center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
+};
+
+export const dpoSpecs: Specs<DPOConfig> = {
+  ...trainingSpecs,
+  beta: { kind: "number", min: 0, help: "strength of the implicit KL constraint to the reference" },
+  loss_type: { kind: "choice", choices: ["sigmoid", "ipo", "hinge", "robust"], help: "DPO loss variant" },
+  label_smoothing: { kind: "number", min: 0, max: 0.5, help: "assumed label-flip probability (sigmoid, robust)" },
+  max_length: { kind: "int", min: 2, nullable: true, help: "longest prompt + completion; completions are cut to fit" },
+  max_prompt_length: { kind: "int", min: 1, nullable: true, help: "longest prompt, cut from the left" },
+  max_completion_length: { kind: "int", min: 1, nullable: true, help: "longest completion, cut from the right" },
 };
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */

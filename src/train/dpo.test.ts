@@ -1,0 +1,255 @@
+// DPO: the prompt split from the completions in every TRL format, completion-only sequence
+// log-probs checked by hand, reference log-probs cached once (policy = reference gives ln 2 and zero
+// rewards; after training the logged rewards are β(π − the cached starting log-probs)), TRL's smoke
+// test for each loss_type, bit-exact resume, and `rlhf dpo` on stories260K.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compile, fromHost, intsFromHost, release, toHost, toNumber } from "../engine/arrays.ts";
+import { initEngine } from "../engine/runtime.ts";
+import type { DpoLossType } from "../algorithms/dpo.ts";
+import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { architectureFor } from "../models/architecture.ts";
+import { causalLmForward, fullBatch } from "../models/forward.ts";
+import { loadModel } from "../models/load.ts";
+import type { Params } from "../models/types.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { defaultDPOConfig, type DPOConfig } from "./config.ts";
+import { fitDpoExample, readDpoData, renderDpo, type DpoExample } from "./dpo-data.ts";
+import { dpoBatch, dpoLoss, dpoTask, withReferenceLogps, type DpoBatch, type DpoPair } from "./dpo.ts";
+import { assertAllChanged, assertBitEqual, hostParams, tinyModel, VOCAB } from "./test-helpers.ts";
+import { train } from "./trainer.ts";
+
+/** One token per character (its code), BOS 1, EOS 2: token ids read back as the text they came from. */
+const chars: Tokenizer = {
+  vocabSize: 256,
+  bosTokenId: 1,
+  eosTokenId: 2,
+  padTokenId: 0,
+  chatTemplate: null,
+  modelMaxLength: null,
+  encode: (text, o) => [...(o?.addSpecialTokens === false ? [] : [1]), ...[...text].map((c) => c.charCodeAt(0))],
+  decode: (ids) => String.fromCharCode(...ids.filter((i) => i > 2)),
+  save: async () => {},
+};
+const text = (ids: number[]) => chars.decode(ids);
+const split = (e: DpoExample) => [text(e.prompt), text(e.chosen), text(e.rejected), e.chosen.at(-1), e.prompt[0]];
+
+test("the prompt is split from the completions: explicit, implicit text, chat (explicit and implicit), rt-polarity", async () => {
+  assert.deepEqual(split(renderDpo({ prompt: "Q: sky?", chosen: " blue", rejected: " green" }, chars, "f:1")), ["Q: sky?", " blue", " green", 2, 1]);
+  // Implicit prompt: the longest common prefix, moved back before its final space (TRL's rule).
+  assert.deepEqual(split(renderDpo({ chosen: "The sky is blue.", rejected: "The sky is grey." }, chars, "f:2")), ["The sky is", " blue.", " grey.", 2, 1]);
+  assert.deepEqual(split(renderDpo({ chosen: "ab", rejected: "abc" }, chars, "f:3")), ["ab", "", "c", 2, 1]);
+
+  const user = { role: "user", content: "Hi" };
+  const explicit = renderDpo({ prompt: [user], chosen: [{ role: "assistant", content: "Hello!" }], rejected: [{ role: "assistant", content: "Go away." }] }, chars, "f:4");
+  assert.deepEqual(split(explicit), ["<|user|>\nHi\n<|assistant|>\n", "Hello!\n", "Go away.\n", 2, 1]);
+  const implicit = renderDpo({ chosen: [user, { role: "assistant", content: "Hello!" }], rejected: [user, { role: "assistant", content: "Go away." }] }, chars, "f:5");
+  assert.deepEqual(implicit, explicit);
+
+  const dir = await tempDir();
+  writeFileSync(join(dir, "rt-polarity.pos"), "a fine film\nwarm and funny\n");
+  writeFileSync(join(dir, "rt-polarity.neg"), "a dull film\nflat\nextra line\n");
+  assert.deepEqual(readDpoData(dir, chars).map(split), [["", "a fine film", "a dull film", 2, 1], ["", "warm and funny", "flat", 2, 1]]);
+});
+
+test("bad records name the file:line and the field", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "bad.jsonl");
+  const check = (record: object, message: RegExp) => {
+    writeFileSync(file, JSON.stringify({ prompt: "p", chosen: "a", rejected: "b" }) + "\n" + JSON.stringify(record) + "\n");
+    assert.throws(() => readDpoData(file, chars), (err: Error) => err.message.startsWith(`${file}:2: `) && message.test(err.message));
+  };
+  check({ prompt: "p", chosen: "a" }, /missing "rejected"/);
+  check({ prompt: "p", chosen: "a", rejected: 3 }, /"rejected" must be a string/);
+  check({ prompt: "p", chosen: [{ role: "assistant", content: "a" }], rejected: [{ role: "assistant", content: "b" }] }, /"prompt" must be a list of \{role, content\} messages/);
+});
+
+test("pairs are cut to fit: the prompt from the left, completions from the right", () => {
+  const e = { prompt: [1, 10, 11, 12, 13], chosen: [20, 21, 22, 2], rejected: [30, 2] };
+  assert.deepEqual(fitDpoExample(e, { max_length: 20, max_prompt_length: 3, max_completion_length: 3 }), { example: { prompt: [11, 12, 13], chosen: [20, 21, 22], rejected: [30, 2] }, truncated: true });
+  assert.deepEqual(fitDpoExample(e, { max_length: 6, max_prompt_length: null, max_completion_length: null }).example, { prompt: [1, 10, 11, 12, 13], chosen: [20], rejected: [30] });
+  assert.deepEqual(fitDpoExample(e, { max_length: 9, max_prompt_length: 512, max_completion_length: null }), { example: e, truncated: false });
+});
+
+// ---- on a tiny model ----
+
+const quiet = { progress: false as const, log: () => {} };
+
+function tiny(seed = 3) {
+  const { config, params } = tinyModel(seed);
+  return { modelConfig: config, arch: architectureFor(config), params };
+}
+
+/** Pairs whose chosen completion ends in a low token and rejected in a high one, after a shared random prompt. */
+function pairs(n: number, seed = 1): DpoExample[] {
+  let s = seed;
+  const next = (k: number) => ((s = (s * 1103515245 + 12345) % 2147483648), s % k);
+  return Array.from({ length: n }, () => {
+    const prompt = [1, ...Array.from({ length: 2 + next(4) }, () => 3 + next(VOCAB - 3))];
+    return { prompt, chosen: [3 + next(10), 2], rejected: [25 + next(10), 30, 2] };
+  });
+}
+
+function config(over: Partial<DPOConfig> = {}): DPOConfig {
+  return { ...defaultDPOConfig, learning_rate: 1e-2, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, max_steps: 4, logging_steps: 1, eval_steps: 4, save_steps: 100, max_length: 32, lr_scheduler_type: "constant", ...over };
+}
+
+/** log p(token t | tokens < t) for every t ≥ 1 of one unpadded row, in float64 from the model's logits. */
+async function tokenLogps(arch: ReturnType<typeof architectureFor>, params: Params, ids: number[]): Promise<number[]> {
+  const t = ids.length;
+  const forward = compile((p: Params, x: { ids: ReturnType<typeof fromHost>; pos: ReturnType<typeof fromHost>; attn: ReturnType<typeof fromHost> }) => causalLmForward(arch, p, fullBatch(x.ids, x.pos, x.attn, true)));
+  const x = { ids: intsFromHost(ids, [1, t]), pos: intsFromHost(ids.map((_, i) => i), [1, t]), attn: fromHost(ids.map(() => 1), [1, t]) };
+  const logits = await toHost(forward(params, x));
+  release(x);
+  forward.dispose();
+  const v = arch.vocabSize;
+  return ids.slice(1).map((target, i) => {
+    const row = Array.from(logits.subarray(i * v, (i + 1) * v));
+    const max = Math.max(...row);
+    return row[target]! - max - Math.log(row.reduce((a, l) => a + Math.exp(l - max), 0));
+  });
+}
+
+test("sequence log-probs count completion tokens only, padding changes nothing; IPO averages them", async () => {
+  await initEngine();
+  const { arch, params } = tiny();
+  const short = { prompt: [1, 5, 6], chosen: [7, 8, 2], rejected: [9, 2] };
+  const long = { prompt: [1, ...Array.from({ length: 20 }, (_, i) => 3 + i)], chosen: [4, 2], rejected: [5, 6, 7, 2] };
+  const [withRefs] = await withReferenceLogps(arch, params, [short, long], config(), 0);
+  for (const which of ["chosen", "rejected"] as const) {
+    const all = await tokenLogps(arch, params, [...short.prompt, ...short[which]]);
+    const completion = all.slice(short.prompt.length - 1).reduce((a, b) => a + b, 0);
+    const got = which === "chosen" ? withRefs!.refChosen : withRefs!.refRejected;
+    assert.ok(Math.abs(got - completion) < 1e-4, `${which}: ${got} vs hand-computed ${completion}`);
+    // The prompt's own tokens would change the sum noticeably, so the check above can tell.
+    assert.ok(Math.abs(all.reduce((a, b) => a + b, 0) - completion) > 0.5);
+  }
+  const [ipo] = await withReferenceLogps(arch, params, [short], config({ loss_type: "ipo" }), 0);
+  assert.ok(Math.abs(ipo!.refChosen - withRefs!.refChosen / 3) < 1e-5 && Math.abs(ipo!.refRejected - withRefs!.refRejected / 2) < 1e-5);
+  release(params);
+});
+
+test("with the policy equal to the reference the sigmoid loss is ln 2 and every implicit reward 0", async () => {
+  await initEngine();
+  const { arch, params } = tiny();
+  const cfg = config();
+  const data = await withReferenceLogps(arch, params, pairs(6), cfg, 0);
+  for (const inference of [false, true]) {
+    const loss = compile((p: Params, b: DpoBatch) => dpoLoss(arch, cfg, inference)(p, b));
+    const { batch } = dpoBatch(data, 32, 0);
+    const out = loss(params, batch);
+    assert.ok(Math.abs((await toNumber(out.loss)) - Math.LN2) < 1e-5);
+    for (const name of ["rewards/chosen", "rewards/rejected", "rewards/margins"]) assert.ok(Math.abs(await toNumber(out.metrics[name]!)) < 1e-5, name);
+    assert.equal(await toNumber(out.metrics["rewards/accuracies"]!), 0, "equal rewards are not accurate");
+    const logpsChosen = await toNumber(out.metrics["logps/chosen"]!);
+    assert.ok(Math.abs(logpsChosen - data.reduce((a, p) => a + p.refChosen, 0) / data.length) < 1e-5);
+    release([batch, out.metrics["logps/rejected"]]);
+    loss.dispose();
+  }
+  release(params);
+});
+
+for (const lossType of ["sigmoid", "ipo", "hinge", "robust"] as DpoLossType[]) {
+  test(`smoke test, loss_type ${lossType}: finite losses, every parameter changed, TRL's metrics, the reference stays cached`, async () => {
+    await initEngine();
+    const dir = await tempDir();
+    const { modelConfig, arch, params } = tiny();
+    const before = await hostParams(params);
+    const cfg = config({ loss_type: lossType, label_smoothing: lossType === "robust" ? 0.1 : 0 });
+    const all = await withReferenceLogps(arch, params, pairs(20), cfg, 0);
+    const data = { train: all.slice(0, 16), eval: all.slice(16) };
+    const cached = data.eval.map((p) => [p.refChosen, p.refRejected]);
+    const result = await train(dpoTask(arch, cfg, data, { modelConfig }, 0), params, { outputDir: dir, evaluateAtStart: true, ...quiet });
+    assertAllChanged(before, await hostParams(result.params));
+    const logs = result.state.log_history;
+    const names = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"];
+    for (const r of logs.filter((x) => "loss" in x)) {
+      assert.ok(Number.isFinite(r.loss), JSON.stringify(r));
+      for (const k of [...names, "grad_norm", "learning_rate", "epoch", "step"]) assert.ok(Number.isFinite(r[k]), `${k} in ${JSON.stringify(r)}`);
+    }
+    const [start, end] = logs.filter((x) => "eval_loss" in x);
+    for (const k of names) assert.ok(k.startsWith("logps") || Math.abs(start![`eval_${k}`]!) < 1e-5, `eval_${k} at step 0: ${start![`eval_${k}`]}`);
+    assert.equal(start!.step, 0);
+    // The held-out rewards after training are β(π_trained − the cached starting log-probs).
+    assert.deepEqual(data.eval.map((p) => [p.refChosen, p.refRejected]), cached);
+    const now = await withReferenceLogps(arch, result.params, data.eval, cfg, 0);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const expected = mean(now.map((p, i) => cfg.beta * (p.refChosen - data.eval[i]!.refChosen)));
+    assert.ok(Math.abs(end!["eval_rewards/chosen"]! - expected) < 1e-4, `${end!["eval_rewards/chosen"]} vs ${expected}`);
+    assert.ok(Math.abs(expected) > 1e-3, "training moved the policy away from the reference");
+    if (lossType === "sigmoid") assert.ok(end!["eval_rewards/margins"]! > 0 && end!.eval_loss! < Math.LN2, JSON.stringify(end));
+    release(result.params);
+  });
+}
+
+test("a run stopped after step 3 and resumed from checkpoint-2 ends bit for bit where an uninterrupted run ends", async () => {
+  await initEngine();
+  const [straightDir, resumedDir] = [await tempDir(), await tempDir()];
+  const cfg = config({ max_steps: 6, save_steps: 2, gradient_accumulation_steps: 2, per_device_train_batch_size: 2, learning_rate: 5e-3, lr_scheduler_type: "linear" });
+  const task = async () => {
+    const { modelConfig, arch, params } = tiny();
+    const all: DpoPair[] = await withReferenceLogps(arch, params, pairs(14, 5), cfg, 0);
+    // 12 training pairs / 4 per step = 3 steps per epoch: the run crosses an epoch boundary.
+    return { task: dpoTask(arch, cfg, { train: all.slice(0, 12), eval: all.slice(12) }, { modelConfig }, 0), params };
+  };
+  const a = await task();
+  const straight = await train(a.task, a.params, { outputDir: straightDir, ...quiet });
+  const b = await task();
+  const first = await train(b.task, b.params, { outputDir: resumedDir, stopAfterStep: 3, ...quiet });
+  release(first.params);
+  const c = await task();
+  const lines: string[] = [];
+  const resumed = await train(c.task, c.params, { outputDir: resumedDir, resume: true, progress: false, log: (l) => lines.push(l) });
+  assert.match(lines.join("\n"), /resuming from .*checkpoint-2 \(step 2 of 6\)/);
+  assertBitEqual(await hostParams(straight.params), await hostParams(resumed.params));
+  release([straight.params, resumed.params]);
+});
+
+test("rlhf dpo on stories260K with --ref-model: TRL's metric names in metrics.jsonl, ln 2 at step 0, a model that reloads", async () => {
+  await initEngine();
+  const dir = await tempDir();
+  const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
+  const model = sharedData("llama2c/stories260K.bin");
+  const data = join(dir, "pairs.jsonl");
+  const animals = ["cat", "dog", "bird", "fish"];
+  const records = animals.flatMap((a, i) => [
+    { prompt: `Once upon a time, there was a ${a}.`, chosen: " It was happy.", rejected: " It was sad!" },
+    { chosen: `The ${a} liked to play.`, rejected: `The ${a} liked to cry.` },
+    { prompt: [{ role: "user", content: `Tell me about the ${a}.` }], chosen: [{ role: "assistant", content: "It is nice." }], rejected: [{ role: "assistant", content: "No." }] },
+    { chosen: `Lily saw a ${animals[(i + 1) % 4]}.`, rejected: `Lily saw a ${animals[(i + 2) % 4]}!` },
+  ]);
+  writeFileSync(data, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  const out = join(dir, "out");
+  mkdirSync(out);
+  const help = spawnSync(process.execPath, [bin, "dpo", "--help"], { encoding: "utf8" });
+  assert.equal(help.status, 0);
+  for (const flag of ["--ref-model PATH", "--loss_type NAME", "--label_smoothing N", "--beta N"]) assert.ok(help.stdout.includes(flag), flag);
+
+  const args = ["dpo", "--model", model, "--data", data, "--output", out, "--max-steps", "3", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--eval_split_ratio", "0.25", "--logging_steps", "1", "--eval_steps", "3", "--max_length", "64", "--ref-model", model];
+  const run = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, /12 training pairs, 4 held out; loss_type sigmoid, beta 0.1/);
+  // The reference (here named with --ref-model, the same file) equals the starting policy, so step 0 shows ln 2 and zero rewards.
+  const lines = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+  const trainLines = lines.filter((l) => "loss" in l);
+  assert.equal(trainLines.length, 3);
+  for (const k of ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected", "learning_rate", "grad_norm", "epoch", "step"]) {
+    assert.ok(trainLines.every((l) => Number.isFinite(l[k])), `${k} missing: ${JSON.stringify(trainLines[0])}`);
+  }
+  const evals = lines.filter((l) => "eval_loss" in l);
+  assert.deepEqual(evals.map((l) => l.step), [0, 3]);
+  for (const k of ["eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/accuracies", "eval_rewards/margins", "eval_logps/chosen", "eval_logps/rejected"]) assert.ok(k in evals[1]!, k);
+  assert.ok(Math.abs(evals[0]!.eval_loss! - Math.LN2) < 1e-5 && Math.abs(evals[0]!["eval_rewards/margins"]!) < 1e-5, JSON.stringify(evals[0]));
+
+  const trained = await loadModel(out);
+  const original = await loadModel(model);
+  assert.deepEqual(trained.config.architectures, ["LlamaForCausalLM"]);
+  assert.deepEqual(Object.keys(trained.params).sort(), Object.keys(original.params).sort());
+  const [w1, w0] = [await toHost(trained.params["model.embed_tokens.weight"]!.ref), await toHost(original.params["model.embed_tokens.weight"]!.ref)];
+  assert.ok(w1.some((x, i) => x !== w0[i]), "the weights did not change");
+  release([trained.params, original.params]);
+});
