@@ -4,7 +4,9 @@
 // labelers' unacknowledged requests are retried with the same request ids.
 //
 //   npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--think-ms 0] [--kill-after SECONDS]
-//                            [--database-url postgres://... | --db FILE]
+//                            [--database-url postgres://... | --db FILE] [--cpu-prof DIR]
+//
+// --cpu-prof writes the server's V8 CPU profile to DIR (open it in Chrome DevTools or speedscope).
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +26,7 @@ export interface LoadOptions {
   items: number;
   killAfterMs?: number; // SIGKILL the server this long into the run, then restart it
   thinkMs?: number; // pause between a labeler's answers (0: as fast as the server allows)
+  cpuProfDir?: string; // write the server's CPU profile here
   log?: (line: string) => void;
 }
 
@@ -59,7 +62,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 }
 
 async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens: string[], running: { server?: ServerProcess }, suffix: string, log: (l: string) => void): Promise<LoadReport> {
-  let server = running.server = await spawnServer(dbArgs);
+  const nodeArgs = opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [];
+  let server = running.server = await spawnServer(dbArgs, [], nodeArgs);
   let base = server.url;
   const call = async (token: string, method: string, path: string, body?: unknown) => {
     const res = await fetch(base + path, {
@@ -138,7 +142,7 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     await server.kill9();
     killed = true;
     log(`server killed with SIGKILL after ${opts.killAfterMs} ms, ${acked.size} answers acknowledged so far`);
-    server = running.server = await spawnServer(dbArgs);
+    server = running.server = await spawnServer(dbArgs, [], nodeArgs);
     base = server.url;
     down = false;
     log(`server restarted at ${base}`);
@@ -179,11 +183,11 @@ async function main() {
     options: {
       duration: { type: "string", default: "60" }, labelers: { type: "string", default: "50" }, overlap: { type: "string", default: "3" },
       items: { type: "string" }, "think-ms": { type: "string", default: "0" }, "kill-after": { type: "string" }, db: { type: "string" }, "database-url": { type: "string" },
-      help: { type: "boolean", short: "h" },
+      "cpu-prof": { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) {
-    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--think-ms 0] [--kill-after SECONDS] [--db FILE | --database-url URL]");
+    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--think-ms 0] [--kill-after SECONDS] [--db FILE | --database-url URL] [--cpu-prof DIR]");
     return 0;
   }
   const durationMs = Number(v.duration) * 1000;
@@ -195,6 +199,7 @@ async function main() {
     items: v.items ? Number(v.items) : Math.max(1000, Math.ceil((labelers * durationMs) / 1000 * 30 / Number(v.overlap))),
     thinkMs: Number(v["think-ms"]),
     killAfterMs: v["kill-after"] ? Number(v["kill-after"]) * 1000 : undefined,
+    cpuProfDir: v["cpu-prof"],
     log: (l) => console.error(l),
   });
   if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 import Database from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect, type Generated } from "kysely";
 import pg from "pg";
+import { groupCommit, type Work } from "./group-commit.ts";
 import { migrate } from "./migrations.ts";
 
 export interface UsersTable { id: string; name: string; role: string; token_hash: string; created_at: number }
@@ -36,7 +37,16 @@ export interface Tables {
 }
 
 export type Dialect = "sqlite" | "postgres";
-export interface Store { db: Kysely<Tables>; dialect: Dialect; close(): Promise<void> }
+export interface Store {
+  db: Kysely<Tables>;
+  dialect: Dialect;
+  // A read-decide-write in one transaction; resolves after it commits. `durable`: the commit must
+  // survive a crash before this resolves (answers); leases need not. SQLite groups concurrent
+  // writes into one commit (group-commit.ts); PostgreSQL runs a transaction per call, whose
+  // commits are durable and which PostgreSQL groups itself.
+  write<T>(work: Work<Tables, T>, opts: { durable: boolean }): Promise<T>;
+  close(): Promise<void>;
+}
 
 export interface StoreOptions { db?: string; databaseUrl?: string }
 
@@ -49,17 +59,18 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     if (!/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new Error("--database-url must start with postgres://");
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 20 });
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
-    store = { db, dialect: "postgres", close: () => db.destroy() };
+    store = { db, dialect: "postgres", write: (work) => db.transaction().execute(work), close: () => db.destroy() };
   } else {
     const file = opts.db ?? "feedback.sqlite";
     const sqlite = new Database(file);
     sqlite.pragma("journal_mode = WAL");
-    // FULL fsyncs the WAL on every commit: an answer acknowledged over HTTP survives kill -9 and power loss.
+    // FULL fsyncs the WAL on every commit: an answer acknowledged over HTTP survives kill -9 and power
+    // loss. Concurrent answers share a commit (group-commit.ts), so the fsyncs do not queue up.
     sqlite.pragma("synchronous = FULL");
     sqlite.pragma("foreign_keys = ON");
     sqlite.pragma("busy_timeout = 5000");
     const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-    store = { db, dialect: "sqlite", close: () => db.destroy() };
+    store = { db, dialect: "sqlite", write: groupCommit(db), close: () => db.destroy() };
   }
   try {
     await migrate(store.db);

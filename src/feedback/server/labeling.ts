@@ -3,8 +3,9 @@
 // Invariant: an item's non-skip answers never exceed the project's overlap. A labeler who is
 // served an item holds a lease on one of its slots until they answer or the lease expires, so
 // concurrent labelers are spread over different items instead of racing for the last slot.
-// Every read-decide-write runs in one transaction: on SQLite the single connection serializes
-// them; on PostgreSQL the item row is locked (FOR UPDATE) and the counts re-read after locking.
+// Every read-decide-write runs in one transaction (store.write): on SQLite the single connection
+// serializes them (concurrent ones share a commit, each in its own savepoint); on PostgreSQL the
+// item row is locked (FOR UPDATE) and the counts re-read after locking.
 import { randomInt } from "node:crypto";
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { AnswerRequest, AnswerResponse, NextItem, Prompt, Task } from "../shared/schema.ts";
@@ -67,19 +68,9 @@ async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, 
   };
 }
 
-// A lease may be lost in a crash (the labeler just gets an item again), so on SQLite its commit
-// skips the fsync: the next answer's FULL commit fsyncs the whole WAL, lease frames included.
-// Holding the one connection keeps other requests from running between the pragmas.
-async function withoutFsync<T>(store: Store, fn: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
-  if (store.dialect !== "sqlite") return fn(store.db);
-  return store.db.connection().execute(async (conn) => {
-    await sql`pragma synchronous = NORMAL`.execute(conn);
-    try { return await fn(conn); } finally { await sql`pragma synchronous = FULL`.execute(conn); }
-  });
-}
-
 export async function nextItem(store: Store, user: User, projectId: string, leaseMs = DEFAULT_LEASE_MS): Promise<NextItem | null> {
-  return withoutFsync(store, (db) => db.transaction().execute(async (trx) => {
+  // A lease may be lost in a crash (the labeler just gets an item again): no fsync needed.
+  return store.write(async (trx) => {
     const project = await getProject(trx, projectId);
     const now = Date.now();
     const expires = now + leaseMs;
@@ -114,7 +105,7 @@ export async function nextItem(store: Store, user: User, projectId: string, leas
       item_id: itemId, labeler_id: user.id, project_id: project.id, shown_order: JSON.stringify(order), served_at: now, expires_at: expires,
     }).execute();
     return serve(trx, project, user, itemId, order, expires, Number(answered));
-  }));
+  }, { durable: false });
 }
 
 const answerJson = (a: Tables["answers"], replayed: boolean): AnswerResponse => ({
@@ -136,7 +127,7 @@ export async function submitAnswer(store: Store, user: User, itemId: string, req
   const early = await replay(store.db, user, itemId, req.request_id);
   if (early) return early;
   try {
-    return await store.db.transaction().execute(async (trx) => {
+    return await store.write(async (trx) => {
       const item = await lockItem(store, trx, itemId);
       if (!item) throw new HttpError(404, `no item ${JSON.stringify(itemId)}`);
       // A twin request may have committed while this one waited for the lock.
@@ -171,7 +162,7 @@ export async function submitAnswer(store: Store, user: User, itemId: string, req
       }
       await trx.deleteFrom("assignments").where("item_id", "=", itemId).where("labeler_id", "=", user.id).execute();
       return answerJson(row, false);
-    });
+    }, { durable: true });
   } catch (e) {
     if (!isUniqueViolation(e)) throw e;
     // Lost a race on (labeler, request_id) with a request for another item.

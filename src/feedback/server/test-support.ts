@@ -11,10 +11,10 @@ const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
 export interface ServerProcess { url: string; child: ChildProcess; stop(): Promise<void>; kill9(): Promise<void> }
 
-// `dbArgs` is e.g. ["--db", file] or ["--database-url", url].
-export async function spawnServer(dbArgs: string[], extra: string[] = []): Promise<ServerProcess> {
+// `dbArgs` is e.g. ["--db", file] or ["--database-url", url]; `nodeArgs` go to node itself (--cpu-prof).
+export async function spawnServer(dbArgs: string[], extra: string[] = [], nodeArgs: string[] = []): Promise<ServerProcess> {
   const code = `const { feedbackCli } = await import(${JSON.stringify(CLI)}); process.exitCode = await feedbackCli(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code, "--", "serve", ...dbArgs, "--port", "0", ...extra], {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "--input-type=module", "-e", code, "--", "serve", ...dbArgs, "--port", "0", ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
