@@ -54,6 +54,9 @@ export interface EvalReport {
 }
 
 export interface EvalSample {
+  /** Index into the prompts, and which of the num_samples draws this is. */
+  prompt_index: number;
+  sample_index: number;
   prompt: string;
   completion: string;
   reward: number;
@@ -106,6 +109,8 @@ export async function evaluatePolicy(args: {
           policyTokens += ours.generations[i]!.completionIds.length;
           referenceTokens += theirs.generations[i]!.completionIds.length;
           samples.push({
+            prompt_index: start + i,
+            sample_index: k,
             prompt: texts[i]!,
             completion: ours.generations[i]!.text,
             reward: ourScores[i]!,

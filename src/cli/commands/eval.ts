@@ -1,0 +1,137 @@
+// `rlhf eval`: a trained policy against its reference under a reward (src/rl/evaluate.ts), as one
+// JSON object (--json) or a table; --samples keeps every completion with its reward.
+import { writeFile } from "node:fs/promises";
+import type { Command } from "../command.ts";
+import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { isSequenceClassifier } from "../../models/config.ts";
+import { eosIdsOf } from "../../generation/eos.ts";
+import { loadRewardSource } from "../../rl/reward-source.ts";
+import { readPromptFile, promptText } from "../../rl/prompts.ts";
+import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
+
+/** Sampling flags shared with `rlhf pairs`. */
+export const samplingFlags = {
+  "max-new-tokens": { type: "string", default: String(defaultEvalSettings.max_new_tokens), help: "tokens per completion at most <N>" },
+  temperature: { type: "string", default: String(defaultEvalSettings.temperature), help: "sampling temperature, 0 = greedy <T>" },
+  "top-k": { type: "string", default: "0", help: "sample among the K most likely tokens, 0 = all <K>" },
+  "top-p": { type: "string", default: "1", help: "nucleus sampling mass <P>" },
+  seed: { type: "string", default: "0", help: "random seed; the same seed gives the same completions <S>" },
+  "batch-size": { type: "string", default: String(defaultEvalSettings.batch_size), help: "prompts generated together <N>" },
+} as const;
+
+export function samplingSettings(v: Record<string, unknown>): Omit<EvalSettings, "num_samples"> {
+  const flag = (name: keyof typeof samplingFlags) => v[name] as string | undefined;
+  return {
+    max_new_tokens: numberFlag(flag("max-new-tokens"), "max-new-tokens", defaultEvalSettings.max_new_tokens, { min: 1, integer: true }),
+    temperature: numberFlag(flag("temperature"), "temperature", defaultEvalSettings.temperature, { min: 0 }),
+    top_k: numberFlag(flag("top-k"), "top-k", 0, { min: 0, integer: true }),
+    top_p: numberFlag(flag("top-p"), "top-p", 1, { min: 0, max: 1 }),
+    seed: numberFlag(flag("seed"), "seed", 0, { min: 0, integer: true }),
+    batch_size: numberFlag(flag("batch-size"), "batch-size", defaultEvalSettings.batch_size, { min: 1, integer: true }),
+  };
+}
+
+/** A causal LM named by a flag, refusing reward models (a common mix-up of paths). */
+export async function loadCausalLm(path: string | undefined, flag: string): Promise<LoadedModel> {
+  const model = await loadModel(requireFlag(path, flag));
+  if (isSequenceClassifier(model.config)) throw new UsageError(`--${flag} ${model.path} is a reward model (sequence classifier); it needs a causal LM`);
+  return model;
+}
+
+/** New tokens must leave room for at least one prompt token (and the EOS) in the context. */
+export function checkRoom(maxNewTokens: number, model: LoadedModel, flag: string): void {
+  if (maxNewTokens + 2 > model.arch.maxPositions) {
+    throw new UsageError(`--${flag} ${maxNewTokens} leaves no room for a prompt in the context of ${model.arch.maxPositions} tokens of ${model.path}`);
+  }
+}
+
+const usage = `Usage: rlhf eval --policy PATH --reference PATH --reward SRC --prompts FILE [--json] [options]
+
+Samples completions from the policy and from the reference with the same settings and seeds,
+scores both with the reward, and reports:
+  reward, reference_reward   mean score of the policy's / the reference's completions
+  kl                         KL(policy ‖ reference) per completion: the mean over the policy's samples
+                             of Σ log π − log π_ref over their tokens (k1; EOS included)
+  length, reference_length   mean completion tokens
+  win_rate                   share of (prompt, sample) pairs where the policy's completion scores
+                             higher than the reference's drawn with the same seed; ties count ½
+The two models must share a tokenizer (the policy's is used). The reward is a reward-model
+directory or a .mjs/.ts module exporting \`reward(prompts, completions)\`; several --reward flags are
+summed (PATH@WEIGHT weights one). Prompt files are JSON lines with a "prompt" field (text or chat
+messages) or .txt lines.`;
+
+const flags = {
+  policy: { type: "string", help: "the trained policy: llama2.c .bin or HF directory <PATH>" },
+  reference: { type: "string", help: "the reference (e.g. the SFT model it started from) <PATH>" },
+  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
+  tokenizer: { type: "string", help: "tokenizer of both models <PATH> (default: found with the policy)" },
+  "num-samples": { type: "string", default: "1", help: "completions per prompt from each model <N>" },
+  ...samplingFlags,
+  samples: { type: "string", help: "write every prompt's completions, rewards and KL as JSON lines <FILE>" },
+  json: { type: "boolean", help: "print one JSON object instead of the table" },
+} as const;
+
+export const command: Command = {
+  summary: "evaluate a policy against its reference: reward, KL, length, win rate",
+  async run(argv) {
+    const parsed = parseFlags(argv, usage, flags);
+    if (!parsed) return 0;
+    const v = parsed.values;
+    const rewardSpecs = v.reward ?? [];
+    if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
+    const settings: EvalSettings = { ...samplingSettings(v), num_samples: numberFlag(v["num-samples"], "num-samples", 1, { min: 1, integer: true }) };
+    requireFlag(v.reference, "reference");
+    const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));
+
+    const policy = await loadCausalLm(v.policy, "policy");
+    const reference = await loadCausalLm(v.reference, "reference");
+    if (policy.arch.vocabSize !== reference.arch.vocabSize) {
+      throw new UsageError(`the policy's vocabulary (${policy.arch.vocabSize} tokens) differs from the reference's (${reference.arch.vocabSize}); the KL needs one tokenizer for both`);
+    }
+    checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
+    checkRoom(settings.max_new_tokens, reference, "max-new-tokens");
+    const tokenizer = await resolveTokenizer(policy, v.tokenizer);
+    const eosIds = eosIdsOf(policy.config, tokenizer);
+    if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+    const reward = await loadRewardSource(rewardSpecs);
+    // A batch larger than the prompt file would only generate padding rows.
+    settings.batch_size = Math.min(settings.batch_size, prompts.length);
+
+    const { report, samples } = await evaluatePolicy({
+      policy,
+      reference,
+      tokenizer,
+      prompts: prompts.map((p) => promptText(p, tokenizer)),
+      reward,
+      eosIds,
+      settings,
+    });
+    if (v.samples) {
+      const lines = samples.map(({ prompt_index, sample_index, prompt: _rendered, ...rest }) => JSON.stringify({ prompt: prompts[prompt_index], sample: sample_index, ...rest }));
+      await writeFile(v.samples, lines.join("\n") + "\n");
+    }
+    reward.dispose();
+    disposeModel(policy);
+    disposeModel(reference);
+    process.stdout.write(v.json ? JSON.stringify(report) + "\n" : table(report, settings, reward.name));
+    return 0;
+  },
+};
+
+function table(r: EvalReport, s: EvalSettings, rewardName: string): string {
+  const row = (name: string, reward: number, length: number) => `| ${name.padEnd(9)} | ${reward.toFixed(3).padStart(8)} | ${length.toFixed(1).padStart(6)} |`;
+  return [
+    `${r.num_prompts} prompts × ${r.num_samples} sample${r.num_samples === 1 ? "" : "s"}; temperature ${s.temperature}, at most ${s.max_new_tokens} new tokens, seed ${s.seed}; reward ${rewardName}`,
+    "",
+    "| model     |   reward | length |",
+    "|-----------|----------|--------|",
+    row("policy", r.reward, r.length),
+    row("reference", r.reference_reward, r.reference_length),
+    "",
+    `KL(policy ‖ reference): ${r.kl.toFixed(3)} nats per completion (k1 estimate from the policy's samples)`,
+    `win rate of the policy over the reference: ${r.win_rate.toFixed(3)} (ties count ½)`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,127 @@
+// `rlhf eval` and `rlhf pairs` on the command line, with a tiny model and a JS reward module: the
+// JSON report and its table, --samples, the preference file (the same for the same seed), and
+// clear errors for bad input.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { release } from "../engine/arrays.ts";
+import { initEngine } from "../engine/runtime.ts";
+import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { saveModel } from "../models/load.ts";
+import { loadTokenizer } from "../tokenizers/load.ts";
+import { tinyModel } from "../train/test-helpers.ts";
+
+const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
+
+const setUp = (async () => {
+  await initEngine();
+  const dir = await tempDir();
+  const tokenizer = await loadTokenizer(sharedData("llama2c/tok512.bin"));
+  for (const [name, seed] of [["reference", 3], ["policy", 4]] as const) {
+    const { config, params } = tinyModel(seed, { vocab_size: 512 });
+    await saveModel(join(dir, name), config, params, { tokenizer });
+    release(params);
+  }
+  const { config, params } = tinyModel(5, { vocab_size: 256 });
+  await saveModel(join(dir, "small-vocab"), config, params);
+  release(params);
+  writeFileSync(join(dir, "reward.mjs"), "export function reward(prompts, completions) { return completions.map((c) => (c.match(/[aeiou]/g) ?? []).length / Math.max(1, c.length)); }\n");
+  const prompts = [{ prompt: "Once upon a time" }, { prompt: "The dog" }, { prompt: [{ role: "user", content: "Tell a story." }] }, { prompt: "One day" }];
+  writeFileSync(join(dir, "prompts.jsonl"), prompts.map((p) => JSON.stringify(p)).join("\n") + "\n");
+  const common = ["--reward", join(dir, "reward.mjs"), "--prompts", join(dir, "prompts.jsonl"), "--max-new-tokens", "8"];
+  return { dir, prompts, common };
+})();
+
+function rlhf(args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+}
+
+function ok(args: string[]) {
+  const r = rlhf(args);
+  assert.equal(r.status, 0, `rlhf ${args.join(" ")}\n${r.stderr}`);
+  return r;
+}
+
+function refused(args: string[], message: RegExp) {
+  const r = rlhf(args);
+  assert.notEqual(r.status, 0, `rlhf ${args.join(" ")} should fail`);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "a bad input should not print a stack trace");
+}
+
+const lines = (path: string) => readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+
+test("rlhf eval --json: one object with reward, reference_reward, kl, length, win_rate; --samples has every completion", async () => {
+  const { dir, prompts, common } = await setUp;
+  const samples = join(dir, "samples.jsonl");
+  const r = ok(["eval", "--policy", join(dir, "policy"), "--reference", join(dir, "reference"), ...common, "--num-samples", "2", "--batch-size", "3", "--samples", samples, "--json"]);
+  const report = JSON.parse(r.stdout) as Record<string, number>;
+  assert.equal(r.stdout.trim().split("\n").length, 1);
+  for (const key of ["reward", "reference_reward", "kl", "length", "reference_length", "win_rate"]) assert.ok(Number.isFinite(report[key]), `${key} = ${report[key]}`);
+  assert.deepEqual([report.num_prompts, report.num_samples], [4, 2]);
+  const written = lines(samples);
+  assert.equal(written.length, 8);
+  // The prompt as given (chat messages too), and rewards whose mean is the report's.
+  assert.deepEqual(written.filter((s) => s.sample === 0).map((s) => s.prompt), prompts.map((p) => p.prompt));
+  const mean = (key: string) => written.reduce((a, s) => a + (s[key] as number), 0) / written.length;
+  assert.ok(Math.abs(mean("reward") - report.reward!) < 1e-12 && Math.abs(mean("reference_reward") - report.reference_reward!) < 1e-12);
+  assert.ok(Math.abs(mean("kl") - report.kl!) < 1e-9);
+  assert.ok(written.every((s) => typeof s.completion === "string" && typeof s.reference_completion === "string"));
+
+  // Against itself: the same samples, so KL 0 and a win rate of ½; the table says so.
+  const self = ok(["eval", "--policy", join(dir, "reference"), "--reference", join(dir, "reference"), ...common]);
+  assert.match(self.stdout, /\| policy\s+\|\s+(\d\.\d+) \|[^\n]*\n\| reference\s+\|\s+\1 \|/);
+  assert.match(self.stdout, /KL\(policy ‖ reference\): 0\.000 nats/);
+  assert.match(self.stdout, /win rate of the policy over the reference: 0\.500/);
+});
+
+test("rlhf eval refuses bad input with a clear message", async () => {
+  const { dir, common } = await setUp;
+  const policy = ["--policy", join(dir, "policy")];
+  const reference = ["--reference", join(dir, "reference")];
+  assert.equal(ok(["eval", "--help"]).stdout.includes("win_rate"), true);
+  refused(["eval", ...policy, ...common], /--reference is required/);
+  refused(["eval", ...policy, "--reference", join(dir, "missing"), ...common], /checkpoint not found: .*missing/);
+  refused(["eval", ...policy, "--reference", join(dir, "small-vocab"), ...common], /vocabulary \(512 tokens\) differs from the reference's \(256\)/);
+  refused(["eval", ...policy, ...reference, ...common, "--num-samples", "0"], /--num-samples must be at least 1/);
+  refused(["eval", ...policy, ...reference, ...common, "--temperature", "hot"], /--temperature must be a number/);
+  refused(["eval", ...policy, ...reference, ...common, "--max-new-tokens", "64"], /--max-new-tokens 64 leaves no room for a prompt/);
+  refused(["eval", ...policy, ...reference, ...common, "--reward", join(dir, "policy")], /is not a reward model/);
+  refused(["eval", ...policy, ...reference, ...common.map((a) => (a.endsWith("prompts.jsonl") ? join(dir, "none.jsonl") : a))], /prompt file not found/);
+});
+
+test("rlhf pairs writes preference (or ranking) records, the same file for the same seed", async () => {
+  const { dir, prompts, common } = await setUp;
+  const args = (output: string, extra: string[] = []) => ["pairs", "--policy", join(dir, "policy"), ...common, "--k", "4", "--batch-size", "3", "--output", output, ...extra];
+  const first = ok(args(join(dir, "pairs", "a.jsonl")));
+  assert.match(first.stderr, /wrote \d preference records to .*a\.jsonl; skipped \d prompts? whose 4 completions all scored the same/);
+  ok(args(join(dir, "pairs", "b.jsonl")));
+  const a = readFileSync(join(dir, "pairs", "a.jsonl"), "utf8");
+  assert.equal(readFileSync(join(dir, "pairs", "b.jsonl"), "utf8"), a, "the same seed must give the same file");
+  const records = lines(join(dir, "pairs", "a.jsonl"));
+  assert.ok(records.length > 0);
+  for (const r of records) {
+    assert.deepEqual(Object.keys(r).sort(), ["chosen", "prompt", "rejected", "score_chosen", "score_rejected"]);
+    assert.ok((r.score_chosen as number) > (r.score_rejected as number));
+    const given = prompts.find((p) => JSON.stringify(p.prompt) === JSON.stringify(r.prompt));
+    assert.ok(given, `unknown prompt ${JSON.stringify(r.prompt)}`);
+    assert.equal(typeof r.chosen === "string", typeof given.prompt === "string", "chat prompts give assistant messages");
+  }
+  ok(args(join(dir, "pairs", "c.jsonl"), ["--seed", "7"]));
+  assert.notEqual(readFileSync(join(dir, "pairs", "c.jsonl"), "utf8"), a);
+
+  ok(args(join(dir, "pairs", "rank.jsonl"), ["--format", "ranking"]));
+  for (const r of lines(join(dir, "pairs", "rank.jsonl"))) {
+    assert.equal((r.responses as unknown[]).length, 4);
+    assert.deepEqual([...(r.ranking as number[])].sort(), [0, 1, 2, 3]);
+  }
+
+  assert.match(ok(["pairs", "--help"]).stdout, /--k K\s+completions per prompt/);
+  refused(args(join(dir, "x.jsonl"), ["--k", "1"]), /--k must be at least 2/);
+  refused(args(join(dir, "x.jsonl"), ["--format", "pairs"]), /--format must be one of preference, ranking/);
+  refused(["pairs", "--policy", join(dir, "policy"), ...common], /--output is required/);
+  refused(args(join(dir, "x.jsonl"), ["--top-p", "2"]), /--top-p must be at most 1/);
+});

@@ -1,0 +1,133 @@
+// Preference data from a policy and a reward (best-of-K / rejection-sampling style, as in Llama 2's
+// and Zephyr's pipelines): sample K completions per prompt, score them, and keep the best as
+// `chosen` and the worst as `rejected`, or all K ranked. The records are TRL's preference format
+// with an explicit prompt, which `rlhf dpo` and `rlhf rm train` read (src/train/datasets.ts):
+//   {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
+//   {"prompt", "responses", "ranking": [best first], "ties"?: [[i, j], ...], "scores"}
+// Text prompts give text completions; chat prompts keep their message list and give completions as
+// [{"role": "assistant", "content": text}], TRL's conversational form. A prompt whose K completions
+// all score the same says nothing about preference and is skipped (and counted).
+import { HostRng } from "../engine/random.ts";
+import { Generator } from "../generation/generate.ts";
+import type { Architecture } from "../models/architecture.ts";
+import type { Params } from "../models/types.ts";
+import type { ChatMessage } from "../tokenizers/chat.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { promptText, type PromptValue } from "./prompts.ts";
+import type { RewardSource } from "./reward-source.ts";
+import { encodePrompts } from "./rollout.ts";
+
+export interface PairsSettings {
+  /** Completions per prompt. */
+  k: number;
+  max_new_tokens: number;
+  temperature: number;
+  top_k: number;
+  top_p: number;
+  seed: number;
+  /** Prompts generated together (k rows each); the last batch is padded with repeats, so one compilation serves all. */
+  batch_size: number;
+}
+
+export type Completion = string | ChatMessage[];
+
+export interface PreferenceRecord {
+  prompt: PromptValue;
+  chosen: Completion;
+  rejected: Completion;
+  score_chosen: number;
+  score_rejected: number;
+}
+
+export interface RankingRecord {
+  prompt: PromptValue;
+  responses: Completion[];
+  /** Indices into responses, best first. */
+  ranking: number[];
+  /** Neighbours in the ranking that scored the same (present only when some did). */
+  ties?: [number, number][];
+  scores: number[];
+}
+
+export interface ScoredPrompt {
+  prompt: PromptValue;
+  completions: string[];
+  scores: number[];
+}
+
+const asCompletion = (prompt: PromptValue, text: string): Completion => (typeof prompt === "string" ? text : [{ role: "assistant", content: text }]);
+
+/** Best against worst (the first of equals); null when every score is the same. */
+export function preferencePair({ prompt, completions, scores }: ScoredPrompt): PreferenceRecord | null {
+  let best = 0;
+  let worst = 0;
+  scores.forEach((s, i) => {
+    if (s > scores[best]!) best = i;
+    if (s < scores[worst]!) worst = i;
+  });
+  if (scores[best] === scores[worst]) return null;
+  return { prompt, chosen: asCompletion(prompt, completions[best]!), rejected: asCompletion(prompt, completions[worst]!), score_chosen: scores[best]!, score_rejected: scores[worst]! };
+}
+
+/** All completions ranked by score, equal scores as ties; null when every score is the same. */
+export function rankingRecord({ prompt, completions, scores }: ScoredPrompt): RankingRecord | null {
+  const ranking = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
+  if (scores[ranking[0]!] === scores[ranking.at(-1)!]) return null;
+  const ties: [number, number][] = [];
+  for (let r = 1; r < ranking.length; r++) if (scores[ranking[r]!] === scores[ranking[r - 1]!]) ties.push([ranking[r - 1]!, ranking[r]!]);
+  return { prompt, responses: completions.map((c) => asCompletion(prompt, c)), ranking, ...(ties.length > 0 ? { ties } : {}), scores };
+}
+
+/** K sampled completions per prompt with their scores, in prompt order; deterministic in settings.seed. */
+export async function sampleScored(args: {
+  arch: Architecture;
+  params: Params;
+  tokenizer: Tokenizer;
+  prompts: PromptValue[];
+  reward: RewardSource;
+  eosIds: number[];
+  settings: PairsSettings;
+  onBatch?: (promptsDone: number) => void;
+}): Promise<ScoredPrompt[]> {
+  const { arch, params, tokenizer, prompts, reward, settings: s } = args;
+  if (prompts.length === 0) throw new Error("pairs: no prompts");
+  if (!Number.isInteger(s.k) || s.k < 2) throw new Error(`pairs: k must be an integer of at least 2 (got ${s.k}); a preference needs two completions`);
+  const texts = prompts.map((p) => promptText(p, tokenizer));
+  const { ids } = encodePrompts(tokenizer, texts, arch.maxPositions, s.max_new_tokens);
+  const generator = new Generator(arch);
+  const rng = new HostRng(s.seed);
+  const out: ScoredPrompt[] = [];
+  try {
+    for (let start = 0; start < prompts.length; start += s.batch_size) {
+      const real = Math.min(s.batch_size, prompts.length - start);
+      // Rows g·k … g·k + k − 1 continue prompt start + g; padding rows repeat the last real prompt.
+      const rows = Array.from({ length: s.batch_size * s.k }, (_, r) => start + Math.min(Math.floor(r / s.k), real - 1));
+      const generations = await generator.generate(
+        params,
+        rows.map((i) => ids[i]!),
+        { temperature: s.temperature, topK: s.top_k, topP: s.top_p, maxNewTokens: s.max_new_tokens, seed: rng.nextUint32(), eosTokenIds: args.eosIds },
+        tokenizer,
+      );
+      const n = real * s.k;
+      const completions = generations.slice(0, n).map((g) => g.text);
+      const scores = await reward.score(rows.slice(0, n).map((i) => texts[i]!), completions);
+      for (let g = 0; g < real; g++) {
+        out.push({ prompt: prompts[start + g]!, completions: completions.slice(g * s.k, (g + 1) * s.k), scores: scores.slice(g * s.k, (g + 1) * s.k) });
+      }
+      args.onBatch?.(start + real);
+    }
+  } finally {
+    generator.dispose();
+  }
+  return out;
+}
+
+/** Preference (or ranking) records from scored prompts, and how many prompts were skipped as all-tied. */
+export function preferenceRecords(scored: ScoredPrompt[], format: "preference" | "ranking"): { records: (PreferenceRecord | RankingRecord)[]; tied: number } {
+  const records: (PreferenceRecord | RankingRecord)[] = [];
+  for (const s of scored) {
+    const record = format === "preference" ? preferencePair(s) : rankingRecord(s);
+    if (record) records.push(record);
+  }
+  return { records, tied: scored.length - records.length };
+}
