@@ -94,6 +94,9 @@ test("rlhf rloo logs the KL it subtracts from the reward as kl; a grpo run will 
   const wrong = rlhf(args("grpo", out, ["--total_steps", "3", "--resume"]));
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr, /is a rloo checkpoint; resume it with rlhf rloo/);
+  const again = rlhf(args("rloo", out, ["--total_steps", "3"]));
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /already holds a run .*checkpoint-2\); pass --resume to continue it/);
   const otherShape = rlhf(args("rloo", out, ["--total_steps", "3", "--resume", "--num_generations", "2"]));
   assert.match(otherShape.stderr, /trained with num_generations = 4, now 2/);
 

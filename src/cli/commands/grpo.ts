@@ -79,7 +79,9 @@ scores normalised within each prompt's group, no value model; a per-token k3 KL 
 keeps the policy near the frozen starting policy.`,
   rloo: `RLOO (Ahmadian et al. 2024; TRL's RLOOTrainer): num_generations completions per prompt, each
 completion's reward is its score minus beta × its sequence KL to the frozen starting policy, and
-its advantage is that reward minus the mean of the others' in its group; no value model.`,
+its advantage is that reward minus the mean of the others' in its group; no value model. The
+policy loss is GRPO's clipped per-token objective (loss_type), where TRL's clips one ratio per
+completion.`,
 };
 
 export function groupCommand(algorithm: GroupAlgorithm, defaults: GroupCommandConfig): Command {
@@ -113,6 +115,9 @@ by flags (--num_generations or --num-generations).`;
       if (!parsed) return 0;
       const v = parsed.values as Record<string, unknown>;
       const output = requireFlag(v.output as string | undefined, "output");
+      // A fresh run would leave the old run's later checkpoints behind for a --resume to pick up.
+      const existing = v.resume ? null : latestGroupCheckpoint(output);
+      if (existing) throw new UsageError(`${output} already holds a run (${existing}); pass --resume to continue it, or choose another --output`);
       const rewardSpecs = (v.reward as string[] | undefined) ?? [];
       if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
       const config = resolveConfig(defaults as never, specs as never, {
