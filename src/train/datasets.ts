@@ -1,54 +1,115 @@
 // Reading and rendering the trainers' data: JSON lines (optionally gzipped) in TRL's dataset
-// formats, tokenized into SFT examples (ids + completion mask) and preference records (token rows
-// + the pairs among them), and a seeded held-out split.
+// formats (src/data/formats.ts checks them), tokenized into SFT examples (ids + completion mask)
+// and preference records (token rows + the pairs among them), and a seeded held-out split.
 //
 // SFT: {"prompt", "completion"} (strings, or message lists rendered with the chat template),
 //      {"messages"} (the last assistant turn is the completion), {"text"} (every token trained), and
 //      self-instruct's {"instruction", "instances": [{"input", "output"}]} (one example per instance).
-// Preferences: {"chosen", "rejected"} with an optional "prompt" (TRL's explicit or implicit prompt;
-//      HH-RLHF's files are in this form) and optional "margin"; rankings {"prompt", "responses",
-//      "ranking": [best first], "ties"?: [[i, j], ...]} as the feedback app exports them; and the
-//      rt-polarity folder (line i of rt-polarity.pos chosen over line i of rt-polarity.neg).
+// Preferences: {"chosen", "rejected"} with an optional "prompt" (TRL's explicit or implicit prompt)
+//      and optional "margin"; rankings {"prompt", "responses", "ranking": [best first],
+//      "ties"?: [[i, j], ...]} as the feedback app exports them; and the rt-polarity folder (line i
+//      of rt-polarity.pos chosen over line i of rt-polarity.neg). HH-RLHF's raw transcripts are
+//      one implicit-prompt pair each; `rlhf data convert --from hh-rlhf` splits off the prompt.
+//
+// Every error names file:line and the field. With `skipInvalid`, malformed records are skipped
+// instead, and one line says how many and why the first one was.
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { tieGroups } from "../algorithms/reward-model.ts";
+import { DataError, describeFormat, recordFormat, type Json } from "../data/formats.ts";
+import { readRtPolarity } from "../data/rt-polarity.ts";
 import { HostRng } from "../engine/random.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { pairExample, rankingExample, type PreferenceExample } from "./reward.ts";
 import type { SftExample } from "./sft.ts";
 
-export class DataError extends Error {
-  override name = "InputError";
+export { DataError };
+
+export interface ReadOptions {
+  /** Skip malformed records (counted, and summarised through `warn`) instead of stopping at the first. */
+  skipInvalid?: boolean;
+  /** Where the "skipped N invalid records" line goes; default stderr. */
+  warn?: (message: string) => void;
 }
 
-type Json = Record<string, unknown>;
+/** A line of the file: a parsed record, or why it is not one. */
+export type RecordLine = { where: string; record: Json } | { where: string; invalid: string };
 
-/** Records of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line. */
-export function readRecords(path: string): { record: Json; where: string }[] {
+/**
+ * Every record of a .jsonl / .jsonl.gz / .json (list) file, `where` naming file:line (a .json list:
+ * "file: record N"); lines that are not JSON come back as `invalid`. A missing or empty file throws.
+ */
+export function readRecordLines(path: string): RecordLine[] {
   if (!existsSync(path)) throw new DataError(`data file not found: ${path}`);
+  if (statSync(path).isDirectory()) throw new DataError(`${path} is a directory; expected a .jsonl, .jsonl.gz or .json file`);
   const raw = readFileSync(path);
   const text = (path.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+  let lines: RecordLine[];
   if (/\.json(\.gz)?$/.test(path)) {
-    const list = JSON.parse(text) as unknown;
-    if (!Array.isArray(list)) throw new DataError(`${path}: expected a JSON list of records`);
-    return list.map((record, i) => ({ record: record as Json, where: `${path}: record ${i + 1}` }));
-  }
-  const out: { record: Json; where: string }[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
+    let list: unknown;
     try {
-      out.push({ record: JSON.parse(line) as Json, where: `${path}:${i + 1}` });
+      list = JSON.parse(text);
     } catch (err) {
-      throw new DataError(`${path}:${i + 1}: not valid JSON (${(err as Error).message})`);
+      throw new DataError(`${path}: not valid JSON (${(err as Error).message})`);
     }
-  });
-  if (out.length === 0) throw new DataError(`${path}: no records`);
+    if (!Array.isArray(list)) throw new DataError(`${path}: expected a JSON list of records`);
+    lines = list.map((record, i) => ({ record: record as Json, where: `${path}: record ${i + 1}` }));
+  } else {
+    lines = [];
+    text.split("\n").forEach((line, i) => {
+      if (line.trim() === "") return;
+      const where = `${path}:${i + 1}`;
+      try {
+        lines.push({ record: JSON.parse(line) as Json, where });
+      } catch (err) {
+        lines.push({ invalid: `not valid JSON (${(err as Error).message})`, where });
+      }
+    });
+  }
+  if (lines.length === 0) throw new DataError(`${path}: no records (the file is empty)`);
+  return lines;
+}
+
+/** What skipInvalid passed over. */
+class Skipped {
+  count = 0;
+  first = "";
+  add(message: string): void {
+    if (this.count++ === 0) this.first = message;
+  }
+  toString(): string {
+    return `skipped ${this.count} invalid record${this.count === 1 ? "" : "s"} (first: ${this.first})`;
+  }
+}
+
+/** Renders each line; a DataError stops the read, or with skipInvalid is counted and reported once. */
+function renderLines<T>(path: string, lines: RecordLine[], render: (record: Json, where: string) => T[], options: ReadOptions): T[] {
+  const skipped = new Skipped();
+  const out: T[] = [];
+  for (const line of lines) {
+    try {
+      if ("invalid" in line) throw new DataError(`${line.where}: ${line.invalid}`);
+      out.push(...render(line.record, line.where));
+    } catch (err) {
+      if (!(err instanceof DataError) || !options.skipInvalid) throw err;
+      skipped.add(err.message);
+    }
+  }
+  if (skipped.count > 0) {
+    if (out.length === 0) throw new DataError(`${path}: no valid records (${skipped})`);
+    (options.warn ?? ((m) => process.stderr.write(m + "\n")))(skipped.toString());
+  }
   return out;
 }
 
-const isMessages = (v: unknown): v is ChatMessage[] => Array.isArray(v) && v.every((m) => typeof (m as Json)?.role === "string" && typeof (m as Json)?.content === "string");
+/** Records of a .jsonl / .jsonl.gz / .json (list) file; errors name file and line. */
+export function readRecords(path: string, options: ReadOptions = {}): { record: Json; where: string }[] {
+  return renderLines(path, readRecordLines(path), (record, where) => {
+    if (typeof record !== "object" || record === null || Array.isArray(record)) throw new DataError(`${where}: expected a JSON object (one record)`);
+    return [{ record, where }];
+  }, options);
+}
 
 /** Prompt ids and completion ids such that prompt ++ completion is how the whole text tokenizes when possible. */
 function promptAndCompletion(tok: Tokenizer, prompt: string, completion: string): { ids: number[]; completionMask: number[] } {
@@ -65,41 +126,45 @@ function chat(tok: Tokenizer, messages: ChatMessage[], generationPrompt: boolean
   return applyChatTemplate(tok, messages, { addGenerationPrompt: generationPrompt });
 }
 
-/** One record → SFT examples (self-instruct records give one per instance). */
-export function renderSft(record: Json, tok: Tokenizer, where: string): SftExample[] {
-  const { prompt, completion, messages, text } = record;
-  if (prompt !== undefined && completion !== undefined) {
-    if (typeof prompt === "string" && typeof completion === "string") return [promptAndCompletion(tok, prompt, completion)];
-    if (isMessages(prompt) && isMessages(completion)) return [promptAndCompletion(tok, chat(tok, prompt, true), completion.map((m) => m.content).join("\n"))];
-    throw new DataError(`${where}: "prompt" and "completion" must both be strings or both lists of {role, content} messages`);
-  }
-  if (messages !== undefined) {
-    if (!isMessages(messages)) throw new DataError(`${where}: "messages" must be a list of {role, content} messages`);
-    const last = messages.at(-1);
-    if (last?.role !== "assistant") throw new DataError(`${where}: the last message must be the assistant's (it is the completion)`);
-    return [promptAndCompletion(tok, chat(tok, messages.slice(0, -1), true), last.content)];
-  }
-  if (typeof text === "string") {
-    const ids = tok.encode(text);
-    if (tok.eosTokenId !== null) ids.push(tok.eosTokenId);
-    return [{ ids, completionMask: ids.map(() => 1) }];
-  }
-  if (typeof record.instruction === "string" && Array.isArray(record.instances)) {
-    return (record.instances as Json[]).map((inst, k) => {
-      if (typeof inst?.output !== "string") throw new DataError(`${where}: instances[${k}].output must be a string`);
-      const input = typeof inst.input === "string" && inst.input.trim() !== "" ? `${inst.input}\n\n` : "";
-      return promptAndCompletion(tok, `${record.instruction}\n\n${input}`, inst.output);
-    });
-  }
-  throw new DataError(`${where}: not an SFT record (expected "prompt"+"completion", "messages", "text", or self-instruct's "instruction"+"instances")`);
+/** A prompt as the model reads it: text as is, messages through the chat template with its generation prompt. */
+export function promptText(tok: Tokenizer, prompt: string | ChatMessage[]): string {
+  return typeof prompt === "string" ? prompt : chat(tok, prompt, true);
 }
 
-function responseIds(tok: Tokenizer, prompt: unknown, response: unknown, where: string, field: string): number[] {
-  let text: string;
-  if (prompt === undefined && typeof response === "string") text = response;
-  else if (typeof prompt === "string" && typeof response === "string") text = prompt + response;
-  else if (isMessages(response)) text = chat(tok, [...(isMessages(prompt) ? prompt : []), ...response], false);
-  else throw new DataError(`${where}: "${field}" must be a string (with a string "prompt" or none) or a list of messages`);
+/** One record → SFT examples (self-instruct records give one per instance). */
+export function renderSft(record: Json, tok: Tokenizer, where: string): SftExample[] {
+  const format = recordFormat(record, where);
+  switch (format.kind) {
+    case "prompt-completion": {
+      const { prompt, completion } = record as { prompt: string | ChatMessage[]; completion: string | ChatMessage[] };
+      const text = typeof completion === "string" ? completion : completion.map((m) => m.content).join("\n");
+      return [promptAndCompletion(tok, promptText(tok, prompt), text)];
+    }
+    case "language modeling": {
+      if (format.style === "standard") {
+        const ids = tok.encode(record.text as string);
+        if (tok.eosTokenId !== null) ids.push(tok.eosTokenId);
+        return [{ ids, completionMask: ids.map(() => 1) }];
+      }
+      const messages = record.messages as ChatMessage[];
+      const last = messages.at(-1)!;
+      if (last.role !== "assistant") throw new DataError(`${where}: "messages[${messages.length - 1}].role" is "${last.role}"; the last message must be the assistant's (it is the completion)`);
+      return [promptAndCompletion(tok, chat(tok, messages.slice(0, -1), true), last.content)];
+    }
+    case "self-instruct":
+      return (record.instances as { input?: string; output: string }[]).map((inst) => {
+        const input = inst.input !== undefined && inst.input.trim() !== "" ? `${inst.input}\n\n` : "";
+        return promptAndCompletion(tok, `${record.instruction as string}\n\n${input}`, inst.output);
+      });
+    default:
+      throw new DataError(`${where}: a ${describeFormat(format)} record; SFT needs "prompt"+"completion", "messages", "text", or self-instruct's "instruction"+"instances"`);
+  }
+}
+
+/** Token rows of one response as the reward model reads it: prompt ++ response, then EOS. */
+function responseIds(tok: Tokenizer, prompt: string | ChatMessage[] | undefined, response: string | ChatMessage[]): number[] {
+  // recordFormat has checked that prompt and response are both text or both messages.
+  const text = typeof response === "string" ? ((prompt ?? "") as string) + response : chat(tok, [...((prompt ?? []) as ChatMessage[]), ...response], false);
   const ids = tok.encode(text);
   // A fixed last token gives the score head the same "end of response" position to read every time.
   if (tok.eosTokenId !== null) ids.push(tok.eosTokenId);
@@ -108,47 +173,34 @@ function responseIds(tok: Tokenizer, prompt: unknown, response: unknown, where: 
 
 /** One record → a preference record (a pair or a ranking). */
 export function renderPreference(record: Json, tok: Tokenizer, where: string): PreferenceExample {
-  const { prompt, margin } = record;
-  if (margin !== undefined && (typeof margin !== "number" || !Number.isFinite(margin))) throw new DataError(`${where}: "margin" must be a number`);
-  if (record.chosen !== undefined || record.rejected !== undefined) {
-    const chosen = responseIds(tok, prompt, record.chosen, where, "chosen");
-    const rejected = responseIds(tok, prompt, record.rejected, where, "rejected");
-    return pairExample(chosen, rejected, margin as number | undefined);
+  const format = recordFormat(record, where);
+  const prompt = record.prompt as string | ChatMessage[] | undefined;
+  if (format.kind === "preference") {
+    const [chosen, rejected] = [record.chosen, record.rejected].map((r) => responseIds(tok, prompt, r as string | ChatMessage[]));
+    return pairExample(chosen!, rejected!, record.margin as number | undefined);
   }
-  if (Array.isArray(record.responses) && Array.isArray(record.ranking)) {
-    const k = record.responses.length;
-    const ranking = record.ranking as unknown[];
-    if (ranking.length !== k || !ranking.every((i) => Number.isInteger(i) && (i as number) >= 0 && (i as number) < k) || new Set(ranking).size !== k) {
-      throw new DataError(`${where}: "ranking" must order all ${k} responses (indices 0..${k - 1}, best first)`);
-    }
-    const ties = (record.ties ?? []) as [number, number][];
+  if (format.kind === "ranking") {
     let groups: number[][];
     try {
-      groups = tieGroups(ranking as number[], ties);
+      groups = tieGroups(record.ranking as number[], (record.ties ?? []) as [number, number][]);
     } catch (err) {
-      throw new DataError(`${where}: ${(err as Error).message}`);
+      throw new DataError(`${where}: "ties": ${(err as Error).message.replace(/^tieGroups: /, "")}`);
     }
-    const responses = record.responses.map((r, i) => responseIds(tok, prompt, r, where, `responses[${i}]`));
-    return rankingExample(responses, groups);
+    return rankingExample((record.responses as (string | ChatMessage[])[]).map((r) => responseIds(tok, prompt, r)), groups);
   }
-  throw new DataError(`${where}: not a preference record (expected "chosen"+"rejected" or "responses"+"ranking")`);
+  throw new DataError(`${where}: a ${describeFormat(format)} record; expected a preference ("chosen"+"rejected") or a ranking ("responses"+"ranking")`);
 }
 
-export function readSftData(path: string, tok: Tokenizer): SftExample[] {
-  return readRecords(path).flatMap(({ record, where }) => renderSft(record, tok, where));
+export function readSftData(path: string, tok: Tokenizer, options: ReadOptions = {}): SftExample[] {
+  return renderLines(path, readRecordLines(path), (record, where) => renderSft(record, tok, where), options);
 }
 
 /** Preference records from a file, or from the rt-polarity folder (positive chosen over negative). */
-export function readPreferenceData(path: string, tok: Tokenizer): PreferenceExample[] {
+export function readPreferenceData(path: string, tok: Tokenizer, options: ReadOptions = {}): PreferenceExample[] {
   if (existsSync(path) && statSync(path).isDirectory()) {
-    const [pos, neg] = ["rt-polarity.pos", "rt-polarity.neg"].map((f) => join(path, f));
-    if (!existsSync(pos!) || !existsSync(neg!)) throw new DataError(`${path}: a folder must hold rt-polarity.pos and rt-polarity.neg`);
-    // The files are Latin-1 (Cornell's v1.0 release).
-    const lines = (p: string) => readFileSync(p, "latin1").split("\n").map((l) => l.trim()).filter(Boolean);
-    const [good, bad] = [lines(pos!), lines(neg!)];
-    return good.slice(0, Math.min(good.length, bad.length)).map((text, i) => renderPreference({ chosen: text, rejected: bad[i]! }, tok, `${path}: line ${i + 1}`));
+    return readRtPolarity(path).pairs.map(({ chosen, rejected, where }) => renderPreference({ chosen, rejected }, tok, where));
   }
-  return readRecords(path).map(({ record, where }) => renderPreference(record, tok, where));
+  return renderLines(path, readRecordLines(path), (record, where) => [renderPreference(record, tok, where)], options);
 }
 
 /** A seeded split: `ratio` of the records (at least one when ratio > 0) held out for evaluation. */

@@ -7,7 +7,7 @@ import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
 import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
-import { readPreferenceData, readRecords, splitHeldOut } from "../../train/datasets.ts";
+import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../train/datasets.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import { DivergenceError, train } from "../../train/trainer.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
@@ -25,12 +25,22 @@ const usage = `Usage: rlhf rm train|eval|score [options]
       scores only the pairs that \`rm train\` held out of the same file (same seed and ratio).
   rlhf rm score --model DIR --data FILE [--output FILE]
       One JSON line per record: {"chosen_score", "rejected_score"} for pairs, {"scores"} for
-      rankings, {"score"} for "text" or "prompt"+"completion" records.`;
+      rankings, {"score"} for "text" or "prompt"+"completion" records; with --skip-invalid, an
+      invalid record's line is {"invalid": REASON}.
+
+  --skip-invalid (all three): skip malformed records instead of stopping at the first; the count
+  and the first one's file:line and reason go to stderr.`;
+
+/** --skip-invalid's reader options: skip, and say so under the command's name. */
+function skipInvalid(name: string, skip: boolean | undefined): ReadOptions {
+  return { skipInvalid: skip ?? false, warn: (m) => process.stderr.write(`${name}: ${m}\n`) };
+}
 
 const common = {
   model: { type: "string", help: "model: for train a causal LM (or a reward model to continue); otherwise a trained reward model <PATH>" },
   data: { type: "string", help: "preference data: JSON lines (.jsonl, .jsonl.gz) or the rt-polarity folder <FILE>" },
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
+  "skip-invalid": { type: "boolean", help: "skip malformed records (counted; the first one's file:line and reason on stderr) instead of stopping" },
 } as const;
 
 const trainFlags = {
@@ -86,7 +96,7 @@ async function trainRm(argv: string[]): Promise<number> {
   const padId = rewardPadId(tokenizer.padTokenId, model.config);
   const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
   const load = (path: string) => {
-    const { kept, droppedPairs } = fitToLength(readPreferenceData(path, tokenizer), config.max_length);
+    const { kept, droppedPairs } = fitToLength(readPreferenceData(path, tokenizer, skipInvalid("rm", v["skip-invalid"])), config.max_length);
     if (droppedPairs > 0) process.stderr.write(`rm: ${path}: dropped ${droppedPairs} pairs longer than max_length ${config.max_length}\n`);
     return kept;
   };
@@ -135,7 +145,7 @@ async function evalRm(argv: string[]): Promise<number> {
   const trained = trainingConfig(model);
   const maxLength = numberFlag(v["max-length"], "max-length", Math.min(model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity), { min: 1, integer: true, max: model.arch.maxPositions });
   const dataPath = requireFlag(v.data, "data");
-  const { kept, droppedPairs } = fitToLength(readPreferenceData(dataPath, tokenizer), maxLength);
+  const { kept, droppedPairs } = fitToLength(readPreferenceData(dataPath, tokenizer, skipInvalid("rm eval", v["skip-invalid"])), maxLength);
   let records = kept;
   if (v.split !== "all") {
     if (v.split !== "eval" && v.split !== "train") throw new UsageError(`--split must be all, eval or train, got "${v.split}"`);
@@ -161,23 +171,30 @@ async function scoreRm(argv: string[]): Promise<number> {
   const dataPath = requireFlag(v.data, "data");
   const context = model.arch.maxPositions;
   const eos = tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [];
-  // Each record's rows, rendered the way training rendered them (EOS appended).
-  const rowsOf = readRecords(dataPath).map(({ record, where }) => {
+  // Each record's rows, rendered the way training rendered them (EOS appended; pairs and rankings
+  // through renderPreference, so message lists go through the chat template as in training).
+  const rowsOfRecord = (record: Record<string, unknown>, where: string) => {
     if (typeof record.text === "string") return { kind: "score" as const, rows: [[...tokenizer.encode(record.text), ...eos]] };
     if (typeof record.prompt === "string" && typeof record.completion === "string") return { kind: "score" as const, rows: [[...tokenizer.encode(record.prompt + record.completion), ...eos]] };
-    if (record.chosen !== undefined) {
-      return { kind: "pair" as const, rows: readPairRows(record, where) };
+    if (record.chosen !== undefined) return { kind: "pair" as const, rows: renderPreference(record, tokenizer, where).responses };
+    if (Array.isArray(record.responses)) return { kind: "ranking" as const, rows: renderPreference(record, tokenizer, where).responses };
+    throw new DataError(`${where}: nothing to score (expected "text", "prompt"+"completion", "chosen"+"rejected" or "responses")`);
+  };
+  // With --skip-invalid an invalid record still gets its output line, {"invalid": REASON}, so lines stay aligned with the input.
+  let skipped = 0;
+  let firstSkipped = "";
+  const rowsOf = readRecordLines(dataPath).map((line) => {
+    try {
+      if ("invalid" in line) throw new DataError(`${line.where}: ${line.invalid}`);
+      if (typeof line.record !== "object" || line.record === null) throw new DataError(`${line.where}: expected a JSON object (one record)`);
+      return rowsOfRecord(line.record, line.where);
+    } catch (err) {
+      if (!v["skip-invalid"] || !(err instanceof DataError)) throw err;
+      if (skipped++ === 0) firstSkipped = err.message;
+      return { kind: "invalid" as const, rows: [] as number[][], reason: err.message };
     }
-    if (Array.isArray(record.responses)) return { kind: "ranking" as const, rows: readPairRows(record, where) };
-    throw new UsageError(`${where}: nothing to score (expected "text", "prompt"+"completion", "chosen"+"rejected" or "responses")`);
   });
-  function readPairRows(record: Record<string, unknown>, where: string): number[][] {
-    const responses = record.chosen !== undefined ? [record.chosen, record.rejected] : (record.responses as unknown[]);
-    return responses.map((r, i) => {
-      if (typeof r !== "string" || (record.prompt !== undefined && typeof record.prompt !== "string")) throw new UsageError(`${where}: response ${i} must be text (with a text prompt or none)`);
-      return [...tokenizer.encode(((record.prompt as string | undefined) ?? "") + r), ...eos];
-    });
-  }
+  if (skipped > 0) process.stderr.write(`rm score: skipped ${skipped} invalid record${skipped === 1 ? "" : "s"} (first: ${firstSkipped}); their lines are {"invalid": REASON}\n`);
   const flat = rowsOf.flatMap((r) => r.rows);
   const tooLong = flat.filter((r) => r.length > context).length;
   if (tooLong > 0) process.stderr.write(`rm score: ${tooLong} sequences are longer than the model's context (${context}); their score is null\n`);
@@ -188,7 +205,9 @@ async function scoreRm(argv: string[]): Promise<number> {
   release(model.params);
   let next = 0;
   const scoreOf = (row: number[]) => (row.length <= context ? scored[next++]! : null);
-  const lines = rowsOf.map(({ kind, rows }) => {
+  const lines = rowsOf.map((r) => {
+    const { kind, rows } = r;
+    if (kind === "invalid") return { invalid: r.reason };
     const s = rows.map(scoreOf);
     if (kind === "score") return { score: s[0] };
     if (kind === "pair") return { chosen_score: s[0], rejected_score: s[1] };

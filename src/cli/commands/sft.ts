@@ -26,6 +26,7 @@ const flags = {
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
   config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  "skip-invalid": { type: "boolean", help: "skip malformed records (counted; the first one's file:line and reason on stderr) instead of stopping" },
   ...configFlags(sftSpecs, defaultSFTConfig),
 } as const;
 
@@ -44,8 +45,9 @@ export const command: Command = {
       process.stderr.write(`sft: max_length ${config.max_length} is longer than the model's context; using ${model.arch.maxPositions}\n`);
       config.max_length = model.arch.maxPositions;
     }
-    const all = readSftData(dataPath, tokenizer);
-    const split = v["eval-data"] ? { train: all, eval: readSftData(v["eval-data"], tokenizer) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
+    const read = { skipInvalid: v["skip-invalid"] ?? false, warn: (m: string) => process.stderr.write(`sft: ${m}\n`) };
+    const all = readSftData(dataPath, tokenizer, read);
+    const split = v["eval-data"] ? { train: all, eval: readSftData(v["eval-data"], tokenizer, read) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
     const data = { train: sftRows(split.train, config), eval: sftRows(split.eval, { ...config, packing: false }) };
     process.stderr.write(`sft: ${split.train.length} training examples (${data.train.length} rows${config.packing ? ", packed" : ""}), ${data.eval.length} held out\n`);
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
