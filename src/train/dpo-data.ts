@@ -7,8 +7,8 @@
 //                    common prefix, for messages the common leading messages);
 // and the rt-polarity folder (line i of rt-polarity.pos chosen over line i of rt-polarity.neg, empty
 // prompt). Completions end in EOS, as TRL appends it.
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { readRtPolarity } from "../data/rt-polarity.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { DataError, readRecords } from "./datasets.ts";
@@ -93,12 +93,7 @@ export function renderDpo(record: Json, tok: Tokenizer, where: string): DpoExamp
 /** DPO pairs from a JSON-lines / JSON file, or from the rt-polarity folder (positive over negative, empty prompt). */
 export function readDpoData(path: string, tok: Tokenizer): DpoExample[] {
   if (existsSync(path) && statSync(path).isDirectory()) {
-    const [pos, neg] = ["rt-polarity.pos", "rt-polarity.neg"].map((f) => join(path, f)) as [string, string];
-    if (!existsSync(pos) || !existsSync(neg)) throw new DataError(`${path}: a folder must hold rt-polarity.pos and rt-polarity.neg`);
-    // The files are Latin-1 (Cornell's v1.0 release).
-    const lines = (p: string) => readFileSync(p, "latin1").split("\n").map((l) => l.trim()).filter(Boolean);
-    const [good, bad] = [lines(pos), lines(neg)];
-    return good.slice(0, Math.min(good.length, bad.length)).map((text, i) => encodePair(tok, "", text, bad[i]!));
+    return readRtPolarity(path).pairs.map((p) => encodePair(tok, "", p.chosen, p.rejected));
   }
   return readRecords(path).map(({ record, where }) => renderDpo(record, tok, where));
 }
