@@ -7,9 +7,9 @@
 // after another on the single connection, so each sees the ones before it, as separate
 // transactions would.
 //
-// A batch that holds no durable job (leases only: losing one in a crash just serves the item
-// again) commits with synchronous=NORMAL, without the fsync; the next durable commit fsyncs the
-// whole WAL, those frames included.
+// Jobs that need no durability (leases: losing one in a crash just serves the item again) commit
+// apart, first, with synchronous=NORMAL: no fsync, and their replies need not wait for one. The
+// next durable commit fsyncs the whole WAL, their frames included.
 import { sql, type Kysely, type Transaction } from "kysely";
 
 export type Work<DB, T> = (trx: Transaction<DB>) => Promise<T>;
@@ -24,8 +24,7 @@ interface Job<DB> {
 export function groupCommit<DB>(db: Kysely<DB>) {
   let pending: Job<DB>[] = [];
 
-  async function flush(batch: Job<DB>[]) {
-    const durable = batch.some((j) => j.durable);
+  async function commit(batch: Job<DB>[], durable: boolean) {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       // Holding the one connection keeps other queries from running between the pragmas.
@@ -61,16 +60,19 @@ export function groupCommit<DB>(db: Kysely<DB>) {
     });
   }
 
+  async function flush() {
+    const batch = pending;
+    pending = [];
+    const lenient = batch.filter((j) => !j.durable), durable = batch.filter((j) => j.durable);
+    if (lenient.length) await commit(lenient, false);
+    // The next turn, so that the replies to the leases go out before the fsync holds up the thread.
+    if (durable.length) setImmediate(() => void commit(durable, true));
+  }
+
   // Resolves once the job's writes are committed (and, when durable, fsynced).
   return function write<T>(work: Work<DB, T>, opts: { durable: boolean }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (pending.length === 0) {
-        setImmediate(() => {
-          const batch = pending;
-          pending = [];
-          void flush(batch);
-        });
-      }
+      if (pending.length === 0) setImmediate(() => void flush());
       pending.push({ work, durable: opts.durable, resolve: resolve as (v: unknown) => void, reject });
     });
   };
