@@ -30,6 +30,7 @@ export interface AnswersTable {
   id: string; project_id: string; item_id: string; labeler_id: string; request_id: string;
   skip: number; ranking: string | null; ties: string | null; ratings: string | null; rationale: string | null;
   shown_order: string; served_at: number; answered_at: number;
+  item_open: number; // 1 while the item is a non-gold item below its overlap (items.open), for progress counts
 }
 export interface Tables {
   users: UsersTable; projects: ProjectsTable; items: ItemsTable; responses: ResponsesTable;

@@ -28,9 +28,11 @@ function shuffled<T>(xs: T[]): T[] {
   return a;
 }
 
+// The item with its project's task and overlap; on PostgreSQL the item row is locked.
 const lockItem = async (store: Store, trx: Trx, itemId: string) => {
-  let q = trx.selectFrom("items").selectAll().where("id", "=", itemId);
-  if (store.dialect === "postgres") q = q.forUpdate();
+  let q = trx.selectFrom("items as i").innerJoin("projects as p", "p.id", "i.project_id")
+    .selectAll("i").select(["p.task", "p.overlap"]).where("i.id", "=", itemId);
+  if (store.dialect === "postgres") q = q.forUpdate("i");
   return q.executeTakeFirst();
 };
 
@@ -57,9 +59,12 @@ async function pickCandidate(store: Store, trx: Trx, project: ProjectRow, me: st
   return (await q.executeTakeFirst())?.id;
 }
 
-async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, order: string[], leaseExpires: number, answered?: number): Promise<NextItem> {
+// `responses` may be passed in by a caller that has just read them.
+async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, order: string[], leaseExpires: number,
+  answered?: number, responses?: { id: string; text: string }[]): Promise<NextItem> {
   const item = await trx.selectFrom("items").select(["id", "prompt"]).where("id", "=", itemId).executeTakeFirstOrThrow();
-  const texts = new Map((await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).execute()).map((r) => [r.id, r.text]));
+  responses ??= await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).execute();
+  const texts = new Map(responses.map((r) => [r.id, r.text]));
   return {
     id: item.id, project_id: project.id, prompt: JSON.parse(item.prompt) as Prompt, task: project.task as Task,
     responses: order.map((id) => ({ id, text: texts.get(id)! })),
@@ -94,17 +99,18 @@ export async function nextItem(store: Store, user: User, projectId: string, leas
     while (!itemId) {
       const candidate = await pickCandidate(store, trx, project, user.id, false, now, tried);
       if (!candidate) return null;
-      // PostgreSQL: the candidate query's snapshot may predate a lease committed since; re-count under the lock.
-      const item = (await lockItem(store, trx, candidate))!;
-      if ((await slotsTaken(trx, item, user.id, now)) < project.overlap) itemId = candidate;
+      // SQLite has one connection, so the candidate query saw every lease. PostgreSQL: its snapshot
+      // may predate a lease committed since; re-count under the lock.
+      const free = store.dialect === "sqlite" || (await slotsTaken(trx, (await lockItem(store, trx, candidate))!, user.id, now)) < project.overlap;
+      if (free) itemId = candidate;
       else tried.push(candidate);
     }
-    const ids = (await trx.selectFrom("responses").select("id").where("item_id", "=", itemId).orderBy("position").execute()).map((r) => r.id);
-    const order = shuffled(ids);
+    const responses = await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).orderBy("position").execute();
+    const order = shuffled(responses.map((r) => r.id));
     await trx.insertInto("assignments").values({
       item_id: itemId, labeler_id: user.id, project_id: project.id, shown_order: JSON.stringify(order), served_at: now, expires_at: expires,
     }).execute();
-    return serve(trx, project, user, itemId, order, expires, Number(answered));
+    return serve(trx, project, user, itemId, order, expires, Number(answered), responses);
   }, { durable: false });
 }
 
@@ -117,48 +123,56 @@ const answerJson = (a: Tables["answers"], replayed: boolean): AnswerResponse => 
 
 async function replay(db: Kysely<Tables>, user: User, itemId: string, requestId: string): Promise<AnswerResponse | undefined> {
   const prior = await db.selectFrom("answers").selectAll().where("labeler_id", "=", user.id).where("request_id", "=", requestId).executeTakeFirst();
-  if (!prior) return undefined;
+  return prior && replayOf(prior, itemId);
+}
+
+function replayOf(prior: Tables["answers"], itemId: string): AnswerResponse {
   if (prior.item_id !== itemId) throw new HttpError(409, "request_id was already used for another item");
   return answerJson(prior, true);
 }
 
 // Resolves to the answer and whether it was created now (false: a replay of the same request_id).
 export async function submitAnswer(store: Store, user: User, itemId: string, req: AnswerRequest): Promise<AnswerResponse> {
-  const early = await replay(store.db, user, itemId, req.request_id);
-  if (early) return early;
   try {
     return await store.write(async (trx) => {
       const item = await lockItem(store, trx, itemId);
       if (!item) throw new HttpError(404, `no item ${JSON.stringify(itemId)}`);
-      // A twin request may have committed while this one waited for the lock.
-      const twin = await replay(trx, user, itemId, req.request_id);
-      if (twin) return twin;
-      const project = await getProject(trx, item.project_id);
-      const ids = (await trx.selectFrom("responses").select("id").where("item_id", "=", itemId).orderBy("position").execute()).map((r) => r.id);
-      const j = validateJudgement(project.task as Task, ids, { skip: req.skip, ranking: req.ranking ?? null, ties: req.ties ?? null, ratings: req.ratings ?? null });
-      const already = await trx.selectFrom("answers").select("id").where("item_id", "=", itemId).where("labeler_id", "=", user.id).executeTakeFirst();
-      if (already) throw new HttpError(409, "you already answered this item");
+      // This request_id answered before (a retry, or a twin that committed while this one waited
+      // for the lock), or this labeler answered the item with another request_id.
+      const prior = await trx.selectFrom("answers").selectAll().where("labeler_id", "=", user.id)
+        .where((eb) => eb.or([eb("request_id", "=", req.request_id), eb("item_id", "=", itemId)])).execute();
+      const twin = prior.find((a) => a.request_id === req.request_id);
+      if (twin) return replayOf(twin, itemId);
       const lease = await trx.selectFrom("assignments").selectAll().where("item_id", "=", itemId).where("labeler_id", "=", user.id).executeTakeFirst();
+      // The lease's shown order holds the item's response ids; without a lease the answer is refused below.
+      const ids = lease ? (JSON.parse(lease.shown_order) as string[])
+        : (await trx.selectFrom("responses").select("id").where("item_id", "=", itemId).execute()).map((r) => r.id);
+      const j = validateJudgement(item.task as Task, ids, { skip: req.skip, ranking: req.ranking ?? null, ties: req.ties ?? null, ratings: req.ratings ?? null });
+      if (prior.length) throw new HttpError(409, "you already answered this item");
       if (!lease) throw new HttpError(409, "this item was not assigned to you: get it from /next first");
       const now = Date.now();
       const counted = !j.skip && item.is_gold === 0;
+      const open = counted ? item.answer_count + 1 < item.overlap : item.open === 1; // after this answer
       if (counted) {
         // A live lease holds a slot; an expired one only if nobody has taken the slot since.
-        const full = item.answer_count >= project.overlap ||
-          (lease.expires_at <= now && (await slotsTaken(trx, item, user.id, now)) >= project.overlap);
+        const full = item.answer_count >= item.overlap ||
+          (lease.expires_at <= now && (await slotsTaken(trx, item, user.id, now)) >= item.overlap);
         if (full) throw new HttpError(409, "this item already has all the answers it needs (your lease expired)");
       }
       const row: Tables["answers"] = {
-        id: newId("a"), project_id: project.id, item_id: itemId, labeler_id: user.id, request_id: req.request_id,
+        id: newId("a"), project_id: item.project_id, item_id: itemId, labeler_id: user.id, request_id: req.request_id,
         skip: j.skip ? 1 : 0, ranking: j.ranking && JSON.stringify(j.ranking), ties: j.ties && JSON.stringify(j.ties),
         ratings: j.ratings && JSON.stringify(j.ratings), rationale: req.rationale ?? null,
         shown_order: lease.shown_order, served_at: lease.served_at, answered_at: now,
+        item_open: item.is_gold === 0 && open ? 1 : 0,
       };
       await trx.insertInto("answers").values(row).execute();
       if (counted) {
-        const open = item.answer_count + 1 < project.overlap ? 1 : 0;
-        await trx.updateTable("items").set((eb) => ({ answer_count: eb("answer_count", "+", 1), open })).where("id", "=", itemId).execute();
-        if (!open) await trx.updateTable("projects").set((eb) => ({ complete_count: eb("complete_count", "+", 1) })).where("id", "=", project.id).execute();
+        await trx.updateTable("items").set((eb) => ({ answer_count: eb("answer_count", "+", 1), open: open ? 1 : 0 })).where("id", "=", itemId).execute();
+        if (!open) {
+          await trx.updateTable("projects").set((eb) => ({ complete_count: eb("complete_count", "+", 1) })).where("id", "=", item.project_id).execute();
+          await trx.updateTable("answers").set({ item_open: 0 }).where("item_id", "=", itemId).execute();
+        }
       }
       await trx.deleteFrom("assignments").where("item_id", "=", itemId).where("labeler_id", "=", user.id).execute();
       return answerJson(row, false);

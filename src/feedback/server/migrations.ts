@@ -2,7 +2,7 @@
 // concurrent starts). Append new migrations; never edit one that has shipped.
 import { Kysely, Migrator, type Migration } from "kysely";
 
-const migrations: Record<string, Migration> = {
+export const migrations: Record<string, Migration> = {
   "0001_initial": {
     async up(db: Kysely<any>) {
       await db.schema.createTable("users")
@@ -75,6 +75,17 @@ const migrations: Record<string, Migration> = {
         .addUniqueConstraint("answers_item_labeler", ["item_id", "labeler_id"])
         .execute();
       await db.schema.createIndex("answers_project").on("answers").columns(["project_id", "labeler_id"]).execute();
+    },
+  },
+  // A labeler's progress counts their answers on items still open; joining every answer they ever
+  // gave to its item made each /next O(their history). The flag is kept on the answer instead.
+  "0002_answers_item_open": {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable("answers").addColumn("item_open", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.updateTable("answers").set({ item_open: 1 })
+        .where("item_id", "in", db.selectFrom("items").select("id").where("open", "=", 1).where("is_gold", "=", 0)).execute();
+      await db.schema.dropIndex("answers_project").execute();
+      await db.schema.createIndex("answers_progress").on("answers").columns(["project_id", "labeler_id", "item_open"]).execute();
     },
   },
 };

@@ -87,7 +87,7 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
 export async function progressOf(db: Kysely<Tables>, project: ProjectRow, user: User, answered?: number): Promise<Progress> {
   const mine = db.selectFrom("answers as a").select((eb) => eb.fn.countAll<number>().as("n")).where("a.project_id", "=", project.id).where("a.labeler_id", "=", user.id);
   answered ??= Number((await mine.executeTakeFirstOrThrow()).n);
-  const answeredOpen = (await mine.innerJoin("items as i", "i.id", "a.item_id").where("i.open", "=", 1).where("i.is_gold", "=", 0).executeTakeFirstOrThrow()).n;
+  const answeredOpen = (await mine.where("a.item_open", "=", 1).executeTakeFirstOrThrow()).n;
   return {
     answered, remaining: project.item_count - project.complete_count - Number(answeredOpen),
     total_items: project.item_count, complete_items: project.complete_count,
