@@ -8,7 +8,8 @@
 //
 // --cpu-prof writes the server's V8 CPU profile to DIR (open it in Chrome DevTools or speedscope).
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -36,8 +37,20 @@ export interface LoadReport {
   latency_ms: { p50: number; p95: number; p99: number; max: number };
   latency_ms_by_route: Record<string, { p50: number; p99: number; n: number }>;
   server_killed: boolean;
+  // CPU time per request of the server and of this load generator (Linux; null elsewhere, or when
+  // the server was killed): unlike latency, it hardly moves when other jobs share the cores.
+  cpu_ms_per_request: { server: number; client: number } | null;
   // The checks, each 0 when all is well.
   lost_answers: number; duplicate_answers: number; over_overlap_items: number; answer_count_mismatches: number;
+  item_open_mismatches: number; // answers whose item_open flag (progress counts) disagrees with their item
+}
+
+// User + system CPU seconds a process has used so far, from /proc (null where there is none).
+function cpuSeconds(pid: number | undefined): number | null {
+  const stat = pid !== undefined && existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : null;
+  if (!stat) return null;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd on; utime and stime are the 14th and 15th
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; USER_HZ is 100 on Linux
 }
 
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0);
@@ -65,14 +78,24 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
   const nodeArgs = opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [];
   let server = running.server = await spawnServer(dbArgs, [], nodeArgs);
   let base = server.url;
-  const call = async (token: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(base + path, {
-      method, headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
+  // node:http with keep-alive rather than fetch: the load generator shares the machine with the
+  // server, and fetch costs it about twice the CPU per request.
+  const agent = new Agent({ keepAlive: true });
+  const call = (token: string, method: string, path: string, body?: unknown) => new Promise<{ status: number; json: any }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = { authorization: `Bearer ${token}`, ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}) };
+    const req = httpRequest(base + path, { method, agent, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => { text += chunk; });
+      res.on("error", reject);
+      res.on("end", () => {
+        try { resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : null }); } catch (e) { reject(e); }
+      });
     });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : null };
-  };
+    req.on("error", reject);
+    req.end(payload);
+  });
   const project = (await call(admin, "POST", "/api/projects", { name: `load-${suffix}`, task: "pairwise", overlap: opts.overlap })).json as Project;
   const items = Array.from({ length: opts.items }, (_, i) => ({ id: `q${i}`, prompt: `prompt ${i}`, responses: [`a${i}`, `b${i}`] }));
   for (let i = 0; i < items.length; i += 10_000) {
@@ -94,6 +117,7 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     latencies.get(route)!.push(ms);
     return r;
   };
+  const serverCpu0 = cpuSeconds(server.child.pid), clientCpu0 = process.cpuUsage();
   const start = performance.now();
   const deadline = start + opts.durationMs;
 
@@ -148,11 +172,15 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     log(`server restarted at ${base}`);
   })();
   await Promise.all([...tokens.map(labeler), killer]);
+  agent.destroy();
   const seconds = (performance.now() - start) / 1000;
+  const serverCpu = killed ? null : cpuSeconds(server.child.pid), clientCpu = process.cpuUsage(clientCpu0);
+  const cpu = serverCpu === null || serverCpu0 === null ? null
+    : { server: round(((serverCpu - serverCpu0) * 1000) / requests), client: round((clientCpu.user + clientCpu.system) / 1000 / requests) };
 
   // Check the database itself, not the API.
   const check = await openStore(opts.store);
-  const rows = await check.db.selectFrom("answers").select(["id", "request_id", "item_id", "labeler_id", "skip"]).where("project_id", "=", project.id).execute();
+  const rows = await check.db.selectFrom("answers").select(["id", "request_id", "item_id", "labeler_id", "skip", "item_open"]).where("project_id", "=", project.id).execute();
   const byRequest = new Map(rows.map((r) => [r.request_id, r]));
   let lost = 0;
   for (const [rid, a] of acked) if (byRequest.get(rid)?.id !== a.id) lost++;
@@ -160,8 +188,10 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
   const perItem = new Map<string, number>();
   for (const r of rows) if (!r.skip) perItem.set(r.item_id, (perItem.get(r.item_id) ?? 0) + 1);
   const over = [...perItem.values()].filter((n) => n > opts.overlap).length;
-  const counters = await check.db.selectFrom("items").select(["id", "answer_count"]).where("project_id", "=", project.id).execute();
-  const mismatches = counters.filter((c) => c.answer_count !== (perItem.get(c.id) ?? 0)).length;
+  const counters = await check.db.selectFrom("items").select(["id", "answer_count", "open", "is_gold"]).where("project_id", "=", project.id).execute();
+  const mismatches = counters.filter((c) => c.answer_count !== (perItem.get(c.id) ?? 0) || c.open !== (c.answer_count < opts.overlap ? 1 : 0)).length;
+  const openItems = new Set(counters.filter((c) => c.open === 1 && c.is_gold === 0).map((c) => c.id));
+  const flagMismatches = rows.filter((r) => r.item_open !== (openItems.has(r.item_id) ? 1 : 0)).length;
   await check.close();
 
   const all = [...latencies.values()].flat().sort((a, b) => a - b);
@@ -173,8 +203,9 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     labelers: opts.labelers, think_ms: opts.thinkMs ?? 0, seconds: round(seconds), requests, answers_acked: acked.size, answers_per_s: round(acked.size / seconds),
     replays_checked: replays, transport_errors: transportErrors, http_errors: httpErrors,
     latency_ms: { p50: round(pct(all, 50)), p95: round(pct(all, 95)), p99: round(pct(all, 99)), max: round(all.at(-1) ?? 0) },
-    latency_ms_by_route: byRoute, server_killed: killed,
+    latency_ms_by_route: byRoute, server_killed: killed, cpu_ms_per_request: cpu,
     lost_answers: lost, duplicate_answers: duplicates, over_overlap_items: over, answer_count_mismatches: mismatches,
+    item_open_mismatches: flagMismatches,
   };
 }
 
@@ -204,7 +235,7 @@ async function main() {
   });
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   console.log(JSON.stringify(report, null, 2));
-  const ok = report.lost_answers === 0 && report.duplicate_answers === 0 && report.over_overlap_items === 0 && report.answer_count_mismatches === 0;
+  const ok = report.lost_answers === 0 && report.duplicate_answers === 0 && report.over_overlap_items === 0 && report.answer_count_mismatches === 0 && report.item_open_mismatches === 0;
   console.error(ok ? `OK: p99 ${report.latency_ms.p99} ms over ${report.requests} requests` : "FAILED: see the checks above");
   return ok ? 0 : 1;
 }

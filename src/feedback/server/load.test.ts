@@ -17,6 +17,7 @@ function assertClean(r: LoadReport) {
   assert.equal(r.duplicate_answers, 0);
   assert.equal(r.over_overlap_items, 0);
   assert.equal(r.answer_count_mismatches, 0);
+  assert.equal(r.item_open_mismatches, 0);
   assert.deepEqual(r.http_errors, {});
   assert.ok(r.answers_acked > 50, `only ${r.answers_acked} answers in the run`);
 }
