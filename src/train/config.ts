@@ -61,6 +61,11 @@ export interface RewardConfig extends TrainingArguments {
   max_length: number;
   /** Weight of coef · mean((r_c + r_r)²), which pulls rewards towards zero mean; null = off. */
   center_rewards_coefficient: number | null;
+  /**
+   * Over-long sequences: "drop" their pairs (TRL's RewardTrainer), or "keep_end": keep BOS and the
+   * last max_length − 1 tokens, so the response and the latest turns survive (long chats, HH-RLHF).
+   */
+  truncation_mode: "drop" | "keep_end";
 }
 
 /** trl.DPOConfig (the fields the loss reads are documented in algorithms/dpo.ts). */
@@ -104,7 +109,7 @@ const trainingDefaults: TrainingArguments = {
 };
 
 export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
-export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null };
+export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
 export const defaultDPOConfig: DPOConfig = {
   ...trainingDefaults,
   learning_rate: 1e-6,
@@ -161,6 +166,7 @@ export const rewardSpecs: Specs<RewardConfig> = {
   ...trainingSpecs,
   max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
   center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
+  truncation_mode: { kind: "choice", choices: ["drop", "keep_end"], help: "over-long pairs: drop them, or keep BOS + the last max_length-1 tokens" },
 };
 
 export const dpoSpecs: Specs<DPOConfig> = {

@@ -102,6 +102,16 @@ test("responses longer than max_length are dropped with their pairs", () => {
   assert.deepEqual(kept, [{ responses: [[1, 2], [1, 3]], pairs: [{ chosen: 0, rejected: 1 }] }]);
 });
 
+test("keep_end truncation keeps BOS and the last max_length-1 tokens instead of dropping", () => {
+  const ranking = rankingExample([[1, 2], [1, 2, 3, 4, 5], [1, 3]], [[0], [1], [2]]);
+  const { kept, droppedPairs, truncated } = fitToLength([ranking, pairExample([1, 2, 3, 4, 5, 6], [1])], 4, "keep_end");
+  assert.equal(droppedPairs, 0);
+  assert.equal(truncated, 2);
+  assert.deepEqual(kept[0]!.responses, [[1, 2], [1, 3, 4, 5], [1, 3]]);
+  assert.deepEqual(kept[0]!.pairs, ranking.pairs);
+  assert.deepEqual(kept[1]!.responses, [[1, 4, 5, 6], [1]]);
+});
+
 test("reward-model smoke test: a few steps, the loss is finite, every parameter changed, accuracy and margin logged", async () => {
   await initEngine();
   const dir = await tempDir();

@@ -41,11 +41,23 @@ export function rankingExample(responses: number[][], groups: number[][]): Prefe
 /**
  * Keeps what fits: responses longer than max_length are dropped with the pairs they are in (TRL
  * drops whole pairs), and records left with no pair go. Returns the kept records and a count.
+ * With "keep_end", over-long responses are cut instead: the first token (BOS) and the last
+ * max_length − 1, since the score is read at the end of the response.
  */
-export function fitToLength(examples: readonly PreferenceExample[], maxLength: number): { kept: PreferenceExample[]; droppedPairs: number } {
+export function fitToLength(
+  examples: readonly PreferenceExample[],
+  maxLength: number,
+  mode: "drop" | "keep_end" = "drop",
+): { kept: PreferenceExample[]; droppedPairs: number; truncated: number } {
   const kept: PreferenceExample[] = [];
   let droppedPairs = 0;
-  for (const e of examples) {
+  let truncated = 0;
+  for (const original of examples) {
+    let e = original;
+    if (mode === "keep_end" && maxLength >= 2 && e.responses.some((r) => r.length > maxLength)) {
+      truncated += e.responses.filter((r) => r.length > maxLength).length;
+      e = { ...e, responses: e.responses.map((r) => (r.length > maxLength ? [r[0]!, ...r.slice(r.length - (maxLength - 1))] : r)) };
+    }
     const fits = e.responses.map((r) => r.length <= maxLength && r.length > 0);
     const pairs = e.pairs.filter((p) => fits[p.chosen] && fits[p.rejected]);
     droppedPairs += e.pairs.length - pairs.length;
@@ -59,7 +71,7 @@ export function fitToLength(examples: readonly PreferenceExample[], maxLength: n
       ...(e.margin !== undefined ? { margin: e.margin } : {}),
     });
   }
-  return { kept, droppedPairs };
+  return { kept, droppedPairs, truncated };
 }
 
 export interface ScoreBatch {

@@ -96,7 +96,8 @@ async function trainRm(argv: string[]): Promise<number> {
   const padId = rewardPadId(tokenizer.padTokenId, model.config);
   const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
   const load = (path: string) => {
-    const { kept, droppedPairs } = fitToLength(readPreferenceData(path, tokenizer, skipInvalid("rm", v["skip-invalid"])), config.max_length);
+    const { kept, droppedPairs, truncated } = fitToLength(readPreferenceData(path, tokenizer, skipInvalid("rm", v["skip-invalid"])), config.max_length, config.truncation_mode);
+    if (truncated > 0) process.stderr.write(`rm: ${path}: cut ${truncated} sequences to their last ${config.max_length} tokens (truncation_mode keep_end)\n`);
     if (droppedPairs > 0) process.stderr.write(`rm: ${path}: dropped ${droppedPairs} pairs longer than max_length ${config.max_length}\n`);
     return kept;
   };
@@ -145,7 +146,8 @@ async function evalRm(argv: string[]): Promise<number> {
   const trained = trainingConfig(model);
   const maxLength = numberFlag(v["max-length"], "max-length", Math.min(model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity), { min: 1, integer: true, max: model.arch.maxPositions });
   const dataPath = requireFlag(v.data, "data");
-  const { kept, droppedPairs } = fitToLength(readPreferenceData(dataPath, tokenizer, skipInvalid("rm eval", v["skip-invalid"])), maxLength);
+  const mode = trained?.truncation_mode === "keep_end" ? "keep_end" : "drop";
+  const { kept, droppedPairs } = fitToLength(readPreferenceData(dataPath, tokenizer, skipInvalid("rm eval", v["skip-invalid"])), maxLength, mode);
   let records = kept;
   if (v.split !== "all") {
     if (v.split !== "eval" && v.split !== "train") throw new UsageError(`--split must be all, eval or train, got "${v.split}"`);
