@@ -334,6 +334,8 @@ test("a ranking with a tie and 1-7 ratings reach the export as entered", { timeo
 
   await page.goto(`${baseUrl}/#/label/${ratingId}`);
   await page.getByText("Answered 0 ·").waitFor();
+  // As above: the cards can arrive after the progress line, and all() does not wait for them.
+  await page.locator(".response").nth(1).waitFor();
   const scores: Record<string, string> = { "fine answer": "6", "poor answer": "2" };
   for (const card of await page.locator(".response").all()) {
     await card.getByLabel(scores[(await card.locator(".text").textContent())!]!, { exact: true }).check();
