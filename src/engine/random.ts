@@ -79,6 +79,23 @@ export class HostRng {
   }
 }
 
+/**
+ * The next `n` entries of a shuffled cycle (prompt or data order kept in a run's progress): reads
+ * from `cursor`, and at the end of a pass reshuffles a copy of the order with `rng` and starts over.
+ * Returns the entries and the cycle's new order and cursor, which the caller stores.
+ */
+export function drawFromCycle(order: number[], cursor: number, n: number, rng: HostRng): { picked: number[]; order: number[]; cursor: number } {
+  const picked: number[] = [];
+  while (picked.length < n) {
+    if (cursor >= order.length) {
+      order = rng.shuffle([...order]);
+      cursor = 0;
+    }
+    picked.push(order[cursor++]!);
+  }
+  return { picked, order, cursor };
+}
+
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }

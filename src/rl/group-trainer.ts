@@ -24,7 +24,7 @@
 // - `objective/rlhf_reward`: the reward the advantages were taken from (RLOO: score − β·KL).
 // - `episode`: completions generated so far.
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
-import { HostRng } from "../engine/random.ts";
+import { drawFromCycle, HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
@@ -202,15 +202,10 @@ export class GroupTrainer {
   }
 
   #nextPrompts(): number[] {
-    const picked: number[] = [];
-    while (picked.length < this.config.batch_size) {
-      if (this.progress.promptCursor >= this.progress.promptOrder.length) {
-        this.progress.promptOrder = this.#rng.shuffle([...this.progress.promptOrder]);
-        this.progress.promptCursor = 0;
-      }
-      picked.push(this.progress.promptOrder[this.progress.promptCursor++]!);
-    }
-    return picked;
+    const p = this.progress;
+    const next = drawFromCycle(p.promptOrder, p.promptCursor, this.config.batch_size, this.#rng);
+    [p.promptOrder, p.promptCursor] = [next.order, next.cursor];
+    return next.picked;
   }
 
   /** One step: generate groups, score, advantages, num_iterations optimizer updates. */

@@ -9,32 +9,15 @@ import { parseConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { copyParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
-import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { defaultPPOConfig } from "../algorithms/ppo.ts";
 import { ModuleRewardSource } from "./reward-source.ts";
 import { PpoTrainer, type PpoRunConfig } from "./ppo-trainer.ts";
+import { letters, shareOfE, tinyArch, tinyPolicyConfig } from "./test-helpers.ts";
 
-const policyConfig = parseConfig(
-  { model_type: "llama", architectures: ["LlamaForCausalLM"], vocab_size: 12, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 32, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 },
-  "tiny policy",
-);
-const valueConfig = parseConfig({ ...policyConfig, architectures: ["LlamaForSequenceClassification"], num_labels: 1, pad_token_id: 0 }, "tiny value");
-
-/** Letters a..i are ids 3..11; text is the letters. */
-const letters: Tokenizer = {
-  vocabSize: 12,
-  bosTokenId: 1,
-  eosTokenId: 2,
-  padTokenId: 0,
-  chatTemplate: null,
-  modelMaxLength: null,
-  encode: (text, o) => [...(o?.addSpecialTokens === false ? [] : [1]), ...[...text].map((ch) => ch.charCodeAt(0) - 97 + 3)],
-  decode: (ids) => ids.filter((i) => i >= 3).map((i) => String.fromCharCode(i - 3 + 97)).join(""),
-  save: async () => {},
-};
+const valueConfig = parseConfig({ ...tinyPolicyConfig, architectures: ["LlamaForSequenceClassification"], num_labels: 1, pad_token_id: 0 }, "tiny value");
 
 function models(seed: number) {
-  const arch = architectureFor(policyConfig);
+  const arch = tinyArch;
   const valueArch = architectureFor(valueConfig);
   const policy = initParams(arch, seed);
   return { arch, policy, reference: copyParams(policy), valueArch, value: initParams(valueArch, seed + 1) };
@@ -60,8 +43,6 @@ function config(over: Partial<PpoRunConfig>): PpoRunConfig {
   };
 }
 
-// Reward: the share of "e" in the completion.
-const shareOfE = new ModuleRewardSource("share-of-e", (_p, cs) => cs.map((c) => (c.length ? [...c].filter((ch) => ch === "e").length / c.length : 0)));
 
 async function snapshot(p: Params): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();

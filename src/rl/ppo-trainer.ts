@@ -10,7 +10,7 @@
 // mini-batch also carries as many rows of that data, and γ × their next-token loss is added to
 // the PPO loss, so the policy keeps the language it had while chasing the reward.
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
-import { HostRng } from "../engine/random.ts";
+import { drawFromCycle, HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
@@ -198,15 +198,10 @@ export class PpoTrainer {
   }
 
   #nextPrompts(): number[] {
-    const picked: number[] = [];
-    while (picked.length < this.config.batch_size) {
-      if (this.progress.promptCursor >= this.progress.promptOrder.length) {
-        this.progress.promptOrder = this.#rng.shuffle([...this.progress.promptOrder]);
-        this.progress.promptCursor = 0;
-      }
-      picked.push(this.progress.promptOrder[this.progress.promptCursor++]!);
-    }
-    return picked;
+    const p = this.progress;
+    const next = drawFromCycle(p.promptOrder, p.promptCursor, this.config.batch_size, this.#rng);
+    [p.promptOrder, p.promptCursor] = [next.order, next.cursor];
+    return next.picked;
   }
 
   /** The next `n` PPO-ptx rows as a device batch (reshuffled after each pass, from the run's RNG). */
@@ -215,15 +210,9 @@ export class PpoTrainer {
     if (!ptx) return undefined;
     const p = this.progress;
     if (!p.ptxOrder || p.ptxCursor === undefined) throw new Error("this PPO run was started without PPO-ptx data; it cannot resume with it");
-    const rows: SftRow[] = [];
-    while (rows.length < n) {
-      if (p.ptxCursor! >= p.ptxOrder!.length) {
-        p.ptxOrder = this.#rng.shuffle([...p.ptxOrder!]);
-        p.ptxCursor = 0;
-      }
-      rows.push(ptx.rows[p.ptxOrder![p.ptxCursor!++]!]!);
-    }
-    return sftBatch(rows, ptx.length, ptx.padId).batch;
+    const next = drawFromCycle(p.ptxOrder, p.ptxCursor, n, this.#rng);
+    [p.ptxOrder, p.ptxCursor] = [next.order, next.cursor];
+    return sftBatch(next.picked.map((i) => ptx.rows[i]!), ptx.length, ptx.padId).batch;
   }
 
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
