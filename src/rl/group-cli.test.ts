@@ -8,13 +8,12 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { release, toHost } from "../engine/arrays.ts";
+import { toHost } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
-import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { tempDir } from "../io/test-helpers.ts";
 import { readSafetensors } from "../io/safetensors.ts";
-import { disposeModel, loadModel, saveModel } from "../models/load.ts";
-import { loadTokenizer } from "../tokenizers/load.ts";
-import { tinyModel } from "../train/test-helpers.ts";
+import { disposeModel, loadModel } from "../models/load.ts";
+import { tinyModelDir } from "../train/test-helpers.ts";
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
@@ -29,10 +28,7 @@ const TRL_METRICS = [
 const setUp = (async () => {
   await initEngine();
   const dir = await tempDir();
-  const model = join(dir, "tiny");
-  const { config, params } = tinyModel(3, { vocab_size: 512 });
-  await saveModel(model, config, params, { tokenizer: await loadTokenizer(sharedData("llama2c/tok512.bin")) });
-  release(params);
+  const model = await tinyModelDir(dir);
   writeFileSync(join(dir, "reward.mjs"), "export function reward(prompts, completions) { return completions.map((c) => (c.match(/[aeiou]/g) ?? []).length / Math.max(1, c.length)); }\n");
   const prompts = ["Once upon a time", "The dog", "Lily saw a", "One day", "Tom and Sue"];
   writeFileSync(join(dir, "prompts.jsonl"), prompts.map((p) => JSON.stringify({ prompt: p })).join("\n") + "\n");

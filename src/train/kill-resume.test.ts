@@ -7,23 +7,17 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { release } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
-import { sharedData, tempDir } from "../io/test-helpers.ts";
-import { saveModel } from "../models/load.ts";
-import { loadTokenizer } from "../tokenizers/load.ts";
+import { tempDir } from "../io/test-helpers.ts";
 import { listCheckpoints } from "./checkpoint.ts";
-import { tinyModel } from "./test-helpers.ts";
+import { tinyModelDir } from "./test-helpers.ts";
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
 async function setUp(): Promise<{ dir: string; model: string; sft: string; prefs: string }> {
   await initEngine();
   const dir = await tempDir();
-  const model = join(dir, "tiny");
-  const { config, params } = tinyModel(3, { vocab_size: 512 });
-  await saveModel(model, config, params, { tokenizer: await loadTokenizer(sharedData("llama2c/tok512.bin")) });
-  release(params);
+  const model = await tinyModelDir(dir);
   const words = ["cat", "dog", "sun", "tree", "ball", "red", "big", "happy"];
   const lines = Array.from({ length: 48 }, (_, i) => JSON.stringify({ prompt: `Say ${words[i % 8]} ${words[(i * 3) % 8]}:`, completion: ` ${words[(i * 3) % 8]} ${words[i % 8]}.` }));
   const sft = join(dir, "sft.jsonl");

@@ -7,12 +7,9 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { release } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
-import { sharedData, tempDir } from "../io/test-helpers.ts";
-import { saveModel } from "../models/load.ts";
-import { loadTokenizer } from "../tokenizers/load.ts";
-import { tinyModel } from "./test-helpers.ts";
+import { tempDir } from "../io/test-helpers.ts";
+import { tinyModelDir } from "./test-helpers.ts";
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 const rlhf = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
@@ -20,10 +17,7 @@ const rlhf = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], 
 async function setUp() {
   await initEngine();
   const dir = await tempDir();
-  const model = join(dir, "tiny");
-  const { config, params } = tinyModel(3, { vocab_size: 512 });
-  await saveModel(model, config, params, { tokenizer: await loadTokenizer(sharedData("llama2c/tok512.bin")) });
-  release(params);
+  const model = await tinyModelDir(dir);
   const words = ["cat", "dog", "sun", "tree"];
   const good = words.flatMap((w) => [
     { prompt: `The ${w} is`, chosen: " happy.", rejected: " sad!" },

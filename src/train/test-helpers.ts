@@ -1,7 +1,11 @@
 // Shared by the trainer tests: a tiny Llama, made-up demonstrations and preferences, and
 // parameter comparisons.
 import assert from "node:assert/strict";
-import { toHost } from "../engine/arrays.ts";
+import { join } from "node:path";
+import { release, toHost } from "../engine/arrays.ts";
+import { sharedData } from "../io/test-helpers.ts";
+import { saveModel } from "../models/load.ts";
+import { loadTokenizer } from "../tokenizers/load.ts";
 import { HostRng } from "../engine/random.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { parseConfig, type ModelConfig } from "../models/config.ts";
@@ -22,6 +26,15 @@ export function tinyConfig(overrides: Record<string, unknown> = {}): ModelConfig
 export function tinyModel(seed = 3, overrides: Record<string, unknown> = {}): { config: ModelConfig; params: Params } {
   const config = tinyConfig(overrides);
   return { config, params: initParams(architectureFor(config), seed) };
+}
+
+/** A tiny random Llama with stories260K's 512-token vocabulary, saved with tok512 as DIR/tiny (for CLI tests). */
+export async function tinyModelDir(dir: string): Promise<string> {
+  const model = join(dir, "tiny");
+  const { config, params } = tinyModel(3, { vocab_size: 512 });
+  await saveModel(model, config, params, { tokenizer: await loadTokenizer(sharedData("llama2c/tok512.bin")) });
+  release(params);
+  return model;
 }
 
 /** Prompt of 3–6 tokens, completion of 2–8 tokens that copies the prompt backwards (learnable). */
