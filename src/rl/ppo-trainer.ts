@@ -162,7 +162,7 @@ export class PpoTrainer {
     };
     this.#train = new TrainStep(lossFn, {
       adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-5, weightDecay: config.weight_decay },
-      maxGradNorm: config.max_grad_norm,
+      maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null,
     });
     this.#params = {};
     for (const [k, v] of Object.entries(models.policy)) this.#params[POLICY + k] = v;

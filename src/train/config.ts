@@ -179,6 +179,19 @@ export const dpoSpecs: Specs<DPOConfig> = {
   max_completion_length: { kind: "int", min: 1, nullable: true, help: "longest completion, cut from the right" },
 };
 
+/** Fields shared by the on-policy commands (ppo, grpo, rloo): sampling, optimizer, run bookkeeping. */
+export const onPolicyRunSpecs: Record<string, FieldSpec> = {
+  top_k: { kind: "int", min: 0, help: "top-k sampling, 0 = off" },
+  top_p: { kind: "number", min: 0, max: 1, help: "nucleus sampling" },
+  max_grad_norm: { kind: "number", min: 0, help: "gradient clipping, 0 = off" },
+  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
+  lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
+  seed: { kind: "int", min: 0, help: "random seed" },
+  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
+  logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
+  sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
+};
+
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */
 export class ConfigError extends Error {
   override name = "InputError";

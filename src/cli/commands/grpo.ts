@@ -6,7 +6,7 @@ import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, UsageError } from "../command.ts";
-import { configFlags, configOverrides, normaliseFlagNames, resolveConfig, type FieldSpec } from "../../train/config.ts";
+import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPolicyRunSpecs, resolveConfig } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
@@ -59,16 +59,8 @@ function specsFor(algorithm: GroupAlgorithm): Record<string, FieldSpec> {
     loss_type: { kind: "choice", choices: ["grpo", "bnpo", "dapo", "dr_grpo"], help: "how per-token losses are averaged: grpo (per completion, then over completions), bnpo/dapo (over all tokens), dr_grpo (sum / constant)" },
     ...(algorithm.name === "grpo" ? { scale_rewards: { kind: "choice", choices: ["group", "batch", "none"], help: "divide centred rewards by the group's std (group), the batch's (batch), or nothing (none)" } as FieldSpec } : {}),
     temperature: { kind: "number", min: 0, help: "sampling temperature (log-probs use the same)" },
-    top_k: { kind: "int", min: 0, help: "top-k sampling, 0 = off" },
-    top_p: { kind: "number", min: 0, max: 1, help: "nucleus sampling" },
     max_completion_length: { kind: "int", min: 1, help: "max new tokens per completion" },
-    max_grad_norm: { kind: "number", min: 0, help: "gradient clipping, 0 = off" },
-    weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
-    lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
-    seed: { kind: "int", min: 0, help: "random seed" },
-    save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
-    logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
-    sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
+    ...onPolicyRunSpecs,
   };
   return specs;
 }

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, UsageError } from "../command.ts";
-import { configFlags, configOverrides, normaliseFlagNames, resolveConfig, type FieldSpec } from "../../train/config.ts";
+import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, resolveConfig, type FieldSpec } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
@@ -57,17 +57,9 @@ const specs: Record<string, FieldSpec> = {
   whiten_rewards: { kind: "bool", help: "whiten per-token rewards before GAE" },
   missing_eos_penalty: { kind: "number", nullable: true, help: "subtracted from the score of responses without EOS" },
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
-  top_k: { kind: "int", min: 0, help: "top-k sampling, 0 = off" },
-  top_p: { kind: "number", min: 0, max: 1, help: "nucleus sampling" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
-  max_grad_norm: { kind: "number", min: 0, help: "gradient clipping" },
-  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
-  lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule" },
-  seed: { kind: "int", min: 0, help: "random seed" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
-  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
-  logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
-  sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
+  ...onPolicyRunSpecs,
 };
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
