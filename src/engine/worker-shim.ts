@@ -226,7 +226,7 @@ class PairHelper {
     const waited = performance.now() - t0;
     this.#lateness = 0.9 * this.#lateness + 0.1 * (waited > 0.05 ? 1 : 0);
     if (this.#lateness > 0.3) {
-      this.pausedFor = 20000;
+      this.pausedFor = 2000;
       this.#lateness = 0;
     }
     const state = Atomics.load(c, 0);
