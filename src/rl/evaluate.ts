@@ -21,16 +21,9 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseLogprobs } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
-import { encodePrompts, mean, sampleResponses, sequenceKl, type SampledResponses } from "./rollout.ts";
+import { encodePrompts, mean, sampleResponses, sequenceKl, type SampledResponses, type SamplingSettings } from "./rollout.ts";
 
-export interface EvalSettings {
-  max_new_tokens: number;
-  temperature: number;
-  top_k: number;
-  top_p: number;
-  seed: number;
-  /** Prompts generated together (the last batch is padded with repeats, so one compilation serves all). */
-  batch_size: number;
+export interface EvalSettings extends SamplingSettings {
   /** Completions per prompt for each model. */
   num_samples: number;
 }

@@ -15,18 +15,12 @@ import type { ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { promptText, type PromptValue } from "./prompts.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { encodePrompts } from "./rollout.ts";
+import { encodePrompts, type SamplingSettings } from "./rollout.ts";
 
-export interface PairsSettings {
+/** batch_size counts prompts; each contributes k rows. */
+export interface PairsSettings extends SamplingSettings {
   /** Completions per prompt. */
   k: number;
-  max_new_tokens: number;
-  temperature: number;
-  top_k: number;
-  top_p: number;
-  seed: number;
-  /** Prompts generated together (k rows each); the last batch is padded with repeats, so one compilation serves all. */
-  batch_size: number;
 }
 
 export type Completion = string | ChatMessage[];

@@ -6,6 +6,17 @@ import type { Generation, Generator } from "../generation/generate.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 
+/** Sampling settings shared by evaluation and pair sampling (flag names as on the command line). */
+export interface SamplingSettings {
+  max_new_tokens: number;
+  temperature: number;
+  top_k: number;
+  top_p: number;
+  seed: number;
+  /** Prompts generated together (the last batch is padded with repeats, so one compilation serves all). */
+  batch_size: number;
+}
+
 export interface EncodedPrompts {
   /** Token ids (BOS included), each at most `promptLength` long. */
   ids: number[][];

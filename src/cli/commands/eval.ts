@@ -9,6 +9,7 @@ import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
 import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
+import type { SamplingSettings } from "../../rl/rollout.ts";
 
 /** Sampling flags shared with `rlhf pairs`. */
 export const samplingFlags = {
@@ -20,7 +21,7 @@ export const samplingFlags = {
   "batch-size": { type: "string", default: String(defaultEvalSettings.batch_size), help: "prompts generated together <N>" },
 } as const;
 
-export function samplingSettings(v: Record<string, unknown>): Omit<EvalSettings, "num_samples"> {
+export function samplingSettings(v: Record<string, unknown>): SamplingSettings {
   const flag = (name: keyof typeof samplingFlags) => v[name] as string | undefined;
   return {
     max_new_tokens: numberFlag(flag("max-new-tokens"), "max-new-tokens", defaultEvalSettings.max_new_tokens, { min: 1, integer: true }),
