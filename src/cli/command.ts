@@ -85,3 +85,9 @@ export function requireFlag(value: string | undefined, name: string): string {
   if (value === undefined || value === "") throw new UsageError(`--${name} is required (see --help)`);
   return value;
 }
+
+/** A repeatable flag that must be given at least once. */
+export function requireRepeated(values: string[] | undefined, name: string): string[] {
+  if (!values || values.length === 0) throw new UsageError(`--${name} is required (see --help)`);
+  return values;
+}

@@ -3,18 +3,16 @@
 // clear errors for bad input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { release } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { saveModel } from "../models/load.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
 import { tinyModel } from "../train/test-helpers.ts";
+import { runRlhf, runRlhfOk } from "./test-helpers.ts";
 
-const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
 const setUp = (async () => {
   await initEngine();
@@ -35,15 +33,8 @@ const setUp = (async () => {
   return { dir, prompts, common };
 })();
 
-function rlhf(args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-}
-
-function ok(args: string[]) {
-  const r = rlhf(args);
-  assert.equal(r.status, 0, `rlhf ${args.join(" ")}\n${r.stderr}`);
-  return r;
-}
+const rlhf = runRlhf;
+const ok = runRlhfOk;
 
 function refused(args: string[], message: RegExp) {
   const r = rlhf(args);

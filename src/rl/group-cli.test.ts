@@ -4,18 +4,17 @@
 // uninterrupted one (the learning rate anneals over total_steps, so only a true resume matches).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { toHost } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { tempDir } from "../io/test-helpers.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { disposeModel, loadModel } from "../models/load.ts";
 import { tinyModelDir } from "../train/test-helpers.ts";
+import { RLHF_BIN, runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 
-const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
 /** TRL's GRPOTrainer names (one process), plus ours for comparison with PPO. */
 const TRL_METRICS = [
@@ -39,15 +38,8 @@ const setUp = (async () => {
   return { dir, model, args };
 })();
 
-function rlhf(args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-}
-
-function ok(args: string[]) {
-  const r = rlhf(args);
-  assert.equal(r.status, 0, `rlhf ${args.join(" ")}\n${r.stderr}`);
-  return r;
-}
+const rlhf = runRlhf;
+const ok = runRlhfOk;
 
 const records = (dir: string, file: string) => readFileSync(join(dir, file), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -124,7 +116,7 @@ test("rlhf grpo killed with SIGKILL after a checkpoint and resumed matches an un
   ok(run(straight));
 
   const killed = join(dir, "killed");
-  const child = spawn(process.execPath, [bin, ...run(killed)], { stdio: "ignore" });
+  const child = spawn(process.execPath, [RLHF_BIN, ...run(killed)], { stdio: "ignore" });
   const exit = new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_code, signal) => done(signal)));
   while (!existsSync(join(killed, "checkpoint-3", "group_state.json"))) await new Promise((r) => setTimeout(r, 10));
   child.kill("SIGKILL");

@@ -3,16 +3,14 @@
 // `rm score` keeps one output line per input record. Conversational pairs go through the chat template.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { initEngine } from "../engine/runtime.ts";
 import { tempDir } from "../io/test-helpers.ts";
 import { tinyModelDir } from "./test-helpers.ts";
+import { runRlhf } from "../cli/test-helpers.ts";
 
-const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
-const rlhf = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+const rlhf = (...args: string[]) => runRlhf(args);
 
 async function setUp() {
   await initEngine();

@@ -1,14 +1,12 @@
 // `rlhf data convert` and `rlhf data inspect` as a user runs them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { sharedData, tempDir } from "../../io/test-helpers.ts";
+import { runRlhf } from "../test-helpers.ts";
 
-const bin = fileURLToPath(new URL("../../../bin/rlhf.mjs", import.meta.url));
-const rlhf = (...args: string[]) => spawnSync(process.execPath, [bin, "data", ...args], { encoding: "utf8" });
+const rlhf = (...args: string[]) => runRlhf(["data", ...args]);
 
 test("convert helpful-base to a .gz file, then inspect it", async () => {
   const dir = await tempDir();

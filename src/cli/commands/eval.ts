@@ -2,7 +2,7 @@
 // JSON object (--json) or a table; --samples keeps every completion with its reward.
 import { writeFile } from "node:fs/promises";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
@@ -80,8 +80,7 @@ export const command: Command = {
     const parsed = parseFlags(argv, usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
-    const rewardSpecs = v.reward ?? [];
-    if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
+    const rewardSpecs = requireRepeated(v.reward, "reward");
     const settings: EvalSettings = { ...samplingSettings(v), num_samples: numberFlag(v["num-samples"], "num-samples", 1, { min: 1, integer: true }) };
     requireFlag(v.reference, "reference");
     const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
-import { parseFlags, requireFlag, UsageError } from "../command.ts";
+import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPolicyRunSpecs, resolveConfig } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
@@ -110,8 +110,7 @@ by flags (--num_generations or --num-generations).`;
       // A fresh run would leave the old run's later checkpoints behind for a --resume to pick up.
       const existing = v.resume ? null : latestGroupCheckpoint(output);
       if (existing) throw new UsageError(`${output} already holds a run (${existing}); pass --resume to continue it, or choose another --output`);
-      const rewardSpecs = (v.reward as string[] | undefined) ?? [];
-      if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
+      const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
       const config = resolveConfig(defaults as never, specs as never, {
         ...(v.config ? { file: v.config as string } : {}),
         overrides: configOverrides(v, specs),

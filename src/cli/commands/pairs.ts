@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, resolveTokenizer } from "../../models/load.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
@@ -43,8 +43,7 @@ export const command: Command = {
     const parsed = parseFlags(argv, usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
-    const rewardSpecs = v.reward ?? [];
-    if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
+    const rewardSpecs = requireRepeated(v.reward, "reward");
     const output = requireFlag(v.output, "output");
     const format = v.format ?? "preference";
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(", ")}, got "${format}"`);

@@ -2,7 +2,7 @@ import { mkdir, appendFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
-import { parseFlags, requireFlag, UsageError } from "../command.ts";
+import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, resolveConfig, type FieldSpec } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
@@ -93,8 +93,7 @@ export const command: Command = {
     if (!parsed) return 0;
     const v = parsed.values as Record<string, unknown>;
     const output = requireFlag(v.output as string | undefined, "output");
-    const rewardSpecs = (v.reward as string[] | undefined) ?? [];
-    if (rewardSpecs.length === 0) throw new UsageError("--reward is required (see --help)");
+    const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
     const config = resolveConfig(defaultPpoRunConfig as never, specs as never, {
       ...(v.config ? { file: v.config as string } : {}),
       overrides: configOverrides(v, specs),
