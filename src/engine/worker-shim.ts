@@ -181,6 +181,9 @@ class PairHelper {
   readonly #ids = new Map<unknown, number>();
   #posted: KernelMessage | null = null;
   #lateness = 0;
+  /** The posted kernel is new to the helper, which compiles an instance first: its wait is no sign of a busy core. */
+  #firstRun = false;
+  #postedAt = 0;
   /** Kernels to run inline before trying the helper again. */
   pausedFor = 0;
 
@@ -197,6 +200,8 @@ class PairHelper {
 
   post(msg: KernelMessage): void {
     let id = this.#ids.get(msg.kernelHash);
+    this.#firstRun = id === undefined;
+    this.#postedAt = performance.now();
     if (id === undefined) {
       id = this.#ids.size + 1;
       this.#ids.set(msg.kernelHash, id);
@@ -223,8 +228,11 @@ class PairHelper {
     for (let spins = 0; Atomics.load(c, 0) === RUNNING; ) if (++spins > 2000) Atomics.wait(c, 0, RUNNING, 1);
     // A helper that keeps us waiting is being descheduled (other processes want the cores): fall
     // back to running kernels inline for a while, since fork-join on a busy machine loses.
+    // Late means waiting long against the main thread's own half (the time since posting): halves
+    // of a big kernel differ by more than a fixed few microseconds without anything being wrong.
     const waited = performance.now() - t0;
-    this.#lateness = 0.9 * this.#lateness + 0.1 * (waited > 0.05 ? 1 : 0);
+    const ownHalf = t0 - this.#postedAt;
+    if (!this.#firstRun) this.#lateness = 0.9 * this.#lateness + 0.1 * (waited > 0.05 + 0.5 * ownHalf ? 1 : 0);
     if (this.#lateness > 0.3) {
       this.pausedFor = 2000;
       this.#lateness = 0;

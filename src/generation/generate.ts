@@ -53,9 +53,9 @@ export class Generator {
     // padded to its full size S.
     this.#prefill = compile((params: Params, ids: Array, pos: Array, mask: Array, padSlots: Array) => {
       const [b, t] = ids.shape as [number, number];
-      const { hidden, present } = arch.body(params, { inputIds: ids, positionIds: pos, bias: attentionBias(mask, t), inference: true });
-      const last = hidden.slice([], [t - 1, t]).reshape([b, 1, arch.hiddenSize]);
-      const logits = lmLogits(arch, params, last).reshape([b, arch.vocabSize]);
+      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(mask, t), inference: true, lastPositionOnly: true };
+      const { hidden, present } = arch.body(params, batch); // hidden: [B, 1, D]
+      const logits = lmLogits(arch, params, hidden).reshape([b, arch.vocabSize]);
       const pad = (x: Array) => np.concatenate([x, padSlots.ref], 1);
       return { logits, cache: { keys: present.keys.map(pad), values: present.values.map(pad) } };
     });

@@ -23,6 +23,15 @@ export function logSoftmax(logits: Float32Array, temperature: number): Float64Ar
   return out;
 }
 
+/** log Σ exp(x), without the array logSoftmax builds (greedy decoding needs one entry of it). */
+function logSumExp(logits: Float32Array): number {
+  let max = -Infinity;
+  for (const x of logits) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  return max + Math.log(sum);
+}
+
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
@@ -34,11 +43,11 @@ export function argmax(values: ArrayLike<number>): number {
  * distribution before top-k/top-p filtering (what PPO's ratio is computed against).
  */
 export function sampleToken(logits: Float32Array, options: SamplingOptions, rng: HostRng): { id: number; logprob: number } {
-  const logp = logSoftmax(logits, options.temperature);
   if (options.temperature <= 0) {
     const id = argmax(logits);
-    return { id, logprob: logp[id]! };
+    return { id, logprob: logits[id]! - logSumExp(logits) };
   }
+  const logp = logSoftmax(logits, options.temperature);
   let candidates = Array.from(logp.keys());
   if (options.topK > 0 && options.topK < candidates.length) {
     candidates.sort((a, b) => logp[b]! - logp[a]!);

@@ -2,7 +2,7 @@
 // ([in, out]). Parameter names are transformers' GPT2LMHeadModel names.
 import type { GPT2Config } from "./config.ts";
 import { np, type Array } from "../engine/runtime.ts";
-import { attention, conv1d, lookup, geluErf, geluTanh, layerNorm, writeCache } from "./layers.ts";
+import { attention, conv1d, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
 import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
 
 export function gpt2ParamShapes(c: GPT2Config): ParamShapes {
@@ -51,6 +51,7 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
   const eps = c.layer_norm_epsilon;
   const act = c.activation_function === "gelu" ? geluErf : geluTanh;
   const inference = batch.inference ?? false;
+  const cutLast = batch.lastPositionOnly ?? false;
   let x = lookup(params["transformer.wte.weight"]!.ref, batch.inputIds, inference).add(
     lookup(params["transformer.wpe.weight"]!.ref, batch.positionIds, inference),
   ); // [B, T, D]
@@ -60,7 +61,10 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
     const p = (name: string) => params[`transformer.h.${i}.${name}`]!.ref;
     const h = layerNorm(x.ref, p("ln_1.weight"), p("ln_1.bias"), eps);
     const qkv = conv1d(h, p("attn.c_attn.weight"), p("attn.c_attn.bias")); // [B, T, 3D]
-    const [q, k0, v0] = np.split(qkv, 3, -1) as [Array, Array, Array];
+    // Slices, not np.split: jax-js materializes each output of a split (three copies per layer),
+    // while a slice is a view its consumer reads in place.
+    const [q, k0, v0] = [0, 1, 2].map((j) => qkv.ref.slice([], [], [j * d, (j + 1) * d])) as [Array, Array, Array];
+    qkv.dispose();
     let k = k0.reshape([b, t, nH, hd]);
     let v = v0.reshape([b, t, nH, hd]);
     if (past) {
@@ -69,8 +73,9 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
     }
     keys.push(k.ref);
     values.push(v.ref);
-    const attn = attention(q.reshape([b, t, nH, hd]), k, v, batch.bias.ref);
-    x = x.add(conv1d(attn, p("attn.c_proj.weight"), p("attn.c_proj.bias")));
+    const [xs, qs, bias] = lastQueryOnly(cutLast && i === c.n_layer - 1, x, q.reshape([b, t, nH, hd]), batch.bias.ref);
+    const attn = attention(qs, k, v, bias);
+    x = xs.add(conv1d(attn, p("attn.c_proj.weight"), p("attn.c_proj.bias")));
     const m = layerNorm(x.ref, p("ln_2.weight"), p("ln_2.bias"), eps);
     x = x.add(conv1d(act(conv1d(m, p("mlp.c_fc.weight"), p("mlp.c_fc.bias"))), p("mlp.c_proj.weight"), p("mlp.c_proj.bias")));
   }

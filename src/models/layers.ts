@@ -40,10 +40,15 @@ export function layerNorm(x: Array, weight: Array, bias: Array, eps: number): Ar
   return centered.mul(np.reciprocal(np.sqrt(variance.add(eps)))).mul(weight).add(bias);
 }
 
-/** GPT-2's "gelu_new": the tanh approximation. */
+/**
+ * GPT-2's "gelu_new", 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³), computed as the equal
+ * x·sigmoid(2u) = x / (1 + exp(−2u)): one exp where jax-js's tanh takes two (the MLP activation was
+ * ~8% of a decode step). Large |u| is safe: exp overflows to ∞ and x/∞ = 0, or exp → 0 and x/1 = x.
+ */
 export function geluTanh(x: Array): Array {
-  const inner = x.ref.add(x.ref.mul(x.ref).mul(x.ref).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
-  return x.mul(np.tanh(inner).add(1)).mul(0.5);
+  const cube = x.ref.mul(x.ref).mul(x.ref);
+  const minusTwoU = x.ref.add(cube.mul(0.044715)).mul(-2 * Math.sqrt(2 / Math.PI));
+  return x.div(np.exp(minusTwoU).add(1));
 }
 
 /** Exact GELU, x·Φ(x). */
@@ -74,6 +79,17 @@ export function applyRope(x: Array, cos: Array, sin: Array): Array {
   const [x1, x2] = np.split(x.ref, 2, -1) as [Array, Array];
   const rotated = np.concatenate([x2.neg(), x1], -1);
   return x.mul(cos).add(rotated.mul(sin));
+}
+
+/**
+ * For the last layer of a pass that wants only the last position (ForwardBatch.lastPositionOnly):
+ * the residual stream x [B, T, D], queries q [B, T, H, hd] and bias [B, 1, 1, T, Tk] cut to the last
+ * query position. Other passes get them back unchanged.
+ */
+export function lastQueryOnly(cut: boolean, x: Array, q: Array, bias: Array): [Array, Array, Array] {
+  if (!cut) return [x, q, bias];
+  const t = x.shape[1]!;
+  return [x.slice([], [t - 1, t]), q.slice([], [t - 1, t]), bias.slice([], [], [], [t - 1, t])];
 }
 
 /**

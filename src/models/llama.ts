@@ -3,7 +3,7 @@
 import type { LlamaConfig } from "./config.ts";
 import { llamaHeadDim } from "./config.ts";
 import type { Array } from "../engine/runtime.ts";
-import { applyRope, attention, linear, lookup, rmsNorm, ropeTables, silu, writeCache } from "./layers.ts";
+import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeTables, silu, writeCache } from "./layers.ts";
 import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
 
 export function llamaParamShapes(c: LlamaConfig): ParamShapes {
@@ -41,6 +41,7 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
   const nH = c.num_attention_heads;
   const nKv = c.num_key_value_heads;
   const eps = c.rms_norm_eps;
+  const cutLast = batch.lastPositionOnly ?? false;
   const { cos, sin } = ropeTables(batch.positionIds, hd, c.rope_theta); // [B, T, 1, hd]
   let x = lookup(params["model.embed_tokens.weight"]!.ref, batch.inputIds, batch.inference ?? false); // [B, T, D]
   const keys: Array[] = [];
@@ -57,8 +58,9 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
     }
     keys.push(k.ref);
     values.push(v.ref);
-    const attn = attention(q, k, v, batch.bias.ref); // [B, T, nH·hd]
-    x = x.add(linear(attn, p("self_attn.o_proj.weight")));
+    const [xs, qs, bias] = lastQueryOnly(cutLast && i === c.num_hidden_layers - 1, x, q, batch.bias.ref);
+    const attn = attention(qs, k, v, bias); // [B, T, nH·hd]
+    x = xs.add(linear(attn, p("self_attn.o_proj.weight")));
     const m = rmsNorm(x.ref, p("post_attention_layernorm.weight"), eps);
     const gated = silu(linear(m.ref, p("mlp.gate_proj.weight"))).mul(linear(m, p("mlp.up_proj.weight")));
     x = x.add(linear(gated, p("mlp.down_proj.weight")));

@@ -14,6 +14,12 @@ export interface ForwardBatch {
    * it will not compile), so differentiable passes use one-hot matmuls instead.
    */
   inference?: boolean;
+  /**
+   * Only the last position's hidden state is wanted (a generator's prefill): the last layer then
+   * computes keys and values for every position (the cache needs them) but queries, attention output
+   * and MLP for the last position only. `hidden` is then [B, 1, D].
+   */
+  lastPositionOnly?: boolean;
 }
 
 /** Keys and values of earlier positions, one fixed-size buffer per layer: [B, S, nKV, hd]. */
