@@ -2,6 +2,7 @@
 // MLP 1024, pre-LN, untied head, batch 8 x 128, Adam. Medians of a full training step, a forward
 // pass, and KV-cached generation of 64 tokens for 8 sequences after a 64-token prompt.
 import { initEngine, type Array } from "../engine/runtime.ts";
+import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { parseConfig } from "../models/config.ts";
@@ -101,7 +102,7 @@ export async function runStandardBenchmark(options: { runs?: number; warmup?: nu
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     params: Object.values(arch.paramShapes).reduce((n, s) => n + s.reduce((a, c) => a * c, 1), 0),
     runs,
-    threads: Number((globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1),
+    threads: kernelThreadCount(),
   };
 }
 

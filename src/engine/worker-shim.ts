@@ -1,10 +1,12 @@
 // jax-js's wasm backend runs kernels on a pool of Web Workers created from a blob: URL, with the
 // browser API (`new Worker(url, {type: "module"})`, `onmessage`, `postMessage`, `self`). Node 20 has
-// no global Worker, and the maintained npm shim (`web-worker`) only accepts file: URLs, so this maps
-// the small part of the API jax-js uses onto node:worker_threads. Measured: 1.3x faster training
-// steps on 2 cores than running kernels on the main thread.
-import { MessageChannel, Worker as NodeWorker, type MessagePort } from "node:worker_threads";
+// no global Worker, and the maintained npm shim (`web-worker`) only accepts file: URLs, so this
+// provides the small part of the API jax-js uses. Kernel chunks run on the main thread and helper
+// threads sharing the wasm memory (kernel-threads.ts), not behind postMessage: a decode step
+// dispatches ~100 small kernels, and a message round trip per chunk cost more than the work.
+import { Worker as NodeWorker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
+import { KernelThreads, MAX_CHUNKS, type KernelChunk } from "./kernel-threads.ts";
 
 // Runs inside each worker before jax-js's own worker source: gives it `self`, `postMessage`, `onmessage`.
 const PRELUDE = `
@@ -58,6 +60,13 @@ function readBlobSource(url: string): string {
 }
 
 let installed = false;
+/** Threads besides the main one that run kernel chunks. */
+let helperThreads = 0;
+
+/** Threads that run wasm kernels (the main thread and its helpers). */
+export function kernelThreadCount(): number {
+  return helperThreads + 1;
+}
 
 /**
  * Installs a global `Worker` (and `navigator.hardwareConcurrency`, which sizes jax-js's pool) if the
@@ -66,9 +75,10 @@ let installed = false;
 export function installWorkerShim(threads = availableParallelism()): void {
   if (installed) return;
   installed = true;
+  helperThreads = threads - 1;
   const g = globalThis as Record<string, unknown>;
   if (typeof g.navigator === "undefined") {
-    g.navigator = { hardwareConcurrency: threads };
+    g.navigator = { hardwareConcurrency: chunksPerKernel(threads) };
   }
   if (typeof g.Worker !== "undefined") return;
   // URL.createObjectURL is synchronous, and so is `new Worker(url)`; capture the blob's text when the
@@ -94,233 +104,103 @@ export async function blobsRead(): Promise<void> {
 }
 
 /**
- * Kernels whose slice of work is at most this many output elements run inline on the main thread:
- * for them the round trip to a worker thread costs more than the work. Measured on the standard
- * benchmark: a KV-cached decode step (8 sequences) fell from 14 ms to ~7 ms, while the training
- * step, whose kernels are large, kept its two-thread speed. RLHF_INLINE_KERNEL_ELEMS overrides.
+ * jax-js cuts a kernel into one aligned chunk per worker it believes it has (at least 512 elements
+ * each). It is told of twice as many workers as there are threads, so a kernel arrives in several
+ * chunks that the main thread and the helpers claim one at a time (kernel-threads.ts); measured on
+ * the standard benchmark (2 threads), 4 chunks beat 2, 8 and 16 by 3–10%. RLHF_KERNEL_CHUNKS
+ * overrides the count.
  */
-const INLINE_LIMIT = Number(process.env.RLHF_INLINE_KERNEL_ELEMS ?? 16384);
+function chunksPerKernel(threads: number): number {
+  return Math.min(MAX_CHUNKS, Number(process.env.RLHF_KERNEL_CHUNKS) || 2 * threads);
+}
 
-/** Compiled kernel instances for inline execution, keyed by jax-js's kernel hash (LRU like its workers). */
-const inlineKernels = new Map<unknown, (...args: number[]) => void>();
+/**
+ * Kernels smaller than this (elements in all) run on the main thread alone: waking a helper costs
+ * about what the work does. Measured on the standard benchmark's decode step (2 cores).
+ */
+const SHARE_MIN = 2048;
+
 let sharedMemory: WebAssembly.Memory | null = null;
+let kernelThreads: KernelThreads | null = null;
 
-interface KernelMessage {
+interface KernelMessage extends KernelChunk {
   type: "kernel";
-  kernelHash: unknown;
-  module: WebAssembly.Module;
-  ptrs: number[];
-  begin: number;
-  end: number;
 }
 
-function runInline(msg: KernelMessage): void {
-  let fn = inlineKernels.get(msg.kernelHash);
-  if (fn === undefined) {
-    const instance = new WebAssembly.Instance(msg.module, { env: { memory: sharedMemory! } });
-    fn = instance.exports.kernel as (...args: number[]) => void;
-    inlineKernels.set(msg.kernelHash, fn);
-    if (inlineKernels.size > 256) inlineKernels.delete(inlineKernels.keys().next().value);
-  } else {
-    inlineKernels.delete(msg.kernelHash);
-    inlineKernels.set(msg.kernelHash, fn);
-  }
-  fn(...msg.ptrs, msg.begin, msg.end);
-}
-
+/** Chunks of the kernel being dispatched, each with the worker that must answer for it. */
+let pending: { worker: LazyWorker; chunk: KernelMessage }[] = [];
 
 /**
- * With two threads, jax-js splits a kernel in two halves, one per worker. For mid-size kernels (a
- * decode step's matmuls and KV-cache writes) a postMessage round trip costs about what the half
- * does, so instead the main thread runs one half and hands the other to a helper thread through
- * shared memory (Atomics), which takes microseconds. The helper spins briefly between kernels; if
- * it has not picked a half up by the time the main thread is done with its own, the main thread
- * runs that half too, and a helper that keeps it waiting (other processes busy on the cores) is left
- * alone for a while. Measured on the standard benchmark (2 shared cores, back to back): 64-token
- * generation 712–881 → 494–659 ms, training step and forward pass unchanged within noise.
- * RLHF_PAIRED_KERNEL_ELEMS (elements per half, default 262144; 0 turns pairing off) overrides.
+ * jax-js posts every chunk of a kernel synchronously and then awaits one "done" per worker, so the
+ * chunks are gathered and run together in a microtask, and each worker answers afterwards.
  */
-const PAIR_MIN = 1024;
-const PAIR_LIMIT = Number(process.env.RLHF_PAIRED_KERNEL_ELEMS ?? 262144);
-
-// Control words: state, kernel id, begin, end, number of pointers, pointers...
-const IDLE = 0;
-const POSTED = 1;
-const DONE = 2;
-const STOLEN = 3;
-const RUNNING = 4;
-const FAILED = 5;
-
-const HELPER_SOURCE = `
-const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { memory, ctl, port } = workerData;
-const kernels = new Map();
-for (;;) {
-  for (let spins = 0; Atomics.load(ctl, 0) !== ${POSTED}; ) {
-    if (++spins > 100000) { Atomics.wait(ctl, 0, ${IDLE}); spins = 0; }
-  }
-  if (Atomics.compareExchange(ctl, 0, ${POSTED}, ${RUNNING}) !== ${POSTED}) continue;
+function runPendingKernel(): void {
+  const batch = pending;
+  pending = [];
+  let data: { type: "done"; ok: boolean; error?: string };
   try {
-    while (!kernels.has(ctl[1])) {
-      const m = receiveMessageOnPort(port);
-      if (m) kernels.set(m.message.id, new WebAssembly.Instance(m.message.module, { env: { memory } }).exports.kernel);
-    }
-    const args = Array.from(ctl.subarray(5, 5 + ctl[4]));
-    kernels.get(ctl[1])(...args, ctl[2], ctl[3]);
-    Atomics.store(ctl, 0, ${DONE});
-  } catch {
-    Atomics.store(ctl, 0, ${FAILED});
+    kernelThreads ??= new KernelThreads(sharedMemory!, helperThreads);
+    const total = batch.reduce((n, { chunk }) => n + chunk.end - chunk.begin, 0);
+    kernelThreads.run(
+      batch.map((p) => p.chunk),
+      total >= SHARE_MIN,
+    );
+    data = { type: "done", ok: true };
+  } catch (err) {
+    data = { type: "done", ok: false, error: String(err) };
   }
-  Atomics.notify(ctl, 0);
+  for (const { worker } of batch) worker.onmessage?.({ data });
 }
-`;
-
-class PairHelper {
-  readonly #ctl = new Int32Array(new SharedArrayBuffer(4 * (5 + 64)));
-  readonly #port: MessagePort;
-  readonly #ids = new Map<unknown, number>();
-  #posted: KernelMessage | null = null;
-  #lateness = 0;
-  /** The posted kernel is new to the helper, which compiles an instance first: its wait is no sign of a busy core. */
-  #firstRun = false;
-  #postedAt = 0;
-  /** Kernels to run inline before trying the helper again. */
-  pausedFor = 0;
-
-  constructor(memory: WebAssembly.Memory) {
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    const worker = new NodeWorker(HELPER_SOURCE, { eval: true, workerData: { memory, ctl: this.#ctl, port: port2 }, transferList: [port2] });
-    worker.unref();
-  }
-
-  get busy(): boolean {
-    return this.#posted !== null;
-  }
-
-  post(msg: KernelMessage): void {
-    let id = this.#ids.get(msg.kernelHash);
-    this.#firstRun = id === undefined;
-    this.#postedAt = performance.now();
-    if (id === undefined) {
-      id = this.#ids.size + 1;
-      this.#ids.set(msg.kernelHash, id);
-      this.#port.postMessage({ id, module: msg.module });
-    }
-    const c = this.#ctl;
-    c.set([id, msg.begin, msg.end, msg.ptrs.length, ...msg.ptrs], 1);
-    this.#posted = msg;
-    Atomics.store(c, 0, POSTED);
-    Atomics.notify(c, 0);
-  }
-
-  /** Waits for the posted half, or runs it here if the helper has not started it. */
-  finish(): void {
-    const c = this.#ctl;
-    const msg = this.#posted!;
-    this.#posted = null;
-    if (Atomics.compareExchange(c, 0, POSTED, STOLEN) === POSTED) {
-      Atomics.store(c, 0, IDLE);
-      runInline(msg);
-      return;
-    }
-    const t0 = performance.now();
-    for (let spins = 0; Atomics.load(c, 0) === RUNNING; ) if (++spins > 2000) Atomics.wait(c, 0, RUNNING, 1);
-    // A helper that keeps us waiting is being descheduled (other processes want the cores): fall
-    // back to running kernels inline for a while, since fork-join on a busy machine loses.
-    // Late means waiting long against the main thread's own half (the time since posting): halves
-    // of a big kernel differ by more than a fixed few microseconds without anything being wrong.
-    const waited = performance.now() - t0;
-    const ownHalf = t0 - this.#postedAt;
-    if (!this.#firstRun) this.#lateness = 0.9 * this.#lateness + 0.1 * (waited > 0.05 + 0.5 * ownHalf ? 1 : 0);
-    if (this.#lateness > 0.3) {
-      this.pausedFor = 2000;
-      this.#lateness = 0;
-    }
-    const state = Atomics.load(c, 0);
-    Atomics.store(c, 0, IDLE);
-    if (state !== DONE) throw new Error("worker-shim: helper thread failed on a kernel");
-  }
-}
-
-let pairHelper: PairHelper | null = null;
-let workersMade = 0;
-/** Set when the helper took worker 0's half of the kernel being dispatched: worker 1's half runs inline. */
-let pairing = false;
 
 /**
- * jax-js constructs its workers right after creating the blob URL, before the blob's text can be
- * read; this defers the real worker until the text is there, queueing messages meanwhile.
+ * A worker as jax-js sees it. Kernel chunks never leave the main process's threads (see above);
+ * only CPU routines (sort, scatter, …), which jax-js sends to its first worker, go to a real worker
+ * thread running jax-js's own worker source, started on first use.
  */
 class LazyWorker {
-  readonly #index = workersMade++;
   onmessage: MessageHandler = null;
   onerror: ErrorHandler = null;
+  readonly #url: string;
+  #init: unknown = null;
   #real: BrowserStyleWorker | null = null;
-  #queue: unknown[] = [];
+  #starting: Promise<void> | null = null;
 
   constructor(url: string | URL) {
-    const key = String(url);
-    void blobsRead().then(() => {
-      try {
-        const real = new BrowserStyleWorker(key);
-        real.onmessage = (e) => this.onmessage?.(e);
-        real.onerror = (e) => this.onerror?.(e);
-        this.#real = real;
-        for (const m of this.#queue) real.postMessage(m);
-        this.#queue = [];
-      } catch (err) {
-        this.onerror?.({ message: (err as Error).message });
-      }
-    });
+    this.#url = String(url);
   }
 
   postMessage(message: unknown): void {
     const msg = message as { type?: string; memory?: WebAssembly.Memory };
-    if (msg.type === "init" && msg.memory) sharedMemory = msg.memory;
-    if (msg.type === "kernel" && sharedMemory && this.#real) {
-      const k = message as KernelMessage;
-      const elems = k.end - k.begin;
-      // jax-js posts every half of a kernel before awaiting any reply, so worker 1's half runs
-      // inline while the helper works on worker 0's, and worker 0's reply waits for the helper.
-      if (threads === 2 && this.#index === 0 && elems >= PAIR_MIN && elems <= PAIR_LIMIT) {
-        pairHelper ??= new PairHelper(sharedMemory);
-        if (pairHelper.pausedFor > 0) pairHelper.pausedFor--;
-        else if (!pairHelper.busy) {
-          const helper = pairHelper;
-          helper.post(k);
-          pairing = true;
-          queueMicrotask(() => this.#reply(() => helper.finish()));
-          return;
-        }
-      }
-      const paired = pairing && this.#index === 1;
-      pairing = false;
-      if (elems <= INLINE_LIMIT || paired) {
-        const reply = this.#reply(() => runInline(k), false);
-        queueMicrotask(reply);
-        return;
-      }
+    if (msg.type === "init") {
+      sharedMemory = msg.memory ?? null;
+      this.#init = message;
+      queueMicrotask(() => this.onmessage?.({ data: { type: "ready" } }));
+      return;
     }
-    if (this.#real) this.#real.postMessage(message);
-    else this.#queue.push(message);
+    if (msg.type === "kernel") {
+      if (pending.length === 0) queueMicrotask(runPendingKernel);
+      pending.push({ worker: this, chunk: message as KernelMessage });
+      return;
+    }
+    void this.#forward(message);
   }
 
-  /**
-   * Does `work` and replies as a worker would ("done", ok or not), or with `send` false returns the
-   * reply to send later: the work must be done before the reply, and the reply must be async.
-   */
-  #reply(work: () => void, send = true): () => void {
-    let data: { type: "done"; ok: boolean; error?: string };
+  async #forward(message: unknown): Promise<void> {
+    this.#starting ??= blobsRead().then(() => {
+      const real = new BrowserStyleWorker(this.#url);
+      let ready = false;
+      // The real worker's "ready" answers our init, which jax-js already had answered.
+      real.onmessage = (e) => (ready ? this.onmessage?.(e) : (ready = true));
+      real.onerror = (e) => this.onerror?.(e);
+      real.postMessage(this.#init);
+      this.#real = real;
+    });
     try {
-      work();
-      data = { type: "done", ok: true };
+      await this.#starting;
+      this.#real!.postMessage(message);
     } catch (err) {
-      data = { type: "done", ok: false, error: String(err) };
+      this.onerror?.({ message: (err as Error).message });
     }
-    const reply = () => this.onmessage?.({ data });
-    if (send) reply();
-    return reply;
   }
 
   terminate(): void {
