@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initEngine, lax, valueAndGrad, type Array } from "../engine/runtime.ts";
 import { compile, release, toHost, toNumber } from "../engine/arrays.ts";
-import { defaultGRPOConfig, drGrpoLoss, grpoAdvantages, grpoLoss, grpoLosses, grpoTokenMeanLoss, rlooAdvantages, type GrpoLossInputs } from "./group-advantages.ts";
+import { defaultGRPOConfig, drGrpoLoss, grpoAdvantages, grpoLoss, grpoLosses, grpoTokenMeanLoss, normalizeAdvantages, rlooAdvantages, rlooLoss, type GrpoLossInputs } from "./group-advantages.ts";
 import { allClose, arr, close, runLoss } from "./test-helpers.ts";
 
 const ln = Math.log;
@@ -95,6 +95,50 @@ test("on-policy gradient (old log-probs under stopGradient) is −A / (n_tokens 
   close(await toNumber(loss), 0.5);
   // row 0: −1 / (3·2) = −0.166667 on each token; row 1: 2 / (1·2) = 1 on its one token
   allClose(await toHost(grad), [-1 / 6, -1 / 6, -1 / 6, 1, 0, 0]);
+  release([logprobs, advantages, mask]);
+  vg.dispose();
+});
+
+test("RLOO's advantages normalised over the batch: mean 0, Bessel std, + 1e-4", () => {
+  const s = Math.sqrt(14 / 3) + 1e-4; // [1, 2, 3, 6]: mean 3, std 2.160247
+  allClose(normalizeAdvantages([1, 2, 3, 6]), [-2 / s, -1 / s, 0, 3 / s]);
+});
+
+test("RLOO's loss clips one ratio per completion, from the summed log-probs; padding is ignored", async () => {
+  await initEngine();
+  // On-policy the ratio is 1: loss = mean(−A) = mean(−1, 2) = 0.5, nothing clipped.
+  const onPolicyOut = await runLoss((i: GrpoLossInputs) => rlooLoss(i, { epsilon: 0.2 }), onPolicy(true));
+  close(onPolicyOut.loss, 0.5);
+  close(onPolicyOut.metrics["clip_ratio/region_mean"]!, 0);
+  assert.ok(!("kl" in onPolicyOut.metrics), "the KL is in RLOO's reward, not its loss");
+  // Row 0: log-ratios ln 1.5 + 0 → r = 1.5 with A = 1: clipped high, −1.2.
+  // Row 1: ln 0.5 + ln 1.5 → r = 0.75 with A = −1: clipped low, min(−0.75, −0.8) → 0.8. The third
+  // token (ratio 10) is padding. A per-token objective would clip each token instead.
+  const out = await runLoss((i: GrpoLossInputs) => rlooLoss(i, { epsilon: 0.2 }), {
+    logprobs: arr([[ln(1.5), 0, 0], [ln(0.5), ln(1.5), ln(10)]]),
+    oldLogprobs: arr([[0, 0, 0], [0, 0, 0]]),
+    advantages: arr([1, -1]),
+    mask: arr([[1, 1, 0], [1, 1, 0]]),
+  });
+  close(out.loss, -0.2); // (−1.2 + 0.8) / 2
+  close(out.metrics["clip_ratio/high_mean"]!, 0.5);
+  close(out.metrics["clip_ratio/low_mean"]!, 0.5);
+  close(out.metrics["clip_ratio/region_mean"]!, 1);
+});
+
+test("RLOO's on-policy gradient is −A / B on every valid token of a completion", async () => {
+  await initEngine();
+  const vg = compile(
+    valueAndGrad((logprobs: Array, advantages: Array, mask: Array) =>
+      rlooLoss({ logprobs: logprobs.ref, oldLogprobs: lax.stopGradient(logprobs), advantages, mask }, { epsilon: 0.2 }).loss,
+    ),
+  );
+  const { logprobs, advantages, mask } = onPolicy(false);
+  const [loss, grad] = vg(logprobs, advantages, mask) as unknown as [Array, Array];
+  close(await toNumber(loss), 0.5);
+  // A = [1, −2], B = 2: row 0 gets −0.5 on each of its 3 tokens (not divided by its length, as
+  // GRPO's per-token mean would), row 1 gets 1 on its one token, padding 0.
+  allClose(await toHost(grad), [-0.5, -0.5, -0.5, 1, 0, 0]);
   release([logprobs, advantages, mask]);
   vg.dispose();
 });

@@ -1,6 +1,8 @@
 // Critic-free policy gradients over groups of completions of one prompt: GRPO (Shao et al. 2024,
 // DeepSeekMath) and RLOO (Ahmadian et al. 2024). Each prompt gets `num_generations` completions;
 // a completion's advantage is its reward against the others' in its group, so no value model.
+// GRPO clips a ratio per token; RLOO, as in TRL's RLOOTrainer, treats a whole completion as one
+// action and clips one ratio per completion.
 // Rewards and advantages are flat [B] with the groups contiguous: completions g·G … g·G + G − 1
 // belong to prompt g (TRL's GRPOTrainer and current RLOOTrainer layout).
 import { np, type Array } from "../engine/runtime.ts";
@@ -80,6 +82,16 @@ export function rlooAdvantages(rewards: number[], numGenerations: number): numbe
     const total = group.reduce((a, r) => a + r, 0);
     return group.map((r) => r - (total - r) / (group.length - 1));
   });
+}
+
+/**
+ * TRL's RLOO `normalize_advantages`: the whole generation batch's advantages to mean 0 and std 1
+ * (Bessel, + 1e-4 as TRL adds).
+ */
+export function normalizeAdvantages(advantages: number[]): number[] {
+  const m = mean(advantages);
+  const s = std(advantages) + 1e-4;
+  return advantages.map((a) => (a - m) / s);
 }
 
 // ---- traced: losses ----
@@ -170,3 +182,29 @@ export const grpoLosses: { [K in GrpoLossType]: (inputs: GrpoLossInputs, config:
   dapo: (inputs, c) => grpoTokenMeanLoss(inputs, c),
   dr_grpo: (inputs, c) => drGrpoLoss(inputs, { ...c, maxCompletionLength: c.max_completion_length }),
 };
+
+/**
+ * RLOO's loss (TRL's RLOOTrainer): a completion is one action, so its log-probability is the sum
+ * over its valid tokens and one ratio r = exp(Σ log π − Σ log π_old) is clipped per completion:
+ * mean over completions of −min(r·A, clip(r, 1 ± ε)·A). The KL to the reference is already in the
+ * reward (see rl/group-trainer.ts), so there is no KL term. Metrics: `clip_ratio/low_mean`,
+ * `clip_ratio/high_mean`, `clip_ratio/region_mean` as shares of completions. Consumes its inputs.
+ */
+export function rlooLoss(inputs: GrpoLossInputs, options: { epsilon: number }): LossOutput {
+  const { logprobs, oldLogprobs, advantages, mask } = inputs;
+  inputs.refLogprobs?.dispose();
+  const epsilon = options.epsilon;
+  const logRatio = np.sum(logprobs.sub(oldLogprobs).mul(mask), -1); // [B]
+  const ratio = np.exp(logRatio);
+  const unclipped = ratio.ref.mul(advantages.ref);
+  const clipped = np.clip(ratio.ref, 1 - epsilon, 1 + epsilon).mul(advantages.ref);
+  const loss = np.mean(np.minimum(unclipped, clipped).neg());
+  const low = ratio.ref.less(1 - epsilon).astype(np.float32).mul(advantages.ref.less(0).astype(np.float32));
+  const high = ratio.greater(1 + epsilon).astype(np.float32).mul(advantages.greater(0).astype(np.float32));
+  const metrics: Record<string, Array> = {
+    "clip_ratio/low_mean": np.mean(low.ref),
+    "clip_ratio/high_mean": np.mean(high.ref),
+    "clip_ratio/region_mean": np.mean(low.add(high)),
+  };
+  return { loss, metrics };
+}

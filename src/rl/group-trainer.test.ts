@@ -29,6 +29,7 @@ function config(over: Partial<GroupRunConfig>): GroupRunConfig {
     seed: 0,
     top_k: 0,
     top_p: 1,
+    normalize_advantages: false,
     max_completion_length: 6,
     ...over,
   };
@@ -87,7 +88,7 @@ test("RLOO smoke: finite losses, every parameter changes, reference stays; KL in
 });
 
 test("RLOO subtracts beta times the sequence KL from the score; GRPO leaves the score alone", () => {
-  const c = { ...defaultGRPOConfig, num_generations: 2, beta: 0.5 };
+  const c = config({ num_generations: 2, beta: 0.5 });
   // Scores 1, 0 and KLs 2, 0: RLOO rewards 0, 0 → advantages 0, 0; GRPO ignores the KL.
   assert.deepEqual(rloo.advantages([1, 0], [2, 0], c), { rewards: [0, 0], advantages: [0, 0] });
   const g = grpo.advantages([1, 0], [2, 0], c);

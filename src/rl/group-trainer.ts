@@ -33,7 +33,8 @@ import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep } from "../train/step.ts";
-import { grpoAdvantages, grpoLosses, rlooAdvantages, type GRPOConfig } from "../algorithms/group-advantages.ts";
+import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
+import type { LossOutput } from "../train/step.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseLogprobs } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
@@ -53,35 +54,43 @@ export interface GroupRunConfig extends GRPOConfig {
   seed: number;
   top_k: number;
   top_p: number;
+  /** RLOO only (TRL's RLOOConfig): normalise the batch's advantages to mean 0, std 1. */
+  normalize_advantages: boolean;
 }
 
-/** How an algorithm turns scores into advantages and where it puts the KL to the reference. */
+/** How an algorithm turns scores into advantages, where it puts the KL to the reference, and its loss. */
 export interface GroupAlgorithm {
   name: "grpo" | "rloo";
   /** The per-completion reward and its advantage, from scores and sequence KLs (k1, at sampling). */
-  advantages(scores: number[], sequenceKl: number[], config: GRPOConfig): { rewards: number[]; advantages: number[] };
+  advantages(scores: number[], sequenceKl: number[], config: GroupRunConfig): { rewards: number[]; advantages: number[] };
   /** β of the per-token k3 penalty inside the loss. */
   lossBeta(config: GRPOConfig): number;
+  /** The traced policy loss over one micro-batch. */
+  loss(inputs: GrpoLossInputs, config: GRPOConfig): LossOutput;
 }
 
-/** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss. */
+/** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss; per-token ratios. */
 export const grpo: GroupAlgorithm = {
   name: "grpo",
   advantages: (scores, _kl, c) => ({ rewards: scores, advantages: grpoAdvantages(scores, c.num_generations, c.scale_rewards) }),
   lossBeta: (c) => c.beta,
+  loss: (inputs, c) => grpoLosses[c.loss_type](inputs, c),
 };
 
 /**
  * RLOO (Ahmadian et al. 2024, TRL's RLOOTrainer): the KL is subtracted from each completion's
- * score, r = score − β·KL(sequence), and the advantage is r minus the mean of the others' r.
+ * score, r = score − β·KL(sequence), the advantage is r minus the mean of the others' r (optionally
+ * normalised over the batch), and the loss clips one ratio per completion.
  */
 export const rloo: GroupAlgorithm = {
   name: "rloo",
   advantages: (scores, kl, c) => {
     const rewards = scores.map((s, i) => s - c.beta * kl[i]!);
-    return { rewards, advantages: rlooAdvantages(rewards, c.num_generations) };
+    const advantages = rlooAdvantages(rewards, c.num_generations);
+    return { rewards, advantages: c.normalize_advantages ? normalizeAdvantages(advantages) : advantages };
   },
   lossBeta: () => 0,
+  loss: (inputs, c) => rlooLoss(inputs, c),
 };
 
 /** Everything that changes during a run; with the policy and optimizer saved, a run resumes exactly. */
@@ -169,11 +178,10 @@ export class GroupTrainer {
       return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
     });
     const beta = algorithm.lossBeta(config);
-    const loss = grpoLosses[config.loss_type];
     this.#train = new TrainStep(
       (params: Params, mb: MicroBatch) => {
         const { logprobs } = responseLogprobs(arch, params, borrowed(mb.seq), P, config.temperature, false);
-        return loss(
+        return algorithm.loss(
           { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.seq.responseMask, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
           { ...config, beta },
         );

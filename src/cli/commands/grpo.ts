@@ -31,6 +31,7 @@ const runDefaults = {
   seed: 0,
   top_k: 0,
   top_p: 1,
+  normalize_advantages: false,
   // Small models, short completions: TRL's 256 would mostly be padding.
   max_completion_length: 64,
   save_steps: 25,
@@ -55,9 +56,16 @@ function specsFor(algorithm: GroupAlgorithm): Record<string, FieldSpec> {
       algorithm.name === "grpo"
         ? { kind: "number", min: 0, help: "weight of the per-token k3 KL penalty in the loss" }
         : { kind: "number", min: 0, help: "weight of the sequence KL subtracted from each score" },
-    epsilon: { kind: "number", min: 0, help: "clip range ε of the per-token ratio" },
-    loss_type: { kind: "choice", choices: ["grpo", "bnpo", "dapo", "dr_grpo"], help: "how per-token losses are averaged: grpo (per completion, then over completions), bnpo/dapo (over all tokens), dr_grpo (sum / constant)" },
-    ...(algorithm.name === "grpo" ? { scale_rewards: { kind: "choice", choices: ["group", "batch", "none"], help: "divide centred rewards by the group's std (group), the batch's (batch), or nothing (none)" } as FieldSpec } : {}),
+    ...(algorithm.name === "grpo"
+      ? {
+          epsilon: { kind: "number", min: 0, help: "clip range ε of the per-token ratio" } as FieldSpec,
+          loss_type: { kind: "choice", choices: ["grpo", "bnpo", "dapo", "dr_grpo"], help: "how per-token losses are averaged: grpo (per completion, then over completions), bnpo/dapo (over all tokens), dr_grpo (sum / constant)" } as FieldSpec,
+          scale_rewards: { kind: "choice", choices: ["group", "batch", "none"], help: "divide centred rewards by the group's std (group), the batch's (batch), or nothing (none)" } as FieldSpec,
+        }
+      : {
+          epsilon: { kind: "number", min: 0, help: "clip range ε of each completion's ratio" } as FieldSpec,
+          normalize_advantages: { kind: "bool", help: "normalise the batch's advantages to mean 0, std 1" } as FieldSpec,
+        }),
     temperature: { kind: "number", min: 0, help: "sampling temperature (log-probs use the same)" },
     max_completion_length: { kind: "int", min: 1, help: "max new tokens per completion" },
     ...onPolicyRunSpecs,
@@ -71,9 +79,9 @@ scores normalised within each prompt's group, no value model; a per-token k3 KL 
 keeps the policy near the frozen starting policy.`,
   rloo: `RLOO (Ahmadian et al. 2024; TRL's RLOOTrainer): num_generations completions per prompt, each
 completion's reward is its score minus beta × its sequence KL to the frozen starting policy, and
-its advantage is that reward minus the mean of the others' in its group; no value model. The
-policy loss is GRPO's clipped per-token objective (loss_type), where TRL's clips one ratio per
-completion.`,
+its advantage is that reward minus the mean of the others' in its group; no value model. A
+completion is one action: its log-probability is the sum over its tokens, and one ratio per
+completion is clipped (epsilon).`,
 };
 
 export function groupCommand(algorithm: GroupAlgorithm, defaults: GroupCommandConfig): Command {
