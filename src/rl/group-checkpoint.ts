@@ -3,7 +3,6 @@
 // RNG, prompt order, config). saveModel writes the directory atomically, so a checkpoint-N with a
 // group_state.json is complete.
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromHost, keep, toHost } from "../engine/arrays.ts";
@@ -15,6 +14,7 @@ import { loadModel, saveModel, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { GroupProgress } from "./group-trainer.ts";
+import { listCheckpoints } from "../train/checkpoint.ts";
 
 export interface GroupCheckpointState {
   algorithm: "grpo" | "rloo";
@@ -29,8 +29,7 @@ export class CheckpointError extends Error {
   override name = "InputError";
 }
 
-const STATE = "group_state.json";
-const PATTERN = /^checkpoint-(\d+)$/;
+export const GROUP_STATE = "group_state.json";
 /** Fields that fix which prompts are drawn and the shape of every batch; a resumed run must keep them. */
 const FIXED_FIELDS = ["batch_size", "num_generations", "max_completion_length"];
 
@@ -51,19 +50,13 @@ export async function saveGroupCheckpoint(
   }
   await saveModel(dir, save.modelConfig, save.policy, {
     ...(save.tokenizer ? { tokenizer: save.tokenizer } : {}),
-    extraFiles: { [STATE]: JSON.stringify(save.state, null, 1) + "\n", "optimizer.safetensors": serializeSafetensors(moments, { metadata: { format: "pt" } }) },
+    extraFiles: { [GROUP_STATE]: JSON.stringify(save.state, null, 1) + "\n", "optimizer.safetensors": serializeSafetensors(moments, { metadata: { format: "pt" } }) },
   });
   return dir;
 }
 
 export function latestGroupCheckpoint(outputDir: string): string | null {
-  if (!existsSync(outputDir)) return null;
-  const steps = readdirSync(outputDir)
-    .map((n) => PATTERN.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(outputDir, m[0], STATE)))
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-  return steps.length ? join(outputDir, `checkpoint-${steps.at(-1)}`) : null;
+  return listCheckpoints(outputDir, GROUP_STATE).at(-1)?.dir ?? null;
 }
 
 /**
@@ -75,7 +68,7 @@ export async function loadGroupCheckpoint(
   dir: string,
   expected: { algorithm: "grpo" | "rloo"; config: Record<string, unknown>; promptsFingerprint: string },
 ): Promise<{ policy: LoadedModel; optimizer: AdamWState; state: GroupCheckpointState; changed: string[] }> {
-  const statePath = join(dir, STATE);
+  const statePath = join(dir, GROUP_STATE);
   let state: GroupCheckpointState;
   try {
     state = JSON.parse(await readFile(statePath, "utf8")) as GroupCheckpointState;

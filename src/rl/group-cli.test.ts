@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { toHost } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
@@ -87,6 +87,11 @@ test("rlhf rloo logs the KL it subtracts from the reward as kl; a grpo run will 
   assert.match(again.stderr, /already holds a run .*checkpoint-2\); pass --resume to continue it/);
   const otherShape = rlhf(args("rloo", out, ["--total_steps", "3", "--resume", "--num_generations", "2"]));
   assert.match(otherShape.stderr, /trained with num_generations = 4, now 2/);
+  // save_total_limit keeps the newest checkpoints; the run still resumes from the last one.
+  const limited = join(dir, "rloo-limited");
+  ok(args("rloo", limited, ["--total_steps", "3", "--save_steps", "1", "--save_total_limit", "2"]));
+  assert.deepEqual(readdirSync(limited).filter((n) => n.startsWith("checkpoint-")).sort(), ["checkpoint-2", "checkpoint-3"]);
+  assert.match(ok([...args("rloo", limited, ["--total_steps", "4", "--save_total_limit", "2"]), "--resume"]).stderr, /resumed from .*checkpoint-3 \(step 3 of 4\)/);
 
   const help = rlhf(["grpo", "--help"]);
   assert.equal(help.status, 0);

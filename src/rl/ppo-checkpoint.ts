@@ -2,7 +2,6 @@
 // (Hugging Face directories; policy/ is the model to use), optimizer.safetensors (AdamW moments of
 // both networks), ppo_state.json (step, episode, RNG, prompt order, KL controller, config). The
 // directory is assembled under a temp name and renamed, so checkpoint-N is always complete.
-import { existsSync, readdirSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromHost, keep, toHost } from "../engine/arrays.ts";
@@ -14,6 +13,7 @@ import { loadModel, saveModel, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { PpoProgress } from "./ppo-trainer.ts";
+import { listCheckpoints } from "../train/checkpoint.ts";
 
 export interface PpoCheckpointState {
   progress: PpoProgress;
@@ -22,7 +22,8 @@ export interface PpoCheckpointState {
   logged_steps: number;
 }
 
-const PATTERN = /^checkpoint-(\d+)$/;
+/** Written last into a checkpoint: its presence marks the checkpoint complete. */
+export const PPO_STATE = "ppo_state.json";
 
 export async function savePpoCheckpoint(
   outputDir: string,
@@ -40,24 +41,18 @@ export async function savePpoCheckpoint(
   }
   await writeFile(join(tmp, "optimizer.safetensors"), serializeSafetensors(moments, { metadata: { format: "pt" } }));
   // Written last: its presence marks the checkpoint complete.
-  await writeFile(join(tmp, "ppo_state.json"), JSON.stringify(save.state, null, 1) + "\n");
+  await writeFile(join(tmp, PPO_STATE), JSON.stringify(save.state, null, 1) + "\n");
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
   return final;
 }
 
 export function latestPpoCheckpoint(outputDir: string): string | null {
-  if (!existsSync(outputDir)) return null;
-  const steps = readdirSync(outputDir)
-    .map((n) => PATTERN.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(outputDir, m[0], "ppo_state.json")))
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-  return steps.length ? join(outputDir, `checkpoint-${steps.at(-1)}`) : null;
+  return listCheckpoints(outputDir, PPO_STATE).at(-1)?.dir ?? null;
 }
 
 export async function loadPpoCheckpoint(dir: string): Promise<{ policy: LoadedModel; value: LoadedModel; optimizer: AdamWState; state: PpoCheckpointState }> {
-  const statePath = join(dir, "ppo_state.json");
+  const statePath = join(dir, PPO_STATE);
   const state = JSON.parse(await readFile(statePath, "utf8")) as PpoCheckpointState;
   if (!state.progress || typeof state.progress.step !== "number") throw new Error(`${statePath}: not a PPO checkpoint state`);
   const policy = await loadModel(join(dir, "policy"));

@@ -69,12 +69,15 @@ export async function saveCheckpoint(
   return dir;
 }
 
-/** Complete checkpoints in DIR, oldest first. */
-export function listCheckpoints(outputDir: string): { step: number; dir: string }[] {
+/**
+ * Complete checkpoints in DIR, oldest first: checkpoint-N directories holding `marker`, the file a
+ * trainer writes last (trainer_state.json here; ppo_state.json, group_state.json for the RL runs).
+ */
+export function listCheckpoints(outputDir: string, marker = "trainer_state.json"): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
     .map((name) => ({ name, m: CHECKPOINT_PATTERN.exec(name) }))
-    .filter(({ name, m }) => m && existsSync(join(outputDir, name, "trainer_state.json")))
+    .filter(({ name, m }) => m && existsSync(join(outputDir, name, marker)))
     .map(({ name, m }) => ({ step: Number(m![1]), dir: join(outputDir, name) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -84,9 +87,9 @@ export function latestCheckpoint(outputDir: string): { step: number; dir: string
 }
 
 /** Deletes the oldest checkpoints beyond `limit` (save_total_limit). */
-export async function pruneCheckpoints(outputDir: string, limit: number | null): Promise<void> {
+export async function pruneCheckpoints(outputDir: string, limit: number | null, marker = "trainer_state.json"): Promise<void> {
   if (limit === null) return;
-  const all = listCheckpoints(outputDir);
+  const all = listCheckpoints(outputDir, marker);
   for (const old of all.slice(0, Math.max(0, all.length - limit))) await rm(old.dir, { recursive: true, force: true });
 }
 

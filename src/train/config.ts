@@ -188,9 +188,18 @@ export const onPolicyRunSpecs: Record<string, FieldSpec> = {
   lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
   seed: { kind: "int", min: 0, help: "random seed" },
   save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
+  save_total_limit: { kind: "int", min: 1, nullable: true, help: "keep at most N checkpoints (oldest deleted)" },
   logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
 };
+
+/** The on-policy commands' own run fields (besides the algorithm's config). */
+export interface OnPolicyRunFields {
+  save_steps: number;
+  save_total_limit: number | null;
+  logging_steps: number;
+  sample_steps: number;
+}
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */
 export class ConfigError extends Error {

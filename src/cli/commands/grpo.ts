@@ -6,7 +6,7 @@ import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
-import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPolicyRunSpecs, resolveConfig } from "../../train/config.ts";
+import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPolicyRunSpecs, type OnPolicyRunFields, resolveConfig } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
@@ -17,9 +17,10 @@ import { defaultGRPOConfig } from "../../algorithms/group-advantages.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
 import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { GroupTrainer, grpo, type GroupAlgorithm, type GroupRunConfig } from "../../rl/group-trainer.ts";
-import { latestGroupCheckpoint, loadGroupCheckpoint, promptsFingerprint, saveGroupCheckpoint } from "../../rl/group-checkpoint.ts";
+import { GROUP_STATE, latestGroupCheckpoint, loadGroupCheckpoint, promptsFingerprint, saveGroupCheckpoint } from "../../rl/group-checkpoint.ts";
+import { pruneCheckpoints } from "../../train/checkpoint.ts";
 
-type GroupCommandConfig = GroupRunConfig & { save_steps: number; logging_steps: number; sample_steps: number };
+type GroupCommandConfig = GroupRunConfig & OnPolicyRunFields;
 
 const runDefaults = {
   batch_size: 8,
@@ -35,6 +36,7 @@ const runDefaults = {
   // Small models, short completions: TRL's 256 would mostly be padding.
   max_completion_length: 64,
   save_steps: 25,
+  save_total_limit: null,
   logging_steps: 1,
   sample_steps: 10,
 };
@@ -188,6 +190,7 @@ by flags (--num_generations or --num-generations).`;
             state: { algorithm: name, progress: trainer.progress, config: config as unknown as Record<string, unknown>, prompts_fingerprint: fingerprint },
             tokenizer,
           });
+          await pruneCheckpoints(output, config.save_total_limit, GROUP_STATE);
         }
       }
       progress.finish();

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
-import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, resolveConfig, type FieldSpec } from "../../train/config.ts";
+import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, resolveConfig, type FieldSpec, type OnPolicyRunFields } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
@@ -15,11 +15,12 @@ import { defaultPPOConfig } from "../../algorithms/ppo.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
 import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { PpoTrainer, type PpoRunConfig } from "../../rl/ppo-trainer.ts";
-import { latestPpoCheckpoint, loadPpoCheckpoint, savePpoCheckpoint } from "../../rl/ppo-checkpoint.ts";
+import { latestPpoCheckpoint, loadPpoCheckpoint, PPO_STATE, savePpoCheckpoint } from "../../rl/ppo-checkpoint.ts";
+import { pruneCheckpoints } from "../../train/checkpoint.ts";
 import { rewardModelFromCausalLm } from "../../train/reward.ts";
 import { readSftData } from "../../train/datasets.ts";
 
-export const defaultPpoRunConfig: PpoRunConfig & { save_steps: number; logging_steps: number; sample_steps: number } = {
+export const defaultPpoRunConfig: PpoRunConfig & OnPolicyRunFields = {
   ...defaultPPOConfig,
   batch_size: 8,
   total_steps: 100,
@@ -35,6 +36,7 @@ export const defaultPpoRunConfig: PpoRunConfig & { save_steps: number; logging_s
   // the mean token loss like the policy loss.
   ptx_coef: 1,
   save_steps: 25,
+  save_total_limit: null,
   logging_steps: 1,
   sample_steps: 10,
 };
@@ -179,6 +181,7 @@ export const command: Command = {
           state: { progress: trainer.progress, config: config as unknown as Record<string, unknown>, logged_steps: step },
           tokenizer,
         });
+        await pruneCheckpoints(output, config.save_total_limit, PPO_STATE);
       }
     }
     await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer });
