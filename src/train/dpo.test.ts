@@ -245,6 +245,23 @@ test("rlhf dpo on stories260K with --ref-model: TRL's metric names in metrics.js
   for (const k of ["eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/accuracies", "eval_rewards/margins", "eval_logps/chosen", "eval_logps/rejected"]) assert.ok(k in evals[1]!, k);
   assert.ok(Math.abs(evals[0]!.eval_loss! - Math.LN2) < 1e-5 && Math.abs(evals[0]!["eval_rewards/margins"]!) < 1e-5, JSON.stringify(evals[0]));
 
+  // --resume reads the reference log-probs back from the output directory instead of recomputing
+  // them, but only while they still belong to this reference and data.
+  const cachePath = join(out, "dpo_ref_logps.json");
+  const cache = JSON.parse(readFileSync(cachePath, "utf8")) as { train: number[][]; eval: number[][] };
+  assert.equal(cache.train.length, 12);
+  assert.equal(cache.eval.length, 4);
+  const resumeArgs = [...args, "--resume"];
+  resumeArgs[resumeArgs.indexOf("--max-steps") + 1] = "4";
+  const resumed = spawnSync(process.execPath, [bin, ...resumeArgs], { encoding: "utf8" });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /reference log-probs of 16 pairs read from .*dpo_ref_logps\.json/);
+  writeFileSync(cachePath, JSON.stringify({ ...cache, fingerprint: "another reference" }));
+  const stale = spawnSync(process.execPath, [bin, ...resumeArgs], { encoding: "utf8" });
+  assert.equal(stale.status, 0, stale.stderr);
+  assert.match(stale.stderr, /reference log-probs \(.*\), 16 pairs/);
+  assert.doesNotMatch(stale.stderr, /read from/);
+
   const trained = await loadModel(out);
   const original = await loadModel(model);
   assert.deepEqual(trained.config.architectures, ["LlamaForCausalLM"]);

@@ -6,7 +6,11 @@ import { loadModel, resolveTokenizer, type LoadedModel } from "../../models/load
 import { configFlags, configOverrides, defaultDPOConfig, dpoSpecs, normaliseFlagNames, resolveConfig, type DPOConfig } from "../../train/config.ts";
 import { splitHeldOut } from "../../train/datasets.ts";
 import { readDpoData } from "../../train/dpo-data.ts";
-import { checkDPOConfig, dpoTask, fitDpoExamples, withReferenceLogps } from "../../train/dpo.ts";
+import { checkDPOConfig, dpoMaxLength, dpoTask, fitDpoExamples, withReferenceLogps } from "../../train/dpo.ts";
+import { readRefCache, REF_CACHE_FILE, refCacheFingerprint, writeRefCache } from "../../train/dpo-ref-cache.ts";
+import { dpoUsesAverageLogps } from "../../algorithms/dpo.ts";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { DivergenceError, train } from "../../train/trainer.ts";
 
 const usage = `Usage: rlhf dpo --model PATH --data FILE --output DIR [--ref-model PATH] [--eval-data FILE] [--config FILE] [--resume] [options]
@@ -81,24 +85,34 @@ export const command: Command = {
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
 
     const total = split.train.length + split.eval.length;
-    const what = `dpo: reference log-probs (${v["ref-model"] ?? "the starting model"})`;
-    process.stderr.write(`${what}, ${total} pairs…\n`);
-    const reference = await referenceFor(model, v["ref-model"]);
-    const started = performance.now();
-    const show = (done: number) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}`);
-    };
-    let data;
-    try {
-      data = {
-        train: await withReferenceLogps(reference.arch, reference.params, split.train, config, padId, (done) => show(done)),
-        eval: await withReferenceLogps(reference.arch, reference.params, split.eval, config, padId, (done) => show(split.train.length + done)),
+    const referencePath = v["ref-model"] ?? modelPath;
+    const settings = { average: dpoUsesAverageLogps(config.loss_type), max_length: dpoMaxLength(config, model.arch), padId };
+    const fingerprint = refCacheFingerprint(referencePath, settings, split);
+    let data = v.resume ? await readRefCache(output, fingerprint, split) : null;
+    if (data) {
+      process.stderr.write(`dpo: reference log-probs of ${total} pairs read from ${join(output, REF_CACHE_FILE)}\n`);
+    } else {
+      const what = `dpo: reference log-probs (${v["ref-model"] ?? "the starting model"})`;
+      process.stderr.write(`${what}, ${total} pairs…\n`);
+      const reference = await referenceFor(model, v["ref-model"]);
+      const started = performance.now();
+      const show = (done: number) => {
+        if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}`);
       };
-    } finally {
-      reference.done();
+      try {
+        data = {
+          train: await withReferenceLogps(reference.arch, reference.params, split.train, config, padId, (done) => show(done)),
+          eval: await withReferenceLogps(reference.arch, reference.params, split.eval, config, padId, (done) => show(split.train.length + done)),
+        };
+      } finally {
+        reference.done();
+      }
+      if (process.stderr.isTTY) process.stderr.write("\n");
+      process.stderr.write(`dpo: reference log-probs took ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      // Kept beside the checkpoints, so that --resume need not run the reference again.
+      await mkdir(output, { recursive: true });
+      await writeRefCache(output, fingerprint, referencePath, data);
     }
-    if (process.stderr.isTTY) process.stderr.write("\n");
-    process.stderr.write(`dpo: reference log-probs took ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
     process.stderr.write(`dpo: ${data.train.length} training pairs, ${data.eval.length} held out; loss_type ${config.loss_type}, beta ${config.beta}\n`);
 
     const task = dpoTask(model.arch, config, data, { modelConfig: model.config, tokenizer }, padId);
