@@ -3,6 +3,7 @@
 // pass, and KV-cached generation of 64 tokens for 8 sequences after a 64-token prompt.
 import { initEngine, type Array } from "../engine/runtime.ts";
 import { kernelThreadCount } from "../engine/worker-shim.ts";
+import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { parseConfig } from "../models/config.ts";
@@ -39,6 +40,8 @@ export interface BenchResult {
   params: number;
   runs: number;
   threads: number;
+  /** Whether the kernels had fused multiply-adds (src/engine/wasm-features.ts). */
+  relaxed_simd: boolean;
 }
 
 function median(xs: number[]): number {
@@ -103,6 +106,7 @@ export async function runStandardBenchmark(options: { runs?: number; warmup?: nu
     params: Object.values(arch.paramShapes).reduce((n, s) => n + s.reduce((a, c) => a * c, 1), 0),
     runs,
     threads: kernelThreadCount(),
+    relaxed_simd: relaxedSimdAvailable(),
   };
 }
 

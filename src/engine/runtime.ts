@@ -1,7 +1,8 @@
 // The one place that starts jax-js and re-exports it. Everything else imports the tensor library
 // from here, so the device choice and Node-specific set-up live in a single file.
-// Must come before jax-js: see worker-shim.ts.
+// Must come before jax-js: see worker-shim.ts and wasm-features.ts.
 import "./worker-shim.ts";
+import "./wasm-features.ts";
 import * as jax from "@jax-js/jax";
 
 export const { numpy: np, nn, lax, tree, random, jit, valueAndGrad, grad } = jax;
