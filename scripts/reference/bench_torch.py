@@ -135,6 +135,7 @@ def main():
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "openblas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "detected"),
         "runs": args.runs,
         "warmup": args.warmup,
         "params": sum(p.numel() for p in model.parameters()),
