@@ -61,14 +61,14 @@ export async function profileKernels(fn: () => Promise<void>, options: { repeats
 
 /** A plain-text table of the `top` costliest groups. */
 export function formatProfile(p: KernelProfile, top = 25): string {
+  const share = (ms: number) => `${((100 * ms) / p.kernelMs).toFixed(1)}%`.padStart(5);
   const lines = [`wall ${p.wallMs.toFixed(1)} ms per repetition, ${p.kernelMs.toFixed(1)} ms in kernels`, "      ms  share  calls  kernel  reduction  inputs"];
   for (const g of p.groups.slice(0, top)) {
-    const share = `${((100 * g.ms) / p.kernelMs).toFixed(1)}%`;
-    lines.push(`${g.ms.toFixed(2).padStart(8)}  ${share.padStart(5)}  ${String(Math.round(g.calls)).padStart(5)}  ${g.label}  ${g.reduction}  ${g.inputs}`);
+    lines.push(`${g.ms.toFixed(2).padStart(8)}  ${share(g.ms)}  ${String(Math.round(g.calls)).padStart(5)}  ${g.label}  ${g.reduction}  ${g.inputs}`);
   }
   if (p.groups.length > top) {
     const rest = p.groups.slice(top).reduce((n, g) => n + g.ms, 0);
-    lines.push(`${rest.toFixed(2).padStart(8)}  ${`${((100 * rest) / p.kernelMs).toFixed(1)}%`.padStart(5)}  in ${p.groups.length - top} more groups`);
+    lines.push(`${rest.toFixed(2).padStart(8)}  ${share(rest)}  in ${p.groups.length - top} more groups`);
   }
   return lines.join("\n");
 }

@@ -7,7 +7,7 @@ import { HostRng } from "../engine/random.ts";
 import { parseConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { causalLmForward, fullBatch } from "../models/forward.ts";
-import { initParams } from "../models/params.ts";
+import { countParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import { TrainStep } from "../train/step.ts";
@@ -72,7 +72,7 @@ export async function standardWorkloads(): Promise<StandardWorkloads> {
         if (out.some((g) => g.completionIds.length !== 64)) throw new Error("benchmark generation stopped early");
       },
     },
-    params: Object.values(arch.paramShapes).reduce((n, s) => n + s.reduce((a, c) => a * c, 1), 0),
+    params: countParams(params),
     dispose: () => {
       release([params, state, batch]);
       forward.dispose();
