@@ -8,6 +8,9 @@ import type { Array } from "../engine/runtime.ts";
 import { loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
 import { causalLmForward, fullBatch } from "../models/forward.ts";
 import type { Params } from "../models/types.ts";
+import { architectureFor, type Architecture } from "../models/architecture.ts";
+import { parseConfig } from "../models/config.ts";
+import { initParams } from "../models/params.ts";
 import { sharedData } from "../io/test-helpers.ts";
 import { Generator } from "./generate.ts";
 import { logSoftmax } from "./sampling.ts";
@@ -40,21 +43,44 @@ test("greedy continuations match run.c token for token, batched with left paddin
   fixture.cases.forEach((c, i) => assert.deepEqual(out[i]!.completionIds, c.completion_ids.slice(0, n), `case "${c.prompt}"`));
 });
 
-test("KV-cached log-probs equal a full forward pass over the generated sequence", async () => {
-  const model = await stories();
-  const [g] = await new Generator(model.arch).generate(model.params, [[1, 291, 376]], { temperature: 1, maxNewTokens: 12, seed: 3 });
+/** Each cached log-prob of a sampled continuation against a full forward pass over the sequence. */
+async function assertCacheMatchesFullPass(arch: Architecture, params: Params, prompt: number[], seed: number): Promise<void> {
+  const [g] = await new Generator(arch).generate(params, [prompt], { temperature: 1, maxNewTokens: 12, seed });
   const ids = [...g!.promptIds, ...g!.completionIds];
   const t = ids.length;
-  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m, true)));
+  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m, true)));
   const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
-  const logits = await toHost(forward(model.params, ...inputs));
+  const logits = await toHost(forward(params, ...inputs));
   release(inputs);
-  const v = model.arch.vocabSize;
+  const v = arch.vocabSize;
+  assert.equal(g!.completionIds.length, 12);
   g!.completionIds.forEach((id, k) => {
     const at = g!.promptIds.length - 1 + k; // the position that predicts completion token k
     const expected = logSoftmax(logits.subarray(at * v, (at + 1) * v), 1)[id]!;
     assert.ok(Math.abs(expected - g!.logprobs[k]!) < 1e-4, `token ${k}: cached ${g!.logprobs[k]} vs full ${expected}`);
   });
+}
+
+test("KV-cached log-probs equal a full forward pass over the generated sequence", async () => {
+  const model = await stories();
+  await assertCacheMatchesFullPass(model.arch, model.params, [1, 291, 376], 3);
+});
+
+test("GPT-2 decoding with its Conv1D weights transposed matches a full forward pass", async () => {
+  // Weights scaled up from GPT-2's N(0, 0.02) so the next-token distributions are far from uniform
+  // and a projection applied the wrong way round would move the log-probs by far more than 1e-4.
+  const config = parseConfig(
+    { model_type: "gpt2", vocab_size: 64, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, n_inner: 64, tie_word_embeddings: false },
+    "tiny gpt2",
+  );
+  const arch = architectureFor(config);
+  assert.ok(arch.transposedForDecoding.includes("transformer.h.0.attn.c_proj.weight"));
+  const init = initParams(arch, 5);
+  const params = Object.fromEntries(Object.entries(init).map(([n, w]) => [n, n.endsWith(".weight") && w.ndim === 2 ? w.mul(8) : w]));
+  await assertCacheMatchesFullPass(arch, params, [3, 17, 9, 40], 11);
+  // The caller's weights are untouched and still usable (the transposed copies were the generator's).
+  assert.deepEqual(params["transformer.h.0.mlp.c_fc.weight"]!.shape, [32, 64]);
+  release(params);
 });
 
 test("sampling is reproducible for a seed and differs across seeds", async () => {

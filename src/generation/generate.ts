@@ -46,14 +46,16 @@ export class Generator {
   readonly #arch: Architecture;
   readonly #prefill;
   readonly #decode;
+  readonly #transpose = compile((weights: Array[]) => weights.map((w) => w.transpose()));
 
   constructor(arch: Architecture) {
     this.#arch = arch;
+    const transposedWeights = arch.transposedForDecoding.length > 0;
     // Prefill: the whole (left-padded) prompt at once; returns last-position logits and a cache
     // padded to its full size S.
     this.#prefill = compile((params: Params, ids: Array, pos: Array, mask: Array, padSlots: Array) => {
       const [b, t] = ids.shape as [number, number];
-      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(mask, t), inference: true, lastPositionOnly: true };
+      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(mask, t), inference: true, lastPositionOnly: true, transposedWeights };
       const { hidden, present } = arch.body(params, batch); // hidden: [B, 1, D]
       const logits = lmLogits(arch, params, hidden).reshape([b, arch.vocabSize]);
       const pad = (x: Array) => np.concatenate([x, padSlots.ref], 1);
@@ -62,7 +64,7 @@ export class Generator {
     // Decode: one token per sequence, written into the cache at slot `slotOneHot`.
     this.#decode = compile((params: Params, cache: KvCache, ids: Array, pos: Array, keyMask: Array, slotOneHot: Array) => {
       const [b] = ids.shape as [number];
-      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(keyMask, 1), inference: true };
+      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(keyMask, 1), inference: true, transposedWeights };
       const { hidden, present } = arch.body(params, batch, { ...cache, slotOneHot });
       const logits = lmLogits(arch, params, hidden).reshape([b, arch.vocabSize]);
       return { logits, cache: present };
@@ -71,6 +73,18 @@ export class Generator {
 
   /** Generates for every prompt (token ids, BOS included) in one batch. */
   async generate(params: Params, prompts: number[][], options: Partial<GenerateOptions> = {}, tokenizer?: Tokenizer): Promise<Generation[]> {
+    const names = this.#arch.transposedForDecoding;
+    if (names.length === 0) return this.#generate(params, prompts, options, tokenizer);
+    // One transposed copy per call (the weights change between calls in RL), read by every step.
+    const transposed = this.#transpose(names.map((n) => params[n]!));
+    try {
+      return await this.#generate({ ...params, ...Object.fromEntries(names.map((n, i) => [n, transposed[i]!])) }, prompts, options, tokenizer);
+    } finally {
+      release(transposed);
+    }
+  }
+
+  async #generate(params: Params, prompts: number[][], options: Partial<GenerateOptions>, tokenizer?: Tokenizer): Promise<Generation[]> {
     const opts: GenerateOptions = { ...defaultGenerateOptions, ...options };
     const arch = this.#arch;
     const b = prompts.length;
@@ -169,6 +183,7 @@ export class Generator {
   dispose(): void {
     this.#prefill.dispose();
     this.#decode.dispose();
+    this.#transpose.dispose();
   }
 }
 

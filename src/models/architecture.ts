@@ -1,7 +1,7 @@
 // One interface over the architectures, chosen by config.model_type.
 import type { ModelConfig } from "./config.ts";
 import { isSequenceClassifier, llamaHeadDim } from "./config.ts";
-import { gpt2Body, gpt2InitRule, gpt2LmHeadName, gpt2ParamShapes } from "./gpt2.ts";
+import { gpt2Body, gpt2Conv1dWeights, gpt2InitRule, gpt2LmHeadName, gpt2ParamShapes } from "./gpt2.ts";
 import { llamaBody, llamaInitRule, llamaLmHeadName, llamaParamShapes } from "./llama.ts";
 import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
 
@@ -15,6 +15,12 @@ export interface Architecture {
   /** The matrix the LM head multiplies by (the embedding when tied). */
   lmHeadName: string;
   body: (params: Params, batch: ForwardBatch, past?: PastState) => BodyOutput;
+  /**
+   * Weights stored [in, out] that a decoding pass reads faster transposed (ForwardBatch.transposedWeights):
+   * a matmul of a few rows streams its weight matrix, and jax-js's kernel for x·Wᵀ walks each row of
+   * W contiguously where x·W strides down its columns.
+   */
+  transposedForDecoding: string[];
   numLayers: number;
   numKvHeads: number;
   headDim: number;
@@ -42,6 +48,7 @@ function backboneFor(config: ModelConfig): Architecture {
       initRule: llamaInitRule,
       lmHeadName: llamaLmHeadName(config),
       body: (params, batch, past) => llamaBody(config, params, batch, past),
+      transposedForDecoding: [],
       numLayers: config.num_hidden_layers,
       numKvHeads: config.num_key_value_heads,
       headDim: llamaHeadDim(config),
@@ -56,6 +63,7 @@ function backboneFor(config: ModelConfig): Architecture {
     initRule: gpt2InitRule(config),
     lmHeadName: gpt2LmHeadName(config),
     body: (params, batch, past) => gpt2Body(config, params, batch, past),
+    transposedForDecoding: gpt2Conv1dWeights(config),
     numLayers: config.n_layer,
     numKvHeads: config.n_head,
     headDim: config.n_embd / config.n_head,

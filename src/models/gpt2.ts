@@ -2,7 +2,7 @@
 // ([in, out]). Parameter names are transformers' GPT2LMHeadModel names.
 import type { GPT2Config } from "./config.ts";
 import { np, type Array } from "../engine/runtime.ts";
-import { attention, conv1d, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
+import { attention, conv1d, linear, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
 import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
 
 export function gpt2ParamShapes(c: GPT2Config): ParamShapes {
@@ -43,6 +43,15 @@ export function gpt2LmHeadName(c: GPT2Config): string {
   return c.tie_word_embeddings ? "transformer.wte.weight" : "lm_head.weight";
 }
 
+/** GPT-2's Conv1D weights, stored [in, out]; see ForwardBatch.transposedWeights. */
+export function gpt2Conv1dWeights(c: GPT2Config): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < c.n_layer; i++) {
+    for (const m of ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]) names.push(`transformer.h.${i}.${m}.weight`);
+  }
+  return names;
+}
+
 export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, past?: PastState): BodyOutput {
   const [b, t] = batch.inputIds.shape as [number, number];
   const d = c.n_embd;
@@ -59,8 +68,11 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
   const values: Array[] = [];
   for (let i = 0; i < c.n_layer; i++) {
     const p = (name: string) => params[`transformer.h.${i}.${name}`]!.ref;
+    const project = batch.transposedWeights
+      ? (input: Array, m: string) => linear(input, p(`${m}.weight`), p(`${m}.bias`))
+      : (input: Array, m: string) => conv1d(input, p(`${m}.weight`), p(`${m}.bias`));
     const h = layerNorm(x.ref, p("ln_1.weight"), p("ln_1.bias"), eps);
-    const qkv = conv1d(h, p("attn.c_attn.weight"), p("attn.c_attn.bias")); // [B, T, 3D]
+    const qkv = project(h, "attn.c_attn"); // [B, T, 3D]
     // Slices, not np.split: jax-js materializes each output of a split (three copies per layer),
     // while a slice is a view its consumer reads in place.
     const [q, k0, v0] = [0, 1, 2].map((j) => qkv.ref.slice([], [], [j * d, (j + 1) * d])) as [Array, Array, Array];
@@ -75,9 +87,9 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
     values.push(v.ref);
     const [xs, qs, bias] = lastQueryOnly(cutLast && i === c.n_layer - 1, x, q.reshape([b, t, nH, hd]), batch.bias.ref);
     const attn = attention(qs, k, v, bias);
-    x = xs.add(conv1d(attn, p("attn.c_proj.weight"), p("attn.c_proj.bias")));
+    x = xs.add(project(attn, "attn.c_proj"));
     const m = layerNorm(x.ref, p("ln_2.weight"), p("ln_2.bias"), eps);
-    x = x.add(conv1d(act(conv1d(m, p("mlp.c_fc.weight"), p("mlp.c_fc.bias"))), p("mlp.c_proj.weight"), p("mlp.c_proj.bias")));
+    x = x.add(project(act(project(m, "mlp.c_fc")), "mlp.c_proj"));
   }
   const hidden = layerNorm(x, params["transformer.ln_f.weight"]!.ref, params["transformer.ln_f.bias"]!.ref, eps);
   return { hidden, present: { keys, values } };

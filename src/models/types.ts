@@ -20,6 +20,11 @@ export interface ForwardBatch {
    * and MLP for the last position only. `hidden` is then [B, 1, D].
    */
   lastPositionOnly?: boolean;
+  /**
+   * The weights named by Architecture.transposedForDecoding are passed transposed ([out, in] where
+   * the checkpoint stores [in, out]). Set by the generator, whose few-row matmuls read them faster so.
+   */
+  transposedWeights?: boolean;
 }
 
 /** Keys and values of earlier positions, one fixed-size buffer per layer: [B, S, nKV, hd]. */
