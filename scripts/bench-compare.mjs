@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench:compare`: our benchmark (`rlhf bench --json`) against the same model in PyTorch
 // (scripts/reference/bench_torch.py), run one after the other so they never share the cores.
-// Prints a table, then one JSON line: {ours, torch, ratio} with ratio = ours / torch per metric.
+// On a shared machine the speed of both drifts by 10-30% within minutes, so the pair is run
+// `--rounds N` times (default 3), alternating, and the ratio reported is the median of the rounds'.
+// Prints a table, then one JSON line: {ours, torch, ratio, rounds} with ours and torch the median
+// of each metric, ratio = ours / torch per metric (median over rounds), rounds the per-round ratios.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -10,7 +13,16 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch, not whatever python3 is first on PATH
 const METRICS = ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
-const torchRuns = process.argv.includes("--runs") ? process.argv[process.argv.indexOf("--runs") + 1] : "10";
+function flag(name, fallback) {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? process.argv[at + 1] : fallback;
+}
+const torchRuns = flag("--runs", "10");
+const roundCount = Number(flag("--rounds", "3"));
+if (!Number.isInteger(roundCount) || roundCount < 1) {
+  process.stderr.write(`[bench:compare] --rounds must be a positive integer, got ${flag("--rounds")}\n`);
+  process.exit(2);
+}
 
 function run(label, cmd, args, env = {}) {
   process.stderr.write(`[bench:compare] ${label}: ${cmd} ${args.join(" ")}\n`);
@@ -69,20 +81,48 @@ function openblasCoreType() {
   return { OPENBLAS_CORETYPE: best };
 }
 
-const ours = run("ours", process.execPath, ["bin/rlhf.mjs", "bench", "--json"]);
-const torch = run("torch", PYTHON, ["scripts/reference/bench_torch.py", "--runs", torchRuns], {
-  OPENBLAS_NUM_THREADS: "2",
-  ...openblasCoreType(),
-});
+const torchEnv = { OPENBLAS_NUM_THREADS: "2", ...openblasCoreType() };
+const oursRuns = [];
+const torchRunsDone = [];
+const rounds = [];
+for (let r = 1; r <= roundCount; r++) {
+  const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json"]);
+  const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", "--runs", torchRuns], torchEnv);
+  const ratio = {};
+  for (const m of METRICS) {
+    if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];
+  }
+  oursRuns.push(ours);
+  torchRunsDone.push(torch);
+  rounds.push(ratio);
+}
 
+function median(xs) {
+  const s = xs.filter((x) => typeof x === "number").sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+/** The first run's fields, with each metric replaced by its median over the rounds. */
+function medianRun(runs) {
+  const out = { ...runs[0] };
+  for (const m of METRICS) out[m] = median(runs.map((x) => x[m]));
+  return out;
+}
+const ours = medianRun(oursRuns);
+const torch = medianRun(torchRunsDone);
 const ratio = {};
 for (const m of METRICS) {
-  if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];
+  const v = median(rounds.map((x) => x[m]));
+  if (v !== undefined) ratio[m] = v;
 }
 
 const fmt = (x, digits = 1) => (typeof x === "number" ? x.toFixed(digits) : "-");
-const rows = [["metric", "ours", `torch ${torch.torch_version ?? ""}`.trim(), "ours/torch"]];
-for (const m of METRICS) rows.push([m, fmt(ours[m]), fmt(torch[m]), ratio[m] === undefined ? "-" : `${fmt(ratio[m], 2)}x`]);
+const rows = [["metric", "ours", `torch ${torch.torch_version ?? ""}`.trim(), "ours/torch", `rounds (${roundCount})`]];
+for (const m of METRICS) {
+  const each = rounds.map((x) => (x[m] === undefined ? "-" : fmt(x[m], 2))).join(" ");
+  rows.push([m, fmt(ours[m]), fmt(torch[m]), ratio[m] === undefined ? "-" : `${fmt(ratio[m], 2)}x`, each]);
+}
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
-console.log(JSON.stringify({ ours, torch, ratio }));
+console.log(JSON.stringify({ ours, torch, ratio, rounds }));
