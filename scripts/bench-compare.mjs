@@ -82,8 +82,8 @@ function openblasCoreType() {
 }
 
 const torchEnv = { OPENBLAS_NUM_THREADS: "2", ...openblasCoreType() };
-const oursRuns = [];
-const torchRunsDone = [];
+const oursResults = [];
+const torchResults = [];
 const rounds = [];
 for (let r = 1; r <= roundCount; r++) {
   const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json"]);
@@ -92,8 +92,8 @@ for (let r = 1; r <= roundCount; r++) {
   for (const m of METRICS) {
     if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];
   }
-  oursRuns.push(ours);
-  torchRunsDone.push(torch);
+  oursResults.push(ours);
+  torchResults.push(torch);
   rounds.push(ratio);
 }
 
@@ -109,8 +109,8 @@ function medianRun(runs) {
   for (const m of METRICS) out[m] = median(runs.map((x) => x[m]));
   return out;
 }
-const ours = medianRun(oursRuns);
-const torch = medianRun(torchRunsDone);
+const ours = medianRun(oursResults);
+const torch = medianRun(torchResults);
 const ratio = {};
 for (const m of METRICS) {
   const v = median(rounds.map((x) => x[m]));
