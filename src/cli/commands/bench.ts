@@ -57,8 +57,9 @@ async function profile(workload: string, argv: string[], o: { runs: string | und
     return child.status ?? 1;
   }
   const w = await standardWorkloads();
-  process.stderr.write(`bench: profiling ${workload} (${repeats} traced repetitions after 2 warm-up runs)…\n`);
-  const result = await profileKernels(w.run[workload as WorkloadName], { repeats });
+  const warmup = 2; // the first runs compile every kernel
+  process.stderr.write(`bench: profiling ${workload} (${repeats} traced repetitions after ${warmup} warm-up runs)…\n`);
+  const result = await profileKernels(w.run[workload as WorkloadName], { repeats, warmup });
   w.dispose();
   if (o.json) process.stdout.write(JSON.stringify({ workload, ...result, groups: result.groups.slice(0, top) }) + "\n");
   else process.stdout.write(formatProfile(result, top) + "\n");
