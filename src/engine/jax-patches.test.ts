@@ -1,6 +1,7 @@
-// The two changes patches/@jax-js+jax+0.1.25.patch makes to jax-js's wasm code generator (applied by
+// What patches/@jax-js+jax+0.1.25.patch changes in jax-js's wasm backend (applied by
 // patch-package on install): batched matmuls share right-hand vectors across a micro-tile's rows,
-// and exp / reciprocal run on four lanes. Both must leave every result as it was.
+// exp / reciprocal run on four lanes, and a kernel's compiled program is found once per Kernel object
+// and compiled once. None of it may change a result.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -24,6 +25,7 @@ test("the jax-js patch is applied to both of its bundles", () => {
     const source = readFileSync(join(dist, bundle), "utf8");
     assert.match(source, /function wasm_exp_simd\(cg\)/, `${bundle}: run \`npm ci\` (its postinstall runs patch-package)`);
     assert.match(source, /gidxBlock/, bundle);
+    assert.match(source, /programByKernel/, bundle);
   }
 });
 
@@ -87,4 +89,23 @@ test("exp, sigmoid, softmax and reciprocal give the same bits on four lanes as o
     if (want > 1e-37 && want < 3e38) assert.ok(Math.abs(got[i]! - want) <= tolerance * want, `exp(${values[i]}) = ${got[i]}, want ${want}`);
   }
   exp.dispose();
+});
+
+test("a new kernel prepared for several executions at once is compiled once", async () => {
+  const compileWasm = WebAssembly.compile;
+  let compiles = 0;
+  WebAssembly.compile = (bytes) => ((compiles += 1), compileWasm(bytes));
+  try {
+    // Four outputs computed by one kernel (same expression, same size) that no earlier test compiled,
+    // read together: jax-js prepares the four executions concurrently.
+    const fn = compile((a: Array, b: Array, c: Array, d: Array) => [a, b, c, d].map((x) => x.ref.mul(0.375).add(2.5).mul(x)));
+    const inputs = [1, 2, 3, 4].map((seed) => fromHost(uniform(seed, 40), [40]));
+    const outputs = fn(...(inputs as [Array, Array, Array, Array]));
+    const values = await Promise.all(outputs.map((o) => toHost(o)));
+    assert.equal(values.length, 4);
+    assert.equal(compiles, 1);
+    fn.dispose();
+  } finally {
+    WebAssembly.compile = compileWasm;
+  }
 });
