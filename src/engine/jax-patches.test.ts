@@ -1,7 +1,8 @@
 // What patches/@jax-js+jax+0.1.25.patch changes in jax-js's wasm backend (applied by
-// patch-package on install): batched matmuls share right-hand vectors across a micro-tile's rows,
-// exp / reciprocal run on four lanes, and a kernel's compiled program is found once per Kernel object
-// and compiled once. None of it may change a result.
+// patch-package on install): a 2x4 matmul micro-tile reading its right-hand vectors through one
+// pointer, batched matmuls that share right-hand vectors across a micro-tile's rows, exp / reciprocal
+// on four lanes, and a kernel's compiled program found once per Kernel object and compiled once.
+// None of it may change a result: the model tests against PyTorch and these check that.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -20,12 +21,13 @@ function uniform(seed: number, n: number): Float32Array {
 }
 
 test("the jax-js patch is applied to both of its bundles", () => {
-  const dist = join(dirname(createRequire(import.meta.url).resolve("@jax-js/jax")), ".");
+  const dist = dirname(createRequire(import.meta.url).resolve("@jax-js/jax"));
   for (const bundle of ["backend-CnjgxpXq.js", "backend-TLHPgbCA.cjs"]) {
     const source = readFileSync(join(dist, bundle), "utf8");
     assert.match(source, /function wasm_exp_simd\(cg\)/, `${bundle}: run \`npm ci\` (its postinstall runs patch-package)`);
     assert.match(source, /gidxBlock/, bundle);
     assert.match(source, /programByKernel/, bundle);
+    assert.match(source, /const TILED_SIMD_MICRO_ROWS = 2;/, bundle);
   }
 });
 
