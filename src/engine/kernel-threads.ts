@@ -13,11 +13,38 @@ export interface KernelChunk {
   ptrs: number[];
   begin: number;
   end: number;
+  /** Every chunk boundary must be a multiple of this (jax-js's tile rows × tile width); sent by the patched jax-js. */
+  alignment?: number;
 }
 
 type KernelFn = (...args: number[]) => void;
 
 export const MAX_CHUNKS = 64;
+
+/**
+ * A large kernel is re-cut into pieces of at least this many outputs (on alignment boundaries), so
+ * that the thread that finishes first keeps claiming work instead of waiting for the other's last
+ * chunk: with jax-js's 4 chunks per kernel the main thread spent ~13% of a training step waiting.
+ * Measured in one process, alternating steps: training step 3–10% faster, generation −6% to +2%
+ * (4,096–65,536 compared; 16,384 was best for training).
+ */
+const MIN_PIECE = 16384;
+
+/** jax-js's chunks of one kernel re-cut into more, smaller, aligned pieces where the kernel is large. */
+export function recut(chunks: KernelChunk[]): KernelChunk[] {
+  const first = chunks[0]!;
+  const begin = first.begin;
+  const end = chunks[chunks.length - 1]!.end;
+  const alignment = first.alignment;
+  if (alignment === undefined || alignment <= 0) return chunks;
+  const units = Math.ceil((end - begin) / alignment);
+  const pieces = Math.min(Math.floor((end - begin) / MIN_PIECE), units, MAX_CHUNKS);
+  if (pieces <= chunks.length) return chunks;
+  const size = Math.ceil(units / pieces) * alignment;
+  const out: KernelChunk[] = [];
+  for (let b = begin; b < end; b += size) out.push({ ...first, begin: b, end: Math.min(b + size, end) });
+  return out;
+}
 const MAX_PTRS = 64;
 
 // Control block (Int32 words). EPOCH is odd while a job is open for claiming.
@@ -91,7 +118,8 @@ export class KernelThreads {
   }
 
   /** Runs every chunk of one kernel (all with the same module and pointers); returns when all are done. */
-  run(chunks: KernelChunk[], share: boolean): void {
+  run(jaxChunks: KernelChunk[], share: boolean): void {
+    const chunks = share && this.#ports.length > 0 ? recut(jaxChunks) : jaxChunks;
     const first = chunks[0]!;
     const id = this.#idFor(first);
     const fn = this.#localFn(id, first.module);
