@@ -20,6 +20,7 @@ export interface KernelChunk {
 type KernelFn = (...args: number[]) => void;
 
 export const MAX_CHUNKS = 64;
+const MAX_PTRS = 64;
 
 /**
  * A large kernel is re-cut into pieces of at least this many outputs (on alignment boundaries), so
@@ -45,7 +46,6 @@ export function recut(chunks: KernelChunk[]): KernelChunk[] {
   for (let b = begin; b < end; b += size) out.push({ ...first, begin: b, end: Math.min(b + size, end) });
   return out;
 }
-const MAX_PTRS = 64;
 
 // Control block (Int32 words). EPOCH is odd while a job is open for claiming.
 const EPOCH = 0;
