@@ -7,7 +7,7 @@
 //     missing one fails loudly at trace time.
 //  2. Outside traced code, `compile`d functions BORROW their inputs (they never consume them) and
 //     the caller OWNS what they return: release it with `release`, or read it with `toHost`, which
-//     releases it.
+//     releases it. `compileConsuming` functions take their inputs over instead (to free memory early).
 import { jit, np, tree, type Array } from "./runtime.ts";
 
 export type Tree = jax_tree;
@@ -19,6 +19,16 @@ export function compile<Args extends unknown[], Out>(fn: (...args: Args) => Out)
   const jitted = jit(fn as never) as unknown as ((...args: unknown[]) => Out) & { dispose(): void };
   const borrowing = (...args: Args): Out => jitted(...args.map((a) => tree.ref(a as never)));
   return Object.assign(borrowing, { dispose: () => jitted.dispose() });
+}
+
+/**
+ * A compiled function that CONSUMES its arguments (pass `keep(x)` for one the caller still needs).
+ * Its program then frees each argument's memory after that argument's last use, where a borrowed
+ * argument lives to the end: a training step that consumes the old weights and moments peaks at
+ * about four times the weights instead of seven.
+ */
+export function compileConsuming<Args extends unknown[], Out>(fn: (...args: Args) => Out): ((...args: Args) => Out) & { dispose(): void } {
+  return jit(fn as never) as unknown as ((...args: Args) => Out) & { dispose(): void };
 }
 
 /** Releases every array in a tree (params, optimizer state, outputs). */

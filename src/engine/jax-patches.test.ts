@@ -1,8 +1,11 @@
-// What patches/@jax-js+jax+0.1.25.patch changes in jax-js's wasm backend (applied by
-// patch-package on install): a 2x4 matmul micro-tile reading its right-hand vectors through one
-// pointer, batched matmuls that share right-hand vectors across a micro-tile's rows, exp / reciprocal
-// on four lanes, and a kernel's compiled program found once per Kernel object and compiled once.
-// None of it may change a result: the model tests against PyTorch and these check that.
+// What patches/@jax-js+jax+0.1.25.patch changes in jax-js (applied by patch-package on install):
+// a 2x4 matmul micro-tile reading its right-hand vectors through one pointer, batched matmuls that
+// share right-hand vectors across a micro-tile's rows, exp / reciprocal on four lanes, and a
+// kernel's compiled program found once per Kernel object and compiled once (tested here); memory
+// given to buffers from first write to last use, an allocator that reuses freed memory, routines
+// (scatter) fed from expressions under jit, a row-wise scatter-add, and `wasmMemoryStats`
+// (tested in jax-memory.test.ts). None of it may change a result: the model tests against PyTorch
+// and these check that.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -28,6 +31,14 @@ test("the jax-js patch is applied to both of its bundles", () => {
     assert.match(source, /gidxBlock/, bundle);
     assert.match(source, /programByKernel/, bundle);
     assert.match(source, /const TILED_SIMD_MICRO_ROWS = 2;/, bundle);
+    assert.match(source, /const UNPLACED = -1;/, bundle);
+    assert.match(source, /#releaseLarge\(ptr, size, busy\)/, bundle);
+    assert.match(source, /rows of updates into rows of the output/, bundle);
+  }
+  for (const bundle of ["index.js", "index.cjs"]) {
+    const source = readFileSync(join(dist, bundle), "utf8");
+    assert.match(source, /a routine \(scatter, sort, \.\.\.\) reads whole buffers/, bundle);
+    assert.match(source, /function wasmMemoryStats\(/, bundle);
   }
 });
 

@@ -9,7 +9,7 @@ import "./worker-shim.ts";
 import "./wasm-features.ts";
 import * as jax from "@jax-js/jax";
 
-export const { numpy: np, nn, lax, tree, random, jit, valueAndGrad, grad, profiler } = jax;
+export const { numpy: np, nn, lax, tree, random, jit, valueAndGrad, vjp, grad, profiler, wasmMemoryStats } = jax;
 export type Array = jax.Array;
 export type DType = jax.DType;
 
