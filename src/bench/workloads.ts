@@ -52,7 +52,7 @@ export async function standardWorkloads(): Promise<StandardWorkloads> {
   const trainer = new TrainStep(lmLoss(arch), { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: null });
   let state = trainer.init(params);
   let stepNumber = 0;
-  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m, true)));
+  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
   const generator = new Generator(arch);
   // 8 sequences, 64-token prompts, 64 new tokens.
   const prompts = rows.map((r) => r.slice(0, 64));

@@ -87,7 +87,7 @@ async function trainLm(arch: Architecture, params: Params, batches: () => { rows
 
 /** Sum of response log-probs per row under `params`: [B]. */
 function sequenceLogprobFn(arch: Architecture) {
-  return compile((params: Params, s: DeviceSequences) => maskedSum(responseLogprobs(arch, params, s, 1 + PROMPT_LEN, 1, true).logprobs, s.responseMask.ref, -1));
+  return compile((params: Params, s: DeviceSequences) => maskedSum(responseLogprobs(arch, params, s, 1 + PROMPT_LEN, 1).logprobs, s.responseMask.ref, -1));
 }
 
 /** Gold reward, length and sequence KL to the reference of a policy's samples on held-out prompts. */
@@ -223,7 +223,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const logp = sequenceLogprobFn(arch);
     const pack = (rows: typeof train, which: "chosen" | "rejected") => toDevice(packSequences(rows.map((e) => e.prompt), rows.map((e) => e[which]), RESPONSE_LEN + 3, 1 + PROMPT_LEN));
     const lossFn = (params: Params, b: { chosen: DeviceSequences; rejected: DeviceSequences; refChosen: ReturnType<typeof fromHost>; refRejected: ReturnType<typeof fromHost> }) => {
-      const seqLogp = (s: DeviceSequences) => maskedSum(responseLogprobs(arch, params, s, 1 + PROMPT_LEN, 1, false).logprobs, s.responseMask.ref, -1);
+      const seqLogp = (s: DeviceSequences) => maskedSum(responseLogprobs(arch, params, s, 1 + PROMPT_LEN, 1).logprobs, s.responseMask.ref, -1);
       return dpoSigmoidLoss({ policyChosen: seqLogp(b.chosen), policyRejected: seqLogp(b.rejected), refChosen: b.refChosen, refRejected: b.refRejected }, beta);
     };
     const trainer = new TrainStep(lossFn, { adamw: { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1 });

@@ -48,7 +48,7 @@ async function assertCacheMatchesFullPass(arch: Architecture, params: Params, pr
   const [g] = await new Generator(arch).generate(params, [prompt], { temperature: 1, maxNewTokens: 12, seed });
   const ids = [...g!.promptIds, ...g!.completionIds];
   const t = ids.length;
-  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m, true)));
+  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
   const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
   const logits = await toHost(forward(params, ...inputs));
   release(inputs);

@@ -13,7 +13,7 @@ import type { Params } from "./types.ts";
 
 async function logitsOf(model: LoadedModel, ids: number[]): Promise<Float32Array> {
   const t = ids.length;
-  const f = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m, true)));
+  const f = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m)));
   const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
   const out = await toHost(f(model.params, ...inputs));
   release(inputs);

@@ -1,60 +1,69 @@
 // Forward passes and the causal-LM loss, as traced functions over (params, batch).
-import { np, nn, type Array } from "../engine/runtime.ts";
+import { np, type Array } from "../engine/runtime.ts";
 import type { Architecture } from "./architecture.ts";
-import { attentionBias, linear, pick } from "./layers.ts";
+import { attentionBias, linear } from "./layers.ts";
+import { headForward, type HeadOptions } from "./lm-head.ts";
 import type { ForwardBatch, Params } from "./types.ts";
 
 /** Batch for a full (non-cached) pass; attentionMask [B, T] float32, 1 for real tokens. */
-export function fullBatch(inputIds: Array, positionIds: Array, attentionMask: Array, inference = false): ForwardBatch {
-  return { inputIds, positionIds, bias: attentionBias(attentionMask, inputIds.shape[1]!), inference };
+export function fullBatch(inputIds: Array, positionIds: Array, attentionMask: Array): ForwardBatch {
+  return { inputIds, positionIds, bias: attentionBias(attentionMask, inputIds.shape[1]!) };
 }
 
 export function lmLogits(arch: Architecture, params: Params, hidden: Array): Array {
   return linear(hidden, params[arch.lmHeadName]!.ref); // [B, T, V]
 }
 
-/** Logits for every position: [B, T, V]. */
+/** Logits for every position: [B, T, V]. For sampling and tests; losses read the head through lm-head.ts. */
 export function causalLmForward(arch: Architecture, params: Params, batch: ForwardBatch): Array {
   const { hidden, present } = arch.body(params, batch);
   disposeCache(present);
   return lmLogits(arch, params, hidden);
 }
 
-/** log p(target) at each position from logits [B, T, V] and targets [B, T] int32 → [B, T]. */
-export function tokenLogprobs(logits: Array, targets: Array): Array {
-  return pick(nn.logSoftmax(logits, -1), targets);
+/**
+ * Hidden states of positions 0..T-2 flattened to [B·(T-1), D]: row b·(T-1)+t scores token t+1 of
+ * row b (see nextTokenTargets).
+ */
+export function nextTokenHidden(arch: Architecture, params: Params, batch: ForwardBatch): Array {
+  const [b, t] = batch.inputIds.shape as [number, number];
+  const { hidden, present } = arch.body(params, batch);
+  disposeCache(present);
+  return hidden.slice([], [0, t - 1]).reshape([b * (t - 1), arch.hiddenSize]);
 }
 
-/** Entropy of the next-token distribution at each position: [B, T]. */
-export function tokenEntropy(logits: Array): Array {
-  const logp = nn.logSoftmax(logits, -1);
-  return np.sum(np.exp(logp.ref).mul(logp), -1).neg();
+/** The tokens those positions predict: ids[:, 1:] flattened to [B·(T-1)]. */
+export function nextTokenTargets(inputIds: Array): Array {
+  const [b, t] = inputIds.shape as [number, number];
+  return inputIds.slice([], [1, t]).reshape([b * (t - 1)]);
 }
 
 /**
  * Per-position log-probabilities of the NEXT token: for t in 0..T-2, log p(ids[t+1] | ids[≤t]).
- * Returns [B, T-1]; position t of the result scores token t+1.
+ * Returns [B, T-1]; position t of the result scores token t+1. The head runs in blocks (lm-head.ts).
  */
-export function nextTokenLogprobs(logits: Array, inputIds: Array): Array {
-  const [b, t] = inputIds.shape as [number, number];
-  const v = logits.shape[2]!;
-  const predicting = logits.slice([], [0, t - 1]).reshape([b, t - 1, v]);
-  const targets = inputIds.slice([], [1, t]).reshape([b, t - 1]);
-  return tokenLogprobs(predicting, targets);
+export function nextTokenLogprobs(arch: Architecture, params: Params, batch: ForwardBatch, options: HeadOptions = {}): Array {
+  const [b, t] = batch.inputIds.shape as [number, number];
+  const targets = nextTokenTargets(batch.inputIds.ref);
+  const hidden = nextTokenHidden(arch, params, batch);
+  return headForward(hidden, params[arch.lmHeadName]!.ref, targets, options).logprobs.reshape([b, t - 1]);
 }
 
 /**
- * Mean cross-entropy over target tokens. lossMask [B, T] float32 marks which tokens are targets
- * (prompt and padding are 0); position 0 is never a target since nothing predicts it.
+ * Mean negative log-likelihood of the targets: logprobs [B, T-1] from nextTokenLogprobs, lossMask
+ * [B, T] float32 marking which tokens are targets (prompt and padding are 0); position 0 is never a
+ * target since nothing predicts it.
  */
-export function maskedLmLoss(arch: Architecture, params: Params, batch: ForwardBatch, lossMask: Array): Array {
+export function maskedNll(logprobs: Array, lossMask: Array): Array {
   const [b, t] = lossMask.shape as [number, number];
-  const inputIds = batch.inputIds.ref;
-  const logits = causalLmForward(arch, params, batch);
-  const logp = nextTokenLogprobs(logits, inputIds); // [B, T-1]
   const weights = lossMask.slice([], [1, t]).reshape([b, t - 1]);
-  const total = np.sum(logp.mul(weights.ref)).neg();
+  const total = np.sum(logprobs.mul(weights.ref)).neg();
   return total.div(np.maximum(np.sum(weights), 1));
+}
+
+/** Mean cross-entropy over target tokens (see maskedNll), differentiable by autodiff. */
+export function maskedLmLoss(arch: Architecture, params: Params, batch: ForwardBatch, lossMask: Array): Array {
+  return maskedNll(nextTokenLogprobs(arch, params, batch), lossMask);
 }
 
 export function disposeCache(cache: { keys: Array[]; values: Array[] }): void {

@@ -59,11 +59,8 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
   const hd = d / nH;
   const eps = c.layer_norm_epsilon;
   const act = c.activation_function === "gelu" ? geluErf : geluTanh;
-  const inference = batch.inference ?? false;
   const cutLast = batch.lastPositionOnly ?? false;
-  let x = lookup(params["transformer.wte.weight"]!.ref, batch.inputIds, inference).add(
-    lookup(params["transformer.wpe.weight"]!.ref, batch.positionIds, inference),
-  ); // [B, T, D]
+  let x = lookup(params["transformer.wte.weight"]!.ref, batch.inputIds).add(lookup(params["transformer.wpe.weight"]!.ref, batch.positionIds)); // [B, T, D]
   const keys: Array[] = [];
   const values: Array[] = [];
   for (let i = 0; i < c.n_layer; i++) {

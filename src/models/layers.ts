@@ -5,15 +5,12 @@ import { np, nn, type Array } from "../engine/runtime.ts";
 /** Masked-out attention scores: large and finite, so a fully padded row stays finite (HF does the same). */
 export const MASK_VALUE = -1e9;
 
-/** Rows of `table` [N, D] at integer `ids` [...] → [..., D]; see ForwardBatch.inference for the two paths. */
-export function lookup(table: Array, ids: Array, inference: boolean): Array {
-  if (inference) return np.take(table, ids, 0);
-  return np.matmul(nn.oneHot(ids, table.shape[0]!), table);
-}
-
-/** Sum over the last axis of x [..., N] picked at integer `index` [...] → [...], differentiable in x. */
-export function pick(x: Array, index: Array): Array {
-  return np.sum(x.mul(nn.oneHot(index, x.shape[x.ndim - 1]!)), -1);
+/**
+ * Rows of `table` [N, D] at integer `ids` [...] → [..., D]: a gather, whose gradient is a
+ * scatter-add into the table (patched jax-js compiles it under jit; see docs/jax-js-notes.md).
+ */
+export function lookup(table: Array, ids: Array): Array {
+  return np.take(table, ids, 0);
 }
 
 /** y = x Wᵀ (+ b), W in torch.nn.Linear layout [out, in]. */

@@ -43,7 +43,7 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
   const eps = c.rms_norm_eps;
   const cutLast = batch.lastPositionOnly ?? false;
   const { cos, sin } = ropeTables(batch.positionIds, hd, c.rope_theta); // [B, T, 1, hd]
-  let x = lookup(params["model.embed_tokens.weight"]!.ref, batch.inputIds, batch.inference ?? false); // [B, T, D]
+  let x = lookup(params["model.embed_tokens.weight"]!.ref, batch.inputIds); // [B, T, D]
   const keys: Array[] = [];
   const values: Array[] = [];
   for (let i = 0; i < c.num_hidden_layers; i++) {

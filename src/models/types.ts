@@ -9,12 +9,6 @@ export interface ForwardBatch {
   positionIds: Array; // [B, T] int32
   bias: Array; // [B, 1, 1, T, Tk] from layers.attentionBias
   /**
-   * True when no gradient flows through this pass (sampling, scoring with frozen weights): lookups
-   * then use a gather. Under jit, jax-js cannot differentiate gathers (their transpose is a scatter
-   * it will not compile), so differentiable passes use one-hot matmuls instead.
-   */
-  inference?: boolean;
-  /**
    * Only the last position's hidden state is wanted (a generator's prefill): the last layer then
    * computes keys and values for every position (the cache needs them) but queries, attention output
    * and MLP for the last position only. `hidden` is then [B, 1, D].

@@ -49,7 +49,7 @@ test("the sampled KL estimate matches the exact KL of a one-token completion", a
   const prompt = letters.encode("ab", { addSpecialTokens: true });
   const vocab = Array.from({ length: arch.vocabSize }, (_, v) => v);
   // Exact KL over the first token: every token is a possible one-token response (EOS included).
-  const logprobs = compile((p: Params, s: DeviceSequences) => responseLogprobs(arch, p, s, prompt.length, 1, true).logprobs);
+  const logprobs = compile((p: Params, s: DeviceSequences) => responseLogprobs(arch, p, s, prompt.length, 1).logprobs);
   const packed = toDevice(packSequences(vocab.map(() => prompt), vocab.map((v) => [v]), 2, prompt.length));
   const [lp, refLp] = [await toHost(logprobs(policy, packed)), await toHost(logprobs(reference, packed))];
   logprobs.dispose();

@@ -76,7 +76,7 @@ export async function evaluatePolicy(args: {
   const { ids, promptLength: P } = encodePrompts(tokenizer, prompts, context, s.max_new_tokens);
   const R = s.max_new_tokens + 1;
   const temperature = s.temperature > 0 ? s.temperature : 1;
-  const logprobsOf = (arch: Architecture) => compile((params: Params, seq: DeviceSequences) => responseLogprobs(arch, params, seq, P, temperature, true).logprobs);
+  const logprobsOf = (arch: Architecture) => compile((params: Params, seq: DeviceSequences) => responseLogprobs(arch, params, seq, P, temperature).logprobs);
   const scorePolicy = logprobsOf(policy.arch);
   const scoreReference = logprobsOf(reference.arch);
   const generators = [new Generator(policy.arch), new Generator(reference.arch)] as const;

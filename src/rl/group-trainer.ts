@@ -32,11 +32,11 @@ import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { TrainStep } from "../train/step.ts";
+import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
 import type { LossOutput } from "../train/step.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { responseLogprobs } from "./scoring.ts";
+import { responseHidden, responseLogprobs, responseTargets } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
 import { encodePrompts, mean, sampleResponses, sequenceKl } from "./rollout.ts";
 
@@ -173,19 +173,26 @@ export class GroupTrainer {
     const P = encoded.promptLength;
     const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
-      const pol = responseLogprobs(arch, policy, borrowed(s), P, config.temperature, true);
-      const ref = responseLogprobs(arch, reference, borrowed(s), P, config.temperature, true);
+      const pol = responseLogprobs(arch, policy, borrowed(s), P, config.temperature);
+      const ref = responseLogprobs(arch, reference, borrowed(s), P, config.temperature);
       return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
     });
     const beta = algorithm.lossBeta(config);
-    this.#train = new TrainStep(
-      (params: Params, mb: MicroBatch) => {
-        const { logprobs } = responseLogprobs(arch, params, borrowed(mb.seq), P, config.temperature, false);
+    const policyLoss: HeadLoss<MicroBatch, Record<string, never>> = {
+      headWeight: arch.lmHeadName,
+      temperatures: [config.temperature > 0 ? config.temperature : 1],
+      body: (params, mb) => ({ hidden: [responseHidden(arch, params, mb.seq, P)], extra: {} }),
+      targets: (mb) => [responseTargets(mb.seq.ids, P)],
+      loss: ([tokenLogps], _extra, mb) => {
+        const logprobs = tokenLogps!.reshape(mb.seq.responseMask.shape);
         return algorithm.loss(
           { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.seq.responseMask, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
           { ...config, beta },
         );
       },
+    };
+    this.#train = new TrainStep(
+      policyLoss,
       { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: config.weight_decay }, maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null },
     );
     this.#policy = models.policy;

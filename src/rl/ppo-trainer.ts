@@ -18,14 +18,15 @@ import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { TrainStep } from "../train/step.ts";
+import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
 import { ppoAdvantages, ppoLoss, ppoRewards, ppoRolloutMetrics, type PPOConfig } from "../algorithms/ppo.ts";
 import type { Rows } from "../algorithms/sequence.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { responseLogprobs, responseValues } from "./scoring.ts";
+import { responseHidden, responseLogprobs, responseTargets, responseValues } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
-import { sftBatch, sftLoss, sftRows, type SftBatch, type SftExample, type SftRow } from "../train/sft.ts";
+import { sftBatch, sftRows, type SftBatch, type SftExample, type SftRow } from "../train/sft.ts";
+import { maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
 
 export interface PpoRunConfig extends PPOConfig {
   /** Prompts per rollout (TRL: per_device_train_batch_size × gradient_accumulation_steps). */
@@ -141,24 +142,41 @@ export class PpoTrainer {
       if (rows.length === 0) throw new Error("the PPO-ptx data has no trainable tokens");
       this.#ptx = { rows, length, padId: args.ptx.padId };
     } else this.#ptx = null;
-    const ptxLoss = sftLoss(arch);
     const ptxCoef = config.ptx_coef;
+    const sampling = config.temperature > 0 ? config.temperature : 1;
+    const seqOf = (s: DeviceSequences) => ({ ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policy: Params, reference: Params, value: Params, s: DeviceSequences) => {
-      const pol = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
-      const ref = responseLogprobs(arch, reference, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, true);
-      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs, values: responseValues(valueArch, value, s, promptLength, true) };
+      const pol = responseLogprobs(arch, policy, { ...s, ...seqOf(s) }, promptLength, config.temperature);
+      const ref = responseLogprobs(arch, reference, { ...s, ...seqOf(s) }, promptLength, config.temperature);
+      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs, values: responseValues(valueArch, value, s, promptLength) };
     });
-    const lossFn = (params: Params, mb: Minibatch) => {
+    const split = (params: Params) => {
       const policy: Params = {};
       const value: Params = {};
       for (const [k, v] of Object.entries(params)) (k.startsWith(POLICY) ? policy : value)[k.slice(k.indexOf("/") + 1)] = v;
-      const s = mb.seq;
-      const { logprobs } = responseLogprobs(arch, policy, { ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref }, promptLength, config.temperature, false);
-      const values = responseValues(valueArch, value, s, promptLength, false);
-      const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
-      if (!mb.ptx) return out;
-      const lm = ptxLoss(policy, mb.ptx).loss;
-      return { loss: out.loss.add(lm.ref.mul(ptxCoef)), metrics: { ...out.metrics, "loss/ptx_avg": lm } };
+      return { policy, value };
+    };
+    // The head scores the response tokens (at the sampling temperature) and, with PPO-ptx, the
+    // next tokens of the ptx rows (plain); the value model's outputs ride along as `extra`.
+    const lossFn: HeadLoss<Minibatch, { values: Array }> = {
+      headWeight: POLICY + arch.lmHeadName,
+      temperatures: this.#ptx ? [sampling, 1] : [sampling],
+      body: (params, mb) => {
+        const { policy, value } = split(params);
+        const hidden = [responseHidden(arch, policy, seqOf(mb.seq), promptLength)];
+        if (mb.ptx) hidden.push(nextTokenHidden(arch, policy, { inputIds: mb.ptx.inputIds, positionIds: mb.ptx.positionIds, bias: mb.ptx.bias }));
+        return { hidden, extra: { values: responseValues(valueArch, value, mb.seq, promptLength) } };
+      },
+      targets: (mb) => [responseTargets(mb.seq.ids, promptLength), ...(mb.ptx ? [nextTokenTargets(mb.ptx.inputIds)] : [])],
+      loss: ([responseLogps, ptxLogps], { values }, mb) => {
+        const s = mb.seq;
+        const logprobs = responseLogps!.reshape(s.responseMask.shape);
+        const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+        if (!mb.ptx) return out;
+        const [rows, t] = mb.ptx.lossMask.shape as [number, number];
+        const lm = maskedNll(ptxLogps!.reshape([rows, t - 1]), mb.ptx.lossMask);
+        return { loss: out.loss.add(lm.ref.mul(ptxCoef)), metrics: { ...out.metrics, "loss/ptx_avg": lm } };
+      },
     };
     this.#train = new TrainStep(lossFn, {
       adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-5, weightDecay: config.weight_decay },

@@ -42,7 +42,7 @@ export class RewardModelSource implements RewardSource {
     this.#model = model;
     this.#tokenizer = tokenizer;
     this.#batchSize = batchSize;
-    this.#score = compile((p: Params, s: DeviceSequences) => lastTokenScore(model.arch, p, s, true));
+    this.#score = compile((p: Params, s: DeviceSequences) => lastTokenScore(model.arch, p, s));
   }
 
   static async load(path: string): Promise<RewardModelSource> {

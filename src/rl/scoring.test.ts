@@ -22,7 +22,7 @@ test("response log-probs of packed sequences equal the log-probs reported while 
   const gens = await new Generator(model.arch).generate(model.params, prompts, { temperature: 0.7, maxNewTokens: 10, seed: 5 });
   const packed = packSequences(prompts, gens.map((g) => g.completionIds), 12);
   const device = toDevice(packed);
-  const f = compile((p: Params, s: DeviceSequences) => responseLogprobs(model.arch, p, s, packed.promptLength, 0.7, true).logprobs);
+  const f = compile((p: Params, s: DeviceSequences) => responseLogprobs(model.arch, p, s, packed.promptLength, 0.7).logprobs);
   const logprobs = await toHost(f(model.params, device));
   gens.forEach((g, r) => {
     g.logprobs.forEach((lp, i) => assert.ok(Math.abs(logprobs[r * 12 + i]! - lp) < 1e-4, `row ${r} token ${i}: ${logprobs[r * 12 + i]} vs ${lp}`));
@@ -37,7 +37,7 @@ test("the reward score is read at the last real token, whatever the padding", as
   );
   const arch = architectureFor(config);
   const params = initParams(arch, 4);
-  const f = compile((p: Params, s: DeviceSequences) => lastTokenScore(arch, p, s, true));
+  const f = compile((p: Params, s: DeviceSequences) => lastTokenScore(arch, p, s));
   const alone = packSequences([[1, 5, 6]], [[7, 8]]);
   const padded = packSequences([[1, 5, 6], [1, 9, 9, 9, 9, 9]], [[7, 8], [3]], 6);
   const [a, b] = [toDevice(alone), toDevice(padded)];

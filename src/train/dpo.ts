@@ -8,12 +8,12 @@ import type { Array } from "../engine/runtime.ts";
 import { dpoLosses, dpoUsesAverageLogps } from "../algorithms/dpo.ts";
 import { averageSequenceLogps, sequenceLogps } from "../algorithms/sequence.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { causalLmForward, fullBatch, nextTokenLogprobs } from "../models/forward.ts";
+import { fullBatch, nextTokenHidden, nextTokenLogprobs, nextTokenTargets } from "../models/forward.ts";
 import type { Params } from "../models/types.ts";
 import { ConfigError, type DPOConfig } from "./config.ts";
 import { fitDpoExample, type DpoExample } from "./dpo-data.ts";
 import { bucketLength } from "./reward.ts";
-import type { LossFn } from "./step.ts";
+import type { HeadLoss } from "./step.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
 /** A pair with the reference model's sequence log-probs of its completions. */
@@ -59,26 +59,37 @@ export function pairSequences(examples: readonly DpoExample[], maxLength: number
 }
 
 /**
- * log π(completion | prompt) per row [2B]: the sum over completion tokens (prompt and padding
- * masked), or with `average` the mean (what TRL feeds IPO). A completion token at position 0 has
- * nothing predicting it and is skipped.
+ * Sequence log-probs per row [2B] from next-token log-probs [2B, T-1]: the sum over completion
+ * tokens (prompt and padding masked), or with `average` the mean (what TRL feeds IPO). A
+ * completion token at position 0 has nothing predicting it and is skipped.
  */
-export function completionLogps(arch: Architecture, params: Params, s: PairSequences, average: boolean, inference: boolean): Array {
-  const [n, t] = s.inputIds.shape as [number, number];
-  const logits = causalLmForward(arch, params, fullBatch(s.inputIds.ref, s.positionIds, s.attentionMask, inference)); // [2B, T, V]
-  const logp = nextTokenLogprobs(logits, s.inputIds); // [2B, T-1]: column i scores token i+1
-  const mask = s.completionMask.slice([], [1, t]).reshape([n, t - 1]);
+function completionSums(logp: Array, completionMask: Array, average: boolean): Array {
+  const [n, t] = completionMask.shape as [number, number];
+  const mask = completionMask.slice([], [1, t]).reshape([n, t - 1]);
   return average ? averageSequenceLogps(logp, mask) : sequenceLogps(logp, mask);
 }
 
+/** log π(completion | prompt) per row [2B] (see completionSums), for scoring without gradients. */
+export function completionLogps(arch: Architecture, params: Params, s: PairSequences, average: boolean): Array {
+  const logp = nextTokenLogprobs(arch, params, fullBatch(s.inputIds, s.positionIds, s.attentionMask)); // [2B, T-1]: column i scores token i+1
+  return completionSums(logp, s.completionMask, average);
+}
+
 /** The config's DPO loss over a batch, with TRL's metrics (rewards/*, logps/*). */
-export function dpoLoss(arch: Architecture, config: DPOConfig, inference = false): LossFn<DpoBatch> {
+export function dpoLoss(arch: Architecture, config: DPOConfig): HeadLoss<DpoBatch, Record<string, never>> {
   const loss = dpoLosses[config.loss_type];
   const average = dpoUsesAverageLogps(config.loss_type);
-  return (params: Params, b: DpoBatch) => {
-    const logps = completionLogps(arch, params, b, average, inference); // [2B]
-    const pairs = b.refChosen.shape[0]!;
-    return loss({ policyChosen: logps.ref.slice([0, pairs]), policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
+  return {
+    headWeight: arch.lmHeadName,
+    temperatures: [1],
+    body: (params, b) => ({ hidden: [nextTokenHidden(arch, params, fullBatch(b.inputIds, b.positionIds, b.attentionMask))], extra: {} }),
+    targets: (b) => [nextTokenTargets(b.inputIds)],
+    loss: ([tokenLogps], _extra, b) => {
+      const [n, t] = b.inputIds.shape as [number, number];
+      const logps = completionSums(tokenLogps!.reshape([n, t - 1]), b.completionMask, average); // [2B]
+      const pairs = b.refChosen.shape[0]!;
+      return loss({ policyChosen: logps.ref.slice([0, pairs]), policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
+    },
   };
 }
 
@@ -107,7 +118,7 @@ export async function withReferenceLogps(
   onProgress?: (done: number, total: number) => void,
 ): Promise<DpoPair[]> {
   const average = dpoUsesAverageLogps(config.loss_type);
-  const forward = compile((p: Params, s: PairSequences) => completionLogps(arch, p, s, average, true));
+  const forward = compile((p: Params, s: PairSequences) => completionLogps(arch, p, s, average));
   const maxLength = dpoMaxLength(config, arch);
   const size = config.per_device_eval_batch_size;
   const rowLength = (e: DpoExample) => e.prompt.length + Math.max(e.chosen.length, e.rejected.length);
@@ -159,7 +170,6 @@ export function dpoTask(
     eval: data.eval,
     fingerprintOf: (p) => [...p.prompt, -1, ...p.chosen, -2, ...p.rejected],
     makeBatch: (pairs) => dpoBatch(pairs, maxLength, padId),
-    trainLoss: dpoLoss(arch, config),
-    evalLoss: dpoLoss(arch, config, true),
+    loss: dpoLoss(arch, config),
   };
 }

@@ -2,9 +2,9 @@
 import type { Array } from "../engine/runtime.ts";
 import { fromHost, intsFromHost } from "../engine/arrays.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { fullBatch, maskedLmLoss } from "../models/forward.ts";
-import type { Params } from "../models/types.ts";
-import type { LossFn } from "./step.ts";
+import { fullBatch, maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
+import type { ForwardBatch, Params } from "../models/types.ts";
+import type { HeadLoss } from "./step.ts";
 
 export interface LmBatch {
   inputIds: Array; // [B, T] int32
@@ -13,10 +13,29 @@ export interface LmBatch {
   lossMask: Array; // [B, T] float32: 1 where the token is a training target
 }
 
-export function lmLoss(arch: Architecture): LossFn<LmBatch> {
-  return (params: Params, b: LmBatch) => ({
-    loss: maskedLmLoss(arch, params, fullBatch(b.inputIds, b.positionIds, b.attentionMask), b.lossMask),
-    metrics: {},
+/**
+ * The mean next-token loss over a batch's target tokens, as a HeadLoss: `forward` gives the
+ * model's input, `inputIds` its token ids [B, T] and `lossMask` [B, T] which tokens are targets.
+ */
+export function nextTokenLoss<B>(arch: Architecture, parts: { forward: (b: B) => ForwardBatch; inputIds: (b: B) => Array; lossMask: (b: B) => Array }): HeadLoss<B, Record<string, never>> {
+  return {
+    headWeight: arch.lmHeadName,
+    temperatures: [1],
+    body: (params: Params, b: B) => ({ hidden: [nextTokenHidden(arch, params, parts.forward(b))], extra: {} }),
+    targets: (b: B) => [nextTokenTargets(parts.inputIds(b))],
+    loss: ([logprobs], _extra, b: B) => {
+      const mask = parts.lossMask(b);
+      const [rows, t] = mask.shape as [number, number];
+      return { loss: maskedNll(logprobs!.reshape([rows, t - 1]), mask), metrics: {} };
+    },
+  };
+}
+
+export function lmLoss(arch: Architecture): HeadLoss<LmBatch, Record<string, never>> {
+  return nextTokenLoss<LmBatch>(arch, {
+    forward: (b) => fullBatch(b.inputIds, b.positionIds, b.attentionMask),
+    inputIds: (b) => b.inputIds,
+    lossMask: (b) => b.lossMask,
   });
 }
 

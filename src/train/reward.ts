@@ -149,8 +149,8 @@ export function rewardBatch(examples: readonly PreferenceExample[], maxLength: n
 }
 
 /** One scalar per row: the final hidden state at the row's last real token · score.weight → [N]. */
-export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch, inference: boolean): Array {
-  const { hidden, present } = arch.body(params, fullBatch(b.inputIds, b.positionIds, b.attentionMask, inference)); // [N, T, D]
+export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch): Array {
+  const { hidden, present } = arch.body(params, fullBatch(b.inputIds, b.positionIds, b.attentionMask)); // [N, T, D]
   disposeCache(present);
   const [n, t] = b.lastToken.shape as [number, number];
   const atLast = np.sum(hidden.mul(b.lastToken.reshape([n, t, 1])), 1); // [N, D]
@@ -158,9 +158,9 @@ export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch, 
 }
 
 /** Bradley-Terry over the batch's pairs (mean over pairs, as TRL), with its accuracy and margin metrics. */
-export function rewardLoss(arch: Architecture, config: Pick<RewardConfig, "center_rewards_coefficient">, inference = false): LossFn<RewardBatch> {
+export function rewardLoss(arch: Architecture, config: Pick<RewardConfig, "center_rewards_coefficient">): LossFn<RewardBatch> {
   return (params: Params, b: RewardBatch) => {
-    const scores = rewardScores(arch, params, b, inference); // [N]
+    const scores = rewardScores(arch, params, b); // [N]
     const n = scores.shape[0]!;
     const column = scores.reshape([n, 1]);
     const chosen = np.matmul(b.chosen, column.ref).reshape([b.chosen.shape[0]!]); // [P]
@@ -208,7 +208,7 @@ export class RewardScorer {
   readonly #maxLength: number;
 
   constructor(arch: Architecture, padId: number, maxLength: number) {
-    this.#forward = compile((params: Params, b: ScoreBatch) => rewardScores(arch, params, b, true));
+    this.#forward = compile((params: Params, b: ScoreBatch) => rewardScores(arch, params, b));
     this.#padId = padId;
     this.#maxLength = maxLength;
   }
@@ -271,7 +271,6 @@ export function rewardTask(
     eval: data.eval,
     fingerprintOf: (e) => [...e.responses.flatMap((r) => [...r, -1]), ...e.pairs.flatMap((p) => [p.chosen, p.rejected]), -2, Math.round((e.margin ?? 0) * 1e6)],
     makeBatch: (examples) => rewardBatch(examples, config.max_length, padId),
-    trainLoss: rewardLoss(arch, config),
-    evalLoss: rewardLoss(arch, config, true),
+    loss: rewardLoss(arch, config),
   };
 }

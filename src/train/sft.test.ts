@@ -11,6 +11,7 @@ import { defaultSFTConfig, type SFTConfig } from "./config.ts";
 import { sftBatch, sftLoss, sftRows, sftTask, type SftBatch } from "./sft.ts";
 import { assertAllChanged, demonstrations, hostParams, tinyModel } from "./test-helpers.ts";
 import { train } from "./trainer.ts";
+import { headLossValue, lossAndGradients } from "./step.ts";
 
 /**
  * With every layer weight zero, each block adds nothing to the residual stream, so the logits at
@@ -55,7 +56,11 @@ test("prompt tokens contribute zero loss and zero gradient; without the mask the
   // Token 11 occurs only at position 1, inside the prompt: its embedding is reached only through
   // the prediction of position 2, a prompt token.
   const example = { ids: [1, 11, 5, 6, 7, 8, 9], completionMask: [0, 0, 0, 0, 1, 1, 1] };
-  const lossAndGrad = compile(valueAndGrad((p: Params, b: SftBatch) => sftLoss(arch)(p, b).loss));
+  const vg = lossAndGradients(sftLoss(arch));
+  const lossAndGrad = compile((p: Params, b: SftBatch) => {
+    const [[loss], grads] = vg(p, b);
+    return [loss, grads] as const;
+  });
   const row11 = async (grads: Params) => (await toHost(grads["model.embed_tokens.weight"]!.ref)).subarray(11 * 16, 12 * 16);
 
   const masked = sftBatch(sftRows([example], { max_length: 16, packing: false, completion_only_loss: true }), 8);
@@ -84,7 +89,7 @@ test("a packed row gives the same loss as its examples in separate rows; truncat
   const packed = sftRows(examples, { ...cfg, packing: true });
   assert.equal(packed.length, 1, "three short examples fit one 32-token row");
   const separate = sftRows(examples, { ...cfg, packing: false });
-  const loss = compile((p: Params, b: SftBatch) => sftLoss(arch, true)(p, b).loss);
+  const loss = compile((p: Params, b: SftBatch) => headLossValue(sftLoss(arch), p, b).loss);
   const a = sftBatch(packed, 32);
   const b = sftBatch(separate, 16);
   assert.equal(a.weight, b.weight);

@@ -4,11 +4,11 @@
 import { fromHost, intsFromHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { maskedLmLoss } from "../models/forward.ts";
 import { MASK_VALUE } from "../models/layers.ts";
 import type { Params } from "../models/types.ts";
 import type { SFTConfig } from "./config.ts";
-import type { LossFn } from "./step.ts";
+import type { HeadLoss } from "./step.ts";
+import { nextTokenLoss } from "./lm-loss.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
 /** A rendered demonstration: token ids and, per token, 1 where it belongs to the completion. */
@@ -102,10 +102,11 @@ export function sftBatch(rows: readonly SftRow[], length: number, padId = 0): De
 }
 
 /** Mean cross-entropy over target tokens (prompt and padding weigh nothing). */
-export function sftLoss(arch: Architecture, inference = false): LossFn<SftBatch> {
-  return (params: Params, b: SftBatch) => ({
-    loss: maskedLmLoss(arch, params, { inputIds: b.inputIds, positionIds: b.positionIds, bias: b.bias, inference }, b.lossMask),
-    metrics: {},
+export function sftLoss(arch: Architecture): HeadLoss<SftBatch, Record<string, never>> {
+  return nextTokenLoss<SftBatch>(arch, {
+    forward: (b) => ({ inputIds: b.inputIds, positionIds: b.positionIds, bias: b.bias }),
+    inputIds: (b) => b.inputIds,
+    lossMask: (b) => b.lossMask,
   });
 }
 
@@ -132,7 +133,6 @@ export function sftTask(
     eval: data.eval,
     fingerprintOf: (row) => row.segments.flatMap((s) => [...s.ids, -1, ...s.lossMask, -2]),
     makeBatch: (rows) => sftBatch(rows, paddedLength(rows, config), padId),
-    trainLoss: sftLoss(arch),
-    evalLoss: sftLoss(arch, true),
+    loss: sftLoss(arch),
   };
 }

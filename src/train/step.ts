@@ -1,9 +1,10 @@
 // One optimizer step for any loss: value-and-gradient, optional gradient accumulation over
 // micro-batches, clipping by global norm, AdamW. With one micro-batch everything is one compiled
 // program; with several, gradients are summed on the device between two compiled halves.
-import { tree, valueAndGrad, type Array } from "../engine/runtime.ts";
-import { compile, fromHost, keep, release, toNumber } from "../engine/arrays.ts";
+import { tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
+import { compile, compileConsuming, fromHost, keep, release, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
+import { headBackward, headForward } from "../models/lm-head.ts";
 
 export interface LossOutput {
   loss: Array;
@@ -14,10 +15,91 @@ export interface LossOutput {
 /** A traced loss over parameters and a batch (a tree of arrays). */
 export type LossFn<B> = (params: Params, batch: B) => LossOutput;
 
+/**
+ * A loss that reads the language-model head only through log p(target) at some positions (SFT,
+ * DPO, the policy losses of PPO and GRPO). The step then runs the head in blocks with its
+ * hand-written backward (models/lm-head.ts), so no [tokens, vocabulary] tensor is ever whole and
+ * none is kept for the backward pass. Each group of positions has its own temperature.
+ */
+export interface HeadLoss<B, X = Record<string, Array>> {
+  /** Parameter name of the head matrix [V, D] (the embedding when tied). */
+  headWeight: string;
+  /** Logits are divided by these, one per group of positions (1 = plain). */
+  temperatures: number[];
+  /** Differentiable in params: per group, the hidden states [N, D] whose next token is scored; and any other outputs the loss needs. */
+  body(params: Params, batch: B): { hidden: Array[]; extra: X };
+  /** Per group, the scored token ids [N] int32. */
+  targets(batch: B): Array[];
+  /** Differentiable in `logprobs` (per group, [N]) and `extra`. */
+  loss(logprobs: Array[], extra: X, batch: B): LossOutput;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function isHeadLoss<B>(loss: LossFn<B> | HeadLoss<B, any>): loss is HeadLoss<B, any> {
+  return typeof loss !== "function";
+}
+
+/** The loss value of a HeadLoss without gradients (evaluation, tests). Traced. */
+export function headLossValue<B, X>(spec: HeadLoss<B, X>, params: Params, batch: B, budget?: number): LossOutput {
+  const { hidden, extra } = spec.body(tree.ref(params), tree.ref(batch));
+  const targets = spec.targets(tree.ref(batch));
+  const weight = params[spec.headWeight]!;
+  const logprobs = hidden.map((h, i) => headForward(h, weight.ref, targets[i]!, { temperature: spec.temperatures[i]!, budget }).logprobs);
+  return spec.loss(logprobs, extra, batch);
+}
+
+type ValueAndGrad<B> = (params: Params, batch: B) => [[Array, Record<string, Array>], Params];
+
+/** `[[loss, metrics], gradients]` of either kind of loss, as the step computes them. Traced. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function lossAndGradients<B>(loss: LossFn<B> | HeadLoss<B, any>, headBudget?: number): ValueAndGrad<B> {
+  return isHeadLoss(loss) ? headGrad(loss, headBudget) : autodiffGrad(loss);
+}
+
+/** Loss, metrics and gradients of a plain loss, by autodiff. */
+function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
+  const lossWithAux = (p: Params, b: B) => {
+    const out = lossFn(p, b);
+    return [out.loss, out.metrics] as [Array, Record<string, Array>];
+  };
+  return valueAndGrad(lossWithAux, { hasAux: true }) as unknown as ValueAndGrad<B>;
+}
+
+/**
+ * Loss, metrics and gradients of a HeadLoss: autodiff for the body (vjp) and for the loss as a
+ * function of the log-probs, the head's own backward in between.
+ */
+function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): ValueAndGrad<B> {
+  return (params: Params, batch: B) => {
+    type BodyOut = { hidden: Array[]; extra: X };
+    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)((p: Params) => spec.body(p, tree.ref(batch)), [tree.ref(params)]) as [BodyOut, (ct: BodyOut) => [Params]];
+    const weight = params[spec.headWeight]!;
+    const targets = spec.targets(tree.ref(batch));
+    const forwards = out.hidden.map((h, i) => headForward(h.ref, weight.ref, targets[i]!.ref, { temperature: spec.temperatures[i]!, budget, keepLogits: true }));
+    const lossOfOutputs = (y: { logprobs: Array[]; extra: X }) => {
+      const o = spec.loss(y.logprobs, y.extra, tree.ref(batch));
+      return [o.loss, o.metrics] as [Array, Record<string, Array>];
+    };
+    const vg = valueAndGrad(lossOfOutputs, { hasAux: true }) as unknown as (y: { logprobs: Array[]; extra: X }) => [[Array, Record<string, Array>], { logprobs: Array[]; extra: X }];
+    const [[loss, metrics], cotangent] = vg({ logprobs: forwards.map((f) => f.logprobs), extra: out.extra });
+    let headWeightGrad: Array | null = null;
+    const hiddenGrads = out.hidden.map((h, i) => {
+      const g = headBackward(h, weight.ref, targets[i]!, forwards[i]!, cotangent.logprobs[i]!, { temperature: spec.temperatures[i]!, budget, weightGrad: true });
+      headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
+      return g.hidden;
+    });
+    const [grads] = pullback({ hidden: hiddenGrads, extra: cotangent.extra });
+    grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
+    return [[loss, metrics], grads];
+  };
+}
+
 export interface TrainStepConfig {
   adamw: AdamWConfig;
   /** Clip the global gradient norm to this (TRL's max_grad_norm, default 1.0); null = no clipping. */
   maxGradNorm: number | null;
+  /** Most logits that exist at once in a HeadLoss's head (models/lm-head.ts); its default otherwise. */
+  headBudget?: number;
 }
 
 export interface StepResult {
@@ -35,15 +117,12 @@ export class TrainStep<B> {
   readonly #grads;
   readonly #apply;
 
-  constructor(lossFn: LossFn<B>, config: TrainStepConfig) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  constructor(lossFn: LossFn<B> | HeadLoss<B, any>, config: TrainStepConfig) {
     this.#config = config;
     const opt = adamw(config.adamw);
     this.#opt = opt;
-    const lossWithAux = (p: Params, b: B) => {
-      const out = lossFn(p, b);
-      return [out.loss, out.metrics] as [Array, Record<string, Array>];
-    };
-    const vg = valueAndGrad(lossWithAux, { hasAux: true }) as unknown as (p: Params, b: B) => [[Array, Record<string, Array>], Params];
+    const vg = lossAndGradients(lossFn, config.headBudget);
     const clipAndUpdate = (params: Params, state: AdamWState, grads: Params, lr: Array, bc1: Array, bc2: Array) => {
       let norm: Array;
       if (config.maxGradNorm !== null) ({ grads, norm } = clipByGlobalNorm(grads, config.maxGradNorm));
@@ -51,7 +130,8 @@ export class TrainStep<B> {
       const next = opt.update(grads, state, params, { lr, biasCorrection1: bc1, biasCorrection2: bc2 });
       return { params: next.params, state: next.state, norm };
     };
-    this.#fused = compile((params: Params, state: AdamWState, batch: B, lr: Array, bc1: Array, bc2: Array) => {
+    // The step consumes the old weights and moments, so each is freed once its update is written.
+    this.#fused = compileConsuming((params: Params, state: AdamWState, batch: B, lr: Array, bc1: Array, bc2: Array) => {
       const [[loss, metrics], grads] = vg(keep(params), batch);
       return { loss, metrics, ...clipAndUpdate(params, state, grads, lr, bc1, bc2) };
     });
@@ -59,7 +139,7 @@ export class TrainStep<B> {
       const [[loss, metrics], grads] = vg(params, batch);
       return { loss, metrics, grads };
     });
-    this.#apply = compile(clipAndUpdate);
+    this.#apply = compileConsuming(clipAndUpdate);
   }
 
   init(params: Params): AdamWState {
@@ -77,7 +157,7 @@ export class TrainStep<B> {
     const scalars = [fromHost([s.lr], []), fromHost([s.biasCorrection1], []), fromHost([s.biasCorrection2], [])] as const;
     let out: { params: Params; state: AdamWState; norm: Array; loss: Array; metrics: Record<string, Array> };
     if (microBatches.length === 1) {
-      out = this.#fused(params, state, microBatches[0]!, ...scalars);
+      out = this.#fused(params, state, keep(microBatches[0]!), ...scalars);
     } else {
       // Mean of micro-batch gradients: the loss is a mean per micro-batch, so the accumulated
       // gradient equals the full batch's when micro-batches have equal weight.
@@ -93,10 +173,8 @@ export class TrainStep<B> {
       }
       const grads = tree.map((a: Array) => a.mul(scale), sum!) as Params;
       const applied = this.#apply(params, state, grads, ...scalars);
-      release(grads);
       out = { ...applied, loss: lossSum!.mul(scale), metrics: tree.map((a: Array) => a.mul(scale), metricSum) as Record<string, Array> };
     }
-    release([params, state, scalars]);
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(out.metrics)) metrics[k] = await toNumber(v);
     return { params: out.params, state: out.state, loss: await toNumber(out.loss), gradNorm: await toNumber(out.norm), metrics };

@@ -17,7 +17,7 @@ import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, save
 import { ConfigError, stepPlan, type TrainingArguments } from "./config.ts";
 import { MetricsLog, type MetricRecord } from "./metrics-log.ts";
 import { Progress } from "./progress.ts";
-import { TrainStep, type LossFn } from "./step.ts";
+import { headLossValue, isHeadLoss, TrainStep, type HeadLoss, type LossFn } from "./step.ts";
 
 export interface DeviceBatch<B> {
   batch: B;
@@ -38,9 +38,9 @@ export interface TrainTask<E, B> {
   /** Token ids of an example, for the data fingerprint. */
   fingerprintOf(example: E): readonly number[];
   makeBatch(examples: E[]): DeviceBatch<B>;
-  /** The differentiable loss; `evalLoss` is the same loss through gathers (no gradient needed). */
-  trainLoss: LossFn<B>;
-  evalLoss: LossFn<B>;
+  /** The loss, trained and evaluated on the held-out split. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  loss: LossFn<B> | HeadLoss<B, any>;
 }
 // The losses' metrics (e.g. accuracy, margin) are logged under their own names and as eval_<name>.
 
@@ -102,7 +102,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
 
   await mkdir(options.outputDir, { recursive: true });
   const metrics = new MetricsLog(options.outputDir);
-  const trainStep = new TrainStep(task.trainLoss, {
+  const trainStep = new TrainStep(task.loss, {
     adamw: { beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon, weightDecay: config.weight_decay, decays: decaysWeight },
     maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null,
   });
@@ -278,7 +278,8 @@ class Evaluator<E, B> {
 
   constructor(task: TrainTask<E, B>) {
     this.#task = task;
-    this.#loss = compile((params: Params, batch: B) => task.evalLoss(params, batch));
+    const loss = task.loss;
+    this.#loss = compile((params: Params, batch: B) => (isHeadLoss(loss) ? headLossValue(loss, params, batch) : loss(params, batch)));
   }
 
   async run(params: Params): Promise<MetricRecord> {
