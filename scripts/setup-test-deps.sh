@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when they are missing:
-# Chromium for the browser end-to-end tests, PostgreSQL for the feedback server's Postgres tests.
+# Chromium for the browser end-to-end tests, PostgreSQL for the feedback server's Postgres tests,
+# PyTorch (Debian's python3-torch) for the reference tests.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -10,3 +11,5 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# PyTorch for the reference tests that compute their expected values at run time (scripts/reference/).
+sh "$(dirname "$0")/install-torch.sh"
