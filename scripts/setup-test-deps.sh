@@ -6,10 +6,9 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+/usr/bin/python3 -c "import torch" >/dev/null 2>&1 || need+=(python3-torch libopenblas0-pthread)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-# PyTorch for the reference tests that compute their expected values at run time (scripts/reference/).
-sh "$(dirname "$0")/install-torch.sh"
