@@ -22,7 +22,8 @@ async function isFile(path: string): Promise<boolean> {
   try { return (await stat(path)).isFile(); } catch { return false; }
 }
 
-async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
+/** config.json of a checkpoint directory as a JSON object (errors name the file). */
+export async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
   const path = join(dir, "config.json");
   let text: string;
   try {

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { detectCheckpoint, type CheckpointFormat } from "../io/detect.ts";
-import { loadHfDirectory, saveHfDirectory } from "../io/hf-dir.ts";
+import { loadHfDirectory, readConfigJson, saveHfDirectory } from "../io/hf-dir.ts";
 import { readLlama2c } from "../io/llama2c.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
@@ -11,7 +11,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { release } from "../engine/arrays.ts";
 import { architectureFor, type Architecture } from "./architecture.ts";
-import type { ModelConfig } from "./config.ts";
+import { parseConfig, type ModelConfig } from "./config.ts";
 import { paramsFromTensors, paramsToTensors } from "./params.ts";
 import type { Params } from "./types.ts";
 
@@ -22,6 +22,17 @@ export interface LoadedModel {
   params: Params;
   path: string;
   format: CheckpointFormat;
+}
+
+/** What a checkpoint is, without its weights: enough to plan memory and find the tokenizer. */
+export type ModelDescription = Omit<LoadedModel, "params">;
+
+/** A checkpoint's config and architecture, read without putting its weights on the engine. */
+export async function describeModel(path: string): Promise<ModelDescription> {
+  const format = await detectCheckpoint(path);
+  // A llama2.c file is its header and weights in one (and small); an HF directory has config.json.
+  const config = format === "llama2c" ? (await readLlama2c(path)).config : parseConfig(await readConfigJson(path), join(path, "config.json"));
+  return { config, arch: architectureFor(config), path, format };
 }
 
 export async function loadModel(path: string): Promise<LoadedModel> {
@@ -44,7 +55,7 @@ export function disposeModel(model: LoadedModel): void {
  * The tokenizer for a model: an explicit path, else tokenizer files inside an HF directory, else for
  * a llama2.c file the tok*.bin / tokenizer.bin beside it whose vocabulary size matches the model's.
  */
-export async function resolveTokenizer(model: LoadedModel, explicit?: string): Promise<Tokenizer> {
+export async function resolveTokenizer(model: ModelDescription, explicit?: string): Promise<Tokenizer> {
   if (explicit) return checkVocab(await loadTokenizer(explicit), model, explicit);
   if (model.format === "hf-dir") {
     if (!existsSync(join(model.path, "tokenizer.json")) && !existsSync(join(model.path, "vocab.json"))) {
@@ -63,7 +74,7 @@ export async function resolveTokenizer(model: LoadedModel, explicit?: string): P
   );
 }
 
-function checkVocab(tok: Tokenizer, model: LoadedModel, source: string): Tokenizer {
+function checkVocab(tok: Tokenizer, model: ModelDescription, source: string): Tokenizer {
   if (tok.vocabSize > model.arch.vocabSize) {
     throw new Error(`${source}: tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.arch.vocabSize}`);
   }
