@@ -39,11 +39,24 @@ export async function main(argv: string[]): Promise<void> {
   try {
     process.exitCode = await (await loadCommand(name)).run(rest);
   } catch (err) {
-    // Expected failures (bad input, missing files) print their message only; bugs keep their stack.
-    const e = err as Error;
-    const known = e instanceof UsageError || (e as NodeJS.ErrnoException).code === "ENOENT" || e.name === "InputError";
-    process.stderr.write(`rlhf ${name}: ${known ? e.message : (e.stack ?? String(e))}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
+    process.stderr.write(`rlhf ${name}: ${describeFailure(err)}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   }
   // Kernel worker threads are unref'd, but pending handles (servers excepted) should not keep us alive.
+}
+
+/**
+ * One line for the user: the message of an expected failure (bad input, a missing file, a plan
+ * that does not fit), and for anything else the message with a pointer to its stack, which
+ * RLHF_DEBUG=1 prints.
+ */
+export function describeFailure(err: unknown): string {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (process.env.RLHF_DEBUG === "1") return e.stack ?? e.message;
+  const expected = e instanceof UsageError || (e as NodeJS.ErrnoException).code === "ENOENT" || e.name === "InputError";
+  if (expected) return e.message;
+  if (e instanceof RangeError && /memory32 limit|Out of memory|WebAssembly\.Memory/i.test(e.message)) {
+    return "the tensor engine ran out of its 4 GiB of memory (jax-js's one 32-bit wasm heap); lower the batch size or sequence length, or use a smaller model (RLHF_DEBUG=1 shows where)";
+  }
+  return `${e.message} (an internal error; RLHF_DEBUG=1 shows where)`;
 }

@@ -14,6 +14,7 @@ import { ConfigError, type DPOConfig } from "./config.ts";
 import { fitDpoExample, type DpoExample } from "./dpo-data.ts";
 import { bucketLength } from "./reward.ts";
 import type { HeadLoss } from "./step.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
 /** A pair with the reference model's sequence log-probs of its completions. */
@@ -172,4 +173,27 @@ export function dpoTask(
     makeBatch: (pairs) => dpoBatch(pairs, maxLength, padId),
     loss: dpoLoss(arch, config),
   };
+}
+
+/**
+ * Engine memory of a DPO run: the policy trained with AdamW on micro-batches of 2B rows (chosen and
+ * rejected) of at most `length` tokens; before training, the reference's log-probs (the starting
+ * model's, or a separate `reference` model's weights alongside).
+ */
+export function dpoMemoryPlan(arch: Architecture, config: Pick<DPOConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">, length: number, reference?: Architecture): MemoryPlan {
+  const shape = modelShape(arch);
+  const rows = 2 * Math.max(1, config.per_device_train_batch_size);
+  const train = trainPassItems("policy", shape, { rows, length, headTokens: rows * (length - 1) });
+  const evalRows = 2 * config.per_device_eval_batch_size;
+  const scoring: MemoryItem[] = [
+    ...(reference ? weightItems("reference", modelShape(reference), false) : []),
+    ...inferencePassItems(reference ? "reference" : "policy", reference ? modelShape(reference) : shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) }),
+  ];
+  return plan([...weightItems("policy", shape, true), ...largerOf(train, scoring)]);
+}
+
+/** The padded row length of a set of pairs (prompt + the longer completion, bucketed). */
+export function dpoRowLength(examples: readonly DpoExample[], maxLength: number): number {
+  const longest = Math.max(1, ...examples.map((e) => e.prompt.length + Math.max(e.chosen.length, e.rejected.length)));
+  return bucketLength(longest, maxLength);
 }

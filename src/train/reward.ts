@@ -15,6 +15,7 @@ import type { LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { RewardConfig } from "./config.ts";
 import type { LossFn } from "./step.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
 /**
@@ -273,4 +274,24 @@ export function rewardTask(
     makeBatch: (examples) => rewardBatch(examples, config.max_length, padId),
     loss: rewardLoss(arch, config),
   };
+}
+
+/**
+ * Engine memory of reward-model training: the backbone trained with AdamW (planned from the causal
+ * LM it starts from, head included: a slight overestimate), one micro-batch of records, each
+ * record's responses a row of at most `length` tokens.
+ */
+export function rewardMemoryPlan(arch: Architecture, config: Pick<RewardConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">, data: { responsesPerRecord: number; length: number }): MemoryPlan {
+  const shape = modelShape(arch);
+  const rows = (n: number) => Math.max(1, n) * data.responsesPerRecord;
+  const train = trainPassItems("model", shape, { rows: rows(config.per_device_train_batch_size), length: data.length, headTokens: 0 });
+  const evaluate = inferencePassItems("model", shape, { rows: rows(config.per_device_eval_batch_size), length: data.length, headTokens: 0 });
+  return plan([...weightItems("model", shape, true), ...largerOf(train, evaluate)]);
+}
+
+/** Rows per record and the longest row of preference data, for rewardMemoryPlan. */
+export function rewardDataShape(examples: readonly PreferenceExample[], maxLength: number): { responsesPerRecord: number; length: number } {
+  const responsesPerRecord = Math.max(1, ...examples.map((e) => e.responses.length));
+  const longest = Math.max(1, ...examples.flatMap((e) => e.responses.map((r) => r.length)));
+  return { responsesPerRecord, length: bucketLength(longest, maxLength) };
 }

@@ -8,6 +8,7 @@ import { MASK_VALUE } from "../models/layers.ts";
 import type { Params } from "../models/types.ts";
 import type { SFTConfig } from "./config.ts";
 import type { HeadLoss } from "./step.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
 import { nextTokenLoss } from "./lm-loss.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
@@ -135,4 +136,19 @@ export function sftTask(
     makeBatch: (rows) => sftBatch(rows, paddedLength(rows, config), padId),
     loss: sftLoss(arch),
   };
+}
+
+/** Engine memory of an SFT run: the model trained with AdamW, one micro-batch of `length`-token rows. */
+export function sftMemoryPlan(arch: Architecture, config: Pick<SFTConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">, length: number): MemoryPlan {
+  const shape = modelShape(arch);
+  const rows = Math.max(config.per_device_train_batch_size, 1);
+  const train = trainPassItems("model", shape, { rows, length, headTokens: rows * (length - 1) });
+  const evalRows = config.per_device_eval_batch_size;
+  const evaluate = inferencePassItems("model", shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) });
+  return plan([...weightItems("model", shape, true), ...largerOf(train, evaluate)]);
+}
+
+/** The advice an SFT run's refusal gives. */
+export function sftMemoryAdvice(config: Pick<SFTConfig, "per_device_train_batch_size" | "gradient_accumulation_steps" | "max_length">): string {
+  return `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}) or max_length (now ${config.max_length}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`;
 }

@@ -2,11 +2,12 @@ import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
-import { loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { describeModel, loadModel, resolveTokenizer, type LoadedModel, type ModelDescription } from "../../models/load.ts";
+import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultDPOConfig, dpoSpecs, normaliseFlagNames, resolveConfig, type DPOConfig } from "../../train/config.ts";
 import { splitHeldOut } from "../../train/datasets.ts";
 import { readDpoData } from "../../train/dpo-data.ts";
-import { checkDPOConfig, dpoMaxLength, dpoTask, fitDpoExamples, withReferenceLogps } from "../../train/dpo.ts";
+import { checkDPOConfig, dpoMaxLength, dpoMemoryPlan, dpoRowLength, dpoTask, fitDpoExamples, withReferenceLogps } from "../../train/dpo.ts";
 import { readRefCache, REF_CACHE_FILE, refCacheFingerprint, writeRefCache } from "../../train/dpo-ref-cache.ts";
 import { dpoUsesAverageLogps } from "../../algorithms/dpo.ts";
 import { mkdir } from "node:fs/promises";
@@ -37,26 +38,20 @@ const flags = {
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
   config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
   ...configFlags(dpoSpecs, defaultDPOConfig),
 } as const;
 
-async function causalLm(path: string): Promise<LoadedModel> {
-  const model = await loadModel(path);
-  if (isSequenceClassifier(model.config)) {
-    release(model.params);
-    throw new UsageError(`${path} is a sequence classifier; DPO needs a causal LM`);
-  }
+async function describeCausalLm(path: string): Promise<ModelDescription> {
+  const model = await describeModel(path);
+  if (isSequenceClassifier(model.config)) throw new UsageError(`${path} is a sequence classifier; DPO needs a causal LM`);
   return model;
 }
 
 /** The reference log-probs from the starting model (borrowed) or from --ref-model (loaded, used, released). */
 async function referenceFor(model: LoadedModel, refPath: string | undefined) {
   if (!refPath) return { arch: model.arch, params: model.params, done: () => {} };
-  const ref = await causalLm(refPath);
-  if (ref.arch.vocabSize !== model.arch.vocabSize) {
-    release(ref.params);
-    throw new UsageError(`--ref-model ${refPath} has a vocabulary of ${ref.arch.vocabSize} tokens, the model ${model.arch.vocabSize}; they must share the tokenizer`);
-  }
+  const ref = await loadModel(refPath);
   return { arch: ref.arch, params: ref.params, done: () => release(ref.params) };
 }
 
@@ -69,20 +64,31 @@ export const command: Command = {
     const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
     const config: DPOConfig = resolveConfig(defaultDPOConfig, dpoSpecs, { ...(v.config ? { file: v.config } : {}), overrides: configOverrides(v, dpoSpecs) });
     checkDPOConfig(config);
-    const model = await causalLm(modelPath);
-    const tokenizer = await resolveTokenizer(model, v.tokenizer);
-    if (config.max_length !== null && config.max_length > model.arch.maxPositions) {
-      process.stderr.write(`dpo: max_length ${config.max_length} is longer than the model's context; using ${model.arch.maxPositions}\n`);
-      config.max_length = model.arch.maxPositions;
+    const described = await describeCausalLm(modelPath);
+    const describedRef = v["ref-model"] ? await describeCausalLm(v["ref-model"]) : undefined;
+    if (describedRef && describedRef.arch.vocabSize !== described.arch.vocabSize) {
+      throw new UsageError(`--ref-model ${v["ref-model"]} has a vocabulary of ${describedRef.arch.vocabSize} tokens, the model ${described.arch.vocabSize}; they must share the tokenizer`);
+    }
+    const tokenizer = await resolveTokenizer(described, v.tokenizer);
+    if (config.max_length !== null && config.max_length > described.arch.maxPositions) {
+      process.stderr.write(`dpo: max_length ${config.max_length} is longer than the model's context; using ${described.arch.maxPositions}\n`);
+      config.max_length = described.arch.maxPositions;
     }
     const load = (path: string) => {
-      const { examples, truncated } = fitDpoExamples(readDpoData(path, tokenizer), config, model.arch);
-      if (truncated > 0) process.stderr.write(`dpo: ${path}: cut ${truncated} pairs to max_length ${config.max_length ?? model.arch.maxPositions} (prompt ${config.max_prompt_length}, completion ${config.max_completion_length})\n`);
+      const { examples, truncated } = fitDpoExamples(readDpoData(path, tokenizer), config, described.arch);
+      if (truncated > 0) process.stderr.write(`dpo: ${path}: cut ${truncated} pairs to max_length ${config.max_length ?? described.arch.maxPositions} (prompt ${config.max_prompt_length}, completion ${config.max_completion_length})\n`);
       return examples;
     };
     const all = load(dataPath);
     const split = v["eval-data"] ? { train: all, eval: load(v["eval-data"]) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
+    const memory = dpoMemoryPlan(described.arch, config, dpoRowLength([...split.train, ...split.eval], dpoMaxLength(config, described.arch)), describedRef?.arch);
+    if (v["dry-run"]) {
+      process.stdout.write(formatPlan(memory));
+      return 0;
+    }
+    checkPlan(memory, `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}), per_device_eval_batch_size (now ${config.per_device_eval_batch_size}) or max_length (now ${config.max_length ?? "the model's context"}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`);
+    const model = await loadModel(modelPath);
 
     const total = split.train.length + split.eval.length;
     const referencePath = v["ref-model"] ?? modelPath;

@@ -9,7 +9,10 @@ import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command
 import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPolicyRunSpecs, type OnPolicyRunFields, resolveConfig } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
-import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
+import { describeModel, loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
+import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
+import { encodePrompts } from "../../rl/rollout.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { copyParams } from "../../models/params.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
@@ -107,6 +110,7 @@ by flags (--num_generations or --num-generations).`;
     tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
     config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
     resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+    "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
     ...configFlags(specs, defaults),
   } as const;
 
@@ -129,15 +133,33 @@ by flags (--num_generations or --num-generations).`;
         throw new UsageError(`gradient_accumulation_steps (${config.gradient_accumulation_steps}) must divide batch_size × num_generations (${config.batch_size * config.num_generations})`);
       }
 
-      const policyModel = await loadModel(requireFlag(v.policy as string | undefined, "policy"));
-      if (isSequenceClassifier(policyModel.config)) throw new UsageError(`${policyModel.path} is a sequence classifier; ${name} needs a causal LM policy`);
-      if (config.max_completion_length + 2 > policyModel.arch.maxPositions) {
-        throw new UsageError(`max_completion_length ${config.max_completion_length} leaves no room for a prompt in the policy's context of ${policyModel.arch.maxPositions} tokens`);
+      const policyPath = requireFlag(v.policy as string | undefined, "policy");
+      const described = await describeModel(policyPath);
+      if (isSequenceClassifier(described.config)) throw new UsageError(`${policyPath} is a sequence classifier; ${name} needs a causal LM policy`);
+      if (config.max_completion_length + 2 > described.arch.maxPositions) {
+        throw new UsageError(`max_completion_length ${config.max_completion_length} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
       }
-      const tokenizer = await resolveTokenizer(policyModel, v.tokenizer as string | undefined);
+      const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
       const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-      const eosIds = eosIdsOf(policyModel.config, tokenizer);
+      const eosIds = eosIdsOf(described.config, tokenizer);
       if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+      const completions = config.batch_size * config.num_generations;
+      const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
+      const memory = onPolicyMemoryPlan({
+        policy: described.arch,
+        reference: true,
+        rewardModels: await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch)),
+        rolloutRows: completions,
+        promptLength: encodePrompts(tokenizer, prompts, described.arch.maxPositions, config.max_completion_length).promptLength,
+        responseLength: config.max_completion_length + 1,
+        updateRows: completions / config.gradient_accumulation_steps,
+      });
+      if (v["dry-run"]) {
+        process.stdout.write(formatPlan(memory));
+        return 0;
+      }
+      checkPlan(memory, `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`);
+      const policyModel = await loadModel(policyPath);
       const reward = await loadRewardSource(rewardSpecs);
       await mkdir(output, { recursive: true });
       const log = new MetricsLog(output);

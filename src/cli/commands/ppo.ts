@@ -6,7 +6,10 @@ import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command
 import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, resolveConfig, type FieldSpec, type OnPolicyRunFields } from "../../train/config.ts";
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
-import { loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
+import { describeModel, loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
+import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
+import { encodePrompts } from "../../rl/rollout.ts";
 import { architectureFor } from "../../models/architecture.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { copyParams } from "../../models/params.ts";
@@ -85,6 +88,7 @@ const flags = {
   "ptx-data": { type: "string", help: "PPO-ptx: SFT or pretraining data (TRL formats) whose LM loss is mixed into every update <FILE>" },
   config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
   ...configFlags(specs, defaultPpoRunConfig),
 } as const;
 
@@ -101,14 +105,36 @@ export const command: Command = {
       overrides: configOverrides(v, specs),
     }) as unknown as typeof defaultPpoRunConfig;
 
-    const policyModel = await loadModel(requireFlag(v.policy as string | undefined, "policy"));
-    const tokenizer = await resolveTokenizer(policyModel, v.tokenizer as string | undefined);
+    const policyPath = requireFlag(v.policy as string | undefined, "policy");
+    const described = await describeModel(policyPath);
+    const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
     const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-    const eosIds = eosIdsOf(policyModel.config, tokenizer);
+    const eosIds = eosIdsOf(described.config, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
     const ptxPath = v["ptx-data"] as string | undefined;
     if (!ptxPath) config.ptx_coef = 0;
     const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
+    const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
+    const valueSource = (v["value-model"] as string | undefined) ?? rewardDirs[0];
+    const updateRows = Math.max(1, Math.floor(config.batch_size / config.num_mini_batches));
+    const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, config.response_length).promptLength;
+    const memory = onPolicyMemoryPlan({
+      policy: described.arch,
+      value: valueSource ? (await describeModel(valueSource)).arch : described.arch,
+      reference: true,
+      rewardModels: await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch)),
+      rolloutRows: config.batch_size,
+      promptLength,
+      responseLength: config.response_length + 1,
+      updateRows,
+      ...(ptx ? { ptx: { rows: updateRows, length: Math.min(described.arch.maxPositions, promptLength + config.response_length + 1) } } : {}),
+    });
+    if (v["dry-run"]) {
+      process.stdout.write(formatPlan(memory));
+      return 0;
+    }
+    checkPlan(memory, `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise num_mini_batches (now ${config.num_mini_batches}) so that each update holds fewer rows`);
+    const policyModel = await loadModel(policyPath);
     const reward = await loadRewardSource(rewardSpecs);
     await mkdir(output, { recursive: true });
     const log = new MetricsLog(output);
@@ -117,7 +143,8 @@ export const command: Command = {
     if (v.resume && !checkpoint) process.stderr.write(`ppo: no checkpoint in ${output}; starting from the beginning\n`);
     let trainer: PpoTrainer;
     let valueConfig;
-    const reference = copyParams(policyModel.params);
+    // The starting policy's weights are only ever read from here on: they are the reference.
+    const reference = policyModel.params;
     if (checkpoint) {
       const saved = await loadPpoCheckpoint(checkpoint);
       valueConfig = saved.value.config;
@@ -134,7 +161,6 @@ export const command: Command = {
       log.truncateAfter(saved.state.progress.step);
       process.stderr.write(`ppo: resumed from ${checkpoint} (step ${saved.state.progress.step})\n`);
     } else {
-      const valueSource = (v["value-model"] as string | undefined) ?? rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).find((p) => existsSync(join(p, "config.json")));
       let value;
       if (valueSource) {
         const rm = await loadModel(valueSource);

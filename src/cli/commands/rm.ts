@@ -5,10 +5,11 @@ import type { Command } from "../command.ts";
 import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
-import { loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
 import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../train/datasets.ts";
-import { evaluatePreferences, fitToLength, RewardScorer, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
+import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import { DivergenceError, train } from "../../train/trainer.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 
@@ -49,6 +50,7 @@ const trainFlags = {
   "eval-data": { type: "string", help: "held-out data (default: a seeded share of --data) <FILE>" },
   config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
   ...configFlags(rewardSpecs, defaultRewardConfig),
 } as const;
 
@@ -87,14 +89,13 @@ async function trainRm(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
   const config = resolveConfig(defaultRewardConfig, rewardSpecs, { ...(v.config ? { file: v.config } : {}), overrides: configOverrides(v, rewardSpecs) });
-  const model = await loadModel(modelPath);
-  const tokenizer = await resolveTokenizer(model, v.tokenizer);
-  if (config.max_length > model.arch.maxPositions) {
-    process.stderr.write(`rm: max_length ${config.max_length} is longer than the model's context; using ${model.arch.maxPositions}\n`);
-    config.max_length = model.arch.maxPositions;
+  const described = await describeModel(modelPath);
+  const tokenizer = await resolveTokenizer(described, v.tokenizer);
+  if (config.max_length > described.arch.maxPositions) {
+    process.stderr.write(`rm: max_length ${config.max_length} is longer than the model's context; using ${described.arch.maxPositions}\n`);
+    config.max_length = described.arch.maxPositions;
   }
-  const padId = rewardPadId(tokenizer.padTokenId, model.config);
-  const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
+  const padId = rewardPadId(tokenizer.padTokenId, described.config);
   const load = (path: string) => {
     const { kept, droppedPairs, truncated } = fitToLength(readPreferenceData(path, tokenizer, skipInvalid("rm", v["skip-invalid"])), config.max_length, config.truncation_mode);
     if (truncated > 0) process.stderr.write(`rm: ${path}: cut ${truncated} sequences to their last ${config.max_length} tokens (truncation_mode keep_end)\n`);
@@ -104,6 +105,13 @@ async function trainRm(argv: string[]): Promise<number> {
   const all = load(dataPath);
   const data = v["eval-data"] ? { train: all, eval: load(v["eval-data"]) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
   process.stderr.write(`rm: ${data.train.length} training records, ${data.eval.length} held out\n`);
+  const memory = rewardMemoryPlan(described.arch, config, rewardDataShape([...data.train, ...data.eval], config.max_length));
+  if (v["dry-run"]) {
+    process.stdout.write(formatPlan(memory));
+    return 0;
+  }
+  checkPlan(memory, `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}) or max_length (now ${config.max_length}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`);
+  const rm = rewardModelFromCausalLm(await loadModel(modelPath), { seed: config.seed, padTokenId: padId });
   const task = rewardTask(rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId);
   try {
     const result = await train(task, rm.params, { outputDir: output, resume: v.resume ?? false, evaluateAtStart: true });

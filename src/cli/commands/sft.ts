@@ -2,10 +2,11 @@ import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
-import { loadModel, resolveTokenizer } from "../../models/load.ts";
+import { describeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
+import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultSFTConfig, normaliseFlagNames, resolveConfig, sftSpecs } from "../../train/config.ts";
 import { readSftData, splitHeldOut } from "../../train/datasets.ts";
-import { sftRows, sftTask } from "../../train/sft.ts";
+import { paddedLength, sftMemoryAdvice, sftMemoryPlan, sftRows, sftTask } from "../../train/sft.ts";
 import { DivergenceError, train } from "../../train/trainer.ts";
 
 const usage = `Usage: rlhf sft --model PATH --data FILE --output DIR [--eval-data FILE] [--config FILE] [--resume] [options]
@@ -27,6 +28,7 @@ const flags = {
   config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
   "skip-invalid": { type: "boolean", help: "skip malformed records (counted; the first one's file:line and reason on stderr) instead of stopping" },
+  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
   ...configFlags(sftSpecs, defaultSFTConfig),
 } as const;
 
@@ -38,18 +40,25 @@ export const command: Command = {
     const v = parsed.values;
     const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
     const config = resolveConfig(defaultSFTConfig, sftSpecs, { ...(v.config ? { file: v.config } : {}), overrides: configOverrides(v, sftSpecs) });
-    const model = await loadModel(modelPath);
-    if (isSequenceClassifier(model.config)) throw new UsageError(`${modelPath} is a sequence classifier; SFT needs a causal LM`);
-    const tokenizer = await resolveTokenizer(model, v.tokenizer);
-    if (config.max_length > model.arch.maxPositions) {
-      process.stderr.write(`sft: max_length ${config.max_length} is longer than the model's context; using ${model.arch.maxPositions}\n`);
-      config.max_length = model.arch.maxPositions;
+    const described = await describeModel(modelPath);
+    if (isSequenceClassifier(described.config)) throw new UsageError(`${modelPath} is a sequence classifier; SFT needs a causal LM`);
+    const tokenizer = await resolveTokenizer(described, v.tokenizer);
+    if (config.max_length > described.arch.maxPositions) {
+      process.stderr.write(`sft: max_length ${config.max_length} is longer than the model's context; using ${described.arch.maxPositions}\n`);
+      config.max_length = described.arch.maxPositions;
     }
     const read = { skipInvalid: v["skip-invalid"] ?? false, warn: (m: string) => process.stderr.write(`sft: ${m}\n`) };
     const all = readSftData(dataPath, tokenizer, read);
     const split = v["eval-data"] ? { train: all, eval: readSftData(v["eval-data"], tokenizer, read) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
     const data = { train: sftRows(split.train, config), eval: sftRows(split.eval, { ...config, packing: false }) };
     process.stderr.write(`sft: ${split.train.length} training examples (${data.train.length} rows${config.packing ? ", packed" : ""}), ${data.eval.length} held out\n`);
+    const memory = sftMemoryPlan(described.arch, config, paddedLength([...data.train, ...data.eval], config));
+    if (v["dry-run"]) {
+      process.stdout.write(formatPlan(memory));
+      return 0;
+    }
+    checkPlan(memory, sftMemoryAdvice(config));
+    const model = await loadModel(modelPath);
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
     const task = sftTask(model.arch, config, data, { modelConfig: model.config, tokenizer }, padId);
     try {

@@ -1,0 +1,92 @@
+// The memory plan against the engine's own accounting, and the refusal a user meets instead of a
+// RangeError: training steps of a Llama and a GPT-2 with real vocabularies, measured with
+// wasmMemoryStats, must stay under what the plan says (and not far under it); a plan over 4 GiB
+// is refused before any weights load, in one line.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { initEngine, wasmMemoryStats } from "../engine/runtime.ts";
+import { release } from "../engine/arrays.ts";
+import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { architectureFor } from "../models/architecture.ts";
+import { parseConfig } from "../models/config.ts";
+import { initParams } from "../models/params.ts";
+import { lmBatchFromRows, lmLoss } from "./lm-loss.ts";
+import { formatPlan } from "./memory-plan.ts";
+import { sftMemoryPlan } from "./sft.ts";
+import { TrainStep } from "./step.ts";
+
+const cli = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
+
+const shapes = {
+  "llama, 32,000 tokens, 4 layers, 2 × 256": {
+    config: { model_type: "llama", vocab_size: 32000, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true },
+    rows: 2,
+    length: 256,
+  },
+  "gpt2, 50,257 tokens, 2 layers, 4 × 128": {
+    config: { model_type: "gpt2", vocab_size: 50257, n_embd: 192, n_layer: 2, n_head: 4, n_positions: 256 },
+    rows: 4,
+    length: 128,
+  },
+};
+
+test("a training step's heap stays under its memory plan, and within 1.6x of it", async () => {
+  await initEngine();
+  for (const [label, s] of Object.entries(shapes)) {
+    const before = wasmMemoryStats()!.heapBytes;
+    wasmMemoryStats({ reset: true });
+    const arch = architectureFor(parseConfig(s.config, label));
+    let params = initParams(arch, 0);
+    const rows = Array.from({ length: s.rows }, (_, r) => Array.from({ length: s.length }, (_, i) => (i * 31 + r * 7) % arch.vocabSize));
+    const step = new TrainStep(lmLoss(arch), { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1 });
+    let state = step.init(params);
+    let grown = 0;
+    for (let k = 1; k <= 2; k++) {
+      const batch = lmBatchFromRows(rows, rows.map((r) => r.map(() => 1)), s.length);
+      ({ params, state } = await step.step(params, state, [batch], 1e-3, k));
+      release(batch);
+      grown = Math.max(grown, wasmMemoryStats()!.peakLiveBytes);
+    }
+    const plan = sftMemoryPlan(arch, { per_device_train_batch_size: s.rows, per_device_eval_batch_size: 1 }, s.length);
+    // Peak bytes in buffers at once (the heap's top also holds earlier tests' free blocks).
+    assert.ok(grown <= plan.total, `${label}: measured ${(grown / 2 ** 20).toFixed(0)} MiB, planned ${(plan.total / 2 ** 20).toFixed(0)} MiB\n${formatPlan(plan)}`);
+    assert.ok(plan.total <= 1.6 * grown, `${label}: planned ${(plan.total / 2 ** 20).toFixed(0)} MiB for a measured ${(grown / 2 ** 20).toFixed(0)} MiB: too cautious`);
+    assert.ok(wasmMemoryStats()!.heapBytes - before <= plan.total, `${label}: the heap grew past the plan`);
+    release([params, state]);
+    step.dispose();
+  }
+});
+
+/** An HF directory with only config.json: enough to plan, and proof that the weights never load. */
+function configOnly(dir: string, config: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  return dir;
+}
+
+function sft(model: string, extra: string[]) {
+  const args = [cli, "sft", "--model", model, "--tokenizer", sharedData("tokenizers/llama_tokenizer.json"), "--data", sharedData("self-instruct/seed_tasks.jsonl"), "--output", join(model, "out"), ...extra];
+  return spawnSync(process.execPath, args, { encoding: "utf8", env: { ...process.env, RLHF_DEBUG: "" } });
+}
+
+const smolLM2 = { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 8192, rope_theta: 100000, rms_norm_eps: 1e-5, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0 };
+
+test("rlhf sft --dry-run prints the plan; a run that cannot fit is refused in one line before loading weights", async () => {
+  const dir = await tempDir();
+  const model = configOnly(join(dir, "smollm2"), smolLM2);
+  const fits = sft(model, ["--dry-run", "--per_device_train_batch_size", "1", "--max_length", "256"]);
+  assert.equal(fits.status, 0, fits.stderr);
+  assert.match(fits.stdout, /model AdamW moments\s+1026 MiB/);
+  assert.match(fits.stdout, /fits \(\d+% of the engine's 4 GiB\)/);
+
+  const refused = sft(model, ["--per_device_train_batch_size", "8", "--max_length", "1024", "--packing", "true"]);
+  assert.equal(refused.status, 1);
+  const lines = refused.stderr.trim().split("\n");
+  const message = lines.at(-1)!;
+  assert.match(message, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); lower per_device_train_batch_size \(now 8\)/);
+  assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
+});
