@@ -4,6 +4,8 @@
 // and `wasmMemoryStats` reports the heap.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { initEngine, np, valueAndGrad, wasmMemoryStats, type Array } from "./runtime.ts";
 import { compile, fromHost, intsFromHost, release, toHost } from "./arrays.ts";
 import { HostRng } from "./random.ts";
@@ -54,7 +56,7 @@ test("memory freed by a large buffer serves smaller buffers of other sizes", asy
 });
 
 test("an embedding's gradient under jit is the scatter-add of its rows' cotangents, shaped or not", async () => {
-  const [v, d] = [50_257, 6];
+  const [v, d] = [50_257, 40]; // an 8 MB table: its gradient is a new buffer that grows the heap
   const rng = new HostRng(3);
   const table = Float32Array.from({ length: v * d }, () => rng.normal());
   const w = Float32Array.from({ length: d * d }, () => rng.normal());
@@ -80,4 +82,14 @@ test("an embedding's gradient under jit is the scatter-add of its rows' cotangen
   }
   assert.equal(got.reduce((n, g) => n + (g !== 0 ? 1 : 0), 0), 4 * d, "only the four looked-up rows have gradient");
   lossAndGrad.dispose();
+});
+
+test("the same with every dispatch synchronous (RLHF_THREADS=1), where growing the heap replaces its buffer", { skip: process.env.RLHF_THREADS === "1" }, () => {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", fileURLToPath(import.meta.url)], {
+    encoding: "utf8",
+    // Without NODE_TEST_CONTEXT the child runs as a test run of its own, not as a subtest stream.
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined, RLHF_THREADS: "1" },
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ℹ pass 3\n/, r.stdout);
 });
