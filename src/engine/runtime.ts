@@ -3,8 +3,10 @@
 // Must come before jax-js: see worker-shim.ts and wasm-features.ts.
 // The installed jax-js is patched on `npm ci` (patches/@jax-js+jax+0.1.25.patch, applied by
 // patch-package): a matmul micro-tile that fits V8's registers, faster batched matmuls, SIMD
-// exp/reciprocal, and no re-hashing of a kernel per dispatch (docs/jax-js-notes.md).
-// jax-patches.test.ts checks that it is applied and that it changes no result.
+// exp/reciprocal, no re-hashing of a kernel per dispatch, buffers that hold memory only from first
+// write to last use, an allocator that reuses it, scatter under jit, and `wasmMemoryStats`
+// (docs/jax-js-notes.md). jax-patches.test.ts and jax-memory.test.ts check that it is applied and
+// that it changes no result.
 import "./worker-shim.ts";
 import "./wasm-features.ts";
 import * as jax from "@jax-js/jax";
