@@ -22,7 +22,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function timeIt(runs: number, warmup: number, fn: () => Promise<void>): Promise<number> {
+/** Median wall time of `runs` repetitions after `warmup` untimed ones (the first compiles). */
+export async function medianMs(runs: number, warmup: number, fn: () => Promise<void>): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -39,11 +40,11 @@ export async function runStandardBenchmark(options: { runs?: number; warmup?: nu
   const log = options.log ?? (() => {});
   const w = await standardWorkloads();
   log("train step");
-  const trainMs = await timeIt(runs, warmup, w.run.train);
+  const trainMs = await medianMs(runs, warmup, w.run.train);
   log("forward");
-  const forwardMs = await timeIt(runs, warmup, w.run.forward);
+  const forwardMs = await medianMs(runs, warmup, w.run.forward);
   log("generate");
-  const generateMs = await timeIt(Math.max(3, Math.floor(runs / 2)), 1, w.run.generate);
+  const generateMs = await medianMs(Math.max(3, Math.floor(runs / 2)), 1, w.run.generate);
   w.dispose();
   return {
     train_step_ms: round(trainMs),

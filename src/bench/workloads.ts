@@ -1,82 +1,153 @@
-// The standard benchmark's model and its three workloads, shared by the timing benchmark
-// (standard.ts) and the kernel profiler (kernel-profile.ts). GPT-2 style, vocab 512, context 128,
-// d_model 256, 4 layers, 4 heads, MLP 1024, pre-LN, untied head; batch 8 x 128; Adam.
+// The benchmark's three workloads over one model with random weights: a training step, a forward
+// pass, and KV-cached generation. Shared by the timing benchmark (standard.ts, model-bench.ts) and
+// the kernel profiler (kernel-profile.ts). The standard benchmark model (configs/bench-standard.json)
+// is GPT-2 style, vocab 512, context 128, d_model 256, 4 layers, 4 heads, MLP 1024, pre-LN, untied
+// head; batch 8 x 128; Adam. `--config` runs a real model's shape (realSizeSpec).
+import { readFileSync } from "node:fs";
 import { initEngine, type Array } from "../engine/runtime.ts";
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
-import { parseConfig } from "../models/config.ts";
+import { parseConfig, type ModelConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { causalLmForward, fullBatch } from "../models/forward.ts";
 import { countParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
-import { TrainStep } from "../train/step.ts";
+import type { AdamWState } from "../engine/optim.ts";
+import { TrainStep, type TrainStepConfig } from "../train/step.ts";
 import { lmBatchFromRows, lmLoss } from "../train/lm-loss.ts";
 
-export const standardConfig = parseConfig(
-  {
-    model_type: "gpt2",
-    architectures: ["GPT2LMHeadModel"],
-    vocab_size: 512,
-    n_positions: 128,
-    n_embd: 256,
-    n_layer: 4,
-    n_head: 4,
-    n_inner: 1024,
-    activation_function: "gelu_new",
-    layer_norm_epsilon: 1e-5,
-    tie_word_embeddings: false,
-  },
-  "standard benchmark model",
-);
+const standardConfigUrl = new URL("../../configs/bench-standard.json", import.meta.url);
+export const standardConfig = parseConfig(JSON.parse(readFileSync(standardConfigUrl, "utf8")), "configs/bench-standard.json");
 
 export type WorkloadName = "train" | "forward" | "generate";
 export const workloadNames: WorkloadName[] = ["train", "forward", "generate"];
 
-export interface StandardWorkloads {
-  /** Each runs one repetition to completion (results read back to the host). */
+/** The sizes of the three workloads (same fields as scripts/reference/bench_torch.py's). */
+export interface WorkloadSpec {
+  /** One optimizer step over `batch` rows of `length` tokens, every next token a target. */
+  train: { batch: number; length: number; lr: number; step: TrainStepConfig };
+  forward: { batch: number; length: number };
+  /** Greedy, `batch` sequences of a `promptLength`-token prompt, then `newTokens` tokens. */
+  generate: { batch: number; promptLength: number; newTokens: number };
+}
+
+export const standardSpec: WorkloadSpec = {
+  train: { batch: 8, length: 128, lr: 1e-3, step: { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: null } },
+  forward: { batch: 8, length: 128 },
+  generate: { batch: 8, promptLength: 64, newTokens: 64 },
+};
+
+/** A real model's shape (`rlhf bench --config`): SFT with TRL's defaults (AdamW, no decay, clip 1). */
+export const realSizeSpec: WorkloadSpec = {
+  train: { batch: 1, length: 512, lr: 2e-5, step: { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1 } },
+  forward: { batch: 1, length: 512 },
+  generate: { batch: 8, promptLength: 16, newTokens: 64 },
+};
+
+/** What each workload computes, for messages: "SFT training step, batch 1 × 512 (AdamW)". */
+export function describeWorkload(name: WorkloadName, spec: WorkloadSpec): string {
+  if (name === "train") return `training step, batch ${spec.train.batch} × ${spec.train.length} (AdamW)`;
+  if (name === "forward") return `forward pass, batch ${spec.forward.batch} × ${spec.forward.length}`;
+  const g = spec.generate;
+  return `generation, ${g.batch} sequences × (${g.promptLength}-token prompt + ${g.newTokens} new tokens)`;
+}
+
+export interface Workloads {
+  /** Each runs one repetition to completion (results read back to the host); the first sets it up. */
   run: Record<WorkloadName, () => Promise<void>>;
   params: number;
+  /** Frees what one workload set up (optimizer moments, compiled programs); the weights stay. */
+  release(name: WorkloadName): void;
   dispose(): void;
 }
 
-export async function standardWorkloads(): Promise<StandardWorkloads> {
+export function standardWorkloads(): Promise<Workloads> {
+  return modelWorkloads(standardConfig, standardSpec);
+}
+
+/** The workloads of `spec` on `config`'s architecture with weights from its init rule (seed 0). */
+export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): Promise<Workloads> {
   await initEngine();
-  const arch = architectureFor(standardConfig);
-  let params: Params = initParams(arch, 0);
+  const arch = architectureFor(config);
+  // The training step consumes the weights it is given (even when it fails, out of memory), so every
+  // workload reads them from here, and a failed step leaves none.
+  let current: Params | null = initParams(arch, 0);
+  const weights = (): Params => {
+    if (!current) throw new Error("benchmark: the weights were consumed by a training step that failed");
+    return current;
+  };
   const rng = new HostRng(0);
-  const [b, t] = [8, 128];
-  const rows = Array.from({ length: b }, () => Array.from({ length: t }, () => rng.int(512)));
-  const batch = lmBatchFromRows(rows, rows.map((r) => r.map(() => 1)), t);
+  const tokenRows = (b: number, t: number) => Array.from({ length: b }, () => Array.from({ length: t }, () => rng.int(arch.vocabSize)));
+  const batchOf = (rows: number[][]) => lmBatchFromRows(rows, rows.map((r) => r.map(() => 1)), rows[0]!.length);
+  const trainRows = tokenRows(spec.train.batch, spec.train.length);
+  const sameShape = spec.forward.batch === spec.train.batch && spec.forward.length === spec.train.length;
+  const forwardRows = sameShape ? trainRows : tokenRows(spec.forward.batch, spec.forward.length);
+  const g = spec.generate;
+  // The standard benchmark's prompts are the first tokens of its training rows.
+  const promptSource = g.batch === trainRows.length && g.promptLength <= spec.train.length ? trainRows : tokenRows(g.batch, g.promptLength);
+  const prompts = promptSource.map((r) => r.slice(0, g.promptLength));
 
-  const trainer = new TrainStep(lmLoss(arch), { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: null });
-  let state = trainer.init(params);
-  let stepNumber = 0;
-  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
-  const generator = new Generator(arch);
-  // 8 sequences, 64-token prompts, 64 new tokens.
-  const prompts = rows.map((r) => r.slice(0, 64));
-
-  return {
-    run: {
-      train: async () => {
-        const out = await trainer.step(params, state, [batch], 1e-3, ++stepNumber);
-        params = out.params;
-        state = out.state;
-      },
-      forward: async () => {
-        await toHost(forward(params, batch.inputIds, batch.positionIds, batch.attentionMask));
-      },
-      generate: async () => {
-        const out = await generator.generate(params, prompts, { temperature: 0, maxNewTokens: 64 });
-        if (out.some((g) => g.completionIds.length !== 64)) throw new Error("benchmark generation stopped early");
-      },
+  const setUp: Record<WorkloadName, () => { run: () => Promise<void>; dispose: () => void }> = {
+    train: () => {
+      const batch = batchOf(trainRows);
+      const trainer = new TrainStep(lmLoss(arch), spec.train.step);
+      let state: AdamWState | null = trainer.init(weights());
+      let stepNumber = 0;
+      return {
+        run: async () => {
+          const [params, moments] = [weights(), state!];
+          [current, state] = [null, null];
+          const out = await trainer.step(params, moments, [batch], spec.train.lr, ++stepNumber);
+          [current, state] = [out.params, out.state];
+        },
+        dispose: () => {
+          release([state ?? [], batch]);
+          trainer.dispose();
+        },
+      };
     },
-    params: countParams(params),
+    forward: () => {
+      const batch = batchOf(forwardRows);
+      const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
+      return {
+        run: async () => {
+          await toHost(forward(weights(), batch.inputIds, batch.positionIds, batch.attentionMask));
+        },
+        dispose: () => {
+          release(batch);
+          forward.dispose();
+        },
+      };
+    },
+    generate: () => {
+      const generator = new Generator(arch);
+      return {
+        run: async () => {
+          const out = await generator.generate(weights(), prompts, { temperature: 0, maxNewTokens: g.newTokens });
+          if (out.some((x) => x.completionIds.length !== g.newTokens)) throw new Error("benchmark generation stopped early");
+        },
+        dispose: () => generator.dispose(),
+      };
+    },
+  };
+  const live = new Map<WorkloadName, { run: () => Promise<void>; dispose: () => void }>();
+  const workload = (name: WorkloadName) => {
+    let w = live.get(name);
+    if (!w) live.set(name, (w = setUp[name]()));
+    return w;
+  };
+  const releaseOne = (name: WorkloadName) => {
+    live.get(name)?.dispose();
+    live.delete(name);
+  };
+  return {
+    run: { train: () => workload("train").run(), forward: () => workload("forward").run(), generate: () => workload("generate").run() },
+    params: countParams(weights()),
+    release: releaseOne,
     dispose: () => {
-      release([params, state, batch]);
-      forward.dispose();
-      generator.dispose();
+      for (const name of [...live.keys()]) releaseOne(name);
+      if (current) release(current);
     },
   };
 }

@@ -2,16 +2,27 @@ import { spawnSync } from "node:child_process";
 import type { Command } from "../command.ts";
 import { numberFlag, parseFlags, UsageError } from "../command.ts";
 import { runStandardBenchmark } from "../../bench/standard.ts";
-import { standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
+import { modelWorkloads, realSizeSpec, standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
+import { parameterCount, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
 import { formatProfile, profileKernels } from "../../bench/kernel-profile.ts";
 import { kernelThreadCount } from "../../engine/worker-shim.ts";
+import { readModelConfig } from "../config-file.ts";
 
 const usage = `Usage: rlhf bench [--json] [--runs N]
-       rlhf bench --profile train|forward|generate [--top N] [--json]
+       rlhf bench --config CONFIG.json [--json] [--runs N]
+       rlhf bench --profile train|forward|generate [--config CONFIG.json] [--top N] [--json]
 
 Times the standard benchmark model (GPT-2 style, 3.45M parameters, batch 8 x 128): a full
 training step with Adam, a forward pass, and KV-cached generation of 64 tokens for 8 sequences.
 npm run bench:compare runs the same model in PyTorch and prints the ratios.
+
+--config times a real model's shape with random weights (a config.json, or a shipped config's name:
+smollm2-135m, gpt2-124m, qwen2.5-0.5b): a forward pass over 1 x 512 tokens, an SFT training step on
+1 x 512 (AdamW, gradient clipping at 1), and KV-cached generation of 64 tokens for 8 sequences after
+16-token prompts; medians of 3 runs after 1 warm-up. It reports ms, tokens/s, the engine memory each
+workload needed and the process's peak RSS. A workload that does not fit the engine's 4 GiB is named
+on stderr and null in the result; the others still run, and the exit status is 1.
+npm run bench:compare -- --config NAME runs the same shape in PyTorch.
 
 --profile times every kernel of one workload and groups them by shape of work (output size,
 reduction, inputs): where the time goes. It runs on one kernel thread (RLHF_THREADS=1), where
@@ -19,18 +30,20 @@ dispatch is synchronous and each kernel's own time can be measured.`;
 
 const flags = {
   json: { type: "boolean", help: "print one JSON object" },
-  runs: { type: "string", help: "timed repetitions, median reported (default 10); with --profile, traced repetitions (default 3) <N>" },
+  config: { type: "string", help: "time (or profile) a real model's shape: its config.json or a shipped name <CONFIG>" },
+  runs: { type: "string", help: "timed repetitions, median reported (default 10, with --config 3); with --profile, traced repetitions (default 3) <N>" },
   profile: { type: "string", help: "profile the kernels of one workload: train, forward or generate <WORKLOAD>" },
   top: { type: "string", default: "25", help: "with --profile: rows of the table <N>" },
 } as const;
 
 export const command: Command = {
-  summary: "benchmark training, forward and generation speed on the standard model",
+  summary: "benchmark training, forward and generation speed (the standard model, or a real config's shape)",
   async run(argv) {
     const parsed = parseFlags(argv, usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
-    if (v.profile !== undefined) return profile(v.profile, argv, { runs: v.runs, top: v.top, json: v.json ?? false });
+    if (v.profile !== undefined) return profile(v.profile, argv, { config: v.config, runs: v.runs, top: v.top, json: v.json ?? false });
+    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false });
     // 10 timed repetitions by default; a profile needs only 3 traced ones.
     const runs = numberFlag(v.runs, "runs", 10, { min: 1, integer: true });
     const result = await runStandardBenchmark({ runs, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
@@ -44,7 +57,28 @@ export const command: Command = {
   },
 };
 
-async function profile(workload: string, argv: string[], o: { runs: string | undefined; top: string | undefined; json: boolean }): Promise<number> {
+async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean }): Promise<number> {
+  const { path, config } = await readModelConfig(configArg);
+  const runs = numberFlag(o.runs, "runs", 3, { min: 1, integer: true });
+  const result = await runModelBenchmark(config, { source: path, runs, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+  for (const line of Object.values(result.did_not_fit)) process.stderr.write(`rlhf bench: ${line}\n`);
+  process.stdout.write(o.json ? JSON.stringify(result) + "\n" : formatModelResult(result));
+  return Object.keys(result.did_not_fit).length > 0 ? 1 : 0;
+}
+
+function formatModelResult(r: ModelBenchResult): string {
+  const row = (label: string, ms: number | null, perSecond: number | null, peak: number | null) =>
+    ms === null ? `${label}: did not fit in the engine's 4 GiB` : `${label}: ${ms} ms, ${perSecond} tokens/s, engine peak ${peak} MiB`;
+  return [
+    `${r.config}: ${parameterCount(r.params)} parameters, ${r.threads} kernel threads`,
+    row(`  ${r.shapes.forward}`, r.forward_ms, r.forward_tokens_per_s, r.forward_engine_peak_mb),
+    row(`  ${r.shapes.generate}`, r.generate_64_ms, r.generate_tokens_per_s, r.generate_engine_peak_mb),
+    row(`  ${r.shapes.train}`, r.train_step_ms, r.train_tokens_per_s, r.train_engine_peak_mb),
+    `  engine heap ${r.engine_heap_mb} MiB · peak RSS ${r.peak_rss_mb} MB`,
+  ].join("\n") + "\n";
+}
+
+async function profile(workload: string, argv: string[], o: { config: string | undefined; runs: string | undefined; top: string | undefined; json: boolean }): Promise<number> {
   if (!(workloadNames as string[]).includes(workload)) throw new UsageError(`--profile: expected one of ${workloadNames.join(", ")}, got "${workload}"`);
   const top = numberFlag(o.top, "top", 25, { min: 1, integer: true });
   const repeats = numberFlag(o.runs, "runs", 3, { min: 1, integer: true });
@@ -56,12 +90,14 @@ async function profile(workload: string, argv: string[], o: { runs: string | und
     });
     return child.status ?? 1;
   }
-  const w = await standardWorkloads();
-  const warmup = 2; // the first runs compile every kernel
-  process.stderr.write(`bench: profiling ${workload} (${repeats} traced repetitions after ${warmup} warm-up runs)…\n`);
+  const model = o.config === undefined ? null : await readModelConfig(o.config);
+  const w = model ? await modelWorkloads(model.config, realSizeSpec) : await standardWorkloads();
+  // The first runs compile every kernel; at real sizes one run is enough and each costs seconds.
+  const warmup = model ? 1 : 2;
+  process.stderr.write(`bench: profiling ${workload}${model ? ` at ${model.path}` : ""} (${repeats} traced repetitions after ${warmup} warm-up runs)…\n`);
   const result = await profileKernels(w.run[workload as WorkloadName], { repeats, warmup });
   w.dispose();
-  if (o.json) process.stdout.write(JSON.stringify({ workload, ...result, groups: result.groups.slice(0, top) }) + "\n");
+  if (o.json) process.stdout.write(JSON.stringify({ workload, ...(model ? { config: model.path } : {}), ...result, groups: result.groups.slice(0, top) }) + "\n");
   else process.stdout.write(formatProfile(result, top) + "\n");
   return 0;
 }

@@ -1,0 +1,58 @@
+// `rlhf bench --config` on a tiny config: the JSON result has every metric (timings are not checked),
+// --profile profiles the same shape, and running out of the engine's memory is told apart from bugs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir } from "../io/test-helpers.ts";
+import { runRlhfOk } from "../cli/test-helpers.ts";
+import { isEngineOutOfMemory, type ModelBenchResult } from "./model-bench.ts";
+
+async function tinyConfig(): Promise<string> {
+  const path = join(await tempDir(), "tiny.json");
+  const config = { model_type: "llama", hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300, max_position_embeddings: 1024, tie_word_embeddings: true };
+  await writeFile(path, JSON.stringify(config));
+  return path;
+}
+
+test("rlhf bench --config times the three workloads at the config's shape and reports their memory", async () => {
+  const config = await tinyConfig();
+  const r = runRlhfOk(["bench", "--config", config, "--runs", "1", "--json"]);
+  const out = JSON.parse(r.stdout) as ModelBenchResult;
+  assert.equal(out.config, config);
+  assert.equal(out.model_type, "llama");
+  assert.equal(out.params, 300 * 32 + 32 * (32 + 16 + 16 + 32) + 3 * 32 * 64 + 3 * 32);
+  for (const w of ["forward", "train", "generate"] as const) {
+    const ms = w === "train" ? out.train_step_ms : w === "forward" ? out.forward_ms : out.generate_64_ms;
+    assert.ok(typeof ms === "number" && ms > 0, `${w}: ${ms}`);
+    assert.ok(out[`${w}_tokens_per_s`]! > 0, w);
+    assert.ok(out[`${w}_engine_peak_mb`]! > 0, w);
+  }
+  // The weights are live through every workload; training adds two AdamW moments and gradients.
+  assert.ok(out.train_engine_peak_mb! > out.forward_engine_peak_mb! && out.engine_heap_mb >= out.train_engine_peak_mb!, JSON.stringify(out));
+  assert.ok(out.peak_rss_mb > 0);
+  assert.deepEqual(out.did_not_fit, {});
+  assert.deepEqual(out.shapes, {
+    forward: "forward pass, batch 1 × 512",
+    train: "training step, batch 1 × 512 (AdamW)",
+    generate: "generation, 8 sequences × (16-token prompt + 64 new tokens)",
+  });
+  assert.deepEqual([out.runs, out.warmup], [1, 1]);
+  assert.match(r.stderr, /bench: forward pass, batch 1 × 512 at .*tiny\.json \(18,912 parameters\)…/);
+});
+
+test("rlhf bench --profile --config profiles the workload at the config's shape", async () => {
+  const config = await tinyConfig();
+  const r = runRlhfOk(["bench", "--profile", "train", "--config", config, "--runs", "1", "--top", "3", "--json"]);
+  const out = JSON.parse(r.stdout) as { workload: string; config: string; groups: unknown[]; kernelMs: number };
+  assert.deepEqual([out.workload, out.config, out.groups.length], ["train", config, 3]);
+  assert.ok(out.kernelMs > 0);
+  assert.match(r.stderr, /profiling train at .*tiny\.json \(1 traced repetitions after 1 warm-up runs\)/);
+});
+
+test("only the engine's own out-of-memory errors count as a shape that did not fit", () => {
+  assert.ok(isEngineOutOfMemory(new RangeError("Allocation exceeds the 4 GiB memory32 limit")));
+  assert.ok(isEngineOutOfMemory(new RangeError("WebAssembly.Memory.grow(): Maximum memory size exceeded")));
+  assert.ok(!isEngineOutOfMemory(new RangeError("Index 9 out of bounds for axis of size 3")));
+  assert.ok(!isEngineOutOfMemory(new Error("Allocation exceeds the 4 GiB memory32 limit")));
+});

@@ -1,0 +1,111 @@
+// `rlhf bench --config`: the three workloads at a real model's shape with random weights
+// (workloads.ts, realSizeSpec), each timed, with its tokens per second and the engine memory it
+// needed. Workloads run smallest first and each frees its state before the next; one that does not
+// fit the engine's 4 GiB is reported as such and the others still run.
+import { wasmMemoryStats } from "../engine/runtime.ts";
+import { kernelThreadCount } from "../engine/worker-shim.ts";
+import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { medianMs } from "./standard.ts";
+import { describeWorkload, modelWorkloads, realSizeSpec, type WorkloadName, type WorkloadSpec } from "./workloads.ts";
+
+/** Metric names shared with scripts/reference/bench_torch.py --config; null where it did not fit. */
+export interface ModelBenchResult {
+  config: string;
+  model_type: string;
+  params: number;
+  forward_ms: number | null;
+  forward_tokens_per_s: number | null;
+  train_step_ms: number | null;
+  train_tokens_per_s: number | null;
+  generate_64_ms: number | null;
+  generate_tokens_per_s: number | null;
+  /** Most bytes live in the engine during each workload (weights included), MiB. */
+  forward_engine_peak_mb: number | null;
+  train_engine_peak_mb: number | null;
+  generate_engine_peak_mb: number | null;
+  /** The engine heap's high-water mark over the whole run (what the wasm memory had to hold), MiB. */
+  engine_heap_mb: number;
+  peak_rss_mb: number;
+  /** Workloads that ran out of the engine's 4 GiB, with what they were. */
+  did_not_fit: Partial<Record<WorkloadName, string>>;
+  shapes: Record<WorkloadName, string>;
+  runs: number;
+  warmup: number;
+  threads: number;
+  relaxed_simd: boolean;
+}
+
+/** jax-js's heap is one 32-bit wasm memory; running past it throws a RangeError from its allocator or from Memory.grow. */
+export function isEngineOutOfMemory(err: unknown): boolean {
+  return err instanceof RangeError && /memory32 limit|Out of memory|WebAssembly\.Memory/i.test(err.message);
+}
+
+const ORDER: WorkloadName[] = ["forward", "generate", "train"]; // training needs the most; it goes last
+
+export async function runModelBenchmark(
+  config: ModelConfig,
+  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; log?: (msg: string) => void },
+): Promise<ModelBenchResult> {
+  const spec = options.spec ?? realSizeSpec;
+  const runs = options.runs ?? 3;
+  const warmup = options.warmup ?? 1;
+  const log = options.log ?? (() => {});
+  const w = await modelWorkloads(config, spec);
+  const tokens: Record<WorkloadName, number> = {
+    forward: spec.forward.batch * spec.forward.length,
+    train: spec.train.batch * spec.train.length,
+    generate: spec.generate.batch * spec.generate.newTokens,
+  };
+  const ms: Partial<Record<WorkloadName, number>> = {};
+  const peak: Partial<Record<WorkloadName, number>> = {};
+  const didNotFit: Partial<Record<WorkloadName, string>> = {};
+  for (const name of ORDER) {
+    const what = `${describeWorkload(name, spec)} at ${options.source} (${parameterCount(w.params)} parameters)`;
+    log(what);
+    wasmMemoryStats({ reset: true });
+    try {
+      ms[name] = await medianMs(runs, warmup, w.run[name]);
+      peak[name] = wasmMemoryStats()!.peakLiveBytes;
+    } catch (err) {
+      if (!isEngineOutOfMemory(err)) throw err;
+      didNotFit[name] = `${what} did not fit in the engine's 4 GiB (${(err as Error).message})`;
+    }
+    w.release(name);
+  }
+  const heap = wasmMemoryStats()!.heapBytes;
+  w.dispose();
+  const perSecond = (name: WorkloadName) => (ms[name] === undefined ? null : round((1000 * tokens[name]) / ms[name]!));
+  const mib = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 2 ** 20));
+  return {
+    config: options.source,
+    model_type: config.model_type,
+    params: w.params,
+    forward_ms: ms.forward === undefined ? null : round(ms.forward),
+    forward_tokens_per_s: perSecond("forward"),
+    train_step_ms: ms.train === undefined ? null : round(ms.train),
+    train_tokens_per_s: perSecond("train"),
+    generate_64_ms: ms.generate === undefined ? null : round(ms.generate),
+    generate_tokens_per_s: perSecond("generate"),
+    forward_engine_peak_mb: mib(peak.forward),
+    train_engine_peak_mb: mib(peak.train),
+    generate_engine_peak_mb: mib(peak.generate),
+    engine_heap_mb: round(heap / 2 ** 20),
+    peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
+    did_not_fit: didNotFit,
+    shapes: { forward: describeWorkload("forward", spec), train: describeWorkload("train", spec), generate: describeWorkload("generate", spec) },
+    runs,
+    warmup,
+    threads: kernelThreadCount(),
+    relaxed_simd: relaxedSimdAvailable(),
+  };
+}
+
+/** "494.0M", or the exact count below a million. */
+export function parameterCount(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n.toLocaleString("en-US");
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}
