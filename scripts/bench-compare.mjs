@@ -5,26 +5,40 @@
 // `--rounds N` times (default 3), alternating, and the ratio reported is the median of the rounds'.
 // Prints a table, then one JSON line: {ours, torch, ratio, rounds} with ours and torch the median
 // of each metric, ratio = ours / torch per metric (median over rounds), rounds the per-round ratios.
+// `--config NAME` (a shipped config's name or a config.json path) compares `rlhf bench --config`
+// with bench_torch.py --config at that model's shape instead; workloads that do not fit our engine
+// are shown as "did not fit" and left out of the ratios. Every ratio is ours / torch, so for the
+// tokens/s metrics a ratio below 1 means ours is slower.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const PYTHON = "/usr/bin/python3"; // Debian's python3-torch, not whatever python3 is first on PATH
-const METRICS = ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
 function flag(name, fallback) {
   const at = process.argv.indexOf(name);
   return at >= 0 ? process.argv[at + 1] : fallback;
 }
-const torchRuns = flag("--runs", "10");
+const configArg = flag("--config");
+const configPath = configArg === undefined ? undefined : existsSync(configArg) ? configArg : join(root, "configs", `${configArg}.json`);
+if (configPath !== undefined && !existsSync(configPath)) {
+  process.stderr.write(`[bench:compare] --config: no file ${configArg}, and no configs/${configArg}.json\n`);
+  process.exit(2);
+}
+const METRICS = configPath
+  ? ["forward_ms", "forward_tokens_per_s", "generate_64_ms", "generate_tokens_per_s", "train_step_ms", "train_tokens_per_s", "peak_rss_mb"]
+  : ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
+// Both sides default to the same repetitions (10, or 3 with --config); --runs sets both.
+const runs = flag("--runs");
 const roundCount = Number(flag("--rounds", "3"));
 if (!Number.isInteger(roundCount) || roundCount < 1) {
   process.stderr.write(`[bench:compare] --rounds must be a positive integer, got ${flag("--rounds")}\n`);
   process.exit(2);
 }
 
-function run(label, cmd, args, env = {}) {
+/** `accept` lets a failed run count when its JSON result explains the failure (a workload that did not fit). */
+function run(label, cmd, args, env = {}, accept = () => false) {
   process.stderr.write(`[bench:compare] ${label}: ${cmd} ${args.join(" ")}\n`);
   const r = spawnSync(cmd, args, {
     cwd: root,
@@ -32,8 +46,9 @@ function run(label, cmd, args, env = {}) {
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
   });
-  const failure = r.error ? String(r.error) : r.status !== 0 ? `exit ${r.status ?? r.signal}` : null;
-  const result = failure ? null : lastJsonObject(r.stdout);
+  const parsed = r.error ? null : lastJsonObject(r.stdout);
+  const failure = r.error ? String(r.error) : r.status !== 0 && !(parsed && accept(parsed)) ? `exit ${r.status ?? r.signal}` : null;
+  const result = failure ? null : parsed;
   if (!result) {
     process.stderr.write(`[bench:compare] ${label} failed (${failure ?? "no JSON object on stdout"})\n`);
     process.stderr.write(`--- stdout ---\n${r.stdout ?? ""}\n--- stderr ---\n${r.stderr ?? ""}\n`);
@@ -85,9 +100,12 @@ const torchEnv = { OPENBLAS_NUM_THREADS: "2", ...openblasCoreType() };
 const oursResults = [];
 const torchResults = [];
 const rounds = [];
+const shape = configPath ? ["--config", configPath] : [];
+const runsArgs = runs === undefined ? [] : ["--runs", runs];
+const didNotFit = (result) => Object.keys(result.did_not_fit ?? {}).length > 0;
 for (let r = 1; r <= roundCount; r++) {
-  const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json"]);
-  const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", "--runs", torchRuns], torchEnv);
+  const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json", ...shape, ...runsArgs], {}, didNotFit);
+  const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", ...shape, ...runsArgs], torchEnv);
   const ratio = {};
   for (const m of METRICS) {
     if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];
@@ -117,11 +135,13 @@ for (const m of METRICS) {
   if (v !== undefined) ratio[m] = v;
 }
 
+const notFitting = new Set(oursResults.flatMap((x) => Object.keys(x.did_not_fit ?? {})));
 const fmt = (x, digits = 1) => (typeof x === "number" ? x.toFixed(digits) : "-");
+const fmtOurs = (m) => ([...notFitting].some((w) => m.startsWith(w)) && typeof ours[m] !== "number" ? "did not fit" : fmt(ours[m]));
 const rows = [["metric", "ours", `torch ${torch.torch_version ?? ""}`.trim(), "ours/torch", `rounds (${roundCount})`]];
 for (const m of METRICS) {
   const each = rounds.map((x) => (x[m] === undefined ? "-" : fmt(x[m], 2))).join(" ");
-  rows.push([m, fmt(ours[m]), fmt(torch[m]), ratio[m] === undefined ? "-" : `${fmt(ratio[m], 2)}x`, each]);
+  rows.push([m, fmtOurs(m), fmt(torch[m]), ratio[m] === undefined ? "-" : `${fmt(ratio[m], 2)}x`, each]);
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));

@@ -1,87 +1,60 @@
-"""PyTorch side of `npm run bench:compare`: the standard benchmark model timed on CPU.
+"""PyTorch side of `npm run bench:compare`: the benchmark's three workloads timed on CPU.
 
-GPT-2 style (pre-LN, learned positions, biases, gelu tanh, untied head): vocab 512, context 128,
-d_model 256, 4 layers, 4 heads, MLP 1024; batch 8 x 128; Adam lr 1e-3. Prints one JSON object.
+Without --config: the standard benchmark model (configs/bench-standard.json: GPT-2 style, pre-LN,
+learned positions, biases, gelu tanh, untied head; vocab 512, context 128, d_model 256, 4 layers,
+4 heads, MLP 1024); batch 8 x 128; Adam lr 1e-3; 10 runs after 2 warm-ups.
 
-    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/bench_torch.py [--runs 10] [--warmup 2]
+With --config CONFIG.json: that model's shape with random weights (plain-PyTorch GPT-2, Llama or
+Qwen2 from scripts/reference/torch_models.py), the workloads of `rlhf bench --config`
+(src/bench/workloads.ts, realSizeSpec): a forward pass over 1 x 512, an SFT step on 1 x 512 (AdamW,
+lr 2e-5, no weight decay, gradients clipped at 1), and greedy KV-cached generation of 64 tokens for
+8 sequences after 16-token prompts (the prefill computes the head on the last position only);
+3 runs after 1 warm-up. Prints one JSON object with the same metric names as ours.
+
+    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/bench_torch.py [--config PATH] [--runs N] [--warmup N]
 """
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")  # must be set before torch loads OpenBLAS
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-VOCAB, CTX, D, LAYERS, HEADS, MLP = 512, 128, 256, 4, 4, 1024
-BATCH, PROMPT, NEW_TOKENS = 8, 64, 64
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import model_from_config, new_cache  # noqa: E402
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(D)
-        self.c_attn = nn.Linear(D, 3 * D)
-        self.c_proj = nn.Linear(D, D)
-        self.ln_2 = nn.LayerNorm(D)
-        self.c_fc = nn.Linear(D, MLP)
-        self.mlp_proj = nn.Linear(MLP, D)
-
-    def forward(self, x, cache=None, pos=0):
-        """x: [B, T, D]. With a cache (k, v: [B, nH, CTX, hd]) the new keys/values go in at pos."""
-        Bn, Tn, _ = x.shape
-        hd = D // HEADS
-        q, k, v = self.c_attn(self.ln_1(x)).split(D, dim=-1)
-        q, k, v = (t.view(Bn, Tn, HEADS, hd).transpose(1, 2) for t in (q, k, v))  # [B, nH, T, hd]
-        if cache is not None:
-            cache[0][:, :, pos:pos + Tn] = k
-            cache[1][:, :, pos:pos + Tn] = v
-            k, v = cache[0][:, :, :pos + Tn], cache[1][:, :, :pos + Tn]  # [B, nH, S, hd]
-        S = k.shape[2]
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)  # [B, nH, T, S]
-        causal = torch.ones(Tn, S, dtype=torch.bool).tril(diagonal=S - Tn)  # query i sits at S-T+i
-        att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(Bn, Tn, D)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.wte = nn.Embedding(VOCAB, D)
-        self.wpe = nn.Embedding(CTX, D)
-        self.h = nn.ModuleList(Block() for _ in range(LAYERS))
-        self.ln_f = nn.LayerNorm(D)
-        self.lm_head = nn.Linear(D, VOCAB, bias=False)
-        for p in self.parameters():
-            if p.dim() == 2:
-                nn.init.normal_(p, std=0.02)
-
-    def forward(self, idx, caches=None, pos=0):
-        Tn = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(pos, pos + Tn))  # [B, T, D]
-        for i, block in enumerate(self.h):
-            x = block(x, None if caches is None else caches[i], pos)
-        return self.lm_head(self.ln_f(x))  # [B, T, V]
+# The standard benchmark keeps its original policy (Adam, no clipping, every position a random
+# target, the prefill's head over the whole prompt) so its numbers stay comparable with earlier runs.
+STANDARD = {
+    "train": {"batch": 8, "length": 128}, "forward": {"batch": 8, "length": 128},
+    "generate": {"batch": 8, "prompt": 64, "new_tokens": 64, "prefill_last_only": False},
+    "runs": 10, "warmup": 2,
+}
+REAL_SIZE = {
+    "train": {"batch": 1, "length": 512}, "forward": {"batch": 1, "length": 512},
+    "generate": {"batch": 8, "prompt": 16, "new_tokens": 64, "prefill_last_only": True},
+    "runs": 3, "warmup": 1,
+}
 
 
 @torch.no_grad()
-def generate(model, prompt):
+def generate(model, prompt, new_tokens, last_only):
     """Greedy, KV-cached: one prefill over the prompt, then one single-token step per new token."""
-    Bn = prompt.shape[0]
-    caches = [(torch.empty(Bn, HEADS, CTX, D // HEADS), torch.empty(Bn, HEADS, CTX, D // HEADS)) for _ in range(LAYERS)]
-    next_token = model(prompt, caches, 0)[:, -1].argmax(-1, keepdim=True)  # [B, 1]
+    Bn, P = prompt.shape
+    caches = new_cache(model, Bn, P + new_tokens)
+    next_token = model(prompt, caches, 0, last_only=last_only)[:, -1].argmax(-1, keepdim=True)  # [B, 1]
     out = [next_token]
-    for pos in range(PROMPT, PROMPT + NEW_TOKENS - 1):
+    for pos in range(P, P + new_tokens - 1):
         next_token = model(next_token, caches, pos)[:, -1].argmax(-1, keepdim=True)
         out.append(next_token)
-    return torch.cat(out, dim=1)  # [B, NEW_TOKENS]
+    return torch.cat(out, dim=1)  # [B, new_tokens]
 
 
 def median_ms(fn, runs, warmup):
@@ -97,49 +70,86 @@ def median_ms(fn, runs, warmup):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--config", help="a model's config.json: time its shape (default: the standard benchmark model)")
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--warmup", type=int)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = GPT()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randint(0, VOCAB, (BATCH, CTX))
-    y = torch.randint(0, VOCAB, (BATCH, CTX))
-    prompt = torch.randint(0, VOCAB, (BATCH, PROMPT))
+    real_size = args.config is not None
+    spec = REAL_SIZE if real_size else STANDARD
+    runs = spec["runs"] if args.runs is None else args.runs
+    warmup = spec["warmup"] if args.warmup is None else args.warmup
+    with open(args.config or os.path.join(ROOT, "configs", "bench-standard.json")) as f:
+        config = json.load(f)
+    model = model_from_config(config)
+    vocab = model.lm_head.weight.shape[0]
+    tr, fw, gen = spec["train"], spec["forward"], spec["generate"]
+    x = torch.randint(0, vocab, (tr["batch"], tr["length"]))
+    forward_x = x if fw == tr else torch.randint(0, vocab, (fw["batch"], fw["length"]))
+    prompt = torch.randint(0, vocab, (gen["batch"], gen["prompt"]))
 
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x).view(-1, VOCAB), y.view(-1))
-        loss.backward()
-        opt.step()
+    if real_size:
+        # SFT: every next token a target; TRL's defaults for the optimizer and clipping.
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+
+        def train_step():
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)  # [B, T, V]
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, vocab), x[:, 1:].reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        y = torch.randint(0, vocab, (tr["batch"], tr["length"]))
+
+        def train_step():
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x).view(-1, vocab), y.view(-1))
+            loss.backward()
+            opt.step()
 
     def forward():
         with torch.no_grad():
-            model(x)
+            model(forward_x)
+
+    def generation():
+        generate(model, prompt, gen["new_tokens"], gen["prefill_last_only"])
 
     # sanity check: the cached decode must agree with a full forward over the same tokens
     with torch.no_grad():
-        tokens = generate(model, prompt)
-        logits = model(torch.cat([prompt, tokens[:, :-1]], dim=1))[:, PROMPT - 1:]  # [B, NEW_TOKENS, V]
+        tokens = generate(model, prompt, gen["new_tokens"], gen["prefill_last_only"])
+        logits = model(torch.cat([prompt, tokens[:, :-1]], dim=1))[:, gen["prompt"] - 1:]  # [B, new_tokens, V]
         chosen = logits.gather(-1, tokens[..., None]).squeeze(-1)
         assert (chosen >= logits.max(-1).values - 1e-4).all(), "KV-cached generation disagrees with the full forward"
+        del logits, chosen
 
-    result = {
-        "train_step_ms": median_ms(train_step, args.runs, args.warmup),
-        "forward_ms": median_ms(forward, args.runs, args.warmup),
-        "generate_64_ms": median_ms(lambda: generate(model, prompt), args.runs, args.warmup),
+    result = {}
+    # Ours runs training last at real sizes (it needs the most memory); the same order here.
+    order = ["forward", "generate", "train"] if real_size else ["train", "forward", "generate"]
+    timed = {"train": ("train_step_ms", train_step), "forward": ("forward_ms", forward), "generate": ("generate_64_ms", generation)}
+    for name in order:
+        metric, fn = timed[name]
+        result[metric] = median_ms(fn, runs, warmup)
+    if real_size:
+        tokens_of = {"forward": fw["batch"] * fw["length"], "train": tr["batch"] * tr["length"], "generate": gen["batch"] * gen["new_tokens"]}
+        for name, (metric, _) in timed.items():
+            result[f"{name}_tokens_per_s"] = 1000 * tokens_of[name] / result[metric]
+        result["config"] = args.config
+        result["model_type"] = config.get("model_type")
+    result.update({
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "openblas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "detected"),
-        "runs": args.runs,
-        "warmup": args.warmup,
+        "runs": runs,
+        "warmup": warmup,
         "params": sum(p.numel() for p in model.parameters()),
-    }
+    })
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
 
 
