@@ -4,7 +4,7 @@
 import { np, type Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { SCORE_HEAD } from "../models/architecture.ts";
-import { disposeCache, fullBatch } from "../models/forward.ts";
+import { disposeCache, fullBatch, positionsOf } from "../models/forward.ts";
 import { headLogprobsAndEntropy } from "../models/lm-head.ts";
 import type { Params } from "../models/types.ts";
 import type { DeviceSequences } from "./sequences.ts";
@@ -17,8 +17,7 @@ export function responseHidden(arch: Architecture, params: Params, s: Pick<Devic
   const [b, t] = s.ids.shape as [number, number];
   const { hidden, present } = arch.body(params, fullBatch(s.ids, s.positions, s.attention));
   disposeCache(present);
-  const r = t - promptLength;
-  return hidden.slice([], [promptLength - 1, t - 1]).reshape([b * r, arch.hiddenSize]);
+  return positionsOf(hidden, promptLength - 1, t - 1);
 }
 
 /** The response tokens those positions predict, flattened to [B·R]. */
