@@ -31,7 +31,7 @@ test("rlhf sft trains a GPT-2 with the real 50,257-token vocabulary (2 steps at 
 
   const output = join(dir, "sft");
   const args = ["sft", "--model", modelDir, "--data", sharedData("self-instruct/seed_tasks.jsonl"), "--output", output];
-  const settings = ["--max_steps", "2", "--per_device_train_batch_size", "1", "--max_length", "256", "--packing", "true", "--eval_split_ratio", "0.02", "--logging_steps", "1", "--save_steps", "100"];
+  const settings = ["--max_steps", "2", "--per_device_train_batch_size", "1", "--max_length", "256", "--packing", "true", "--eval_split_ratio", "0.01", "--logging_steps", "1", "--eval_steps", "100", "--save_steps", "100"];
   const r = spawnSync(process.execPath, [cli, ...args, ...settings], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   const steps = readFileSync(join(output, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number; loss?: number });
