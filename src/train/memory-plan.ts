@@ -14,6 +14,7 @@
 // with P the trainable bytes, L layers, Σout the output widths of a layer's matrices, H heads,
 // N the tokens the head scores and V the vocabulary. Fragmentation adds ~10% (`SLACK`: SmolLM2-135M's
 // shape at 1 × 256 measured 2,668 MiB live at the peak and a 2,997 MiB heap; the plan says 3,196).
+import { wasmMemoryStats } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { HEAD_BLOCK_VALUES } from "../models/lm-head.ts";
 
@@ -190,4 +191,10 @@ export function checkPlan(p: MemoryPlan, batchAdvice: string): void {
 
 function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/** "engine memory: heap 2,997 MiB at its highest, planned 3,196 MiB": said at the end of a run. */
+export function memoryReport(p: MemoryPlan): string {
+  const stats = wasmMemoryStats();
+  return stats ? `engine memory: heap ${mb(stats.heapBytes)} at its highest (the plan said ${mb(p.total)})` : `engine memory: not measured (the plan said ${mb(p.total)})`;
 }

@@ -3,7 +3,7 @@ import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel, type ModelDescription } from "../../models/load.ts";
-import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultDPOConfig, dpoSpecs, normaliseFlagNames, resolveConfig, type DPOConfig } from "../../train/config.ts";
 import { splitHeldOut } from "../../train/datasets.ts";
 import { readDpoData } from "../../train/dpo-data.ts";
@@ -127,7 +127,7 @@ export const command: Command = {
       release(result.params);
       const last = result.state.log_history.filter((r) => "eval_rewards/accuracies" in r).at(-1);
       const summary = last ? ` (held-out reward accuracy ${last["eval_rewards/accuracies"]!.toFixed(4)}, margin ${last["eval_rewards/margins"]!.toFixed(4)})` : "";
-      process.stderr.write(`dpo: done after ${result.state.global_step} steps; final model in ${output}${summary}\n`);
+      process.stderr.write(`dpo: done after ${result.state.global_step} steps; final model in ${output}${summary}\ndpo: ${memoryReport(memory)}\n`);
       return 0;
     } catch (err) {
       if (err instanceof DivergenceError) {

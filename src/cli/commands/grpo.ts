@@ -10,7 +10,7 @@ import { configFlags, configOverrides, type FieldSpec, normaliseFlagNames, onPol
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { describeModel, loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
-import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
 import { encodePrompts } from "../../rl/rollout.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
@@ -218,7 +218,7 @@ by flags (--num_generations or --num-generations).`;
       progress.finish();
       await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer });
       await writeFile(join(output, `${name}_config.json`), JSON.stringify(config, null, 2) + "\n");
-      process.stderr.write(`${name}: done; final policy in ${join(output, "policy")}\n`);
+      process.stderr.write(`${name}: done; final policy in ${join(output, "policy")}\n${name}: ${memoryReport(memory)}\n`);
       trainer.dispose();
       reward.dispose();
       return 0;

@@ -7,7 +7,7 @@ import { configFlags, configOverrides, normaliseFlagNames, onPolicyRunSpecs, res
 import { MetricsLog } from "../../train/metrics-log.ts";
 import { Progress } from "../../train/progress.ts";
 import { describeModel, loadModel, resolveTokenizer, saveModel } from "../../models/load.ts";
-import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
 import { encodePrompts } from "../../rl/rollout.ts";
 import { architectureFor } from "../../models/architecture.ts";
@@ -213,6 +213,7 @@ export const command: Command = {
     await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer });
     await writeFile(join(output, "ppo_config.json"), JSON.stringify(config, null, 2) + "\n");
     progress.line(`ppo: done; final policy in ${join(output, "policy")}`);
+    progress.line(`ppo: ${memoryReport(memory)}`);
     trainer.dispose();
     reward.dispose();
     return 0;

@@ -6,7 +6,7 @@ import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
-import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
 import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../train/datasets.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
@@ -118,7 +118,7 @@ async function trainRm(argv: string[]): Promise<number> {
     release(result.params);
     const last = result.state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
     const summary = last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : "";
-    process.stderr.write(`rm: done after ${result.state.global_step} steps; reward model in ${output}${summary}\n`);
+    process.stderr.write(`rm: done after ${result.state.global_step} steps; reward model in ${output}${summary}\nrm: ${memoryReport(memory)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof DivergenceError) {

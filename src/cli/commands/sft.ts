@@ -3,7 +3,7 @@ import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
-import { checkPlan, formatPlan } from "../../train/memory-plan.ts";
+import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultSFTConfig, normaliseFlagNames, resolveConfig, sftSpecs } from "../../train/config.ts";
 import { readSftData, splitHeldOut } from "../../train/datasets.ts";
 import { paddedLength, sftMemoryAdvice, sftMemoryPlan, sftRows, sftTask } from "../../train/sft.ts";
@@ -66,7 +66,7 @@ export const command: Command = {
       release(result.params);
       const evals = result.state.log_history.filter((r) => "eval_loss" in r);
       const summary = evals.length ? ` (held-out completion loss ${evals[0]!.eval_loss!.toFixed(4)} -> ${evals.at(-1)!.eval_loss!.toFixed(4)})` : "";
-      process.stderr.write(`sft: done after ${result.state.global_step} steps; final model in ${output}${summary}\n`);
+      process.stderr.write(`sft: done after ${result.state.global_step} steps; final model in ${output}${summary}\nsft: ${memoryReport(memory)}\n`);
       return 0;
     } catch (err) {
       if (err instanceof DivergenceError) {
