@@ -30,7 +30,7 @@ test("rlhf bench --config times the three workloads at the config's shape and re
   }
   // The weights are live through every workload; training adds two AdamW moments and gradients.
   assert.ok(out.train_engine_peak_mb! > out.forward_engine_peak_mb! && out.engine_heap_mb >= out.train_engine_peak_mb!, JSON.stringify(out));
-  assert.ok(out.peak_rss_mb > 0);
+  assert.ok(out.peak_rss_mb > 0 && out.train_plan_mb > 0);
   assert.deepEqual(out.did_not_fit, {});
   assert.deepEqual(out.shapes, {
     forward: "forward pass, batch 1 × 512",

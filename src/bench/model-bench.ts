@@ -6,6 +6,8 @@ import { wasmMemoryStats } from "../engine/runtime.ts";
 import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
 import type { ModelConfig } from "../models/config.ts";
+import { architectureFor } from "../models/architecture.ts";
+import { sftMemoryPlan } from "../train/sft.ts";
 import { medianMs } from "./standard.ts";
 import { describeWorkload, modelWorkloads, realSizeSpec, type WorkloadName, type WorkloadSpec } from "./workloads.ts";
 
@@ -26,6 +28,8 @@ export interface ModelBenchResult {
   generate_engine_peak_mb: number | null;
   /** The engine heap's high-water mark over the whole run (what the wasm memory had to hold), MiB. */
   engine_heap_mb: number;
+  /** What `rlhf sft`'s memory plan estimates for the training step (with allocator slack), MiB: to set beside the measured peak. */
+  train_plan_mb: number;
   peak_rss_mb: number;
   /** Workloads that ran out of the engine's 4 GiB, with what they were. */
   did_not_fit: Partial<Record<WorkloadName, string>>;
@@ -91,6 +95,7 @@ export async function runModelBenchmark(
     train_engine_peak_mb: mib(peak.train),
     generate_engine_peak_mb: mib(peak.generate),
     engine_heap_mb: round(heap / 2 ** 20),
+    train_plan_mb: round(sftMemoryPlan(architectureFor(config), { per_device_train_batch_size: spec.train.batch, per_device_eval_batch_size: spec.train.batch }, spec.train.length).total / 2 ** 20),
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     did_not_fit: didNotFit,
     shapes: { forward: describeWorkload("forward", spec), train: describeWorkload("train", spec), generate: describeWorkload("generate", spec) },
