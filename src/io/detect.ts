@@ -1,14 +1,13 @@
 // Tells the two checkpoint kinds we load apart, so the CLI can take any path.
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { CheckpointError } from "./errors.ts";
 import { LLAMA2C_HEADER_BYTES, parseLlama2cHeader } from "./llama2c.ts";
 
 export type CheckpointFormat = "llama2c" | "hf-dir";
 
 /** A path that is not a checkpoint we can load; the CLI prints the message without a stack. */
-export class CheckpointPathError extends Error {
-  override name = "InputError";
-}
+export class CheckpointPathError extends CheckpointError {}
 
 /** "hf-dir" for a directory with config.json, "llama2c" for a file with a plausible llama2.c header. */
 export async function detectCheckpoint(path: string): Promise<CheckpointFormat> {

@@ -1,104 +1,81 @@
+// Hugging Face directories as files: what is written is read back as it was (names, metadata,
+// config.json), sharded checkpoints load through their index, and what is not a checkpoint we can
+// read is refused in one line naming the file. What the names mean is tested in models/checkpoint.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseConfig, type LlamaConfig } from "../models/config.ts";
-import { loadHfDirectory, saveHfDirectory } from "./hf-dir.ts";
-import { readLlama2c } from "./llama2c.ts";
+import { readGenerationConfigJson, readHfDirectory, writeHfDirectory } from "./hf-dir.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import type { TensorMap } from "./tensors.ts";
-import { sharedData, tempDir } from "./test-helpers.ts";
-
-const tinyLlama = (tied: boolean) =>
-  parseConfig({
-    model_type: "llama", hidden_size: 4, intermediate_size: 6, num_hidden_layers: 1, num_attention_heads: 2,
-    vocab_size: 3, max_position_embeddings: 8, tie_word_embeddings: tied,
-  }, "test") as LlamaConfig;
+import { tempDir } from "./test-helpers.ts";
 
 const t = (shape: number[], ...values: number[]) => ({ shape, data: Float32Array.from(values) });
+const CONFIG = { architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4 };
 
-test("llama2.c → saveHfDirectory → loadHfDirectory keeps every tensor and the config", async () => {
-  const dir = join(await tempDir(), "stories");
-  const { config, tensors } = await readLlama2c(sharedData("llama2c/stories260K.bin"));
-  await saveHfDirectory(dir, config, tensors, { "generation_config.json": "{}\n" });
+test("writeHfDirectory → readHfDirectory keeps config.json, every tensor and the safetensors metadata", async () => {
+  const dir = join(await tempDir(), "ckpt");
+  const tensors: TensorMap = new Map([["model.embed_tokens.weight", t([3, 1], 1, 2, 3)], ["model.norm.weight", t([1], 4)]]);
+  const metadata = { format: "pt", "lm_head.weight": "model.embed_tokens.weight" };
+  await writeHfDirectory(dir, CONFIG, tensors, { metadata, extraFiles: { "generation_config.json": "{\"eos_token_id\": [2, 3]}\n" } });
   assert.deepEqual((await readdir(dir)).sort(), ["config.json", "generation_config.json", "model.safetensors"]);
+  assert.deepEqual(JSON.parse(await readFile(join(dir, "config.json"), "utf8")), CONFIG);
+  assert.deepEqual((await readSafetensors(join(dir, "model.safetensors"))).metadata, metadata);
 
-  const json = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
-  assert.deepEqual(json.architectures, ["LlamaForCausalLM"]);
-  assert.equal(json.model_type, "llama");
-  assert.equal(json.torch_dtype, "float32");
-  assert.equal(typeof json.transformers_version, "string");
-  assert.equal((await readSafetensors(join(dir, "model.safetensors"))).metadata.format, "pt");
-
-  const loaded = await loadHfDirectory(dir);
-  assert.deepEqual(loaded.config, config);
-  assert.deepEqual(loaded.configJson, json);
-  assert.deepEqual([...loaded.tensors.keys()].sort(), [...tensors.keys()].sort());
-  for (const [name, tensor] of tensors) assert.deepEqual(loaded.tensors.get(name), tensor, name);
-});
-
-test("tied embeddings: lm_head.weight is not written; untied: it is, and is required on load", async () => {
-  const root = await tempDir();
-  const tensors: TensorMap = new Map([["model.embed_tokens.weight", t([3, 1], 1, 2, 3)], ["lm_head.weight", t([3, 1], 4, 5, 6)]]);
-  await saveHfDirectory(join(root, "tied"), tinyLlama(true), tensors);
-  assert.deepEqual([...(await readSafetensors(join(root, "tied", "model.safetensors"))).tensors.keys()], ["model.embed_tokens.weight"]);
-  await saveHfDirectory(join(root, "untied"), tinyLlama(false), tensors);
-  assert.deepEqual((await loadHfDirectory(join(root, "untied"))).tensors.get("lm_head.weight"), tensors.get("lm_head.weight"));
-
-  await writeSafetensors(join(root, "untied", "model.safetensors"), new Map([["model.embed_tokens.weight", t([3, 1], 1, 2, 3)]]));
-  await assert.rejects(loadHfDirectory(join(root, "untied")), /tie_word_embeddings is false but the checkpoint has no lm_head\.weight/);
+  const read = await readHfDirectory(dir);
+  assert.deepEqual(read.configJson, CONFIG);
+  assert.deepEqual(read.metadata, metadata);
+  assert.deepEqual(read.tensors, tensors);
+  assert.deepEqual(await readGenerationConfigJson(dir), { eos_token_id: [2, 3] });
+  await writeHfDirectory(dir, CONFIG, tensors);
+  assert.equal(await readGenerationConfigJson(dir), null, "generation_config.json is optional");
+  assert.deepEqual((await readHfDirectory(dir)).metadata, { format: "pt" }, "the default metadata is transformers' {format: pt}");
 });
 
 test("saving over an existing checkpoint replaces it whole and leaves no temp directories", async () => {
   const root = await tempDir();
   const dir = join(root, "ckpt");
-  await saveHfDirectory(dir, tinyLlama(true), new Map([["a", t([1], 1)]]), { "stale.txt": "old" });
-  await saveHfDirectory(dir, tinyLlama(true), new Map([["a", t([1], 2)]]));
+  await writeHfDirectory(dir, CONFIG, new Map([["a", t([1], 1)]]), { extraFiles: { "stale.txt": "old" } });
+  await writeHfDirectory(dir, CONFIG, new Map([["a", t([1], 2)]]));
   assert.deepEqual(await readdir(root), ["ckpt"]);
   assert.deepEqual((await readdir(dir)).sort(), ["config.json", "model.safetensors"]);
-  assert.deepEqual(Array.from((await loadHfDirectory(dir)).tensors.get("a")!.data), [2]);
-  await assert.rejects(saveHfDirectory(dir, tinyLlama(true), new Map(), { "config.json": "{}" }), /extraFiles must not contain config\.json/);
+  assert.deepEqual(Array.from((await readHfDirectory(dir)).tensors.get("a")!.data), [2]);
+  await assert.rejects(writeHfDirectory(dir, CONFIG, new Map(), { extraFiles: { "config.json": "{}" } }), /extraFiles must not contain config\.json/);
 });
 
-test("GPT-2 names without the transformer. prefix are normalised; mask buffers are dropped", async () => {
+test("sharded checkpoint directories load through model.safetensors.index.json, metadata merged", async () => {
   const dir = await tempDir();
-  await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "gpt2", n_embd: 2, n_head: 1, n_layer: 1, vocab_size: 3, n_positions: 4 }));
-  await writeSafetensors(join(dir, "model.safetensors"), new Map([
-    ["wte.weight", t([3, 2], 1, 2, 3, 4, 5, 6)],
-    ["h.0.attn.c_attn.weight", t([2, 6], ...Array(12).fill(0.5))],
-    ["h.0.attn.bias", t([1, 1, 4, 4], ...Array(16).fill(1))],
-    ["h.0.attn.masked_bias", t([], -1e4)],
-  ]));
-  const { config, tensors } = await loadHfDirectory(dir);
-  assert.equal(config.model_type, "gpt2");
-  assert.deepEqual([...tensors.keys()].sort(), ["transformer.h.0.attn.c_attn.weight", "transformer.wte.weight"]);
-});
-
-test("sharded checkpoint directories load through the index", async () => {
-  const dir = await tempDir();
-  await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 4, num_attention_heads: 2, tie_word_embeddings: true }));
-  await writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), new Map([["model.norm.weight", t([4], 1, 1, 1, 1)]]));
-  await writeSafetensors(join(dir, "model-00002-of-00002.safetensors"), new Map([
-    ["model.embed_tokens.weight", t([1, 4], 1, 2, 3, 4)],
-    ["model.layers.0.self_attn.rotary_emb.inv_freq", t([1], 1)],
-  ]));
-  await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: {
+  await writeFile(join(dir, "config.json"), JSON.stringify(CONFIG));
+  await writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), new Map([["model.norm.weight", t([4], 1, 1, 1, 1)]]), { metadata: { format: "pt" } });
+  await writeSafetensors(join(dir, "model-00002-of-00002.safetensors"), new Map([["model.embed_tokens.weight", t([1, 4], 1, 2, 3, 4)]]), {
+    metadata: { format: "pt", "lm_head.weight": "model.embed_tokens.weight" },
+  });
+  await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: 32 }, weight_map: {
     "model.norm.weight": "model-00001-of-00002.safetensors",
     "model.embed_tokens.weight": "model-00002-of-00002.safetensors",
   } }));
-  const { tensors } = await loadHfDirectory(dir);
+  const { tensors, metadata } = await readHfDirectory(dir);
   assert.deepEqual([...tensors.keys()].sort(), ["model.embed_tokens.weight", "model.norm.weight"]);
+  assert.deepEqual(metadata, { format: "pt", "lm_head.weight": "model.embed_tokens.weight" });
 });
 
-test("clear errors for directories that are not checkpoints", async () => {
+test("what is not a checkpoint we read is refused in one line naming the file (an input error, printed without a stack)", async () => {
   const dir = await tempDir();
-  await assert.rejects(loadHfDirectory(join(dir, "nope")), /not a Hugging Face checkpoint directory: .*nope\/config\.json not found/);
+  const refused = async (pattern: RegExp) => {
+    const err = await readHfDirectory(dir).then(() => null, (e: Error) => e);
+    assert.ok(err, "expected a refusal");
+    assert.match(err.message, pattern);
+    assert.equal(err.name, "InputError");
+    assert.equal(err.message.split("\n").length, 1, err.message);
+  };
+  const missing = join(dir, "nope");
+  await assert.rejects(readHfDirectory(missing), /not a Hugging Face checkpoint directory: .*nope\/config\.json not found/);
   await writeFile(join(dir, "config.json"), "{ not json");
-  await assert.rejects(loadHfDirectory(dir), /config\.json: not valid JSON/);
-  await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "bert" }));
-  await assert.rejects(loadHfDirectory(dir), /config\.json: model_type "bert" is not supported/);
+  await refused(/config\.json: not valid JSON/);
   await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "gpt2" }));
-  await assert.rejects(loadHfDirectory(dir), /no model\.safetensors or model\.safetensors\.index\.json/);
+  await refused(/no model\.safetensors or model\.safetensors\.index\.json/);
   await writeFile(join(dir, "pytorch_model.bin"), "PK");
-  await assert.rejects(loadHfDirectory(dir), /only pytorch_model\.bin \(pickle\) found/);
+  await refused(/only pytorch_model\.bin \(pickle\) found.*save_pretrained\(dir, safe_serialization=True\).*model\.safetensors/);
+  await writeFile(join(dir, "generation_config.json"), "[1]");
+  await assert.rejects(readGenerationConfigJson(dir), /generation_config\.json: not valid JSON \(expected a JSON object\)/);
 });

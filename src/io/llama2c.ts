@@ -3,7 +3,7 @@
 // weights, every matrix row-major [out, in] as in PyTorch's nn.Linear. vocab_size < 0 means the
 // classifier is stored separately at the end instead of being shared with the embedding.
 import { readFile } from "node:fs/promises";
-import type { LlamaConfig } from "../models/config.ts";
+import { CheckpointError } from "./errors.ts";
 import type { HostTensor, TensorMap } from "./tensors.ts";
 
 export interface Llama2cHeader {
@@ -22,21 +22,21 @@ export const LLAMA2C_HEADER_BYTES = 7 * 4;
 /** Decodes and sanity-checks the header; throws a message naming `source` if it makes no sense. */
 export function parseLlama2cHeader(bytes: Uint8Array, source: string): Llama2cHeader {
   if (bytes.byteLength < LLAMA2C_HEADER_BYTES) {
-    throw new Error(`${source}: ${bytes.byteLength} bytes is too short for a llama2.c checkpoint (header alone is ${LLAMA2C_HEADER_BYTES})`);
+    throw new CheckpointError(`${source}: ${bytes.byteLength} bytes is too short for a llama2.c checkpoint (header alone is ${LLAMA2C_HEADER_BYTES})`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, LLAMA2C_HEADER_BYTES);
   if (view.getUint32(0, true) === 0x616b3432) {
-    throw new Error(`${source}: this is a newer llama2.c export (magic "ak42", version ${view.getInt32(4, true)}); only the legacy version-0 .bin format is supported (export.py --version 0)`);
+    throw new CheckpointError(`${source}: this is a newer llama2.c export (magic "ak42", version ${view.getInt32(4, true)}); only the legacy version-0 .bin format is supported (export.py --version 0)`);
   }
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from({ length: 7 }, (_, i) => view.getInt32(4 * i, true)) as [number, number, number, number, number, number, number];
   const fields = { dim, hidden_dim: hiddenDim, n_layers: nLayers, n_heads: nHeads, n_kv_heads: nKvHeads, seq_len: seqLen };
   for (const [name, v] of Object.entries(fields)) {
-    if (v <= 0) throw new Error(`${source}: not a llama2.c checkpoint: header field ${name} = ${v} must be positive`);
+    if (v <= 0) throw new CheckpointError(`${source}: not a llama2.c checkpoint: header field ${name} = ${v} must be positive`);
   }
-  if (vocab === 0) throw new Error(`${source}: not a llama2.c checkpoint: header field vocab_size = 0`);
-  if (dim % nHeads !== 0) throw new Error(`${source}: not a llama2.c checkpoint: dim ${dim} is not divisible by n_heads ${nHeads}`);
-  if (nHeads % nKvHeads !== 0) throw new Error(`${source}: not a llama2.c checkpoint: n_heads ${nHeads} is not divisible by n_kv_heads ${nKvHeads}`);
-  if ((dim / nHeads) % 2 !== 0) throw new Error(`${source}: not a llama2.c checkpoint: head size ${dim / nHeads} must be even for RoPE`);
+  if (vocab === 0) throw new CheckpointError(`${source}: not a llama2.c checkpoint: header field vocab_size = 0`);
+  if (dim % nHeads !== 0) throw new CheckpointError(`${source}: not a llama2.c checkpoint: dim ${dim} is not divisible by n_heads ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) throw new CheckpointError(`${source}: not a llama2.c checkpoint: n_heads ${nHeads} is not divisible by n_kv_heads ${nKvHeads}`);
+  if ((dim / nHeads) % 2 !== 0) throw new CheckpointError(`${source}: not a llama2.c checkpoint: head size ${dim / nHeads} must be even for RoPE`);
   return { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: Math.abs(vocab), seqLen, sharedClassifier: vocab > 0 };
 }
 
@@ -99,14 +99,35 @@ function checkRopeTables(real: Float32Array, imag: Float32Array, headDim: number
       const angle = pos * 10000 ** (-(2 * i) / headDim);
       const [c, s] = [real[pos * half + i]!, imag[pos * half + i]!];
       if (Math.abs(c - Math.cos(angle)) > 1e-4 || Math.abs(s - Math.sin(angle)) > 1e-4) {
-        throw new Error(`${source}: freq_cis tables do not match rope_theta 10000 (position ${pos}, pair ${i}: cos ${c}, sin ${s}); corrupt file or a non-standard export`);
+        throw new CheckpointError(`${source}: freq_cis tables do not match rope_theta 10000 (position ${pos}, pair ${i}: cos ${c}, sin ${s}); corrupt file or a non-standard export`);
       }
     }
   }
 }
 
+/** The config.json of a Hugging Face Llama with a llama2.c checkpoint's weights (parsed by models/config.ts). */
+export interface Llama2cConfigJson {
+  model_type: "llama";
+  architectures: ["LlamaForCausalLM"];
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  tie_word_embeddings: boolean;
+  hidden_act: "silu";
+  bos_token_id: number;
+  eos_token_id: number;
+  torch_dtype: "float32";
+}
+
 /** Decodes a whole llama2.c checkpoint into Hugging Face Llama names and conventions. */
-export function decodeLlama2c(bytes: Uint8Array, source: string): { config: LlamaConfig; tensors: TensorMap } {
+export function decodeLlama2c(bytes: Uint8Array, source: string): { config: Llama2cConfigJson; tensors: TensorMap } {
   const h = parseLlama2cHeader(bytes, source);
   const expected = llama2cFileBytes(h);
   if (bytes.byteLength !== expected) {
@@ -114,7 +135,7 @@ export function decodeLlama2c(bytes: Uint8Array, source: string): { config: Llam
     const hint = h.sharedClassifier
       ? `the header's positive vocab_size means the classifier is shared with the embedding${bytes.byteLength === other ? "; the size fits an unshared classifier (wcls), so the header's vocab_size sign is likely wrong" : ""}`
       : `the header's negative vocab_size means a separate classifier (wcls) is stored at the end${bytes.byteLength === other ? "; the size fits a shared classifier, so the header's vocab_size sign is likely wrong" : ""}`;
-    throw new Error(`${source}: file size does not match its header: expected ${expected} bytes, got ${bytes.byteLength} (${hint})`);
+    throw new CheckpointError(`${source}: file size does not match its header: expected ${expected} bytes, got ${bytes.byteLength} (${hint})`);
   }
 
   // Copy once into an aligned buffer (new Uint8Array(view) copies; a Node Buffer's slice() would not),
@@ -157,7 +178,7 @@ export function decodeLlama2c(bytes: Uint8Array, source: string): { config: Llam
   put("model.norm.weight", [D], get("rms_final_weight"));
   if (!h.sharedClassifier) put("lm_head.weight", [V, D], get("wcls"));
 
-  const config: LlamaConfig = {
+  const config: Llama2cConfigJson = {
     model_type: "llama",
     architectures: ["LlamaForCausalLM"],
     vocab_size: V,
@@ -179,12 +200,12 @@ export function decodeLlama2c(bytes: Uint8Array, source: string): { config: Llam
   return { config, tensors };
 }
 
-export async function readLlama2c(path: string): Promise<{ config: LlamaConfig; tensors: TensorMap }> {
+export async function readLlama2c(path: string): Promise<{ config: Llama2cConfigJson; tensors: TensorMap }> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`llama2.c checkpoint not found: ${path}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CheckpointError(`llama2.c checkpoint not found: ${path}`);
     throw err;
   }
   return decodeLlama2c(bytes, path);

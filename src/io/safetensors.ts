@@ -5,6 +5,7 @@
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { writeFileAtomic } from "./atomic.ts";
+import { CheckpointError } from "./errors.ts";
 import { numel, type TensorMap } from "./tensors.ts";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
@@ -148,36 +149,36 @@ function parseHeader(json: Uint8Array, fileBytes: number, source: string): { ent
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
   } catch (err) {
-    throw new Error(`${source}: bad safetensors header, not valid JSON (${(err as Error).message})`);
+    throw new CheckpointError(`${source}: bad safetensors header, not valid JSON (${(err as Error).message})`);
   }
-  if (!isObject(header)) throw new Error(`${source}: bad safetensors header, expected a JSON object`);
+  if (!isObject(header)) throw new CheckpointError(`${source}: bad safetensors header, expected a JSON object`);
 
   let metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (!isObject(value) || !Object.values(value).every((v) => typeof v === "string")) {
-        throw new Error(`${source}: bad safetensors header, __metadata__ must map strings to strings`);
+        throw new CheckpointError(`${source}: bad safetensors header, __metadata__ must map strings to strings`);
       }
       metadata = value as Record<string, string>;
       continue;
     }
     const where = `${source}: tensor "${name}"`;
-    if (!isObject(value)) throw new Error(`${where}: header entry is not an object`);
+    if (!isObject(value)) throw new CheckpointError(`${where}: header entry is not an object`);
     const { dtype, shape, data_offsets: offsets } = value;
-    if (typeof dtype !== "string") throw new Error(`${where}: missing dtype`);
+    if (typeof dtype !== "string") throw new CheckpointError(`${where}: missing dtype`);
     if (UNSUPPORTED_DTYPES.has(dtype)) {
-      throw new Error(`${where}: dtype ${dtype} is not supported (only F32, F16, BF16 and F64 weights can be read)`);
+      throw new CheckpointError(`${where}: dtype ${dtype} is not supported (only F32, F16, BF16 and F64 weights can be read)`);
     }
-    if (!(dtype in BYTES_PER_ELEMENT)) throw new Error(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every(isCount)) throw new Error(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    if (!(dtype in BYTES_PER_ELEMENT)) throw new CheckpointError(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw new CheckpointError(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-      throw new Error(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
+      throw new CheckpointError(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     const needed = numel(shape) * BYTES_PER_ELEMENT[dtype]!;
     if (end - begin !== needed) {
-      throw new Error(`${where}: shape [${shape.join(", ")}] of ${dtype} needs ${needed} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`);
+      throw new CheckpointError(`${where}: shape [${shape.join(", ")}] of ${dtype} needs ${needed} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`);
     }
     entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
@@ -185,24 +186,24 @@ function parseHeader(json: Uint8Array, fileBytes: number, source: string): { ent
   const dataStart = 8 + json.byteLength;
   const dataEnd = entries.reduce((m, e) => Math.max(m, e.end), 0);
   if (dataStart + dataEnd > fileBytes) {
-    throw new Error(`${source}: file is truncated: its header describes ${dataStart + dataEnd} bytes, the file has ${fileBytes}`);
+    throw new CheckpointError(`${source}: file is truncated: its header describes ${dataStart + dataEnd} bytes, the file has ${fileBytes}`);
   }
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < sorted.length; i++) {
     const [a, b] = [sorted[i - 1]!, sorted[i]!];
     if (b.begin < a.end) {
-      throw new Error(`${source}: tensors "${a.name}" [${a.begin}, ${a.end}) and "${b.name}" [${b.begin}, ${b.end}) overlap`);
+      throw new CheckpointError(`${source}: tensors "${a.name}" [${a.begin}, ${a.end}) and "${b.name}" [${b.begin}, ${b.end}) overlap`);
     }
   }
   return { entries, metadata };
 }
 
 function headerLength(prefix: Uint8Array, fileBytes: number, source: string): number {
-  if (fileBytes < 8) throw new Error(`${source}: file is truncated: ${fileBytes} bytes, not even the 8-byte header length`);
+  if (fileBytes < 8) throw new CheckpointError(`${source}: file is truncated: ${fileBytes} bytes, not even the 8-byte header length`);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new Error(`${source}: header length ${n} is implausible (limit ${MAX_HEADER_BYTES}); not a safetensors file?`);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(`${source}: header length ${n} is implausible (limit ${MAX_HEADER_BYTES}); not a safetensors file?`);
   if (8 + Number(n) > fileBytes) {
-    throw new Error(`${source}: file is truncated: header says ${n} bytes of JSON, the file has ${fileBytes - 8} after the length prefix`);
+    throw new CheckpointError(`${source}: file is truncated: header says ${n} bytes of JSON, the file has ${fileBytes - 8} after the length prefix`);
   }
   return Number(n);
 }
@@ -214,7 +215,7 @@ async function openExisting(path: string): Promise<FileHandle> {
   try {
     return await open(path, "r");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`safetensors file not found: ${path}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CheckpointError(`safetensors file not found: ${path}`);
     throw err;
   }
 }
@@ -224,7 +225,7 @@ async function readAt(fh: FileHandle, length: number, position: number): Promise
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
+    if (bytesRead === 0) throw new CheckpointError(`unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
   return buf;
@@ -270,23 +271,23 @@ export async function readShardedSafetensors(indexPath: string): Promise<Safeten
   try {
     text = await readFile(indexPath, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`safetensors index not found: ${indexPath}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CheckpointError(`safetensors index not found: ${indexPath}`);
     throw err;
   }
   let index: unknown;
   try {
     index = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${indexPath}: not valid JSON (${(err as Error).message})`);
+    throw new CheckpointError(`${indexPath}: not valid JSON (${(err as Error).message})`);
   }
   const weightMap = isObject(index) ? index.weight_map : undefined;
   if (!isObject(weightMap) || !Object.values(weightMap).every((v) => typeof v === "string")) {
-    throw new Error(`${indexPath}: expected {"weight_map": {tensor name: shard file name}}`);
+    throw new CheckpointError(`${indexPath}: expected {"weight_map": {tensor name: shard file name}}`);
   }
   const byShard = new Map<string, string[]>();
   for (const [name, shard] of Object.entries(weightMap as Record<string, string>)) {
     if (isAbsolute(shard) || shard.split(/[\\/]/).includes("..")) {
-      throw new Error(`${indexPath}: shard path ${JSON.stringify(shard)} for "${name}" must stay inside the checkpoint directory`);
+      throw new CheckpointError(`${indexPath}: shard path ${JSON.stringify(shard)} for "${name}" must stay inside the checkpoint directory`);
     }
     byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
   }
@@ -296,13 +297,13 @@ export async function readShardedSafetensors(indexPath: string): Promise<Safeten
   for (const [shard, names] of byShard) {
     const path = join(dirname(indexPath), shard);
     const part = await readSafetensors(path).catch((err: Error) => {
-      throw new Error(`${indexPath} lists shard ${shard}: ${err.message}`);
+      throw new CheckpointError(`${indexPath} lists shard ${shard}: ${err.message}`);
     });
     for (const name of names) {
-      if (!part.tensors.has(name)) throw new Error(`${indexPath}: "${name}" is mapped to ${shard}, which does not contain it`);
+      if (!part.tensors.has(name)) throw new CheckpointError(`${indexPath}: "${name}" is mapped to ${shard}, which does not contain it`);
     }
     for (const [name, t] of part.tensors) {
-      if (tensors.has(name)) throw new Error(`${indexPath}: tensor "${name}" appears in more than one shard (again in ${shard})`);
+      if (tensors.has(name)) throw new CheckpointError(`${indexPath}: tensor "${name}" appears in more than one shard (again in ${shard})`);
       tensors.set(name, t);
     }
     Object.assign(metadata, part.metadata);

@@ -1,32 +1,14 @@
-// One interface over the architectures, chosen by config.model_type.
+// One interface over the architectures: the registered one for config.model_type, built from its config.
 import type { ModelConfig } from "./config.ts";
-import { isSequenceClassifier, llamaHeadDim } from "./config.ts";
-import { gpt2Body, gpt2Conv1dWeights, gpt2InitRule, gpt2LmHeadName, gpt2ParamShapes } from "./gpt2.ts";
-import { llamaBody, llamaInitRule, llamaLmHeadName, llamaParamShapes } from "./llama.ts";
-import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
+import { isSequenceClassifier } from "./config-fields.ts";
+import { familyOf } from "./registry.ts";
+import type { Backbone } from "./types.ts";
 
 /** Name of the scalar head of a sequence classifier (reward model) or value model, as in transformers. */
 export const SCORE_HEAD = "score.weight";
 
-export interface Architecture {
+export interface Architecture extends Backbone {
   config: ModelConfig;
-  paramShapes: ParamShapes;
-  initRule: (name: string) => InitRule;
-  /** The matrix the LM head multiplies by (the embedding when tied). */
-  lmHeadName: string;
-  body: (params: Params, batch: ForwardBatch, past?: PastState) => BodyOutput;
-  /**
-   * Weights stored [in, out] that a decoding pass reads faster transposed (ForwardBatch.transposedWeights):
-   * a matmul of a few rows streams its weight matrix, and jax-js's kernel for x·Wᵀ walks each row of
-   * W contiguously where x·W strides down its columns.
-   */
-  transposedForDecoding: string[];
-  numLayers: number;
-  numKvHeads: number;
-  headDim: number;
-  hiddenSize: number;
-  vocabSize: number;
-  maxPositions: number;
 }
 
 /**
@@ -34,42 +16,18 @@ export interface Architecture {
  * scalar head `score.weight` [num_labels, D], read at the last non-padding token.
  */
 export function architectureFor(config: ModelConfig): Architecture {
-  const arch = backboneFor(config);
+  const arch = { config, ...familyOf(config).build(config) };
   if (!isSequenceClassifier(config)) return arch;
   const { ["lm_head.weight"]: _dropped, ...shapes } = arch.paramShapes;
   return { ...arch, paramShapes: { ...shapes, [SCORE_HEAD]: [config.num_labels ?? 1, arch.hiddenSize] } };
 }
 
-function backboneFor(config: ModelConfig): Architecture {
-  if (config.model_type === "llama") {
-    return {
-      config,
-      paramShapes: llamaParamShapes(config),
-      initRule: llamaInitRule,
-      lmHeadName: llamaLmHeadName(config),
-      body: (params, batch, past) => llamaBody(config, params, batch, past),
-      transposedForDecoding: [],
-      numLayers: config.num_hidden_layers,
-      numKvHeads: config.num_key_value_heads,
-      headDim: llamaHeadDim(config),
-      hiddenSize: config.hidden_size,
-      vocabSize: config.vocab_size,
-      maxPositions: config.max_position_embeddings,
-    };
-  }
-  return {
-    config,
-    paramShapes: gpt2ParamShapes(config),
-    initRule: gpt2InitRule(config),
-    lmHeadName: gpt2LmHeadName(config),
-    body: (params, batch, past) => gpt2Body(config, params, batch, past),
-    transposedForDecoding: gpt2Conv1dWeights(config),
-    numLayers: config.n_layer,
-    numKvHeads: config.n_head,
-    headDim: config.n_embd / config.n_head,
-    hiddenSize: config.n_embd,
-    vocabSize: config.vocab_size,
-    maxPositions: config.n_positions,
-  };
+/** The config of `config`'s backbone as a transformers sequence classifier with one label (a reward or value model). */
+export function asSequenceClassifier(config: ModelConfig, padTokenId: number): ModelConfig {
+  return { ...config, architectures: [familyOf(config).classes.sequenceClassifier], num_labels: 1, pad_token_id: padTokenId };
 }
 
+/** Pad id for reward-model batches when neither the tokenizer nor the config names one. */
+export function defaultPadId(config: ModelConfig): number {
+  return familyOf(config).defaultPadId(config);
+}

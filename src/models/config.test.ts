@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isSequenceClassifier, llamaHeadDim, parseConfig, type GPT2Config, type LlamaConfig } from "./config.ts";
+import { isSequenceClassifier, parseConfig } from "./config.ts";
+import type { GPT2Config } from "./gpt2.ts";
+import { llamaHeadDim, type LlamaConfig } from "./llama.ts";
 
 // The hub's openai-community/gpt2 config.json, trimmed of task-specific fields.
 const GPT2_HUB = {
@@ -83,3 +85,4 @@ test("rejects what the implementations do not support, naming file and field", (
   rejects({ ...GPT2_HUB, tie_word_embeddings: "yes" }, /tie_word_embeddings must be true or false/);
   assert.throws(() => parseConfig([], "arr.json"), /arr\.json: expected a JSON object/);
 });
+

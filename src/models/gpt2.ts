@@ -1,9 +1,60 @@
 // GPT-2: learned positions, pre-LayerNorm blocks, GELU MLP, biases everywhere, Conv1D weight layout
 // ([in, out]). Parameter names are transformers' GPT2LMHeadModel names.
-import type { GPT2Config } from "./config.ts";
-import { np, type Array } from "../engine/runtime.ts";
+import type { Array } from "../engine/runtime.ts";
+import type { TensorMap } from "../io/tensors.ts";
+import { isFalse, type BaseConfig, type Fields } from "./config-fields.ts";
 import { attention, conv1d, linear, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
-import type { BodyOutput, ForwardBatch, InitRule, Params, ParamShapes, PastState } from "./types.ts";
+import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
+
+export type GPT2Activation = "gelu_new" | "gelu";
+
+export interface GPT2Config extends BaseConfig {
+  model_type: "gpt2";
+  n_positions: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  /** MLP width; config.json's null means 4 * n_embd, which parseGPT2 fills in. */
+  n_inner: number;
+  /** "gelu_new" is the tanh approximation (so is "gelu_pytorch_tanh", parsed as "gelu_new"); "gelu" is exact erf. */
+  activation_function: GPT2Activation;
+  layer_norm_epsilon: number;
+  /** Divide attention scores by sqrt(head_dim); true in every released GPT-2. */
+  scale_attn_weights: boolean;
+  eos_token_id: number | null;
+}
+
+/** Defaults are transformers' GPT2Config.__init__ defaults (tie_word_embeddings from PretrainedConfig). */
+function parseGPT2(f: Fields): GPT2Config {
+  f.reject("scale_attn_by_inverse_layer_idx", isFalse, "attention scores are scaled by 1/sqrt(head_dim) only");
+  f.reject("add_cross_attention", isFalse, "decoder-only");
+  f.reject("scale_attn_weights", (v) => v === true || v === null, "attention scores are always divided by sqrt(head_dim)");
+  const rawAct = f.json.activation_function ?? "gelu_new";
+  // "gelu_pytorch_tanh" is the same tanh approximation as "gelu_new", computed by a fused kernel.
+  const act = rawAct === "gelu_pytorch_tanh" ? "gelu_new" : rawAct;
+  if (act !== "gelu_new" && act !== "gelu") {
+    f.fail("activation_function", `= ${JSON.stringify(rawAct)} is not supported (use "gelu_new" or "gelu")`);
+  }
+  const embd = f.int("n_embd", 768);
+  const heads = f.int("n_head", 12);
+  if (embd % heads !== 0) f.fail("n_head", `= ${heads} must divide n_embd = ${embd}`);
+  return f.finish<GPT2Config>({
+    model_type: "gpt2",
+    architectures: f.architectures(Object.values(gpt2.classes), gpt2.classes.causalLm),
+    vocab_size: f.int("vocab_size", 50257),
+    n_positions: f.int("n_positions", 1024),
+    n_embd: embd,
+    n_layer: f.int("n_layer", 12),
+    n_head: heads,
+    n_inner: f.int("n_inner", 4 * embd),
+    activation_function: act,
+    layer_norm_epsilon: f.positive("layer_norm_epsilon", 1e-5),
+    tie_word_embeddings: f.bool("tie_word_embeddings", true),
+    scale_attn_weights: f.bool("scale_attn_weights", true),
+    bos_token_id: f.tokenId("bos_token_id", 50256),
+    eos_token_id: f.tokenId("eos_token_id", 50256),
+  });
+}
 
 export function gpt2ParamShapes(c: GPT2Config): ParamShapes {
   const d = c.n_embd;
@@ -37,10 +88,6 @@ export function gpt2InitRule(c: GPT2Config) {
     if (name.endsWith("c_proj.weight")) return { std: 0.02 / Math.sqrt(2 * c.n_layer) };
     return { std: 0.02 };
   };
-}
-
-export function gpt2LmHeadName(c: GPT2Config): string {
-  return c.tie_word_embeddings ? "transformer.wte.weight" : "lm_head.weight";
 }
 
 /** GPT-2's Conv1D weights, stored [in, out]; see ForwardBatch.transposedWeights. */
@@ -91,3 +138,38 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
   const hidden = layerNorm(x, params["transformer.ln_f.weight"]!.ref, params["transformer.ln_f.bias"]!.ref, eps);
   return { hidden, present: { keys, values } };
 }
+
+function build(c: GPT2Config): Backbone {
+  return {
+    paramShapes: gpt2ParamShapes(c),
+    initRule: gpt2InitRule(c),
+    lmHeadName: c.tie_word_embeddings ? "transformer.wte.weight" : "lm_head.weight",
+    body: (params, batch, past) => gpt2Body(c, params, batch, past),
+    transposedForDecoding: gpt2Conv1dWeights(c),
+    numLayers: c.n_layer,
+    numKvHeads: c.n_head,
+    headDim: c.n_embd / c.n_head,
+    hiddenSize: c.n_embd,
+    vocabSize: c.vocab_size,
+    maxPositions: c.n_positions,
+  };
+}
+
+/**
+ * Checkpoints saved from `GPT2Model` (the Hub's `gpt2` among them) lack the `transformer.` prefix;
+ * `attn.bias` (the causal mask) and `attn.masked_bias` are buffers older transformers saved, not weights.
+ */
+function checkpointNames(tensors: TensorMap): TensorMap {
+  const prefixed = [...tensors.keys()].some((k) => k.startsWith("transformer."));
+  const named = [...tensors].map(([k, t]) => [prefixed || /^(lm_head|score)\./.test(k) ? k : `transformer.${k}`, t] as const);
+  return new Map(named.filter(([k]) => !/^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/.test(k)));
+}
+
+export const gpt2: ModelFamily<GPT2Config> = {
+  modelType: "gpt2",
+  classes: { causalLm: "GPT2LMHeadModel", sequenceClassifier: "GPT2ForSequenceClassification", backbone: "GPT2Model" },
+  parseConfig: parseGPT2,
+  build,
+  checkpointNames,
+  defaultPadId: (c) => c.eos_token_id ?? 0, // GPT-2 has no pad token; <|endoftext|> serves
+};

@@ -57,14 +57,20 @@ export function silu(x: Array): Array {
   return x.ref.mul(nn.sigmoid(x));
 }
 
-/**
- * Rotary embedding tables for the given positions, in HF's rotate-half convention.
- * positions: [B, T] int32 → cos, sin: [B, T, 1, hd].
- */
-export function ropeTables(positions: Array, headDim: number, theta: number): { cos: Array; sin: Array } {
+/** RoPE frequencies θ^(−2i/hd) for i < hd/2. */
+export function ropeInvFreq(headDim: number, theta: number): Float32Array {
   const half = headDim / 2;
   const invFreq = new Float32Array(half);
   for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
+  return invFreq;
+}
+
+/**
+ * Rotary embedding tables for the given positions, in HF's rotate-half convention.
+ * positions: [B, T] int32, invFreq: [hd/2] from ropeInvFreq → cos, sin: [B, T, 1, hd].
+ */
+export function ropeTables(positions: Array, invFreq: Float32Array): { cos: Array; sin: Array } {
+  const headDim = 2 * invFreq.length;
   const angles = positions.astype(np.float32).reshape([...positions.shape, 1]).mul(np.array(invFreq)); // [B, T, hd/2]
   const full = np.concatenate([angles.ref, angles], -1); // [B, T, hd]
   const [b, t] = positions.shape as [number, number];

@@ -3,7 +3,8 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { detectCheckpoint, type CheckpointFormat } from "../io/detect.ts";
-import { loadHfDirectory, readConfigJson, saveHfDirectory } from "../io/hf-dir.ts";
+import { CheckpointError } from "../io/errors.ts";
+import { readConfigJson, readGenerationConfigJson, readHfWeights, writeHfDirectory, type JsonObject } from "../io/hf-dir.ts";
 import { readLlama2c } from "../io/llama2c.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
@@ -11,6 +12,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { release } from "../engine/arrays.ts";
 import { architectureFor, type Architecture } from "./architecture.ts";
+import { checkpointFromParameters, configToJson, parametersFromCheckpoint } from "./checkpoint.ts";
 import { parseConfig, type ModelConfig } from "./config.ts";
 import { paramsFromTensors, paramsToTensors } from "./params.ts";
 import type { Params } from "./types.ts";
@@ -22,6 +24,13 @@ export interface LoadedModel {
   params: Params;
   path: string;
   format: CheckpointFormat;
+  /** generation_config.json of an HF directory that has one (its eos_token_id may add stop tokens; see generation/eos.ts). */
+  generationConfig?: GenerationConfig;
+}
+
+/** generation_config.json as written, with eos_token_id checked to be a token id or a list of them. */
+export interface GenerationConfig extends JsonObject {
+  eos_token_id?: number | number[] | null;
 }
 
 /** What a checkpoint is, without its weights: enough to plan memory and find the tokenizer. */
@@ -30,9 +39,13 @@ export type ModelDescription = Omit<LoadedModel, "params">;
 /** A checkpoint's config and architecture, read without putting its weights on the engine. */
 export async function describeModel(path: string): Promise<ModelDescription> {
   const format = await detectCheckpoint(path);
-  // A llama2.c file is its header and weights in one (and small); an HF directory has config.json.
-  const config = format === "llama2c" ? (await readLlama2c(path)).config : parseConfig(await readConfigJson(path), join(path, "config.json"));
-  return { config, arch: architectureFor(config), path, format };
+  if (format === "llama2c") {
+    // A llama2.c file is its header and weights in one (and small); an HF directory has config.json.
+    const config = parseConfig((await readLlama2c(path)).config, path);
+    return { config, arch: architectureFor(config), path, format };
+  }
+  const config = parseConfig(await readConfigJson(path), join(path, "config.json"));
+  return { config, arch: architectureFor(config), path, format, ...(await generationConfigOf(path)) };
 }
 
 export async function loadModel(path: string): Promise<LoadedModel> {
@@ -40,11 +53,31 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   const format = await detectCheckpoint(path);
   let config: ModelConfig;
   let tensors: TensorMap;
-  if (format === "llama2c") ({ config, tensors } = await readLlama2c(path));
-  else ({ config, tensors } = await loadHfDirectory(path));
+  let generation: Pick<LoadedModel, "generationConfig"> = {};
+  if (format === "llama2c") {
+    const file = await readLlama2c(path);
+    config = parseConfig(file.config, path);
+    tensors = file.tensors;
+  } else {
+    config = parseConfig(await readConfigJson(path), join(path, "config.json"));
+    const stored = await readHfWeights(path);
+    tensors = parametersFromCheckpoint(config, stored.tensors, stored.metadata, path);
+    generation = await generationConfigOf(path);
+  }
   const arch = architectureFor(config);
   const params = paramsFromTensors(arch, tensors, path);
-  return { config, arch, params, path, format };
+  return { config, arch, params, path, format, ...generation };
+}
+
+async function generationConfigOf(dir: string): Promise<Pick<LoadedModel, "generationConfig">> {
+  const json = await readGenerationConfigJson(dir);
+  if (json === null) return {};
+  const eos = json.eos_token_id;
+  const isId = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (eos !== undefined && eos !== null && !isId(eos) && !(Array.isArray(eos) && eos.length > 0 && eos.every(isId))) {
+    throw new CheckpointError(`${join(dir, "generation_config.json")}: eos_token_id must be a token id, a non-empty list of token ids, or null, got ${JSON.stringify(eos)}`);
+  }
+  return { generationConfig: json as GenerationConfig };
 }
 
 export function disposeModel(model: LoadedModel): void {
@@ -83,15 +116,16 @@ function checkVocab(tok: Tokenizer, model: ModelDescription, source: string): To
 
 /**
  * Saves a Hugging Face directory transformers loads unchanged (+ tokenizer files when given).
- * `extraFiles` carry training state for the project's own checkpoints.
+ * generation_config.json is `generationConfig` when given (a loaded model's, kept as it was), else
+ * written from the config. `extraFiles` carry training state for the project's own checkpoints.
  */
 export async function saveModel(
   dir: string,
   config: ModelConfig,
   params: Params,
-  options: { tokenizer?: Tokenizer; extraFiles?: Record<string, string | Uint8Array> } = {},
+  options: { tokenizer?: Tokenizer; generationConfig?: GenerationConfig; extraFiles?: Record<string, string | Uint8Array> } = {},
 ): Promise<void> {
-  const tensors = await paramsToTensors(params);
+  const { tensors, metadata } = checkpointFromParameters(config, await paramsToTensors(params));
   const files: Record<string, string | Uint8Array> = { ...(options.extraFiles ?? {}) };
   if (options.tokenizer) {
     // Tokenizers save through the file system; collect their files first so the directory stays atomic.
@@ -105,11 +139,11 @@ export async function saveModel(
       await rm(tmp, { recursive: true, force: true });
     }
   }
-  const generation = {
+  const generation = options.generationConfig ?? {
     bos_token_id: config.bos_token_id,
     eos_token_id: config.eos_token_id,
     ...(options.tokenizer?.padTokenId != null ? { pad_token_id: options.tokenizer.padTokenId } : {}),
   };
   files["generation_config.json"] ??= JSON.stringify(generation, null, 2) + "\n";
-  await saveHfDirectory(dir, config, tensors, files);
+  await writeHfDirectory(dir, configToJson(config), tensors, { metadata, extraFiles: files });
 }

@@ -1,5 +1,6 @@
 // Parameters on the device, keyed by Hugging Face names: created, checked against an
 // architecture, and moved to and from host tensors (checkpoints).
+import { CheckpointError } from "../io/errors.ts";
 import type { HostTensor, TensorMap } from "../io/tensors.ts";
 import { np } from "../engine/runtime.ts";
 import { fromHost, keep, toHost } from "../engine/arrays.ts";
@@ -44,9 +45,9 @@ export function paramsFromTensors(arch: Architecture, tensors: TensorMap, source
   for (const [name, shape] of Object.entries(optional)) take(name, shape, false);
   if (problems.length > 0) {
     for (const p of Object.values(params)) p.dispose();
-    const shown = problems.slice(0, 8).join("\n  ");
-    const more = problems.length > 8 ? `\n  … and ${problems.length - 8} more` : "";
-    throw new Error(`${source}: the weights do not match the ${arch.config.model_type} config:\n  ${shown}${more}`);
+    const shown = problems.slice(0, 4).join("; ");
+    const more = problems.length > 4 ? `; … and ${problems.length - 4} more` : "";
+    throw new CheckpointError(`${source}: the weights do not match the ${arch.config.architectures.join(", ")} config: ${shown}${more}`);
   }
   return params;
 }

@@ -1,5 +1,7 @@
 import type { Array } from "../engine/runtime.ts";
 import type { Params } from "../engine/optim.ts";
+import type { TensorMap } from "../io/tensors.ts";
+import type { BaseConfig, Fields } from "./config-fields.ts";
 
 export type { Params };
 
@@ -45,4 +47,45 @@ export interface InitRule {
   /** Standard deviation for normal init; 0 with `constant` for norms and biases. */
   std: number;
   constant?: number;
+}
+
+/** What an architecture builds from its config: everything architecture.ts's Architecture has but the config. */
+export interface Backbone {
+  paramShapes: ParamShapes;
+  initRule: (name: string) => InitRule;
+  /** The matrix the LM head multiplies by (the embedding when tied). */
+  lmHeadName: string;
+  body: (params: Params, batch: ForwardBatch, past?: PastState) => BodyOutput;
+  /**
+   * Weights stored [in, out] that a decoding pass reads faster transposed (ForwardBatch.transposedWeights):
+   * a matmul of a few rows streams its weight matrix, and jax-js's kernel for x·Wᵀ walks each row of
+   * W contiguously where x·W strides down its columns.
+   */
+  transposedForDecoding: string[];
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+  maxPositions: number;
+}
+
+/**
+ * One architecture (one file under src/models, one line in registry.ts): everything that differs
+ * between Llama, GPT-2, Qwen2, ... is here, so no other code asks which one a model is.
+ */
+export interface ModelFamily<C extends BaseConfig> {
+  modelType: C["model_type"];
+  /** transformers' class names for `architectures`: the causal LM (the default), the sequence classifier (reward and value models), the bare backbone. */
+  classes: { causalLm: string; sequenceClassifier: string; backbone: string };
+  /** config.json with transformers' defaults filled; refuses (naming file and field) any setting `build` does not honour. */
+  parseConfig(f: Fields): C;
+  build(config: C): Backbone;
+  /**
+   * Checkpoint names as savers of this architecture write them → parameter names: prefixes some
+   * savers leave out, recomputable buffers that are not weights. Returns a new map.
+   */
+  checkpointNames(tensors: TensorMap): TensorMap;
+  /** Pad id for sequence-classifier batches when neither the tokenizer nor the config names one. */
+  defaultPadId(config: C): number;
 }

@@ -7,7 +7,7 @@ import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arra
 import { HostRng } from "../engine/random.ts";
 import { np, type Array } from "../engine/runtime.ts";
 import { expandRanking, rewardModelLoss } from "../algorithms/reward-model.ts";
-import { architectureFor, SCORE_HEAD, type Architecture } from "../models/architecture.ts";
+import { architectureFor, asSequenceClassifier, defaultPadId, SCORE_HEAD, type Architecture } from "../models/architecture.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { disposeCache, fullBatch } from "../models/forward.ts";
 import { linear } from "../models/layers.ts";
@@ -180,8 +180,7 @@ export function rewardModelFromCausalLm(model: LoadedModel, options: { seed: num
     if ((model.config.num_labels ?? 2) !== 1) throw new Error(`${model.path}: a sequence classifier with num_labels = ${model.config.num_labels}; a reward model needs 1`);
     return { config: model.config, arch: model.arch, params: model.params };
   }
-  const classifier = model.config.model_type === "llama" ? "LlamaForSequenceClassification" : "GPT2ForSequenceClassification";
-  const config = { ...model.config, architectures: [classifier], num_labels: 1, pad_token_id: options.padTokenId } as ModelConfig;
+  const config = asSequenceClassifier(model.config, options.padTokenId);
   const arch = architectureFor(config);
   const { ["lm_head.weight"]: head, ...params } = model.params;
   if (head) release(head);
@@ -193,13 +192,11 @@ export function rewardModelFromCausalLm(model: LoadedModel, options: { seed: num
   return { config, arch, params };
 }
 
-/** Pad id for reward-model batches: the tokenizer's, else 0 (Llama's <unk>), else EOS. Saved as config.pad_token_id. */
+/** Pad id for reward-model batches: the tokenizer's, else the config's, else the architecture's default (Llama's <unk>, GPT-2's EOS). Saved as config.pad_token_id. */
 export function rewardPadId(tokenizerPad: number | null, config: ModelConfig): number {
   if (tokenizerPad !== null) return tokenizerPad;
   if (config.pad_token_id != null) return config.pad_token_id;
-  if (config.model_type === "llama") return 0;
-  const eos = config.eos_token_id;
-  return Array.isArray(eos) ? eos[0]! : (eos ?? 0);
+  return defaultPadId(config);
 }
 
 /** Scores token rows in batches (inference: gathers, no gradient). Rows must fit the model's context. */

@@ -5,7 +5,8 @@ import { disposeModel, loadModel, resolveTokenizer, saveModel } from "../../mode
 const usage = `Usage: rlhf convert --model PATH --output DIR [--tokenizer PATH]
 
 Writes a Hugging Face-layout directory (config.json, model.safetensors, tokenizer files,
-generation_config.json) that transformers loads unchanged. Reads llama2.c .bin files and HF directories.`;
+generation_config.json) as transformers writes it: float32 weights, a tied embedding stored once.
+Reads llama2.c .bin files and HF directories (a directory's generation_config.json is kept).`;
 
 const flags = {
   model: { type: "string", help: "model to convert: llama2.c .bin or HF directory <PATH>" },
@@ -23,7 +24,7 @@ export const command: Command = {
     const output = requireFlag(v.output, "output");
     const model = await loadModel(requireFlag(v.model, "model"));
     const tokenizer = v["no-tokenizer"] ? undefined : await resolveTokenizer(model, v.tokenizer);
-    await saveModel(output, model.config, model.params, { tokenizer });
+    await saveModel(output, model.config, model.params, { tokenizer, ...(model.generationConfig ? { generationConfig: model.generationConfig } : {}) });
     disposeModel(model);
     process.stderr.write(`wrote ${output}\n`);
     return 0;

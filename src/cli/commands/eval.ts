@@ -93,7 +93,7 @@ export const command: Command = {
     checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
     checkRoom(settings.max_new_tokens, reference, "max-new-tokens");
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
-    const eosIds = eosIdsOf(policy.config, tokenizer);
+    const eosIds = eosIdsOf(policy, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
     const reward = await loadRewardSource(rewardSpecs);
     // A batch larger than the prompt file would only generate padding rows.

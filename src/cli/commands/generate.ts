@@ -51,7 +51,7 @@ export const command: Command = {
         topP: numberFlag(v["top-p"], "top-p", 1, { min: 0, max: 1 }),
         seed: numberFlag(v.seed, "seed", 0, { integer: true }),
         stopStrings: v.stop ?? [],
-        eosTokenIds: eosIdsOf(model.config, tokenizer),
+        eosTokenIds: eosIdsOf(model, tokenizer),
       },
       tokenizer,
     );

@@ -141,7 +141,7 @@ by flags (--num_generations or --num-generations).`;
       }
       const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
       const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-      const eosIds = eosIdsOf(described.config, tokenizer);
+      const eosIds = eosIdsOf(described, tokenizer);
       if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
       const completions = config.batch_size * config.num_generations;
       const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));

@@ -53,7 +53,7 @@ export const command: Command = {
     const policy = await loadCausalLm(v.policy, "policy");
     checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
-    const eosIds = eosIdsOf(policy.config, tokenizer);
+    const eosIds = eosIdsOf(policy, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
     const reward = await loadRewardSource(rewardSpecs);
     settings.batch_size = Math.min(settings.batch_size, prompts.length);

@@ -109,7 +109,7 @@ export const command: Command = {
     const described = await describeModel(policyPath);
     const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
     const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-    const eosIds = eosIdsOf(described.config, tokenizer);
+    const eosIds = eosIdsOf(described, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
     const ptxPath = v["ptx-data"] as string | undefined;
     if (!ptxPath) config.ptx_coef = 0;
