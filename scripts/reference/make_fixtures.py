@@ -1,15 +1,16 @@
-"""Reference values from PyTorch for the tiny Llama and GPT-2 fixtures (llm.c style).
+"""Reference values from PyTorch for the tiny Llama, GPT-2 and Llama-3 fixtures (llm.c style).
 
-Writes test/fixtures/llama-tiny.json and test/fixtures/gpt2-tiny.json: config, initial weights,
-a left-padded batch, logits, masked-mean loss, every gradient, and 20 steps of AdamW losses.
-The models are plain torch written to Hugging Face's semantics (transformers is not installed),
-with HF parameter names and layouts so the fixture doubles as a checkpoint.
+Writes test/fixtures/{llama,gpt2,llama3}-tiny.json: config, initial weights, a left-padded
+batch, logits, masked-mean loss, every gradient, and 20 steps of AdamW losses. The models are plain
+torch written to Hugging Face's semantics (transformers is not installed), with HF parameter names
+and layouts so the fixture doubles as a checkpoint. Name fixtures to write only those:
 
-    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/make_fixtures.py
+    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/make_fixtures.py [llama3-tiny ...]
 """
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
@@ -59,6 +60,24 @@ GPT2_CONFIG = {
     "eos_token_id": 0,
     "torch_dtype": "float32",
 }
+
+
+# Llama 3's rope_scaling at a size where all three of its frequency bands occur: with head_dim 8 and
+# theta 100 the wavelengths 2*pi/f are 6.3, 19.9, 62.8 and 199; original_max_position_embeddings 32
+# with low/high_freq_factor 1/4 keeps the first (< 8), interpolates the second, divides the last two.
+LLAMA3_CONFIG = {
+    **LLAMA_CONFIG,
+    "rope_theta": 100.0,
+    "max_position_embeddings": 256,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 32, "rope_type": "llama3"},
+    "eos_token_id": [2, 3],
+}
+
+# The real model's rope settings, for a check of the frequencies alone (Llama-3.2-1B's config.json).
+LLAMA32_1B_ROPE = {"head_dim": 64, "rope_theta": 500000.0,
+                   "rope_scaling": {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                    "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -146,8 +165,26 @@ def rms_norm(x, weight, eps):
     return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def rope_cos_sin(position_ids, head_dim, theta):
+def llama3_inv_freq(inv_freq, s):
+    """transformers' _compute_llama3_parameters: low frequencies / factor, high kept, the band between interpolated."""
+    factor, low, high = s["factor"], s["low_freq_factor"], s["high_freq_factor"]
+    old_context = s["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_context / low, old_context / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_context / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_inv_freq(head_dim, theta, scaling=None):
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # [hd/2]
+    return inv_freq if scaling is None else llama3_inv_freq(inv_freq, scaling)
+
+
+def rope_cos_sin(position_ids, head_dim, theta, scaling=None):
+    inv_freq = rope_inv_freq(head_dim, theta, scaling)
     freqs = position_ids.float()[:, :, None] * inv_freq[None, None, :]  # [B, T, hd/2]
     emb = torch.cat([freqs, freqs], dim=-1)  # [B, T, hd]
     return emb.cos()[:, None], emb.sin()[:, None]  # [B, 1, T, hd]
@@ -162,7 +199,7 @@ def llama_forward(p, c, input_ids, attention_mask, position_ids):
     Bn, Tn = input_ids.shape
     nH, nKV, hd, eps = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"], c["rms_norm_eps"]
     allowed = attention_bias(attention_mask)
-    cos, sin = rope_cos_sin(position_ids, hd, c["rope_theta"])
+    cos, sin = rope_cos_sin(position_ids, hd, c["rope_theta"], c.get("rope_scaling"))
     h = p["model.embed_tokens.weight"][input_ids]  # [B, T, D]
     for i in range(c["num_hidden_layers"]):
         pre = f"model.layers.{i}."
@@ -294,12 +331,26 @@ def build(config, shapes, forward, seed):
 
 
 def main():
-    for name, config, shapes, forward in [
+    wanted = set(sys.argv[1:])
+    fixtures = [
         ("llama-tiny", LLAMA_CONFIG, llama_shapes(LLAMA_CONFIG), llama_forward),
         ("gpt2-tiny", GPT2_CONFIG, gpt2_shapes(GPT2_CONFIG), gpt2_forward),
-    ]:
+        ("llama3-tiny", LLAMA3_CONFIG, llama_shapes(LLAMA3_CONFIG), llama_forward),
+    ]
+    unknown = wanted - {name for name, *_ in fixtures}
+    if unknown:
+        sys.exit(f"unknown fixtures: {sorted(unknown)}")
+    for name, config, shapes, forward in fixtures:
+        if wanted and name not in wanted:
+            continue
         torch.manual_seed(SEED)
         fixture = build(config, shapes, forward, SEED)
+        if "rope_scaling" in config:
+            fixture["inv_freq_cases"] = [
+                {"head_dim": config["head_dim"], "rope_theta": config["rope_theta"], "rope_scaling": config["rope_scaling"],
+                 "inv_freq": shortest_f32(rope_inv_freq(config["head_dim"], config["rope_theta"], config["rope_scaling"]))},
+                {**LLAMA32_1B_ROPE, "inv_freq": shortest_f32(rope_inv_freq(64, 500000.0, LLAMA32_1B_ROPE["rope_scaling"]))},
+            ]
         path = os.path.join(OUT_DIR, name + ".json")
         with open(path, "w") as f:
             json.dump(fixture, f, separators=(",", ":"))

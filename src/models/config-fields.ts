@@ -33,6 +33,18 @@ export function isSequenceClassifier(config: Pick<BaseConfig, "architectures">):
   return config.architectures.some((a) => a.endsWith("ForSequenceClassification"));
 }
 
+/**
+ * Llama 3's `rope_scaling`: low frequencies divided by `factor`, high ones kept, the band between
+ * interpolated (transformers' `_compute_llama3_parameters`; see layers.ropeInvFreq).
+ */
+export interface Llama3RopeScaling {
+  rope_type: "llama3";
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 type Json = Record<string, unknown>;
@@ -105,6 +117,39 @@ export class Fields {
       if (!allowed.includes(a as string)) this.fail("architectures", `contains ${JSON.stringify(a)}; supported: ${allowed.join(", ")}`);
     }
     return v as string[];
+  }
+
+  /**
+   * `rope_scaling`: absent, null or `{rope_type: "default"}` is plain RoPE (undefined); Llama 3's
+   * rule is implemented; every other type is refused. transformers reads `rope_type`, falling back
+   * to the older key `type`.
+   */
+  ropeScaling(): Llama3RopeScaling | undefined {
+    const v = this.json.rope_scaling;
+    if (isNullish(v)) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) this.fail("rope_scaling", `must be an object or null, got ${JSON.stringify(v)}`);
+    const s = v as Json;
+    const type = s.rope_type ?? s.type;
+    if (type === "default") return undefined;
+    if (type !== "llama3") {
+      this.fail("rope_scaling", `= ${JSON.stringify(v)} is not supported (implemented: plain RoPE and rope_type "llama3")`);
+    }
+    const inner = new Fields(s, `${this.source}: rope_scaling`);
+    const need = (field: string) => {
+      if (!inner.has(field)) inner.fail(field, `is required for rope_type "llama3"`);
+    };
+    ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"].forEach(need);
+    const scaling: Llama3RopeScaling = {
+      rope_type: "llama3",
+      factor: inner.positive("factor", 1),
+      low_freq_factor: inner.positive("low_freq_factor", 1),
+      high_freq_factor: inner.positive("high_freq_factor", 1),
+      original_max_position_embeddings: inner.int("original_max_position_embeddings", 1),
+    };
+    if (scaling.high_freq_factor <= scaling.low_freq_factor) {
+      inner.fail("high_freq_factor", `= ${scaling.high_freq_factor} must be larger than low_freq_factor = ${scaling.low_freq_factor}`);
+    }
+    return scaling;
   }
 
   /** num_labels / id2label / label2id, filled only when present or when the model is a classifier. */

@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { architectureFor } from "./architecture.ts";
 import { isSequenceClassifier, parseConfig } from "./config.ts";
 import type { GPT2Config } from "./gpt2.ts";
 import { llamaHeadDim, type LlamaConfig } from "./llama.ts";
@@ -86,3 +88,49 @@ test("rejects what the implementations do not support, naming file and field", (
   assert.throws(() => parseConfig([], "arr.json"), /arr\.json: expected a JSON object/);
 });
 
+// config.json files as transformers wrote them on the Hub (every field, in the files' order).
+const LLAMA_3_2_1B_INSTRUCT = {
+  architectures: ["LlamaForCausalLM"], attention_bias: false, attention_dropout: 0.0, bos_token_id: 128000,
+  eos_token_id: [128001, 128008, 128009], head_dim: 64, hidden_act: "silu", hidden_size: 2048, initializer_range: 0.02,
+  intermediate_size: 8192, max_position_embeddings: 131072, mlp_bias: false, model_type: "llama", num_attention_heads: 32,
+  num_hidden_layers: 16, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-5,
+  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: "llama3" },
+  rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: "bfloat16", transformers_version: "4.45.0.dev0", use_cache: true, vocab_size: 128256,
+};
+const TINYLLAMA_1_1B_CHAT = {
+  architectures: ["LlamaForCausalLM"], attention_bias: false, bos_token_id: 1, eos_token_id: 2, hidden_act: "silu", hidden_size: 2048,
+  initializer_range: 0.02, intermediate_size: 5632, max_position_embeddings: 2048, model_type: "llama", num_attention_heads: 32,
+  num_hidden_layers: 22, num_key_value_heads: 4, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0,
+  tie_word_embeddings: false, torch_dtype: "bfloat16", transformers_version: "4.35.0", use_cache: true, vocab_size: 32000,
+};
+const shipped = (name: string) => JSON.parse(readFileSync(new URL(`../../configs/${name}`, import.meta.url), "utf8")) as Record<string, unknown>;
+
+test("Llama 3.2 (rope_scaling llama3, eos list, head_dim), SmolLM2 and TinyLlama configs load", () => {
+  const l3 = parseConfig(LLAMA_3_2_1B_INSTRUCT, "Llama-3.2-1B-Instruct/config.json") as LlamaConfig;
+  assert.deepEqual(l3.rope_scaling, { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+  assert.deepEqual(l3.eos_token_id, [128001, 128008, 128009]);
+  const a3 = architectureFor(l3);
+  assert.deepEqual([a3.hiddenSize, a3.numLayers, a3.numKvHeads, a3.headDim, a3.vocabSize, a3.maxPositions, a3.lmHeadName], [2048, 16, 8, 64, 128256, 131072, "model.embed_tokens.weight"]);
+  const legacyKey = parseConfig({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...LLAMA_3_2_1B_INSTRUCT.rope_scaling, rope_type: undefined, type: "llama3" } }, "x") as LlamaConfig;
+  assert.deepEqual(legacyKey.rope_scaling, l3.rope_scaling, "the older key `type` names the rope type too");
+  assert.equal((parseConfig({ ...TINY_LLAMA, rope_scaling: { rope_type: "default" } }, "x") as LlamaConfig).rope_scaling, undefined);
+
+  const smol = architectureFor(parseConfig(shipped("smollm2-135m.json"), "SmolLM2-135M/config.json"));
+  assert.deepEqual([smol.hiddenSize, smol.numLayers, smol.numKvHeads, smol.headDim, smol.vocabSize, smol.lmHeadName], [576, 30, 3, 64, 49152, "model.embed_tokens.weight"]);
+  assert.equal((smol.config as LlamaConfig).rope_theta, 100000);
+  const tiny = architectureFor(parseConfig(TINYLLAMA_1_1B_CHAT, "TinyLlama/config.json"));
+  assert.deepEqual([tiny.hiddenSize, tiny.numLayers, tiny.numKvHeads, tiny.headDim, tiny.vocabSize, tiny.lmHeadName], [2048, 22, 4, 64, 32000, "lm_head.weight"]);
+});
+
+test("refusals for settings the Llama 3 implementation does not honour", () => {
+  const rejects = (json: Record<string, unknown>, pattern: RegExp) =>
+    assert.throws(() => parseConfig(json, "ckpt/config.json"), (err: Error) => err.name === "InputError" && pattern.test(err.message) && !err.message.includes("\n"));
+  rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { rope_type: "dynamic", factor: 2 } }, /rope_scaling = .* is not supported/);
+  const scaling = LLAMA_3_2_1B_INSTRUCT.rope_scaling;
+  rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...scaling, low_freq_factor: undefined } }, /ckpt\/config\.json: rope_scaling: low_freq_factor is required for rope_type "llama3"/);
+  rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...scaling, high_freq_factor: 1 } }, /rope_scaling: high_freq_factor = 1 must be larger than low_freq_factor = 1/);
+  rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...scaling, factor: -2 } }, /rope_scaling: factor must be a positive number/);
+  rejects({ ...LLAMA_3_2_1B_INSTRUCT, eos_token_id: [] }, /eos_token_id must be a token id, a non-empty list of token ids, or null/);
+  rejects({ ...GPT2_HUB, scale_attn_weights: false }, /scale_attn_weights = false is not supported/);
+  rejects({ model_type: "mistral" }, /model_type "mistral" is not supported \(supported: "llama", "gpt2"\)/);
+});

@@ -1,6 +1,7 @@
 // Building blocks shared by the architectures. All of it is traced code (see engine/arrays.ts):
 // a value used more than once is passed as `.ref` on every use but the last.
 import { np, nn, type Array } from "../engine/runtime.ts";
+import type { Llama3RopeScaling } from "./config-fields.ts";
 
 /** Masked-out attention scores: large and finite, so a fully padded row stays finite (HF does the same). */
 export const MASK_VALUE = -1e9;
@@ -57,12 +58,29 @@ export function silu(x: Array): Array {
   return x.ref.mul(nn.sigmoid(x));
 }
 
-/** RoPE frequencies θ^(−2i/hd) for i < hd/2. */
-export function ropeInvFreq(headDim: number, theta: number): Float32Array {
+/**
+ * RoPE frequencies θ^(−2i/hd) for i < hd/2, with Llama 3's rescaling when the config asks for it
+ * (transformers' `_compute_llama3_parameters`): wavelengths 2π/f longer than
+ * original_max_position_embeddings / low_freq_factor are stretched by `factor`, those shorter than
+ * original_max_position_embeddings / high_freq_factor are kept, and the band between is interpolated.
+ */
+export function ropeInvFreq(headDim: number, theta: number, scaling?: Llama3RopeScaling): Float32Array {
   const half = headDim / 2;
   const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
+  for (let i = 0; i < half; i++) {
+    const f = 1 / theta ** ((2 * i) / headDim);
+    invFreq[i] = scaling ? llama3Frequency(f, scaling) : f;
+  }
   return invFreq;
+}
+
+function llama3Frequency(f: number, s: Llama3RopeScaling): number {
+  const wavelength = (2 * Math.PI) / f;
+  const context = s.original_max_position_embeddings;
+  if (wavelength < context / s.high_freq_factor) return f;
+  if (wavelength > context / s.low_freq_factor) return f / s.factor;
+  const smooth = (context / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  return (1 - smooth) * (f / s.factor) + smooth * f;
 }
 
 /**

@@ -1,9 +1,9 @@
-// Llama (Llama 2, SmolLM, TinyLlama, llama2.c's models): RMSNorm, rotary positions, SwiGLU MLP,
-// grouped-query attention, tied or untied head.
+// Llama (Llama 2 and 3, SmolLM, TinyLlama, llama2.c's models): RMSNorm, rotary positions (with
+// Llama 3's frequency rescaling), SwiGLU MLP, grouped-query attention, tied or untied head.
 // Parameter names are transformers' LlamaForCausalLM names.
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
-import { isFalse, isNullish, type BaseConfig, type Fields } from "./config-fields.ts";
+import { isFalse, isNullish, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
 import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
@@ -19,12 +19,13 @@ export interface LlamaConfig extends BaseConfig {
   max_position_embeddings: number;
   rms_norm_eps: number;
   rope_theta: number;
+  /** Present only for Llama 3's rule; plain RoPE otherwise. */
+  rope_scaling?: Llama3RopeScaling;
   hidden_act: "silu";
 }
 
 /** Defaults are transformers' LlamaConfig.__init__ defaults. */
 function parseLlama(f: Fields): LlamaConfig {
-  f.reject("rope_scaling", isNullish, "only plain RoPE is implemented");
   f.reject("attention_bias", isFalse, "q/k/v/o projections have no bias here");
   f.reject("mlp_bias", isFalse, "MLP projections have no bias here");
   f.reject("sliding_window", isNullish, "attention is full causal");
@@ -59,6 +60,8 @@ function parseLlama(f: Fields): LlamaConfig {
     bos_token_id: f.tokenId("bos_token_id", 1),
     eos_token_id: f.tokenIds("eos_token_id", 2),
   };
+  const ropeScaling = f.ropeScaling();
+  if (ropeScaling) config.rope_scaling = ropeScaling;
   return f.finish(config);
 }
 
@@ -98,7 +101,7 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
   const nKv = c.num_key_value_heads;
   const eps = c.rms_norm_eps;
   const cutLast = batch.lastPositionOnly ?? false;
-  const { cos, sin } = ropeTables(batch.positionIds, ropeInvFreq(hd, c.rope_theta)); // [B, T, 1, hd]
+  const { cos, sin } = ropeTables(batch.positionIds, ropeInvFreq(hd, c.rope_theta, c.rope_scaling)); // [B, T, 1, hd]
   let x = lookup(params["model.embed_tokens.weight"]!.ref, batch.inputIds); // [B, T, D]
   const keys: Array[] = [];
   const values: Array[] = [];

@@ -1,5 +1,6 @@
-// Forward logits, every parameter gradient and a 20-step AdamW loss curve of tiny random Llama and
-// GPT-2 models, against PyTorch (fixtures from scripts/reference/make_fixtures.py).
+// Forward logits, every parameter gradient and a 20-step AdamW loss curve of tiny random Llama,
+// GPT-2 and Llama-3 (rope_scaling) models, against PyTorch (fixtures from
+// scripts/reference/make_fixtures.py); and Llama 3's rescaled RoPE frequencies on their own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -8,7 +9,9 @@ import { compile, fromHost, keep, intsFromHost, release, toHost, toNumber } from
 import { adamw, clipByGlobalNorm, stepScalars, type Params } from "../engine/optim.ts";
 import { parseConfig } from "./config.ts";
 import { architectureFor } from "./architecture.ts";
+import type { Llama3RopeScaling } from "./config-fields.ts";
 import { causalLmForward, fullBatch, maskedLmLoss } from "./forward.ts";
+import { ropeInvFreq } from "./layers.ts";
 import { paramsFromTensors } from "./params.ts";
 import type { TensorMap } from "../io/tensors.ts";
 
@@ -66,7 +69,7 @@ function inputsOf(fx: Fixture) {
   };
 }
 
-for (const name of ["llama-tiny.json", "gpt2-tiny.json"]) {
+for (const name of ["llama-tiny.json", "gpt2-tiny.json", "llama3-tiny.json"]) {
   test(`${name}: logits, loss and every gradient match PyTorch`, async () => {
     await initEngine();
     const fx = loadFixture(name);
@@ -140,3 +143,20 @@ for (const name of ["llama-tiny.json", "gpt2-tiny.json"]) {
     release([params, state, ids, pos, mask, lossMask]);
   });
 }
+
+test("Llama 3 rope_scaling: the rescaled frequencies match transformers' formula (the tiny fixture's and Llama-3.2-1B's)", () => {
+  const fx = JSON.parse(readFileSync(new URL("../../test/fixtures/llama3-tiny.json", import.meta.url), "utf8")) as {
+    inv_freq_cases: { head_dim: number; rope_theta: number; rope_scaling: Llama3RopeScaling; inv_freq: number[] }[];
+  };
+  assert.equal(fx.inv_freq_cases.length, 2);
+  for (const c of fx.inv_freq_cases) {
+    const ours = ropeInvFreq(c.head_dim, c.rope_theta, c.rope_scaling);
+    const plain = ropeInvFreq(c.head_dim, c.rope_theta);
+    assert.equal(ours.length, c.inv_freq.length);
+    // float32 on both sides (torch computes in float32, we round float64): a few ulps at most.
+    assert.ok(maxRelError(ours, c.inv_freq, 0) < 1e-6, `head_dim ${c.head_dim}: relative error ${maxRelError(ours, c.inv_freq, 0)}`);
+    const kept = c.inv_freq.filter((f, i) => f === plain[i]).length;
+    const divided = c.inv_freq.filter((f, i) => Math.abs(f * c.rope_scaling.factor / plain[i]! - 1) < 1e-6).length;
+    assert.ok(kept > 0 && divided > 0 && kept + divided < c.inv_freq.length, `every band occurs: ${kept} kept, ${divided} divided of ${c.inv_freq.length}`);
+  }
+});
