@@ -1,11 +1,11 @@
-"""Reference values from PyTorch for the tiny Llama, GPT-2 and Llama-3 fixtures (llm.c style).
+"""Reference values from PyTorch for the tiny Llama, GPT-2, Qwen2 and Llama-3 fixtures (llm.c style).
 
-Writes test/fixtures/{llama,gpt2,llama3}-tiny.json: config, initial weights, a left-padded
+Writes test/fixtures/{llama,gpt2,qwen2,llama3}-tiny.json: config, initial weights, a left-padded
 batch, logits, masked-mean loss, every gradient, and 20 steps of AdamW losses. The models are plain
 torch written to Hugging Face's semantics (transformers is not installed), with HF parameter names
 and layouts so the fixture doubles as a checkpoint. Name fixtures to write only those:
 
-    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/make_fixtures.py [llama3-tiny ...]
+    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/make_fixtures.py [qwen2-tiny llama3-tiny ...]
 """
 import json
 import math
@@ -62,6 +62,31 @@ GPT2_CONFIG = {
 }
 
 
+# Qwen2 as Qwen2.5 configs write it: rope_theta 1e6, a tied head, sliding window off (so
+# sliding_window and max_window_layers are unused, as in transformers).
+QWEN2_CONFIG = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "vocab_size": 64,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32,
+    "max_window_layers": 2,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "sliding_window": 32,
+    "use_sliding_window": False,
+    "tie_word_embeddings": True,
+    "hidden_act": "silu",
+    "attention_dropout": 0.0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "torch_dtype": "float32",
+}
+
 # Llama 3's rope_scaling at a size where all three of its frequency bands occur: with head_dim 8 and
 # theta 100 the wavelengths 2*pi/f are 6.3, 19.9, 62.8 and 199; original_max_position_embeddings 32
 # with low/high_freq_factor 1/4 keeps the first (< 8), interpolates the second, divides the last two.
@@ -99,6 +124,31 @@ def llama_shapes(c):
         shapes[p + "mlp.down_proj.weight"] = [D, F_]
     shapes["model.norm.weight"] = [D]
     shapes["lm_head.weight"] = [V, D]
+    return shapes
+
+
+def qwen2_shapes(c):
+    D, F_, V = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    nH, nKV = c["num_attention_heads"], c["num_key_value_heads"]
+    hd = D // nH
+    shapes = {"model.embed_tokens.weight": [V, D]}
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes[p + "input_layernorm.weight"] = [D]
+        shapes[p + "self_attn.q_proj.weight"] = [nH * hd, D]  # q, k, v: nn.Linear with bias
+        shapes[p + "self_attn.q_proj.bias"] = [nH * hd]
+        shapes[p + "self_attn.k_proj.weight"] = [nKV * hd, D]
+        shapes[p + "self_attn.k_proj.bias"] = [nKV * hd]
+        shapes[p + "self_attn.v_proj.weight"] = [nKV * hd, D]
+        shapes[p + "self_attn.v_proj.bias"] = [nKV * hd]
+        shapes[p + "self_attn.o_proj.weight"] = [D, nH * hd]  # o_proj: no bias
+        shapes[p + "post_attention_layernorm.weight"] = [D]
+        shapes[p + "mlp.gate_proj.weight"] = [F_, D]
+        shapes[p + "mlp.up_proj.weight"] = [F_, D]
+        shapes[p + "mlp.down_proj.weight"] = [D, F_]
+    shapes["model.norm.weight"] = [D]
+    if not c["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = [V, D]
     return shapes
 
 
@@ -221,6 +271,36 @@ def llama_forward(p, c, input_ids, attention_mask, position_ids):
     return h @ p["lm_head.weight"].T  # [B, T, V]
 
 
+# ----------------------------------------------------------------------------- Qwen2
+
+def qwen2_forward(p, c, input_ids, attention_mask, position_ids):
+    """Qwen2 (transformers' modeling_qwen2): Llama's block with biased q/k/v projections."""
+    Bn, Tn = input_ids.shape
+    nH, nKV, eps = c["num_attention_heads"], c["num_key_value_heads"], c["rms_norm_eps"]
+    hd = c["hidden_size"] // nH
+    allowed = attention_bias(attention_mask)
+    cos, sin = rope_cos_sin(position_ids, hd, c["rope_theta"])
+    h = p["model.embed_tokens.weight"][input_ids]  # [B, T, D]
+    for i in range(c["num_hidden_layers"]):
+        pre = f"model.layers.{i}.self_attn."
+        x = rms_norm(h, p[f"model.layers.{i}.input_layernorm.weight"], eps)
+        q = F.linear(x, p[pre + "q_proj.weight"], p[pre + "q_proj.bias"]).view(Bn, Tn, nH, hd).transpose(1, 2)  # [B, nH, T, hd]
+        k = F.linear(x, p[pre + "k_proj.weight"], p[pre + "k_proj.bias"]).view(Bn, Tn, nKV, hd).transpose(1, 2)  # [B, nKV, T, hd]
+        v = F.linear(x, p[pre + "v_proj.weight"], p[pre + "v_proj.bias"]).view(Bn, Tn, nKV, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(nH // nKV, dim=1)
+        v = v.repeat_interleave(nH // nKV, dim=1)
+        y = attend(q, k, v, allowed).transpose(1, 2).reshape(Bn, Tn, nH * hd)
+        h = h + F.linear(y, p[pre + "o_proj.weight"])
+        mlp = f"model.layers.{i}.mlp."
+        x = rms_norm(h, p[f"model.layers.{i}.post_attention_layernorm.weight"], eps)
+        h = h + F.linear(F.silu(F.linear(x, p[mlp + "gate_proj.weight"])) * F.linear(x, p[mlp + "up_proj.weight"]), p[mlp + "down_proj.weight"])
+    h = rms_norm(h, p["model.norm.weight"], eps)
+    head = p["model.embed_tokens.weight"] if c["tie_word_embeddings"] else p["lm_head.weight"]
+    return h @ head.T  # [B, T, V]
+
+
 # ----------------------------------------------------------------------------- GPT-2
 
 def gelu_new(x):
@@ -335,6 +415,7 @@ def main():
     fixtures = [
         ("llama-tiny", LLAMA_CONFIG, llama_shapes(LLAMA_CONFIG), llama_forward),
         ("gpt2-tiny", GPT2_CONFIG, gpt2_shapes(GPT2_CONFIG), gpt2_forward),
+        ("qwen2-tiny", QWEN2_CONFIG, qwen2_shapes(QWEN2_CONFIG), qwen2_forward),
         ("llama3-tiny", LLAMA3_CONFIG, llama_shapes(LLAMA3_CONFIG), llama_forward),
     ]
     unknown = wanted - {name for name, *_ in fixtures}

@@ -5,6 +5,7 @@ import { architectureFor } from "./architecture.ts";
 import { isSequenceClassifier, parseConfig } from "./config.ts";
 import type { GPT2Config } from "./gpt2.ts";
 import { llamaHeadDim, type LlamaConfig } from "./llama.ts";
+import type { Qwen2Config } from "./qwen2.ts";
 
 // The hub's openai-community/gpt2 config.json, trimmed of task-specific fields.
 const GPT2_HUB = {
@@ -103,6 +104,13 @@ const TINYLLAMA_1_1B_CHAT = {
   num_hidden_layers: 22, num_key_value_heads: 4, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0,
   tie_word_embeddings: false, torch_dtype: "bfloat16", transformers_version: "4.35.0", use_cache: true, vocab_size: 32000,
 };
+const QWEN2_5_7B = {
+  architectures: ["Qwen2ForCausalLM"], attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151643, hidden_act: "silu",
+  hidden_size: 3584, initializer_range: 0.02, intermediate_size: 18944, max_position_embeddings: 131072, max_window_layers: 28,
+  model_type: "qwen2", num_attention_heads: 28, num_hidden_layers: 28, num_key_value_heads: 4, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
+  sliding_window: 131072, tie_word_embeddings: false, torch_dtype: "bfloat16", transformers_version: "4.43.1", use_cache: true,
+  use_mrope: false, use_sliding_window: false, vocab_size: 152064,
+};
 const shipped = (name: string) => JSON.parse(readFileSync(new URL(`../../configs/${name}`, import.meta.url), "utf8")) as Record<string, unknown>;
 
 test("Llama 3.2 (rope_scaling llama3, eos list, head_dim), SmolLM2 and TinyLlama configs load", () => {
@@ -122,9 +130,34 @@ test("Llama 3.2 (rope_scaling llama3, eos list, head_dim), SmolLM2 and TinyLlama
   assert.deepEqual([tiny.hiddenSize, tiny.numLayers, tiny.numKvHeads, tiny.headDim, tiny.vocabSize, tiny.lmHeadName], [2048, 22, 4, 64, 32000, "lm_head.weight"]);
 });
 
-test("refusals for settings the Llama 3 implementation does not honour", () => {
+test("Qwen2.5 configs load: biased q/k/v, rope_theta 1e6, tied (0.5B) or untied (7B), sliding window off", () => {
+  const small = parseConfig(shipped("qwen2.5-0.5b.json"), "Qwen2.5-0.5B/config.json") as Qwen2Config;
+  assert.deepEqual([small.rope_theta, small.tie_word_embeddings, small.use_sliding_window, small.sliding_window, small.max_window_layers], [1e6, true, false, 32768, 24]);
+  const a = architectureFor(small);
+  assert.deepEqual([a.hiddenSize, a.numLayers, a.numKvHeads, a.headDim, a.vocabSize, a.maxPositions, a.lmHeadName], [896, 24, 2, 64, 151936, 32768, "model.embed_tokens.weight"]);
+  assert.deepEqual(a.paramShapes["model.layers.0.self_attn.k_proj.bias"], [128]);
+  assert.deepEqual(a.paramShapes["model.layers.0.self_attn.q_proj.bias"], [896]);
+  assert.equal(a.paramShapes["model.layers.0.self_attn.o_proj.bias"], undefined);
+  assert.equal(a.paramShapes["lm_head.weight"], undefined);
+  const big = architectureFor(parseConfig(QWEN2_5_7B, "Qwen2.5-7B/config.json"));
+  assert.deepEqual(big.paramShapes["lm_head.weight"], [152064, 3584]);
+  assert.equal(big.lmHeadName, "lm_head.weight");
+  const rm = parseConfig({ ...QWEN2_5_7B, architectures: ["Qwen2ForSequenceClassification"], num_labels: 1, pad_token_id: 151643 }, "rm");
+  assert.deepEqual(architectureFor(rm).paramShapes["score.weight"], [1, 3584]);
+  assert.equal(architectureFor(rm).paramShapes["lm_head.weight"], undefined);
+  const defaults = parseConfig({ model_type: "qwen2" }, "x") as Qwen2Config;
+  assert.deepEqual([defaults.vocab_size, defaults.hidden_size, defaults.num_key_value_heads, defaults.rope_theta, defaults.tie_word_embeddings, defaults.bos_token_id],
+    [151936, 4096, 32, 10000, false, null], "transformers' Qwen2Config defaults");
+});
+
+test("refusals for settings the Qwen2 and Llama 3 implementations do not honour", () => {
   const rejects = (json: Record<string, unknown>, pattern: RegExp) =>
     assert.throws(() => parseConfig(json, "ckpt/config.json"), (err: Error) => err.name === "InputError" && pattern.test(err.message) && !err.message.includes("\n"));
+  rejects({ ...QWEN2_5_7B, use_sliding_window: true }, /ckpt\/config\.json: use_sliding_window = true is not supported \(attention is full causal; sliding-window attention is not implemented\)/);
+  rejects({ ...QWEN2_5_7B, layer_types: ["full_attention", "sliding_attention"] }, /layer_types = .* is not supported/);
+  rejects({ ...QWEN2_5_7B, head_dim: 64 }, /head_dim = 64 is not supported \(Qwen2's head_dim is hidden_size \/ num_attention_heads = 128\)/);
+  rejects({ ...QWEN2_5_7B, rope_scaling: { type: "yarn", factor: 4, original_max_position_embeddings: 32768 } }, /rope_scaling = .*"yarn".* is not supported \(implemented: plain RoPE and rope_type "llama3"\)/);
+  rejects({ ...QWEN2_5_7B, architectures: ["Qwen2ForTokenClassification"] }, /architectures contains "Qwen2ForTokenClassification"; supported: Qwen2ForCausalLM, Qwen2ForSequenceClassification, Qwen2Model/);
   rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { rope_type: "dynamic", factor: 2 } }, /rope_scaling = .* is not supported/);
   const scaling = LLAMA_3_2_1B_INSTRUCT.rope_scaling;
   rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...scaling, low_freq_factor: undefined } }, /ckpt\/config\.json: rope_scaling: low_freq_factor is required for rope_type "llama3"/);
@@ -132,5 +165,5 @@ test("refusals for settings the Llama 3 implementation does not honour", () => {
   rejects({ ...LLAMA_3_2_1B_INSTRUCT, rope_scaling: { ...scaling, factor: -2 } }, /rope_scaling: factor must be a positive number/);
   rejects({ ...LLAMA_3_2_1B_INSTRUCT, eos_token_id: [] }, /eos_token_id must be a token id, a non-empty list of token ids, or null/);
   rejects({ ...GPT2_HUB, scale_attn_weights: false }, /scale_attn_weights = false is not supported/);
-  rejects({ model_type: "mistral" }, /model_type "mistral" is not supported \(supported: "llama", "gpt2"\)/);
+  rejects({ model_type: "mistral" }, /model_type "mistral" is not supported \(supported: "llama", "gpt2", "qwen2"\)/);
 });

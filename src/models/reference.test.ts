@@ -1,5 +1,5 @@
 // Forward logits, every parameter gradient and a 20-step AdamW loss curve of tiny random Llama,
-// GPT-2 and Llama-3 (rope_scaling) models, against PyTorch (fixtures from
+// GPT-2, Qwen2 and Llama-3 (rope_scaling) models, against PyTorch (fixtures from
 // scripts/reference/make_fixtures.py); and Llama 3's rescaled RoPE frequencies on their own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -69,7 +69,7 @@ function inputsOf(fx: Fixture) {
   };
 }
 
-for (const name of ["llama-tiny.json", "gpt2-tiny.json", "llama3-tiny.json"]) {
+for (const name of ["llama-tiny.json", "gpt2-tiny.json", "qwen2-tiny.json", "llama3-tiny.json"]) {
   test(`${name}: logits, loss and every gradient match PyTorch`, async () => {
     await initEngine();
     const fx = loadFixture(name);

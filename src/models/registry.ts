@@ -3,11 +3,13 @@
 // nowhere else.
 import { gpt2 } from "./gpt2.ts";
 import { llama } from "./llama.ts";
+import { qwen2 } from "./qwen2.ts";
 import type { ModelFamily } from "./types.ts";
 
 const FAMILIES = [
   llama,
   gpt2,
+  qwen2,
 ] as const;
 
 /** A parsed config.json of any registered architecture, discriminated by model_type. */
