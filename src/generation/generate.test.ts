@@ -1,5 +1,5 @@
 // Generation against llama2.c's run.c (greedy, token for token), KV-cache consistency with a full
-// forward pass, left-padded batching, and reproducible sampling.
+// forward pass, left-padded batching, reproducible sampling, and padded vocabularies.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -12,6 +12,7 @@ import { architectureFor, type Architecture } from "../models/architecture.ts";
 import { parseConfig } from "../models/config.ts";
 import { initParams } from "../models/params.ts";
 import { sharedData } from "../io/test-helpers.ts";
+import { loadTokenizer } from "../tokenizers/load.ts";
 import { Generator } from "./generate.ts";
 import { logSoftmax } from "./sampling.ts";
 
@@ -96,4 +97,23 @@ test("a prompt longer than the context is refused with a clear message", async (
   const model = await stories();
   const long = new Array(model.arch.maxPositions).fill(5);
   await assert.rejects(new Generator(model.arch).generate(model.params, [long], { maxNewTokens: 1 }), /exceeds the model's context of 512 tokens/);
+});
+
+test("a vocabulary padded past the tokenizer's (as Qwen2.5's): only ids the tokenizer can decode are sampled", async () => {
+  const tok = await loadTokenizer(sharedData("llama2c/tok512.bin"));
+  const config = parseConfig(
+    { model_type: "qwen2", vocab_size: 600, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, tie_word_embeddings: true },
+    "padded qwen2",
+  );
+  const arch = architectureFor(config);
+  const init = initParams(arch, 2);
+  // A zero final norm makes every logit 0: unrestricted, 88 of the 600 ids would come up about every seventh token.
+  const params = { ...init, "model.norm.weight": init["model.norm.weight"]!.mul(0) };
+  const out = await new Generator(arch).generate(params, [[1], [1, 291], [1, 376], [1]], { temperature: 1, maxNewTokens: 40, seed: 9 }, tok);
+  const ids = out.flatMap((g) => g.completionIds);
+  assert.equal(ids.length, 160);
+  assert.ok(ids.every((id) => id < tok.vocabSize), `sampled ${ids.filter((id) => id >= tok.vocabSize)}`);
+  for (const g of out) for (const lp of g.logprobs) assert.ok(Math.abs(lp + Math.log(tok.vocabSize)) < 1e-5, `log-prob ${lp} over the tokenizer's ${tok.vocabSize} ids`);
+  assert.equal(typeof out[0]!.text, "string");
+  release(params);
 });

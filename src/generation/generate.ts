@@ -71,7 +71,11 @@ export class Generator {
     });
   }
 
-  /** Generates for every prompt (token ids, BOS included) in one batch. */
+  /**
+   * Generates for every prompt (token ids, BOS included) in one batch. With a tokenizer, only ids
+   * it can decode are sampled: a padded vocabulary (Qwen2.5's 151,936 rows for 151,665 tokens) has
+   * rows no text maps to, and log-probs are then over the tokenizer's ids.
+   */
   async generate(params: Params, prompts: number[][], options: Partial<GenerateOptions> = {}, tokenizer?: Tokenizer): Promise<Generation[]> {
     const names = this.#arch.transposedForDecoding;
     if (names.length === 0) return this.#generate(params, prompts, options, tokenizer);
@@ -99,6 +103,7 @@ export class Generator {
     }
     if (opts.stopStrings.length > 0 && !tokenizer) throw new Error("generate: stop strings need a tokenizer");
     const rng = new HostRng(opts.seed);
+    const sampleable = Math.min(arch.vocabSize, tokenizer?.vocabSize ?? arch.vocabSize);
 
     // Left padding: row r's real tokens occupy the last prompts[r].length slots.
     const padId = 0;
@@ -134,7 +139,7 @@ export class Generator {
       const chosen = new Int32Array(b);
       for (let r = 0; r < b; r++) {
         if (done[r]) continue;
-        const { id, logprob } = sampleToken(logits.subarray(r * arch.vocabSize, (r + 1) * arch.vocabSize), opts, rng);
+        const { id, logprob } = sampleToken(logits.subarray(r * arch.vocabSize, r * arch.vocabSize + sampleable), opts, rng);
         chosen[r] = id;
         const g = out[r]!;
         if (eos.has(id)) {
