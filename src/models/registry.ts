@@ -1,6 +1,6 @@
 // The architectures, one registration line each. Everything that differs between them lives in
-// their own files (llama.ts, gpt2.ts); config.json's model_type picks one here and
-// nowhere else.
+// the architecture's own file (ModelFamily in types.ts); config.json's model_type picks one here
+// and nowhere else.
 import { gpt2 } from "./gpt2.ts";
 import { llama } from "./llama.ts";
 import { qwen2 } from "./qwen2.ts";
