@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initEngine, wasmMemoryStats } from "../engine/runtime.ts";
@@ -83,10 +83,16 @@ test("rlhf sft --dry-run prints the plan; a run that cannot fit is refused in on
   assert.match(fits.stdout, /model AdamW moments\s+1026 MiB/);
   assert.match(fits.stdout, /fits \(\d+% of the engine's 4 GiB\)/);
 
-  const refused = sft(model, ["--per_device_train_batch_size", "8", "--max_length", "1024", "--packing", "true"]);
+  const tooLong = sft(model, ["--per_device_train_batch_size", "8", "--max_length", "1024", "--packing", "true"]);
+  assert.equal(tooLong.status, 1);
+  assert.match(tooLong.stderr.trim().split("\n").at(-1)!, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); lower per_device_train_batch_size \(now 8\)/);
+  assert.doesNotMatch(tooLong.stderr, /\n\s+at /, "no stack trace");
+
+  // Qwen2.5-0.5B's shape: its weights, gradients and moments alone are over the limit.
+  const qwen = configOnly(join(dir, "qwen2.5-0.5b"), JSON.parse(readFileSync(fileURLToPath(new URL("../../configs/qwen2.5-0.5b.json", import.meta.url)), "utf8")) as Record<string, unknown>);
+  const refused = sft(qwen, ["--per_device_train_batch_size", "8", "--max_length", "1024", "--packing", "true"]);
   assert.equal(refused.status, 1);
-  const lines = refused.stderr.trim().split("\n");
-  const message = lines.at(-1)!;
-  assert.match(message, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); lower per_device_train_batch_size \(now 8\)/);
+  const message = refused.stderr.trim().split("\n").at(-1)!;
+  assert.match(message, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); the weights, gradients and AdamW moments alone take [\d.]+ GiB: full fine-tuning at this size cannot fit/);
   assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
 });
