@@ -27,6 +27,13 @@ export interface BaseConfig extends SequenceClassificationFields {
   /** A list in Llama 3 and some Qwen configs (several stop tokens). */
   eos_token_id: number | number[] | null;
   torch_dtype?: string;
+  /** Standard deviation of a fresh weight matrix (`rlhf init`); set when config.json has it, 0.02 otherwise (transformers' default). */
+  initializer_range?: number;
+}
+
+/** std of a freshly initialised weight matrix: the config's initializer_range, else transformers' 0.02. */
+export function initStd(config: Pick<BaseConfig, "initializer_range">): number {
+  return config.initializer_range ?? 0.02;
 }
 
 export function isSequenceClassifier(config: Pick<BaseConfig, "architectures">): boolean {
@@ -185,6 +192,7 @@ export class Fields {
   finish<C extends BaseConfig>(config: C): C {
     const dtype = this.dtype();
     if (dtype !== undefined) config.torch_dtype = dtype;
+    if (this.has("initializer_range")) config.initializer_range = this.positive("initializer_range", 0.02);
     this.classification(config, isSequenceClassifier(config));
     return config;
   }

@@ -2,7 +2,7 @@
 // ([in, out]). Parameter names are transformers' GPT2LMHeadModel names.
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
-import { isFalse, type BaseConfig, type Fields } from "./config-fields.ts";
+import { initStd, isFalse, type BaseConfig, type Fields } from "./config-fields.ts";
 import { attention, conv1d, linear, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
@@ -80,13 +80,14 @@ export function gpt2ParamShapes(c: GPT2Config): ParamShapes {
   return shapes;
 }
 
-/** GPT-2's init: N(0, 0.02), residual projections scaled by 1/sqrt(2·n_layer), LayerNorm at (1, 0). */
+/** GPT-2's init: N(0, initializer_range), residual projections scaled by 1/sqrt(2·n_layer), LayerNorm at (1, 0). */
 export function gpt2InitRule(c: GPT2Config) {
+  const std = initStd(c);
   return (name: string): InitRule => {
     if (name.endsWith(".bias")) return { std: 0, constant: 0 };
     if (/ln_\w+\.weight$/.test(name)) return { std: 0, constant: 1 };
-    if (name.endsWith("c_proj.weight")) return { std: 0.02 / Math.sqrt(2 * c.n_layer) };
-    return { std: 0.02 };
+    if (name.endsWith("c_proj.weight")) return { std: std / Math.sqrt(2 * c.n_layer) };
+    return { std };
   };
 }
 

@@ -3,7 +3,7 @@
 // Parameter names are transformers' LlamaForCausalLM names.
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
-import { isFalse, isNullish, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
+import { initStd, isFalse, isNullish, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
 import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
@@ -90,8 +90,10 @@ export function llamaParamShapes(c: LlamaConfig): ParamShapes {
   return shapes;
 }
 
-export function llamaInitRule(name: string): InitRule {
-  return name.endsWith("norm.weight") ? { std: 0, constant: 1 } : { std: 0.02 };
+/** transformers' LlamaPreTrainedModel._init_weights: N(0, initializer_range) matrices, unit norms. */
+export function llamaInitRule(c: LlamaConfig) {
+  const std = initStd(c);
+  return (name: string): InitRule => (name.endsWith("norm.weight") ? { std: 0, constant: 1 } : { std });
 }
 
 export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, past?: PastState): BodyOutput {
@@ -131,7 +133,7 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
 function build(c: LlamaConfig): Backbone {
   return {
     paramShapes: llamaParamShapes(c),
-    initRule: llamaInitRule,
+    initRule: llamaInitRule(c),
     lmHeadName: c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
     body: (params, batch, past) => llamaBody(c, params, batch, past),
     transposedForDecoding: [],

@@ -4,7 +4,7 @@
 // Parameter names are transformers' Qwen2ForCausalLM names.
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
-import { firstTokenId, isListOf, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
+import { firstTokenId, initStd, isListOf, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
 import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
@@ -97,10 +97,13 @@ export function qwen2ParamShapes(c: Qwen2Config): ParamShapes {
   return shapes;
 }
 
-/** transformers' Qwen2PreTrainedModel._init_weights: N(0, 0.02) matrices, zero biases, unit norms. */
-export function qwen2InitRule(name: string): InitRule {
-  if (name.endsWith(".bias")) return { std: 0, constant: 0 };
-  return name.endsWith("norm.weight") ? { std: 0, constant: 1 } : { std: 0.02 };
+/** transformers' Qwen2PreTrainedModel._init_weights: N(0, initializer_range) matrices, zero biases, unit norms. */
+export function qwen2InitRule(c: Qwen2Config) {
+  const std = initStd(c);
+  return (name: string): InitRule => {
+    if (name.endsWith(".bias")) return { std: 0, constant: 0 };
+    return name.endsWith("norm.weight") ? { std: 0, constant: 1 } : { std };
+  };
 }
 
 export function qwen2Body(c: Qwen2Config, params: Params, batch: ForwardBatch, past?: PastState): BodyOutput {
@@ -141,7 +144,7 @@ export function qwen2Body(c: Qwen2Config, params: Params, batch: ForwardBatch, p
 function build(c: Qwen2Config): Backbone {
   return {
     paramShapes: qwen2ParamShapes(c),
-    initRule: qwen2InitRule,
+    initRule: qwen2InitRule(c),
     lmHeadName: c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
     body: (params, batch, past) => qwen2Body(c, params, batch, past),
     transposedForDecoding: [],
