@@ -90,7 +90,7 @@ test("tinystories-656k: logits after BOS match the numpy reference; rlhf convert
   disposeModel(converted);
 });
 
-test("tinystories-656k: rlhf sft trains it (3 steps on one story: loss finite and falling) and the result reloads", async () => {
+test("tinystories-656k: rlhf sft trains it (3 steps on one story: loss finite and falling), the result reloads and keeps its generation_config.json", async () => {
   const dir = await tempDir();
   const story = readFileSync(sharedData("tinystories/tinystories_sample.txt"), "utf8").trim().split(/\n\s*\n/)[0]!;
   const data = join(dir, "story.jsonl");
@@ -109,4 +109,7 @@ test("tinystories-656k: rlhf sft trains it (3 steps on one story: loss finite an
   const trained = await loadModel(output);
   assert.equal(trained.arch.vocabSize, 2048);
   disposeModel(trained);
+  // The starting model's generation_config.json (its stop tokens) survives fine-tuning as it was.
+  const source = JSON.parse(readFileSync(join(sharedData(MODEL), "generation_config.json"), "utf8")) as unknown;
+  for (const dir of [output, join(output, "checkpoint-3")]) assert.deepEqual(JSON.parse(readFileSync(join(dir, "generation_config.json"), "utf8")), source, dir);
 });

@@ -11,7 +11,7 @@ import type { AdamWState } from "../engine/optim.ts";
 import { deserializeSafetensors, serializeSafetensors } from "../io/safetensors.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { loadModel, saveModel, type LoadedModel } from "../models/load.ts";
+import { loadModel, saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { MetricRecord } from "./metrics-log.ts";
@@ -58,12 +58,13 @@ function optimizerTensors(state: AdamWState): Promise<TensorMap> {
 
 export async function saveCheckpoint(
   outputDir: string,
-  save: { modelConfig: ModelConfig; params: Params; optimizer: AdamWState; state: TrainerState; tokenizer?: Tokenizer },
+  save: { modelConfig: ModelConfig; params: Params; optimizer: AdamWState; state: TrainerState; tokenizer?: Tokenizer; generationConfig?: GenerationConfig },
 ): Promise<string> {
   const dir = checkpointDir(outputDir, save.state.global_step);
   const optimizer = serializeSafetensors(await optimizerTensors(save.optimizer), { metadata: { format: "pt" } });
   await saveModel(dir, save.modelConfig, save.params, {
     ...(save.tokenizer ? { tokenizer: save.tokenizer } : {}),
+    ...(save.generationConfig ? { generationConfig: save.generationConfig } : {}),
     extraFiles: { "trainer_state.json": JSON.stringify(save.state, null, 1) + "\n", "optimizer.safetensors": optimizer },
   });
   return dir;

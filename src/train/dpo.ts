@@ -158,7 +158,7 @@ export function dpoTask(
   arch: Architecture,
   config: DPOConfig,
   data: { train: DpoPair[]; eval: DpoPair[] },
-  save: Pick<TrainTask<DpoPair, DpoBatch>, "modelConfig" | "tokenizer">,
+  save: Pick<TrainTask<DpoPair, DpoBatch>, "modelConfig" | "tokenizer" | "generationConfig">,
   padId: number,
 ): TrainTask<DpoPair, DpoBatch> {
   checkDPOConfig(config);

@@ -123,7 +123,7 @@ export function sftTask(
   arch: Architecture,
   config: SFTConfig,
   data: { train: SftRow[]; eval: SftRow[] },
-  save: Pick<TrainTask<SftRow, SftBatch>, "modelConfig" | "tokenizer">,
+  save: Pick<TrainTask<SftRow, SftBatch>, "modelConfig" | "tokenizer" | "generationConfig">,
   padId = 0,
 ): TrainTask<SftRow, SftBatch> {
   return {

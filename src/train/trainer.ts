@@ -10,7 +10,7 @@ import type { AdamWState } from "../engine/optim.ts";
 import { HostRng } from "../engine/random.ts";
 import { learningRateAt, type ScheduleConfig } from "../engine/schedule.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { saveModel } from "../models/load.ts";
+import { saveModel, type GenerationConfig } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from "./checkpoint.ts";
@@ -32,6 +32,8 @@ export interface TrainTask<E, B> {
   config: TrainingArguments;
   /** The config saved with the weights (e.g. a causal LM turned sequence classifier). */
   modelConfig: ModelConfig;
+  /** The starting model's generation_config.json, kept in every save (its stop tokens, sampling defaults). */
+  generationConfig?: GenerationConfig;
   tokenizer?: Tokenizer;
   train: E[];
   eval: E[];
@@ -198,7 +200,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
       }
       if (evaluator && (step % evalEvery === 0 || last)) await evaluate();
       if (step % config.save_steps === 0 || last) {
-        lastSaved = await saveCheckpoint(options.outputDir, { modelConfig: task.modelConfig, params, optimizer, state: structuredClone(state), ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}) });
+        lastSaved = await saveCheckpoint(options.outputDir, { modelConfig: task.modelConfig, params, optimizer, state: structuredClone(state), ...savedAlong(task) });
         await pruneCheckpoints(options.outputDir, config.save_total_limit);
       }
       if (options.stopAfterStep !== undefined && step >= options.stopAfterStep && !last) {
@@ -253,6 +255,11 @@ function checkResumable(saved: TrainerState, fresh: TrainerState, dir: string): 
   }
 }
 
+/** What a save carries besides the weights: the tokenizer and generation_config.json, when the task has them. */
+function savedAlong<E, B>(task: TrainTask<E, B>): { tokenizer?: Tokenizer; generationConfig?: GenerationConfig } {
+  return { ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}), ...(task.generationConfig ? { generationConfig: task.generationConfig } : {}) };
+}
+
 /**
  * The final weights at the top of DIR too, so DIR itself loads as a model. Files are moved in one
  * by one with config.json last: a DIR whose config.json is present holds complete weights.
@@ -261,7 +268,7 @@ async function publishFinal<E, B>(outputDir: string, task: TrainTask<E, B>, para
   const staging = join(outputDir, `.final-tmp-${process.pid}`);
   // trainer_state.json travels along so `rm eval --split eval` can re-make the held-out split.
   const extraFiles = { "trainer_state.json": JSON.stringify(state, null, 1) + "\n" };
-  await saveModel(staging, task.modelConfig, params, { extraFiles, ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}) });
+  await saveModel(staging, task.modelConfig, params, { extraFiles, ...savedAlong(task) });
   await rm(join(outputDir, "config.json"), { force: true });
   const { readdir } = await import("node:fs/promises");
   const files = (await readdir(staging)).filter((f) => f !== "config.json");

@@ -121,7 +121,7 @@ export const command: Command = {
     }
     process.stderr.write(`dpo: ${data.train.length} training pairs, ${data.eval.length} held out; loss_type ${config.loss_type}, beta ${config.beta}\n`);
 
-    const task = dpoTask(model.arch, config, data, { modelConfig: model.config, tokenizer }, padId);
+    const task = dpoTask(model.arch, config, data, { modelConfig: model.config, tokenizer, ...(model.generationConfig ? { generationConfig: model.generationConfig } : {}) }, padId);
     try {
       const result = await train(task, model.params, { outputDir: output, resume: v.resume ?? false, evaluateAtStart: true });
       release(result.params);

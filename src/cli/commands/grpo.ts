@@ -216,7 +216,7 @@ by flags (--num_generations or --num-generations).`;
         }
       }
       progress.finish();
-      await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer });
+      await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer, ...(policyModel.generationConfig ? { generationConfig: policyModel.generationConfig } : {}) });
       await writeFile(join(output, `${name}_config.json`), JSON.stringify(config, null, 2) + "\n");
       process.stderr.write(`${name}: done; final policy in ${join(output, "policy")}\n${name}: ${memoryReport(memory)}\n`);
       trainer.dispose();

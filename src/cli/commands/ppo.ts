@@ -210,7 +210,7 @@ export const command: Command = {
         await pruneCheckpoints(output, config.save_total_limit, PPO_STATE);
       }
     }
-    await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer });
+    await saveModel(join(output, "policy"), policyModel.config, trainer.policy, { tokenizer, ...(policyModel.generationConfig ? { generationConfig: policyModel.generationConfig } : {}) });
     await writeFile(join(output, "ppo_config.json"), JSON.stringify(config, null, 2) + "\n");
     progress.line(`ppo: done; final policy in ${join(output, "policy")}`);
     progress.line(`ppo: ${memoryReport(memory)}`);

@@ -60,7 +60,7 @@ export const command: Command = {
     checkPlan(memory, sftMemoryAdvice(config));
     const model = await loadModel(modelPath);
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
-    const task = sftTask(model.arch, config, data, { modelConfig: model.config, tokenizer }, padId);
+    const task = sftTask(model.arch, config, data, { modelConfig: model.config, tokenizer, ...(model.generationConfig ? { generationConfig: model.generationConfig } : {}) }, padId);
     try {
       const result = await train(task, model.params, { outputDir: output, resume: v.resume ?? false, evaluateAtStart: true });
       release(result.params);
