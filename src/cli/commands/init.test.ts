@@ -18,20 +18,6 @@ import { shippedConfigsDir } from "../config-file.ts";
 const shipped = readdirSync(shippedConfigsDir).filter((f) => f.endsWith(".json")).sort();
 const jsonOf = (file: string) => JSON.parse(readFileSync(join(shippedConfigsDir, file), "utf8")) as Record<string, unknown>;
 
-/** Skips a Qwen2 config only while parseConfig refuses its model_type; any other refusal fails. */
-function qwen2Pending(file: string): string | false {
-  if (jsonOf(file).model_type !== "qwen2") return false;
-  try {
-    parseConfig(jsonOf(file), file);
-    return false;
-  } catch (err) {
-    if (/model_type "qwen2" is not supported/.test((err as Error).message)) {
-      return `parseConfig does not accept model_type "qwen2" yet (the Qwen2 architecture in src/models has not landed)`;
-    }
-    return false;
-  }
-}
-
 test("the shipped configs are the models they are named after", () => {
   assert.deepEqual(shipped, ["bench-standard.json", "gpt2-124m.json", "qwen2.5-0.5b.json", "smollm2-135m.json"]);
   const sizes = (file: string) => {
@@ -45,7 +31,7 @@ test("the shipped configs are the models they are named after", () => {
 });
 
 for (const file of shipped) {
-  test(`configs/${file} parses`, { skip: qwen2Pending(file) }, () => {
+  test(`configs/${file} parses`, () => {
     const config = parseConfig(jsonOf(file), file);
     assert.equal(config.model_type, jsonOf(file).model_type);
   });
@@ -57,7 +43,7 @@ function oneLayer(json: Record<string, unknown>): Record<string, unknown> {
 }
 
 for (const file of shipped) {
-  test(`init from configs/${file} (one layer) loads back with the init rule's weights`, { skip: qwen2Pending(file) }, async () => {
+  test(`init from configs/${file} (one layer) loads back with the init rule's weights`, async () => {
     const dir = await tempDir();
     const configPath = join(dir, "config.json");
     await writeFile(configPath, JSON.stringify(oneLayer(jsonOf(file))));
