@@ -1,8 +1,8 @@
 // Forward passes and the causal-LM loss, as traced functions over (params, batch).
 import { np, type Array } from "../engine/runtime.ts";
 import type { Architecture } from "./architecture.ts";
-import { attentionBias, linear } from "./layers.ts";
-import { headForward, type HeadOptions } from "./lm-head.ts";
+import { attentionBias } from "./layers.ts";
+import { headForward, headLogits, type HeadOptions } from "./lm-head.ts";
 import type { ForwardBatch, Params } from "./types.ts";
 
 /** Batch for a full (non-cached) pass; attentionMask [B, T] float32, 1 for real tokens. */
@@ -11,7 +11,7 @@ export function fullBatch(inputIds: Array, positionIds: Array, attentionMask: Ar
 }
 
 export function lmLogits(arch: Architecture, params: Params, hidden: Array): Array {
-  return linear(hidden, params[arch.lmHeadName]!.ref); // [B, T, V]
+  return headLogits(hidden, params[arch.lmHeadName]!.ref); // [B, T, V]
 }
 
 /** Logits for every position: [B, T, V]. For sampling and tests; losses read the head through lm-head.ts. */
