@@ -68,6 +68,12 @@ export interface Backbone {
   hiddenSize: number;
   vocabSize: number;
   maxPositions: number;
+  /**
+   * Floats a training pass keeps per token, per layer and per output of the layer's matrices, as
+   * measured with wasmMemoryStats (train/memory-plan.ts plans memory from it): the activations
+   * autodiff keeps plus the temporaries of the backward pass.
+   */
+  trainFloatsPerOutput: number;
 }
 
 /**
