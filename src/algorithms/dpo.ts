@@ -4,7 +4,7 @@
 // the policy's log-odds of chosen over rejected, measured against the reference model's.
 // Each returns the batch-mean loss and the same metrics (see METRICS.md).
 import { np, nn, type Array } from "../engine/runtime.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "./loss.ts";
 
 export type DpoLossType = "sigmoid" | "robust" | "hinge" | "ipo";
 

@@ -6,7 +6,7 @@
 // Rewards and advantages are flat [B] with the groups contiguous: completions g·G … g·G + G − 1
 // belong to prompt g (TRL's GRPOTrainer and current RLOOTrainer layout).
 import { np, type Array } from "../engine/runtime.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "./loss.ts";
 import { klPerToken } from "./kl.ts";
 import { maskedMean } from "./sequence.ts";
 

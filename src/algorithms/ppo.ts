@@ -4,7 +4,7 @@
 // the reward model's score at the last token), GAE, whitening. Traced: the clipped policy and value
 // losses a trainer differentiates.
 import { np, type Array } from "../engine/runtime.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "./loss.ts";
 import { klPerTokenHost } from "./kl.ts";
 import { maskedMean, maskedWhiten, type Rows } from "./sequence.ts";
 

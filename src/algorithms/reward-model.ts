@@ -1,7 +1,7 @@
 // Reward modelling: the Bradley-Terry pairwise loss (as TRL's RewardTrainer computes it) and the
 // expansion of a K-way human ranking into the pairs that loss trains on.
 import { np, nn, type Array } from "../engine/runtime.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "./loss.ts";
 
 /** TRL's RewardConfig fields that shape the loss (the rest belong to the generic trainer). */
 export interface RewardConfig {

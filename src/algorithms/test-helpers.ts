@@ -1,7 +1,7 @@
 // Runs traced losses the way a trainer does (compiled) and reads the results back, for tests.
 import type { Array } from "../engine/runtime.ts";
 import { compile, fromHost, release, toHost, toNumber } from "../engine/arrays.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "./loss.ts";
 
 export interface HostLoss {
   loss: number;

@@ -34,7 +34,7 @@ import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
-import type { LossOutput } from "../train/step.ts";
+import type { LossOutput } from "../algorithms/loss.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseLogprobs, responseTargets } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";

@@ -5,12 +5,8 @@ import { tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
 import { compile, compileConsuming, fromHost, keep, release, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
 import { headBackward, headForward } from "../models/lm-head.ts";
+import type { LossOutput } from "../algorithms/loss.ts";
 
-export interface LossOutput {
-  loss: Array;
-  /** Scalars averaged over micro-batches and logged (e.g. accuracy, margin). */
-  metrics: Record<string, Array>;
-}
 
 /** A traced loss over parameters and a batch (a tree of arrays). */
 export type LossFn<B> = (params: Params, batch: B) => LossOutput;
