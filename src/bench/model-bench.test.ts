@@ -6,7 +6,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../io/test-helpers.ts";
 import { runRlhfOk } from "../cli/test-helpers.ts";
-import { isEngineOutOfMemory, type ModelBenchResult } from "./model-bench.ts";
+import type { ModelBenchResult } from "./model-bench.ts";
+import { isEngineOutOfMemory } from "../engine/out-of-memory.ts";
 
 async function tinyConfig(): Promise<string> {
   const path = join(await tempDir(), "tiny.json");

@@ -3,6 +3,7 @@
 // needed. Workloads run smallest first and each frees its state before the next; one that does not
 // fit the engine's 4 GiB is reported as such and the others still run.
 import { wasmMemoryStats } from "../engine/runtime.ts";
+import { isEngineOutOfMemory } from "../engine/out-of-memory.ts";
 import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
 import type { ModelConfig } from "../models/config.ts";
@@ -38,11 +39,6 @@ export interface ModelBenchResult {
   warmup: number;
   threads: number;
   relaxed_simd: boolean;
-}
-
-/** jax-js's heap is one 32-bit wasm memory; running past it throws a RangeError from its allocator or from Memory.grow. */
-export function isEngineOutOfMemory(err: unknown): boolean {
-  return err instanceof RangeError && /memory32 limit|Out of memory|WebAssembly\.Memory/i.test(err.message);
 }
 
 const ORDER: WorkloadName[] = ["forward", "generate", "train"]; // training needs the most; it goes last

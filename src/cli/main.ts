@@ -3,6 +3,7 @@
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError, type Command } from "./command.ts";
+import { isEngineOutOfMemory } from "../engine/out-of-memory.ts";
 
 const commandsDir = fileURLToPath(new URL("./commands/", import.meta.url));
 
@@ -55,7 +56,7 @@ export function describeFailure(err: unknown): string {
   if (process.env.RLHF_DEBUG === "1") return e.stack ?? e.message;
   const expected = e instanceof UsageError || (e as NodeJS.ErrnoException).code === "ENOENT" || e.name === "InputError";
   if (expected) return e.message;
-  if (e instanceof RangeError && /memory32 limit|Out of memory|WebAssembly\.Memory/i.test(e.message)) {
+  if (isEngineOutOfMemory(e)) {
     return "the tensor engine ran out of its 4 GiB of memory (jax-js's one 32-bit wasm heap); lower the batch size or sequence length, or use a smaller model (RLHF_DEBUG=1 shows where)";
   }
   return `${e.message} (an internal error; RLHF_DEBUG=1 shows where)`;
