@@ -15,7 +15,7 @@ import { lmBatchFromRows, lmLoss } from "../train/lm-loss.ts";
 import { evaluatePreferences, pairExample, rewardBatch, rewardLoss, rewardModelFromCausalLm, RewardScorer, type PreferenceExample } from "../train/reward.ts";
 import { dpoSigmoidLoss } from "../algorithms/dpo.ts";
 import { maskedSum } from "../algorithms/sequence.ts";
-import { defaultPPOConfig } from "../algorithms/ppo.ts";
+import { defaultPpoRunConfig } from "../rl/ppo-config.ts";
 import { responseLogprobs } from "../rl/scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "../rl/sequences.ts";
 import { PpoTrainer } from "../rl/ppo-trainer.ts";
@@ -203,8 +203,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const ppoPolicy = await timed("ppo", async () => {
     const value = rewardModelFromCausalLm({ config: rm.config, arch: rm.arch, params: copyParams(rm.params), path: "rm", format: "hf-dir" }, { seed, padTokenId: PAD });
     const trainer = new PpoTrainer({
-      config: { ...defaultPPOConfig, batch_size: 16, total_steps: Math.round(60 * scale), learning_rate: 3e-4, kl_coef: 0.05, response_length: RESPONSE_LEN + 2, temperature: 1, max_grad_norm: 1, weight_decay: 0, lr_scheduler_type: "linear", seed, target_kl: null, kl_horizon: 10000, top_k: 0, top_p: 1, ptx_coef: 0 },
-      models: { arch, policy: copyParams(reference), reference, valueArch: value.arch, value: value.params },
+      config: { ...defaultPpoRunConfig, batch_size: 16, total_steps: Math.round(60 * scale), learning_rate: 3e-4, kl_coef: 0.05, response_length: RESPONSE_LEN + 2, temperature: 1, seed, ptx_coef: 0 },
+      models: { arch, policy: copyParams(reference), reference, valueConfig: value.config, valueArch: value.arch, value: value.params },
       tokenizer: letterTokenizer,
       prompts: trainPrompts,
       reward: rmSource,

@@ -7,9 +7,9 @@ import { initEngine } from "../engine/runtime.ts";
 import { toHost } from "../engine/arrays.ts";
 import { copyParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
-import { defaultGRPOConfig } from "../algorithms/group-advantages.ts";
 import { letters, shareOfE, tinyArch } from "./test-helpers.ts";
-import { GroupTrainer, grpo, rloo, type GroupAlgorithm, type GroupRunConfig } from "./group-trainer.ts";
+import { GroupTrainer, grpo, rloo, type GroupAlgorithm } from "./group-trainer.ts";
+import { defaultGrpoRunConfig, type GroupRunConfig } from "./group-config.ts";
 
 function models(seed: number) {
   const policy = initParams(tinyArch, seed);
@@ -18,18 +18,12 @@ function models(seed: number) {
 
 function config(over: Partial<GroupRunConfig>): GroupRunConfig {
   return {
-    ...defaultGRPOConfig,
+    ...defaultGrpoRunConfig,
+    beta: 0,
     num_generations: 4,
     batch_size: 4,
     total_steps: 10,
-    gradient_accumulation_steps: 1,
-    max_grad_norm: 1,
-    weight_decay: 0,
     lr_scheduler_type: "constant",
-    seed: 0,
-    top_k: 0,
-    top_p: 1,
-    normalize_advantages: false,
     max_completion_length: 6,
     ...over,
   };

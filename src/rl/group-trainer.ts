@@ -33,30 +33,15 @@ import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep, type HeadLoss } from "../train/step.ts";
+import { trainStepConfig } from "../train/optimizer.ts";
+import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
+import type { GroupRunConfig } from "./group-config.ts";
 import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
 import type { LossOutput } from "../algorithms/loss.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseLogprobs, responseTargets } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
 import { encodePrompts, mean, sampleResponses, sequenceKl } from "./rollout.ts";
-
-export interface GroupRunConfig extends GRPOConfig {
-  /** Prompts per step; each gets num_generations completions. */
-  batch_size: number;
-  /** Steps (generation + num_iterations updates) to run. */
-  total_steps: number;
-  /** Micro-batches each update's batch_size × num_generations completions are split into. */
-  gradient_accumulation_steps: number;
-  max_grad_norm: number;
-  weight_decay: number;
-  /** Anneal the learning rate linearly to 0 over the run, or keep it. */
-  lr_scheduler_type: "linear" | "constant";
-  seed: number;
-  top_k: number;
-  top_p: number;
-  /** RLOO only (TRL's RLOOConfig): normalise the batch's advantages to mean 0, std 1. */
-  normalize_advantages: boolean;
-}
 
 /** How an algorithm turns scores into advantages, where it puts the KL to the reference, and its loss. */
 export interface GroupAlgorithm {
@@ -93,6 +78,9 @@ export const rloo: GroupAlgorithm = {
   loss: (inputs, c) => rlooLoss(inputs, c),
 };
 
+/** What samples.jsonl keeps of a completion. */
+export type GroupSample = { prompt: string; completion: string; score: number; advantage: number };
+
 /** Everything that changes during a run; with the policy and optimizer saved, a run resumes exactly. */
 export interface GroupProgress {
   step: number;
@@ -110,10 +98,6 @@ export interface GroupModels {
   reference: Params;
 }
 
-export interface GroupStepReport {
-  metrics: Record<string, number>;
-  samples: { prompt: string; completion: string; score: number; advantage: number }[];
-}
 
 interface MicroBatch {
   seq: DeviceSequences;
@@ -123,7 +107,7 @@ interface MicroBatch {
   refLogprobs?: Array;
 }
 
-export class GroupTrainer {
+export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   readonly config: GroupRunConfig;
   readonly algorithm: GroupAlgorithm;
   readonly #models: GroupModels;
@@ -191,10 +175,7 @@ export class GroupTrainer {
         );
       },
     };
-    this.#train = new TrainStep(
-      policyLoss,
-      { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: config.weight_decay }, maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null },
-    );
+    this.#train = new TrainStep(policyLoss, trainStepConfig(config));
     this.#policy = models.policy;
     if (args.resume) {
       this.progress = args.resume.progress;
@@ -215,6 +196,8 @@ export class GroupTrainer {
   get optimizerState(): AdamWState {
     return this.#opt;
   }
+  /** No other trained model: the reference is the frozen start. */
+  readonly others = {};
 
   #nextPrompts(): number[] {
     const p = this.progress;
@@ -224,7 +207,7 @@ export class GroupTrainer {
   }
 
   /** One step: generate groups, score, advantages, num_iterations optimizer updates. */
-  async step(): Promise<GroupStepReport> {
+  async step(): Promise<OnPolicyStepReport<GroupSample>> {
     const c = this.config;
     const G = c.num_generations;
     const picked = this.#nextPrompts();
@@ -316,7 +299,8 @@ export class GroupTrainer {
     metrics.num_tokens = this.progress.numTokens;
     metrics.epoch = (this.progress.step * c.batch_size) / this.#prompts.length;
     metrics.episode = this.progress.episode;
-    return { metrics, samples: generations.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]!, advantage: advantages[i]! })) };
+    const samples = generations.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]!, advantage: advantages[i]! }));
+    return { metrics, samples, loss: metrics.loss ?? NaN, learningRate: lr, generatedTokens: totalTokens };
   }
 
   dispose(): void {

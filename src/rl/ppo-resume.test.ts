@@ -18,7 +18,7 @@ async function setup(dir: string): Promise<string[]> {
   await writeFile(join(dir, "prompts.jsonl"), prompts.map((p) => JSON.stringify({ prompt: p })).join("\n") + "\n");
   return [
     bin, "ppo", "--policy", sharedData("llama2c/stories260K.bin"), "--reward", join(dir, "reward.mjs"), "--prompts", join(dir, "prompts.jsonl"),
-    "--total_steps", "4", "--batch_size", "4", "--response_length", "12", "--save_steps", "1", "--learning_rate", "1e-4", "--num_ppo_epochs", "2", "--num_mini_batches", "2",
+    "--total_steps", "4", "--batch_size", "4", "--response_length", "12", "--save_steps", "1", "--learning_rate", "1e-4", "--num_ppo_epochs", "2", "--num_mini_batches", "2", "--sample_steps", "1",
   ];
 }
 
@@ -39,7 +39,7 @@ test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run e
   // Kill as soon as the second checkpoint is complete (its state file is written last).
   await new Promise<void>((resolve, reject) => {
     const poll = setInterval(() => {
-      if (existsSync(join(interrupted, "checkpoint-2", "ppo_state.json"))) {
+      if (existsSync(join(interrupted, "checkpoint-2", "trainer_state.json"))) {
         clearInterval(poll);
         child.kill("SIGKILL");
         resolve();
@@ -58,6 +58,15 @@ test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run e
 
   const [a, b] = [await policyWeights(straight), await policyWeights(interrupted)];
   for (const [name, data] of a) assert.deepEqual(b.get(name), data, `${name} differs after resume`);
-  const lines = (p: string) => readFile(join(p, "metrics.jsonl"), "utf8").then((t) => t.trim().split("\n").map((l) => JSON.parse(l).step));
-  assert.deepEqual(await lines(interrupted), await lines(straight), "metrics.jsonl should read like one clean run");
+  // The logs read like one clean run, value for value (the killed run's later lines are dropped).
+  const records = (p: string, file: string) => readFile(join(p, file), "utf8").then((t) => t.trim().split("\n").map((l) => JSON.parse(l) as unknown));
+  assert.deepEqual(await records(interrupted, "metrics.jsonl"), await records(straight, "metrics.jsonl"));
+  assert.deepEqual(await records(interrupted, "samples.jsonl"), await records(straight, "samples.jsonl"));
+  // The value model and the optimizer's moments of both networks are in every checkpoint.
+  for (const f of ["model.safetensors", "optimizer.safetensors", "trainer_state.json", "value/model.safetensors", "value/config.json"]) assert.ok(existsSync(join(interrupted, "checkpoint-4", f)), f);
+
+  // A fresh run into a directory that holds one is refused, before anything is loaded.
+  const again = spawnSync(process.execPath, [...args, "--output", straight], { encoding: "utf8" });
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already holds a run .*checkpoint-4\); pass --resume/);
 });

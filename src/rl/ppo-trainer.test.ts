@@ -9,9 +9,9 @@ import { parseConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { copyParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
-import { defaultPPOConfig } from "../algorithms/ppo.ts";
 import { ModuleRewardSource } from "./reward-source.ts";
-import { PpoTrainer, type PpoRunConfig } from "./ppo-trainer.ts";
+import { PpoTrainer } from "./ppo-trainer.ts";
+import { defaultPpoRunConfig, type PpoRunConfig } from "./ppo-config.ts";
 import { letters, shareOfE, tinyArch, tinyPolicyConfig } from "./test-helpers.ts";
 
 const valueConfig = parseConfig({ ...tinyPolicyConfig, architectures: ["LlamaForSequenceClassification"], num_labels: 1, pad_token_id: 0 }, "tiny value");
@@ -20,23 +20,16 @@ function models(seed: number) {
   const arch = tinyArch;
   const valueArch = architectureFor(valueConfig);
   const policy = initParams(arch, seed);
-  return { arch, policy, reference: copyParams(policy), valueArch, value: initParams(valueArch, seed + 1) };
+  return { arch, policy, reference: copyParams(policy), valueConfig, valueArch, value: initParams(valueArch, seed + 1) };
 }
 
 function config(over: Partial<PpoRunConfig>): PpoRunConfig {
   return {
-    ...defaultPPOConfig,
+    ...defaultPpoRunConfig,
     batch_size: 8,
     total_steps: 10,
-    max_grad_norm: 1,
-    weight_decay: 0,
     lr_scheduler_type: "constant",
-    seed: 0,
-    target_kl: null,
-    kl_horizon: 10000,
     ptx_coef: 0,
-    top_k: 0,
-    top_p: 1,
     temperature: 1,
     response_length: 6,
     ...over,

@@ -19,33 +19,19 @@ import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep, type HeadLoss } from "../train/step.ts";
+import { trainStepConfig } from "../train/optimizer.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { encodePrompts, sampleResponses } from "./rollout.ts";
+import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
+import type { PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
-import { ppoAdvantages, ppoLoss, ppoRewards, ppoRolloutMetrics, type PPOConfig } from "../algorithms/ppo.ts";
+import { ppoAdvantages, ppoLoss, ppoRewards, ppoRolloutMetrics } from "../algorithms/ppo.ts";
 import type { Rows } from "../algorithms/sequence.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseLogprobs, responseTargets, responseValues } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
 import { sftBatch, sftRows, type SftBatch, type SftExample, type SftRow } from "../train/sft.ts";
 import { maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
-
-export interface PpoRunConfig extends PPOConfig {
-  /** Prompts per rollout (TRL: per_device_train_batch_size × gradient_accumulation_steps). */
-  batch_size: number;
-  /** Optimizer steps... PPO iterations (rollout + update) to run. */
-  total_steps: number;
-  max_grad_norm: number;
-  weight_decay: number;
-  /** Anneal the learning rate linearly to 0 over the run (TRL's default). */
-  lr_scheduler_type: "linear" | "constant";
-  seed: number;
-  /** Adaptive KL control (Ziegler et al.): target KL per response and horizon; null = fixed kl_coef. */
-  target_kl: number | null;
-  kl_horizon: number;
-  top_k: number;
-  top_p: number;
-  /** PPO-ptx: weight γ of the language-modelling loss on the ptx rows (0 = off). */
-  ptx_coef: number;
-}
 
 /** Everything that changes during a run; with the arrays saved, a run resumes exactly. */
 export interface PpoProgress {
@@ -63,17 +49,17 @@ export interface PpoProgress {
 export interface PpoModels {
   arch: Architecture;
   policy: Params;
+  /** Only read: the frozen starting policy. */
   reference: Params;
+  valueConfig: ModelConfig;
   valueArch: Architecture;
   value: Params;
 }
 
-export interface PpoStepReport {
-  metrics: Record<string, number>;
-  samples: { prompt: string; completion: string; score: number }[];
-}
+/** What samples.jsonl keeps of a response. */
+export type PpoSample = { prompt: string; completion: string; score: number };
 
-const POLICY = "policy/";
+/** The value model's parameters carry this prefix in the trainer (and its optimizer moments); the policy's none. */
 const VALUE = "value/";
 
 interface Minibatch {
@@ -85,7 +71,7 @@ interface Minibatch {
   ptx?: SftBatch;
 }
 
-export class PpoTrainer {
+export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   readonly config: PpoRunConfig;
   readonly #models: PpoModels;
   readonly #tokenizer: Tokenizer;
@@ -98,6 +84,7 @@ export class PpoTrainer {
   readonly #train: TrainStep<Minibatch>;
   /** Every prompt is left-padded (or cut from the left) to this many tokens. */
   readonly #promptLength: number;
+  readonly #valueConfig: ModelConfig;
   /** PPO-ptx rows and their fixed padded length (one compiled shape); null when off. */
   readonly #ptx: { rows: SftRow[]; length: number; padId: number } | null;
   #params: Params;
@@ -122,13 +109,11 @@ export class PpoTrainer {
     this.#models = models;
     this.#tokenizer = args.tokenizer;
     this.#prompts = args.prompts;
-    const encoded = args.prompts.map((p) => args.tokenizer.encode(p, { addSpecialTokens: true }));
-    const room = models.arch.maxPositions - (config.response_length + 1);
-    if (room < 1) throw new Error(`response_length ${config.response_length} leaves no room for a prompt in the model's context of ${models.arch.maxPositions}`);
-    const P = Math.min(room, Math.max(1, ...encoded.map((e) => e.length)));
+    const encoded = encodePrompts(args.tokenizer, args.prompts, models.arch.maxPositions, config.response_length);
+    const P = encoded.promptLength;
     this.#promptLength = P;
-    // Over-long prompts keep their end, which is what the response continues.
-    this.#promptIds = encoded.map((e) => (e.length > P ? e.slice(e.length - P) : e));
+    this.#promptIds = encoded.ids;
+    this.#valueConfig = models.valueConfig;
     this.#reward = args.reward;
     this.#eosIds = args.eosIds;
     this.#generator = new Generator(models.arch);
@@ -153,13 +138,16 @@ export class PpoTrainer {
     const split = (params: Params) => {
       const policy: Params = {};
       const value: Params = {};
-      for (const [k, v] of Object.entries(params)) (k.startsWith(POLICY) ? policy : value)[k.slice(k.indexOf("/") + 1)] = v;
+      for (const [k, v] of Object.entries(params)) {
+        if (k.startsWith(VALUE)) value[k.slice(VALUE.length)] = v;
+        else policy[k] = v;
+      }
       return { policy, value };
     };
     // The head scores the response tokens (at the sampling temperature) and, with PPO-ptx, the
     // next tokens of the ptx rows (plain); the value model's outputs ride along as `extra`.
     const lossFn: HeadLoss<Minibatch, { values: Array }> = {
-      headWeight: POLICY + arch.lmHeadName,
+      headWeight: arch.lmHeadName,
       temperatures: this.#ptx ? [sampling, 1] : [sampling],
       body: (params, mb) => {
         const { policy, value } = split(params);
@@ -178,12 +166,8 @@ export class PpoTrainer {
         return { loss: out.loss.add(lm.ref.mul(ptxCoef)), metrics: { ...out.metrics, "loss/ptx_avg": lm } };
       },
     };
-    this.#train = new TrainStep(lossFn, {
-      adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-5, weightDecay: config.weight_decay },
-      maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null,
-    });
-    this.#params = {};
-    for (const [k, v] of Object.entries(models.policy)) this.#params[POLICY + k] = v;
+    this.#train = new TrainStep(lossFn, trainStepConfig(config));
+    this.#params = { ...models.policy };
     for (const [k, v] of Object.entries(models.value)) this.#params[VALUE + k] = v;
     if (args.resume) {
       this.progress = args.resume.progress;
@@ -206,10 +190,13 @@ export class PpoTrainer {
 
   /** The current policy / value parameters (owned by the trainer; don't release). */
   get policy(): Params {
-    return unprefix(this.#params, POLICY);
+    return Object.fromEntries(Object.entries(this.#params).filter(([k]) => !k.startsWith(VALUE)));
   }
   get value(): Params {
     return unprefix(this.#params, VALUE);
+  }
+  get others(): Record<string, { config: ModelConfig; params: Params }> {
+    return { value: { config: this.#valueConfig, params: this.value } };
   }
   get optimizerState(): AdamWState {
     return this.#opt;
@@ -234,20 +221,13 @@ export class PpoTrainer {
   }
 
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
-  async step(): Promise<PpoStepReport> {
+  async step(): Promise<OnPolicyStepReport<PpoSample>> {
     const c = this.config;
     const picked = this.#nextPrompts();
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const policy = this.policy;
-    const gens = await this.#generator.generate(
-      policy,
-      prompts,
-      { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosTokenIds: this.#eosIds },
-      this.#tokenizer,
-    );
-    const containsEos = gens.map((g) => g.finishReason === "eos");
-    // The EOS token is part of the response: the policy must learn to stop.
-    const responses = gens.map((g) => (g.finishReason === "eos" ? [...g.completionIds, this.#eosIds[0]!] : g.completionIds)).map((r) => (r.length > 0 ? r : [this.#eosIds[0]!]));
+    const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
+    const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
@@ -301,7 +281,8 @@ export class PpoTrainer {
     metrics["lr"] = lr;
     metrics["episode"] = this.progress.episode;
     metrics["kl_coef"] = this.#kl.value;
-    return { metrics, samples: gens.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]! })) };
+    const samples = gens.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]! }));
+    return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0) };
   }
 
   dispose(): void {

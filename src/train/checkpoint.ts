@@ -1,15 +1,19 @@
-// Training checkpoints: DIR/checkpoint-N/ is a Hugging Face model directory (loadable by
-// transformers and by `loadModel`) plus `trainer_state.json` (step, data position, RNG state,
-// config, metric history) and `optimizer.safetensors` (AdamW's first and second moments). Each is
-// written as one unit (io/atomic.ts), so a directory named checkpoint-N is always complete; a run
-// killed mid-save leaves only a hidden temp directory, which resuming ignores.
+// Every trainer's checkpoints, one format: DIR/checkpoint-N/ is a Hugging Face model directory
+// (loadable by transformers and by `loadModel`: the model being trained) plus
+// `optimizer.safetensors` (AdamW's first and second moments under torch's names), any further
+// models in subdirectories (PPO's value/), and `trainer_state.json` (step, data or prompt position,
+// RNG state, config, and what the trainer needs to go on exactly). The directory is assembled
+// under a hidden temp name and renamed, so a directory named checkpoint-N is always complete; a
+// run killed mid-save leaves only the hidden directory, which resuming ignores.
 import { existsSync, readdirSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fromHost, keep, toHost } from "../engine/arrays.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import { deserializeSafetensors, serializeSafetensors } from "../io/safetensors.ts";
 import type { TensorMap } from "../io/tensors.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { CheckpointError } from "../io/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { loadModel, saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
@@ -40,6 +44,9 @@ export interface TrainerState {
   log_history: MetricRecord[];
 }
 
+/** Every trainer's state file, written last into a checkpoint: its presence marks the checkpoint complete. */
+export const STATE_FILE = "trainer_state.json";
+
 export const CHECKPOINT_PATTERN = /^checkpoint-(\d+)$/;
 
 export function checkpointDir(outputDir: string, step: number): string {
@@ -56,29 +63,55 @@ function optimizerTensors(state: AdamWState): Promise<TensorMap> {
   })();
 }
 
-export async function saveCheckpoint(
-  outputDir: string,
-  save: { modelConfig: ModelConfig; params: Params; optimizer: AdamWState; state: TrainerState; tokenizer?: Tokenizer; generationConfig?: GenerationConfig },
-): Promise<string> {
-  const dir = checkpointDir(outputDir, save.state.global_step);
-  const optimizer = serializeSafetensors(await optimizerTensors(save.optimizer), { metadata: { format: "pt" } });
-  await saveModel(dir, save.modelConfig, save.params, {
-    ...(save.tokenizer ? { tokenizer: save.tokenizer } : {}),
-    ...(save.generationConfig ? { generationConfig: save.generationConfig } : {}),
-    extraFiles: { "trainer_state.json": JSON.stringify(save.state, null, 1) + "\n", "optimizer.safetensors": optimizer },
-  });
-  return dir;
+/** A model a checkpoint carries, with what is saved along with its weights. */
+export interface SavedModel {
+  config: ModelConfig;
+  params: Params;
+  tokenizer?: Tokenizer;
+  generationConfig?: GenerationConfig;
 }
 
 /**
- * Complete checkpoints in DIR, oldest first: checkpoint-N directories holding `marker`, the file a
- * trainer writes last (trainer_state.json here; ppo_state.json, group_state.json for the RL runs).
+ * What every trainer checkpoints. `model` sits at the top of checkpoint-N, so the directory loads
+ * as that model (the one being trained: the policy); `others` (PPO's value model) sit in named
+ * subdirectories. The optimizer's moments cover all of them, keyed by parameter name, with
+ * `NAME/` in front for a model of `others`.
  */
-export function listCheckpoints(outputDir: string, marker = "trainer_state.json"): { step: number; dir: string }[] {
+export interface CheckpointContents<S extends { global_step: number }> {
+  model: SavedModel;
+  others?: Record<string, SavedModel>;
+  optimizer: AdamWState;
+  state: S;
+}
+
+function saveModelOf(dir: string, m: SavedModel, extraFiles?: Record<string, string | Uint8Array>): Promise<void> {
+  return saveModel(dir, m.config, m.params, { ...(m.tokenizer ? { tokenizer: m.tokenizer } : {}), ...(m.generationConfig ? { generationConfig: m.generationConfig } : {}), ...(extraFiles ? { extraFiles } : {}) });
+}
+
+/**
+ * Writes DIR/checkpoint-N (N = state.global_step). The directory is assembled under a hidden temp
+ * name with trainer_state.json written last, then renamed: a checkpoint-N is always complete.
+ */
+export async function saveCheckpoint<S extends { global_step: number }>(outputDir: string, save: CheckpointContents<S>): Promise<string> {
+  const step = save.state.global_step;
+  const final = checkpointDir(outputDir, step);
+  const tmp = join(outputDir, `.tmp-checkpoint-${step}-${process.pid}`);
+  await rm(tmp, { recursive: true, force: true });
+  const optimizer = serializeSafetensors(await optimizerTensors(save.optimizer), { metadata: { format: "pt" } });
+  await saveModelOf(tmp, save.model, { "optimizer.safetensors": optimizer });
+  for (const [name, m] of Object.entries(save.others ?? {})) await saveModelOf(join(tmp, name), m);
+  await writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(save.state, null, 1) + "\n");
+  await rm(final, { recursive: true, force: true });
+  await rename(tmp, final);
+  return final;
+}
+
+/** Complete checkpoints in DIR, oldest first: checkpoint-N directories holding trainer_state.json (written last). */
+export function listCheckpoints(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
     .map((name) => ({ name, m: CHECKPOINT_PATTERN.exec(name) }))
-    .filter(({ name, m }) => m && existsSync(join(outputDir, name, marker)))
+    .filter(({ name, m }) => m && existsSync(join(outputDir, name, STATE_FILE)))
     .map(({ name, m }) => ({ step: Number(m![1]), dir: join(outputDir, name) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -88,40 +121,66 @@ export function latestCheckpoint(outputDir: string): { step: number; dir: string
 }
 
 /** Deletes the oldest checkpoints beyond `limit` (save_total_limit). */
-export async function pruneCheckpoints(outputDir: string, limit: number | null, marker = "trainer_state.json"): Promise<void> {
+export async function pruneCheckpoints(outputDir: string, limit: number | null): Promise<void> {
   if (limit === null) return;
-  const all = listCheckpoints(outputDir, marker);
+  const all = listCheckpoints(outputDir);
   for (const old of all.slice(0, Math.max(0, all.length - limit))) await rm(old.dir, { recursive: true, force: true });
 }
 
-export interface LoadedCheckpoint {
+export interface LoadedCheckpoint<S> {
   model: LoadedModel;
+  others: Record<string, LoadedModel>;
   optimizer: AdamWState;
-  state: TrainerState;
+  state: S;
 }
 
-export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
-  const statePath = join(dir, "trainer_state.json");
-  let state: TrainerState;
+/**
+ * Reads a checkpoint written by saveCheckpoint: the top model, the named `others`, the optimizer
+ * moments of all of them (each checked against its parameter's shape) and the state, which
+ * `check` validates (it throws a CheckpointError naming the file).
+ */
+export async function loadCheckpoint<S>(dir: string, options: { others?: string[]; check: (state: Record<string, unknown>, path: string) => S }): Promise<LoadedCheckpoint<S>> {
+  const statePath = join(dir, STATE_FILE);
+  let raw: unknown;
   try {
-    state = JSON.parse(await readFile(statePath, "utf8")) as TrainerState;
+    raw = JSON.parse(await readFile(statePath, "utf8"));
   } catch (err) {
-    throw new Error(`${statePath}: cannot read the trainer state (${(err as Error).message})`);
+    throw new CheckpointError(`${statePath}: cannot read the trainer state (${(err as Error).message})`);
   }
-  for (const field of ["global_step", "data", "data_fingerprint", "config"] as const) {
-    if (state[field] === undefined) throw new Error(`${statePath}: missing field ${field}`);
-  }
+  if (raw === null || typeof raw !== "object" || typeof (raw as { global_step?: unknown }).global_step !== "number") throw new CheckpointError(`${statePath}: not a trainer state (no global_step)`);
+  const state = options.check(raw as Record<string, unknown>, statePath);
   const model = await loadModel(dir);
+  const others: Record<string, LoadedModel> = {};
+  for (const name of options.others ?? []) others[name] = await loadModel(join(dir, name));
   const optPath = join(dir, "optimizer.safetensors");
   const tensors = deserializeSafetensors(new Uint8Array(await readFile(optPath)), optPath).tensors;
   const mu: Params = {};
   const nu: Params = {};
-  for (const [name, p] of Object.entries(model.params)) {
-    for (const [prefix, target] of [["exp_avg", mu], ["exp_avg_sq", nu]] as const) {
-      const t = tensors.get(`${prefix}.${name}`);
-      if (!t || t.shape.join(",") !== p.shape.join(",")) throw new Error(`${optPath}: ${prefix}.${name} is missing or has the wrong shape`);
-      target[name] = fromHost(t.data, t.shape);
+  const restore = (prefix: string, params: Params) => {
+    for (const [name, p] of Object.entries(params)) {
+      for (const [which, target] of [["exp_avg", mu], ["exp_avg_sq", nu]] as const) {
+        const t = tensors.get(`${which}.${prefix}${name}`);
+        if (!t || t.shape.join(",") !== p.shape.join(",")) throw new CheckpointError(`${optPath}: ${which}.${prefix}${name} is missing or has the wrong shape`);
+        target[prefix + name] = fromHost(t.data, t.shape);
+      }
     }
+  };
+  restore("", model.params);
+  for (const [name, m] of Object.entries(others)) restore(`${name}/`, m.params);
+  return { model, others, optimizer: { mu, nu }, state };
+}
+
+/**
+ * Compares a checkpoint's config with the resumed run's: a field of `fixed` (data order, batch
+ * shapes) must be equal, or resuming is refused; the other fields that changed are returned (the
+ * run goes on with the new values, and will then differ from an uninterrupted one).
+ */
+export function configChanges(saved: Record<string, unknown>, now: Record<string, unknown>, fixed: readonly string[], dir: string): string[] {
+  for (const field of fixed) {
+    const [was, is] = [saved[field], now[field]];
+    if (JSON.stringify(was) !== JSON.stringify(is)) throw new CheckpointError(`${dir} was trained with ${field} = ${JSON.stringify(was)}, now ${JSON.stringify(is)}; resuming needs the same value`);
   }
-  return { model, optimizer: { mu, nu }, state };
+  return Object.keys(now)
+    .filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${k} ${JSON.stringify(saved[k])} → ${JSON.stringify(now[k])}`);
 }

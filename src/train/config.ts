@@ -6,11 +6,10 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { DpoLossType } from "../algorithms/dpo.ts";
 import type { ScheduleName } from "../engine/schedule.ts";
+import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
-export interface TrainingArguments {
-  /** Peak learning rate of AdamW. */
-  learning_rate: number;
+export interface TrainingArguments extends OptimizerFields {
   /** Sequences (SFT) or preference records (RM) per micro-batch. */
   per_device_train_batch_size: number;
   per_device_eval_batch_size: number;
@@ -24,13 +23,6 @@ export interface TrainingArguments {
   /** Linear warmup steps; when 0, warmup_ratio × total steps is used. */
   warmup_steps: number;
   warmup_ratio: number;
-  /** Decoupled weight decay (AdamW); biases and norm weights are exempt, as in HF's Trainer. */
-  weight_decay: number;
-  adam_beta1: number;
-  adam_beta2: number;
-  adam_epsilon: number;
-  /** Clip the global gradient norm to this; 0 turns clipping off. */
-  max_grad_norm: number;
   /** Log train metrics (metrics.jsonl, plain log lines) every this many steps. */
   logging_steps: number;
   /** Evaluate on the held-out split every this many steps; null = logging_steps. Always at the end. */
@@ -95,11 +87,7 @@ const trainingDefaults: TrainingArguments = {
   lr_scheduler_type: "linear",
   warmup_steps: 0,
   warmup_ratio: 0,
-  weight_decay: 0,
-  adam_beta1: 0.9,
-  adam_beta2: 0.999,
-  adam_epsilon: 1e-8,
-  max_grad_norm: 1,
+  ...optimizerDefaults,
   logging_steps: 10,
   eval_steps: null,
   save_steps: 500,
@@ -130,10 +118,20 @@ export interface FieldSpec {
   help: string;
 }
 
-type Specs<C> = { [K in keyof C]-?: FieldSpec };
+export type Specs<C> = { [K in keyof C]-?: FieldSpec };
+
+/** The optimizer's fields, shared by every trainer. */
+export const optimizerSpecs: Specs<OptimizerFields> = {
+  learning_rate: { kind: "number", min: 0, help: "peak learning rate" },
+  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay (biases and norm weights exempt)" },
+  adam_beta1: { kind: "number", min: 0, max: 1, help: "AdamW beta1" },
+  adam_beta2: { kind: "number", min: 0, max: 1, help: "AdamW beta2" },
+  adam_epsilon: { kind: "number", min: 0, help: "AdamW epsilon" },
+  max_grad_norm: { kind: "number", min: 0, help: "clip the gradient norm to this, 0 = off" },
+};
 
 const trainingSpecs: Specs<TrainingArguments> = {
-  learning_rate: { kind: "number", min: 0, help: "peak learning rate" },
+  ...optimizerSpecs,
   per_device_train_batch_size: { kind: "int", min: 1, help: "examples per micro-batch" },
   per_device_eval_batch_size: { kind: "int", min: 1, help: "examples per evaluation batch" },
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per optimizer step" },
@@ -142,11 +140,6 @@ const trainingSpecs: Specs<TrainingArguments> = {
   lr_scheduler_type: { kind: "choice", choices: ["linear", "cosine", "constant", "constant_with_warmup"], help: "learning-rate schedule" },
   warmup_steps: { kind: "int", min: 0, help: "linear warmup steps" },
   warmup_ratio: { kind: "number", min: 0, max: 1, help: "warmup as a share of all steps (when warmup_steps is 0)" },
-  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
-  adam_beta1: { kind: "number", min: 0, max: 1, help: "AdamW beta1" },
-  adam_beta2: { kind: "number", min: 0, max: 1, help: "AdamW beta2" },
-  adam_epsilon: { kind: "number", min: 0, help: "AdamW epsilon" },
-  max_grad_norm: { kind: "number", min: 0, help: "clip the gradient norm to this, 0 = off" },
   logging_steps: { kind: "int", min: 1, help: "log every N steps" },
   eval_steps: { kind: "int", min: 1, nullable: true, help: "evaluate every N steps (default: logging_steps)" },
   save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
@@ -179,12 +172,44 @@ export const dpoSpecs: Specs<DPOConfig> = {
   max_completion_length: { kind: "int", min: 1, nullable: true, help: "longest completion, cut from the right" },
 };
 
-/** Fields shared by the on-policy commands (ppo, grpo, rloo): sampling, optimizer, run bookkeeping. */
-export const onPolicyRunSpecs: Record<string, FieldSpec> = {
+/** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, sampling, run bookkeeping. */
+export interface OnPolicyRunFields extends OptimizerFields {
+  /** Prompts per step. */
+  batch_size: number;
+  /** Steps (generation + updates) to run. */
+  total_steps: number;
+  /** Anneal the learning rate linearly to 0 over the run, or keep it. */
+  lr_scheduler_type: "linear" | "constant";
+  seed: number;
+  top_k: number;
+  top_p: number;
+  save_steps: number;
+  save_total_limit: number | null;
+  logging_steps: number;
+  sample_steps: number;
+}
+
+export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
+  ...optimizerDefaults,
+  batch_size: 8,
+  total_steps: 100,
+  lr_scheduler_type: "linear",
+  seed: 0,
+  top_k: 0,
+  top_p: 1,
+  save_steps: 25,
+  save_total_limit: null,
+  logging_steps: 1,
+  sample_steps: 10,
+};
+
+export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
+  ...optimizerSpecs,
+  learning_rate: { kind: "number", min: 0, help: "peak learning rate (annealed linearly by default)" },
+  batch_size: { kind: "int", min: 1, help: "prompts per step" },
+  total_steps: { kind: "int", min: 1, help: "steps (generation + updates)" },
   top_k: { kind: "int", min: 0, help: "top-k sampling, 0 = off" },
   top_p: { kind: "number", min: 0, max: 1, help: "nucleus sampling" },
-  max_grad_norm: { kind: "number", min: 0, help: "gradient clipping, 0 = off" },
-  weight_decay: { kind: "number", min: 0, help: "AdamW weight decay" },
   lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
   seed: { kind: "int", min: 0, help: "random seed" },
   save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
@@ -192,14 +217,6 @@ export const onPolicyRunSpecs: Record<string, FieldSpec> = {
   logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
 };
-
-/** The on-policy commands' own run fields (besides the algorithm's config). */
-export interface OnPolicyRunFields {
-  save_steps: number;
-  save_total_limit: number | null;
-  logging_steps: number;
-  sample_steps: number;
-}
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */
 export class ConfigError extends Error {
@@ -249,7 +266,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
  * defaults < file < overrides. File keys and override keys must be fields of the config; errors
  * name the file and field, or the flag. Override values may be strings (from the command line).
  */
-export function resolveConfig<C extends TrainingArguments>(
+export function resolveConfig<C extends object>(
   defaults: C,
   specs: Specs<C>,
   options: { file?: string; overrides?: Record<string, unknown> } = {},

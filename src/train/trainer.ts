@@ -13,10 +13,11 @@ import type { ModelConfig } from "../models/config.ts";
 import { saveModel, type GenerationConfig } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from "./checkpoint.ts";
+import { checkpointDir, configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from "./checkpoint.ts";
 import { ConfigError, stepPlan, type TrainingArguments } from "./config.ts";
 import { MetricsLog, type MetricRecord } from "./metrics-log.ts";
 import { Progress } from "./progress.ts";
+import { trainStepConfig } from "./optimizer.ts";
 import { headLossValue, isHeadLoss, TrainStep, type HeadLoss, type LossFn } from "./step.ts";
 
 export interface DeviceBatch<B> {
@@ -71,11 +72,6 @@ export class DivergenceError extends Error {
   override name = "DivergenceError";
 }
 
-/** HF's Trainer exempts biases and normalisation weights from weight decay. */
-export function decaysWeight(name: string): boolean {
-  return !/(\.bias$|norm|\.ln_)/.test(name);
-}
-
 export function fingerprint<E>(examples: E[], idsOf: (e: E) => readonly number[]): string {
   const hash = createHash("sha256");
   for (const e of examples) hash.update(new Uint8Array(Int32Array.from(idsOf(e)).buffer)).update("|");
@@ -104,10 +100,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
 
   await mkdir(options.outputDir, { recursive: true });
   const metrics = new MetricsLog(options.outputDir);
-  const trainStep = new TrainStep(task.loss, {
-    adamw: { beta1: config.adam_beta1, beta2: config.adam_beta2, eps: config.adam_epsilon, weightDecay: config.weight_decay, decays: decaysWeight },
-    maxGradNorm: config.max_grad_norm > 0 ? config.max_grad_norm : null,
-  });
+  const trainStep = new TrainStep(task.loss, trainStepConfig(config));
 
   let optimizer: AdamWState;
   let state: TrainerState = {
@@ -124,13 +117,14 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   const latest = options.resume ? latestCheckpoint(options.outputDir) : null;
   if (latest) {
     release(params);
-    const ckpt = await loadCheckpoint(latest.dir);
-    checkResumable(ckpt.state, state, latest.dir);
+    const ckpt = await loadCheckpoint(latest.dir, { check: checkTrainerState });
+    const changed = checkResumable(ckpt.state, state, latest.dir);
     params = ckpt.model.params;
     optimizer = ckpt.optimizer;
     state = { ...ckpt.state, max_steps: totalSteps, config: { ...config } };
     metrics.truncateAfter(state.global_step);
     log(`resuming from ${latest.dir} (step ${state.global_step} of ${totalSteps})`);
+    if (changed.length > 0) log(`config changed since the checkpoint (${changed.join(", ")}); the run will differ from an uninterrupted one`);
   } else {
     if (options.resume) log(`no checkpoint in ${options.outputDir}; starting from the beginning`);
     else await rm(metrics.path, { force: true });
@@ -200,7 +194,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
       }
       if (evaluator && (step % evalEvery === 0 || last)) await evaluate();
       if (step % config.save_steps === 0 || last) {
-        lastSaved = await saveCheckpoint(options.outputDir, { modelConfig: task.modelConfig, params, optimizer, state: structuredClone(state), ...savedAlong(task) });
+        lastSaved = await saveCheckpoint(options.outputDir, { model: { config: task.modelConfig, params, ...savedAlong(task) }, optimizer, state: structuredClone(state) });
         await pruneCheckpoints(options.outputDir, config.save_total_limit);
       }
       if (options.stopAfterStep !== undefined && step >= options.stopAfterStep && !last) {
@@ -244,15 +238,21 @@ function round(x: number): number {
   return Math.round(x * 1e4) / 1e4;
 }
 
-function checkResumable(saved: TrainerState, fresh: TrainerState, dir: string): void {
+/** Refuses a checkpoint of another trainer, other data or another data order; returns the other config changes. */
+function checkResumable(saved: TrainerState, fresh: TrainerState, dir: string): string[] {
   if (saved.trainer !== fresh.trainer) throw new ConfigError(`${dir} is a ${saved.trainer} checkpoint, not ${fresh.trainer}`);
   if (saved.data_fingerprint !== fresh.data_fingerprint) {
     throw new ConfigError(`${dir} was trained on other data (fingerprint ${saved.data_fingerprint}, now ${fresh.data_fingerprint}); resume with the same --data and split settings`);
   }
-  for (const field of ORDER_FIELDS) {
-    const [a, b] = [saved.config[field], fresh.config[field]];
-    if (a !== b) throw new ConfigError(`${dir} was trained with ${field} = ${JSON.stringify(a)}, now ${JSON.stringify(b)}; resuming needs the same value`);
+  // The length of the run may change on resume (max_steps, num_train_epochs): not worth a notice.
+  return configChanges(saved.config, fresh.config, ORDER_FIELDS, dir).filter((c) => !/^(max_steps|num_train_epochs) /.test(c));
+}
+
+function checkTrainerState(state: Record<string, unknown>, path: string): TrainerState {
+  for (const field of ["trainer", "data", "data_fingerprint", "config"]) {
+    if (state[field] === undefined) throw new ConfigError(`${path}: missing field ${field}`);
   }
+  return state as unknown as TrainerState;
 }
 
 /** What a save carries besides the weights: the tokenizer and generation_config.json, when the task has them. */

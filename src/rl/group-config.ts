@@ -1,0 +1,52 @@
+// `rlhf grpo` and `rlhf rloo`'s config, in one place: the group methods' fields
+// (algorithms/group-advantages.ts, TRL's GRPOConfig / RLOOConfig names), the fields every on-policy
+// run shares (train/config.ts), the defaults of each command, and a spec for every field (typed: a
+// field without a spec does not compile), from which the commands' flags are made.
+import { defaultGRPOConfig, type GRPOConfig } from "../algorithms/group-advantages.ts";
+import { onPolicyRunDefaults, onPolicyRunSpecs, type FieldSpec, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+
+export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields {
+  /** Micro-batches each update's batch_size × num_generations completions are split into. */
+  gradient_accumulation_steps: number;
+  /** RLOO only (TRL's RLOOConfig): normalise the batch's advantages to mean 0, std 1. */
+  normalize_advantages: boolean;
+}
+
+const groupRunDefaults = {
+  ...onPolicyRunDefaults,
+  gradient_accumulation_steps: 1,
+  normalize_advantages: false,
+  // Small models, short completions: TRL's 256 would mostly be padding.
+  max_completion_length: 64,
+};
+
+/** TRL's GRPOConfig defaults, except beta: DeepSeekMath's 0.04 (TRL's default until 0.19), so the KL leash is on. */
+export const defaultGrpoRunConfig: GroupRunConfig = { ...defaultGRPOConfig, ...groupRunDefaults, beta: 0.04 };
+/** TRL's RLOOConfig defaults: two completions per prompt, β = 0.05 in the reward. */
+export const defaultRlooRunConfig: GroupRunConfig = { ...defaultGRPOConfig, ...groupRunDefaults, num_generations: 2, beta: 0.05 };
+
+/** The fields' specs; help texts say what each means for GRPO or for RLOO. */
+export function groupRunSpecs(algorithm: "grpo" | "rloo"): Specs<GroupRunConfig> {
+  const grpoOnly = (spec: FieldSpec): FieldSpec => (algorithm === "grpo" ? spec : { ...spec, help: `${spec.help} (GRPO only; RLOO ignores it)` });
+  return {
+    ...onPolicyRunSpecs,
+    batch_size: { kind: "int", min: 1, help: "prompts per step (each gets num_generations completions)" },
+    total_steps: { kind: "int", min: 1, help: "steps (generation + num_iterations updates)" },
+    num_generations: { kind: "int", min: 2, help: "completions per prompt (G)" },
+    num_iterations: { kind: "int", min: 1, help: "optimizer updates per generated batch (μ)" },
+    gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per update (must divide batch_size × num_generations)" },
+    beta:
+      algorithm === "grpo"
+        ? { kind: "number", min: 0, help: "weight of the per-token k3 KL penalty in the loss" }
+        : { kind: "number", min: 0, help: "weight of the sequence KL subtracted from each score" },
+    epsilon: { kind: "number", min: 0, help: algorithm === "grpo" ? "clip range ε of the per-token ratio" : "clip range ε of each completion's ratio" },
+    loss_type: grpoOnly({ kind: "choice", choices: ["grpo", "bnpo", "dapo", "dr_grpo"], help: "how per-token losses are averaged: grpo (per completion, then over completions), bnpo/dapo (over all tokens), dr_grpo (sum / constant)" }),
+    scale_rewards: grpoOnly({ kind: "choice", choices: ["group", "batch", "none"], help: "divide centred rewards by the group's std (group), the batch's (batch), or nothing (none)" }),
+    normalize_advantages: { kind: "bool", help: algorithm === "rloo" ? "normalise the batch's advantages to mean 0, std 1" : "RLOO only; GRPO ignores it" },
+    temperature: { kind: "number", min: 0, help: "sampling temperature (log-probs use the same)" },
+    max_completion_length: { kind: "int", min: 1, help: "max new tokens per completion" },
+  };
+}
+
+/** Fields a resumed group run must keep: they fix the prompts drawn and every batch's shape. */
+export const GROUP_FIXED_FIELDS = ["seed", "batch_size", "num_generations", "max_completion_length", "gradient_accumulation_steps"] as const;

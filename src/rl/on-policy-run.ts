@@ -1,0 +1,203 @@
+// The one run loop of every on-policy trainer (PPO, GRPO, RLOO, online DPO): a fresh run or a
+// resumed one, steps with progress, DIR/metrics.jsonl every logging_steps, DIR/samples.jsonl every
+// sample_steps, DIR/checkpoint-N every save_steps (at most save_total_limit kept), and at the end
+// the policy in DIR/policy and the config in DIR/<name>_config.json. A trainer only says how to take
+// a step and what its state is (OnPolicyTrainer); the commands only turn flags into a config.
+//
+// Resuming: the latest complete checkpoint's policy, other models, optimizer moments and progress
+// (step, RNG, prompt order, controller state) rebuild the trainer; metrics and samples written after
+// that step are dropped, so the files read like one uninterrupted run, and the run then matches an
+// uninterrupted one bit for bit. A checkpoint of another algorithm, other prompts or other batch
+// shapes is refused; other changed settings are reported.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { AdamWState } from "../engine/optim.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { CheckpointError } from "../io/errors.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
+import type { Params } from "../models/types.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "../train/checkpoint.ts";
+import type { OnPolicyRunFields } from "../train/config.ts";
+import { MetricsLog } from "../train/metrics-log.ts";
+import { Progress } from "../train/progress.ts";
+
+/** What one step of an on-policy trainer reports. */
+export interface OnPolicyStepReport<S extends Record<string, unknown> = Record<string, unknown>> {
+  /** Logged under TRL's names (METRICS.md). */
+  metrics: Record<string, number>;
+  /** Prompt, completion, score, … of this step's completions; the first few are kept in samples.jsonl. */
+  samples: S[];
+  /** For the progress line: the loss the step minimised, its learning rate and the tokens it generated. */
+  loss: number;
+  learningRate: number;
+  generatedTokens: number;
+}
+
+/** The shape every on-policy trainer has: the run loop needs nothing else. */
+export interface OnPolicyTrainer<P extends { step: number }> {
+  /** Everything besides the arrays that changes during a run (JSON), saved in every checkpoint. */
+  readonly progress: P;
+  /** The policy being trained (owned by the trainer). */
+  readonly policy: Params;
+  /** Other trained models, saved in checkpoint subdirectories (PPO's value model). */
+  readonly others: Record<string, { config: ModelConfig; params: Params }>;
+  /** AdamW's moments over the policy's parameters and `NAME/`-prefixed ones of `others`. */
+  readonly optimizerState: AdamWState;
+  step(): Promise<OnPolicyStepReport>;
+  dispose(): void;
+}
+
+/** What a resumed trainer is rebuilt from. */
+export interface OnPolicyResume<P> {
+  policy: Params;
+  others: Record<string, LoadedModel>;
+  optimizer: AdamWState;
+  progress: P;
+}
+
+export interface OnPolicyRun<P extends { step: number }> {
+  /** The algorithm (ppo, grpo, rloo, online_dpo): recorded in checkpoints, named in messages and files. */
+  name: string;
+  output: string;
+  resume: boolean;
+  config: OnPolicyRunFields;
+  /** Config fields a resumed run must keep: they fix which prompts are drawn and every batch's shape. */
+  fixedFields: readonly string[];
+  /** The prompts drawn from; a resumed run must be given the same ones. */
+  prompts: readonly string[];
+  /** The starting policy's config and what is saved along with every policy. */
+  policy: { config: ModelConfig; tokenizer: Tokenizer; generationConfig?: GenerationConfig };
+  /** Subdirectories of a checkpoint holding `others` (PPO: ["value"]). */
+  others?: readonly string[];
+  /** Builds the trainer, fresh or from a checkpoint. */
+  create(resume?: OnPolicyResume<P>): OnPolicyTrainer<P> | Promise<OnPolicyTrainer<P>>;
+  /** The console line after a logged step. */
+  headline(metrics: Record<string, number>): string;
+  /** Printed when the run ends (e.g. the memory report). */
+  finalNote?: string;
+  /** Stop (as a crash would, without the final save) after this many steps: tests of resuming. */
+  stopAfterStep?: number;
+  log?: (line: string) => void;
+}
+
+/** What a checkpoint's trainer_state.json holds for an on-policy run. */
+export interface OnPolicyState<P> {
+  trainer: string;
+  global_step: number;
+  config: Record<string, unknown>;
+  prompts_fingerprint: string;
+  progress: P;
+}
+
+export function promptsFingerprint(prompts: readonly string[]): string {
+  const hash = createHash("sha256");
+  for (const p of prompts) hash.update(p).update("\0");
+  return `${prompts.length}:${hash.digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * A fresh run in a directory that holds one would leave the old run's later checkpoints behind for
+ * a --resume to pick up: refused (commands call this before loading anything, runOnPolicy again).
+ */
+export function refuseOldRun(output: string, resume: boolean): void {
+  const latest = latestCheckpoint(output);
+  if (latest && !resume) throw new CheckpointError(`${output} already holds a run (${latest.dir}); pass --resume to continue it, or choose another --output`);
+}
+
+/** Runs `run` to total_steps (or continues it) and returns the final policy's directory. */
+export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P>): Promise<string> {
+  const { name, output, config } = run;
+  const log = run.log ?? ((line: string) => process.stderr.write(line + "\n"));
+  const fingerprint = promptsFingerprint(run.prompts);
+  refuseOldRun(output, run.resume);
+  const latest = latestCheckpoint(output);
+  await mkdir(output, { recursive: true });
+  const metrics = new MetricsLog(output);
+  const samplesPath = join(output, "samples.jsonl");
+
+  let trainer: OnPolicyTrainer<P>;
+  if (latest) {
+    const saved = await loadCheckpoint(latest.dir, { others: [...(run.others ?? [])], check: (state, path) => checkState<P>(state, path, name, fingerprint) });
+    const changed = configChanges(saved.state.config, config as unknown as Record<string, unknown>, run.fixedFields, latest.dir);
+    trainer = await run.create({ policy: saved.model.params, others: saved.others, optimizer: saved.optimizer, progress: saved.state.progress });
+    // Lines from steps after the checkpoint were written by the run that stopped; they are redone.
+    metrics.truncateAfter(saved.state.global_step);
+    await truncateJsonl(samplesPath, saved.state.global_step);
+    log(`${name}: resumed from ${latest.dir} (step ${saved.state.global_step} of ${config.total_steps})`);
+    if (changed.length > 0) log(`${name}: config changed since the checkpoint (${changed.join(", ")}); the run will differ from an uninterrupted one`);
+  } else {
+    if (run.resume) log(`${name}: no checkpoint in ${output}; starting from the beginning`);
+    // A fresh run starts fresh logs.
+    await rm(metrics.path, { force: true });
+    await rm(samplesPath, { force: true });
+    trainer = await run.create();
+  }
+
+  const progress = new Progress(config.total_steps, { firstStep: trainer.progress.step });
+  const started = performance.now();
+  let tokens = 0;
+  try {
+    while (trainer.progress.step < config.total_steps) {
+      const report = await trainer.step();
+      const step = trainer.progress.step;
+      tokens += report.generatedTokens;
+      progress.tick({ step, loss: report.loss, tokensPerSecond: tokens / ((performance.now() - started) / 1000), learningRate: report.learningRate });
+      const last = step === config.total_steps;
+      if (step % config.logging_steps === 0 || last) {
+        metrics.append({ step, ...report.metrics });
+        progress.line(`step ${step}: ${run.headline(report.metrics)}`);
+      }
+      if (step % config.sample_steps === 0 || step === 1) {
+        await appendFile(samplesPath, report.samples.slice(0, 4).map((s) => JSON.stringify({ step, ...s }) + "\n").join(""));
+      }
+      if (step % config.save_steps === 0 || last) {
+        const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, progress: structuredClone(trainer.progress) };
+        const others = Object.fromEntries(Object.entries(trainer.others).map(([k, m]) => [k, { ...m, tokenizer: run.policy.tokenizer }]));
+        await saveCheckpoint(output, { model: { ...savedAlong(run), params: trainer.policy }, others, optimizer: trainer.optimizerState, state });
+        await pruneCheckpoints(output, config.save_total_limit);
+      }
+      if (run.stopAfterStep !== undefined && step >= run.stopAfterStep && !last) return join(output, "policy");
+    }
+    progress.finish();
+    const policyDir = join(output, "policy");
+    await saveModel(policyDir, run.policy.config, trainer.policy, { tokenizer: run.policy.tokenizer, ...(run.policy.generationConfig ? { generationConfig: run.policy.generationConfig } : {}) });
+    await writeFileAtomic(join(output, `${name}_config.json`), JSON.stringify(config, null, 2) + "\n");
+    log(`${name}: done; final policy in ${policyDir}`);
+    if (run.finalNote) log(`${name}: ${run.finalNote}`);
+    return policyDir;
+  } finally {
+    progress.finish();
+    trainer.dispose();
+  }
+}
+
+function savedAlong<P extends { step: number }>(run: OnPolicyRun<P>) {
+  return { config: run.policy.config, tokenizer: run.policy.tokenizer, ...(run.policy.generationConfig ? { generationConfig: run.policy.generationConfig } : {}) };
+}
+
+function checkState<P>(state: Record<string, unknown>, path: string, name: string, fingerprint: string): OnPolicyState<P> {
+  const dir = path.replace(/[\\/][^\\/]+$/, "");
+  if (typeof state.trainer !== "string" || !state.progress || typeof state.config !== "object") throw new CheckpointError(`${path}: not an on-policy trainer state`);
+  if (state.trainer !== name) throw new CheckpointError(`${dir} is a ${state.trainer} checkpoint; resume it with rlhf ${state.trainer.replace("_", "-")}, not rlhf ${name.replace("_", "-")}`);
+  if (state.prompts_fingerprint !== fingerprint) {
+    throw new CheckpointError(`${dir} was trained on other prompts (fingerprint ${String(state.prompts_fingerprint)}, now ${fingerprint}); resume with the same --prompts`);
+  }
+  return state as unknown as OnPolicyState<P>;
+}
+
+/** Drops the records of steps after `step` from a JSON-lines file of {step, ...} records (a torn last line too). */
+async function truncateJsonl(path: string, step: number): Promise<void> {
+  if (!existsSync(path)) return;
+  const kept = (await readFile(path, "utf8")).split("\n").filter((line) => {
+    try {
+      return (JSON.parse(line) as { step?: number }).step! <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
+}
