@@ -23,14 +23,13 @@
 // - `objective/kl`: Σ over a completion's tokens of log π − log π_ref (k1, at sampling time).
 // - `objective/rlhf_reward`: the reward the advantages were taken from (RLOO: score − β·KL).
 // - `episode`: completions generated so far.
-import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
+import { fromHost, release } from "../engine/arrays.ts";
 import { drawFromCycle, HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { trainStepConfig } from "../train/optimizer.ts";
@@ -39,9 +38,10 @@ import type { GroupRunConfig } from "./group-config.ts";
 import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
 import type { LossOutput } from "../algorithms/loss.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { responseHidden, responseLogprobs, responseTargets } from "./scoring.ts";
-import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
-import { encodePrompts, mean, sampleResponses, sequenceKl } from "./rollout.ts";
+import { responseHidden, responseTargets } from "./scoring.ts";
+import type { DeviceSequences } from "./sequences.ts";
+import { mean, sequenceKl } from "./rollout.ts";
+import { GroupRollout } from "./group-rollout.ts";
 
 /** How an algorithm turns scores into advantages, where it puts the KL to the reference, and its loss. */
 export interface GroupAlgorithm {
@@ -111,14 +111,9 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   readonly config: GroupRunConfig;
   readonly algorithm: GroupAlgorithm;
   readonly #models: GroupModels;
-  readonly #tokenizer: Tokenizer;
   readonly #prompts: string[];
-  readonly #promptIds: number[][];
-  readonly #promptLength: number;
+  readonly #rollout: GroupRollout;
   readonly #reward: RewardSource;
-  readonly #eosIds: number[];
-  readonly #generator: Generator;
-  readonly #score;
   readonly #train: TrainStep<MicroBatch>;
   #policy: Params;
   #opt: AdamWState;
@@ -145,22 +140,11 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     this.config = config;
     this.algorithm = algorithm;
     this.#models = models;
-    this.#tokenizer = args.tokenizer;
     this.#prompts = args.prompts;
-    const encoded = encodePrompts(args.tokenizer, args.prompts, models.arch.maxPositions, config.max_completion_length);
-    this.#promptIds = encoded.ids;
-    this.#promptLength = encoded.promptLength;
     this.#reward = args.reward;
-    this.#eosIds = args.eosIds;
-    this.#generator = new Generator(models.arch);
+    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config });
     const { arch } = models;
-    const P = encoded.promptLength;
-    const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
-    this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
-      const pol = responseLogprobs(arch, policy, borrowed(s), P, config.temperature);
-      const ref = responseLogprobs(arch, reference, borrowed(s), P, config.temperature);
-      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
-    });
+    const P = this.#rollout.promptLength;
     const beta = algorithm.lossBeta(config);
     const policyLoss: HeadLoss<MicroBatch, Record<string, never>> = {
       headWeight: arch.lmHeadName,
@@ -211,29 +195,10 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const c = this.config;
     const G = c.num_generations;
     const picked = this.#nextPrompts();
-    // Groups are contiguous: rows g·G … g·G + G − 1 continue prompt g (group-advantages.ts's layout).
-    const rows = picked.flatMap((i) => new Array<number>(G).fill(i));
-    const prompts = rows.map((i) => this.#promptIds[i]!);
-    const sampled = await sampleResponses(
-      this.#generator,
-      this.#policy,
-      prompts,
-      { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.max_completion_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds },
-      this.#tokenizer,
-    );
-    const { responses, generations } = sampled;
-    const R = c.max_completion_length + 1;
-    const packed = packSequences(prompts, responses, R, this.#promptLength);
-    const n = packed.batch;
-    const device = toDevice(packed);
-    const scored = this.#score(this.#policy, this.#models.reference, device);
-    release(device);
-    const logprobs = rowsOf(await toHost(scored.logprobs), n, R);
-    const refLogprobs = rowsOf(await toHost(scored.refLogprobs), n, R);
-    const entropy = rowsOf(await toHost(scored.entropy), n, R);
-    const mask = rowsOf(packed.responseMask, n, R);
-    const promptTexts = rows.map((i) => this.#prompts[i]!);
-    const scores = await this.#reward.score(promptTexts, generations.map((g) => g.text));
+    const batch = await this.#rollout.sample(this.#policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
+    const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows } = batch;
+    const R = this.#rollout.responseLength;
+    const n = rows.length;
     const kl = sequenceKl(logprobs, refLogprobs, mask);
     const { rewards, advantages } = this.algorithm.advantages(scores, kl, c);
 
@@ -241,7 +206,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     for (let g = 0; g < n; g += G) groupStds.push(stdOf(scores.slice(g, g + G)));
     const lengths = mask.map((row) => row.reduce((a, x) => a + x, 0));
     const totalTokens = lengths.reduce((a, x) => a + x, 0);
-    const terminated = lengths.filter((_, i) => sampled.containsEos[i]);
+    const terminated = lengths.filter((_, i) => batch.containsEos[i]);
     const terminatedOr0 = terminated.length > 0 ? terminated : [0];
     const metrics: Record<string, number> = {
       reward: mean(scores),
@@ -273,7 +238,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
         const take = order.slice(start, start + mbSize);
         const pick = (x: number[][]) => fromHost(Float32Array.from(take.flatMap((i) => x[i]!)), [take.length, R]);
         const mb: MicroBatch = {
-          seq: toDevice(packSequences(take.map((i) => prompts[i]!), take.map((i) => responses[i]!), R, this.#promptLength)),
+          seq: this.#rollout.pack(batch, take),
           oldLogprobs: pick(logprobs),
           advantages: fromHost(take.map((i) => advantages[i]!), [take.length]),
         };
@@ -293,7 +258,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     if (updates["clip_ratio/high_mean"]) metrics["clip_ratio/high_max"] = Math.max(...updates["clip_ratio/high_mean"]);
     this.progress.step++;
     this.progress.episode += n;
-    this.progress.numTokens += rows.reduce((a, i) => a + this.#promptIds[i]!.length, 0) + totalTokens;
+    this.progress.numTokens += rows.reduce((a, i) => a + this.#rollout.promptIds[i]!.length, 0) + totalTokens;
     this.progress.rng = this.#rng.state;
     metrics.learning_rate = lr;
     metrics.num_tokens = this.progress.numTokens;
@@ -304,9 +269,8 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   }
 
   dispose(): void {
-    this.#score.dispose();
+    this.#rollout.dispose();
     this.#train.dispose();
-    this.#generator.dispose();
   }
 }
 
