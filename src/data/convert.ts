@@ -2,7 +2,7 @@
 // record that did not make it.
 import { gzipSync } from "node:zlib";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { readRecordLines } from "../train/datasets.ts";
+import { readRecordLines } from "./datasets.ts";
 import { describeValue, type Json } from "./formats.ts";
 import { dropReasons, splitHhRecord, type DropReason } from "./hh-rlhf.ts";
 import { readRtPolarity } from "./rt-polarity.ts";

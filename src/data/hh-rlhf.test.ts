@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { applyChatTemplate, DEFAULT_CHAT_TEMPLATE, type ChatMessage } from "../tokenizers/chat.ts";
-import { readRecordLines } from "../train/datasets.ts";
+import { readRecordLines } from "./datasets.ts";
 import { convertHhRlhf, convertRtPolarity, writeJsonLines } from "./convert.ts";
 import { parseTranscript, splitHhRecord } from "./hh-rlhf.ts";
 import { characterCounter } from "./inspect.ts";

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import { loadLlama2cTokenizer } from "../tokenizers/llama2c.ts";
-import { renderPreference } from "../train/datasets.ts";
 import { fitToLength } from "../train/reward.ts";
 import { convertHhRlhf, writeJsonLines } from "./convert.ts";
+import { renderPreference } from "./datasets.ts";
 import { characterCounter, inspectFile, lengthStats } from "./inspect.ts";
 
 const hh = convertHhRlhf(sharedData("hh-rlhf/helpful-base/test.jsonl.gz")).records;

@@ -10,7 +10,7 @@ import { tempDir } from "../io/test-helpers.ts";
 import { initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { readPreferenceData } from "../train/datasets.ts";
+import { readPreferenceData } from "../data/datasets.ts";
 import { ModuleRewardSource } from "./reward-source.ts";
 import { preferencePair, preferenceRecords, rankingRecord, sampleScored, type PairsSettings, type PreferenceRecord, type RankingRecord } from "./pairs.ts";
 import type { PromptValue } from "./prompts.ts";

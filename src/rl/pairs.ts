@@ -1,7 +1,7 @@
 // Preference data from a policy and a reward (best-of-K / rejection-sampling style, as in Llama 2's
 // and Zephyr's pipelines): sample K completions per prompt, score them, and keep the best as
 // `chosen` and the worst as `rejected`, or all K ranked. The records are TRL's preference format
-// with an explicit prompt, which `rlhf dpo` and `rlhf rm train` read (src/train/datasets.ts):
+// with an explicit prompt, which `rlhf dpo` and `rlhf rm train` read (src/data/datasets.ts):
 //   {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
 //   {"prompt", "responses", "ranking": [best first], "ties"?: [[i, j], ...], "scores"}
 // Text prompts give text completions; chat prompts keep their message list and give completions as

@@ -30,7 +30,8 @@ import type { Rows } from "../algorithms/sequence.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseLogprobs, responseTargets, responseValues } from "./scoring.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
-import { sftBatch, sftRows, type SftBatch, type SftExample, type SftRow } from "../train/sft.ts";
+import { sftBatch, sftRows, type SftBatch, type SftRow } from "../train/sft.ts";
+import type { SftExample } from "../data/datasets.ts";
 import { maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
 
 /** Everything that changes during a run; with the arrays saved, a run resumes exactly. */

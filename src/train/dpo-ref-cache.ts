@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { DpoPair } from "./dpo.ts";
-import type { DpoExample } from "./dpo-data.ts";
+import type { DpoExample } from "../data/dpo-data.ts";
 
 export const REF_CACHE_FILE = "dpo_ref_logps.json";
 

@@ -11,7 +11,7 @@ import type { Architecture } from "../models/architecture.ts";
 import { fullBatch, nextTokenHidden, nextTokenLogprobs, nextTokenTargets } from "../models/forward.ts";
 import type { Params } from "../models/types.ts";
 import { ConfigError, type DPOConfig } from "./config.ts";
-import { fitDpoExample, type DpoExample } from "./dpo-data.ts";
+import { fitDpoExample, type DpoExample } from "../data/dpo-data.ts";
 import { bucketLength } from "./reward.ts";
 import type { HeadLoss } from "./step.ts";
 import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { pairExample, rankingExample } from "../data/datasets.ts";
 import { compile, release, toNumber } from "../engine/arrays.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { tempDir } from "../io/test-helpers.ts";
@@ -12,7 +13,7 @@ import { architectureFor, SCORE_HEAD } from "../models/architecture.ts";
 import { loadModel, saveModel, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { defaultRewardConfig, type RewardConfig } from "./config.ts";
-import { evaluatePreferences, fitToLength, pairExample, rankingExample, rewardBatch, rewardLoss, rewardModelFromCausalLm, RewardScorer, rewardTask, type RewardBatch } from "./reward.ts";
+import { evaluatePreferences, fitToLength, rewardBatch, rewardLoss, rewardModelFromCausalLm, RewardScorer, rewardTask, type RewardBatch } from "./reward.ts";
 import { assertAllChanged, assertBitEqual, hostParams, preferences, tinyModel } from "./test-helpers.ts";
 import { train } from "./trainer.ts";
 

@@ -6,7 +6,8 @@
 import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { np, type Array } from "../engine/runtime.ts";
-import { expandRanking, rewardModelLoss } from "../algorithms/reward-model.ts";
+import { rewardModelLoss } from "../algorithms/reward-model.ts";
+import type { PreferenceExample } from "../data/datasets.ts";
 import { architectureFor, asSequenceClassifier, defaultPadId, SCORE_HEAD, type Architecture } from "../models/architecture.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { disposeCache, fullBatch } from "../models/forward.ts";
@@ -17,27 +18,6 @@ import type { RewardConfig } from "./config.ts";
 import type { LossFn } from "./step.ts";
 import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
-
-/**
- * Responses to one prompt (prompt tokens included in each) and the preferences among them:
- * a pair record has responses [chosen, rejected] and pairs [{chosen: 0, rejected: 1}].
- */
-export interface PreferenceExample {
-  responses: number[][];
-  pairs: { chosen: number; rejected: number }[];
-  /** TRL's `margin` column: r_chosen must beat r_rejected by this much. */
-  margin?: number;
-}
-
-export function pairExample(chosen: number[], rejected: number[], margin?: number): PreferenceExample {
-  return { responses: [chosen, rejected], pairs: [{ chosen: 0, rejected: 1 }], ...(margin !== undefined ? { margin } : {}) };
-}
-
-/** A ranking of responses, best first, as tie groups of response indices (ties yield no pairs). */
-export function rankingExample(responses: number[][], groups: number[][]): PreferenceExample {
-  for (const i of groups.flat()) if (i >= responses.length) throw new Error(`ranking names response ${i}, but there are ${responses.length}`);
-  return { responses, pairs: expandRanking(groups) };
-}
 
 /**
  * Keeps what fits: responses longer than max_length are dropped with the pairs they are in (TRL

@@ -1,6 +1,7 @@
 // Supervised fine-tuning (TRL's SFTTrainer): next-token loss on the completion tokens of each
 // demonstration (the prompt masked), optional packing of several examples per row, truncation to
 // max_length. The loop itself is the shared trainer's.
+import type { SftExample } from "../data/datasets.ts";
 import { fromHost, intsFromHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
@@ -11,12 +12,6 @@ import type { HeadLoss } from "./step.ts";
 import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
 import { nextTokenLoss } from "./lm-loss.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
-
-/** A rendered demonstration: token ids and, per token, 1 where it belongs to the completion. */
-export interface SftExample {
-  ids: readonly number[];
-  completionMask: readonly number[];
-}
 
 /** One training row: one example, or several packed ones (each attends only to itself). */
 export interface SftRow {

@@ -2,6 +2,7 @@
 // parameter comparisons.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { PreferenceExample, SftExample } from "../data/datasets.ts";
 import { release, toHost } from "../engine/arrays.ts";
 import { sharedData } from "../io/test-helpers.ts";
 import { saveModel } from "../models/load.ts";
@@ -11,8 +12,6 @@ import { architectureFor } from "../models/architecture.ts";
 import { parseConfig, type ModelConfig } from "../models/config.ts";
 import { initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
-import type { PreferenceExample } from "./reward.ts";
-import type { SftExample } from "./sft.ts";
 
 export const VOCAB = 40;
 

@@ -17,7 +17,7 @@ import { PpoTrainer, type PpoProgress } from "../../rl/ppo-trainer.ts";
 import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs } from "../../rl/ppo-config.ts";
 import { refuseOldRun, runOnPolicy } from "../../rl/on-policy-run.ts";
 import { rewardModelFromCausalLm } from "../../train/reward.ts";
-import { readSftData } from "../../train/datasets.ts";
+import { readSftData } from "../../data/datasets.ts";
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 

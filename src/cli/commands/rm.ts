@@ -8,7 +8,7 @@ import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
 import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
-import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../train/datasets.ts";
+import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../data/datasets.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import { DivergenceError, train } from "../../train/trainer.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";

@@ -5,7 +5,7 @@ import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
 import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { configFlags, configOverrides, defaultSFTConfig, normaliseFlagNames, resolveConfig, sftSpecs } from "../../train/config.ts";
-import { readSftData, splitHeldOut } from "../../train/datasets.ts";
+import { readSftData, splitHeldOut } from "../../data/datasets.ts";
 import { paddedLength, sftMemoryAdvice, sftMemoryPlan, sftRows, sftTask } from "../../train/sft.ts";
 import { DivergenceError, train } from "../../train/trainer.ts";
 

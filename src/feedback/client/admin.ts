@@ -7,8 +7,8 @@ import {
 } from "../shared/schema.ts";
 import { api } from "./api.ts";
 import { h, percent, setChildren, statusLine } from "./dom.ts";
-import type { PageContext } from "./main.ts";
 import { renderMarkdown } from "./markdown.ts";
+import { href, type PageContext } from "./routes.ts";
 
 const TASK_HELP: Record<Task, string> = {
   pairwise: "pairwise: A / B / tie over exactly 2 responses",
@@ -39,7 +39,7 @@ export async function adminHomePage(root: HTMLElement, _ctx: PageContext) {
     create.disabled = true;
     try {
       const p = await api.createProject({ name: name.value, task: task.value as Task, overlap: Number(overlap.value), guidelines: guidelines.value });
-      location.hash = `#/admin/${encodeURIComponent(p.id)}`;
+      location.hash = href.adminProject(p.id);
     } catch (err) {
       status.show(`Could not create the project: ${(err as Error).message}`, "error");
       create.disabled = false;
@@ -49,7 +49,7 @@ export async function adminHomePage(root: HTMLElement, _ctx: PageContext) {
   const rows = projects.map((p) => {
     const { total_items, complete_items } = p.progress;
     return h("tr", {},
-      h("th", { scope: "row" }, h("a", { href: `#/admin/${encodeURIComponent(p.id)}` }, p.name)),
+      h("th", { scope: "row" }, h("a", { href: href.adminProject(p.id) }, p.name)),
       h("td", {}, p.task), h("td", {}, p.overlap),
       h("td", {}, h("progress", { value: complete_items, max: Math.max(1, total_items), "aria-label": `${p.name}: ${complete_items} of ${total_items} items complete` }),
         ` ${complete_items} / ${total_items} complete`));
@@ -197,7 +197,7 @@ export async function adminProjectPage(root: HTMLElement, _ctx: PageContext, pro
   };
   refresh.addEventListener("click", () => void refreshStats());
   setChildren(root,
-    h("p", {}, h("a", { href: "#/admin" }, "← All projects")),
+    h("p", {}, h("a", { href: href.admin }, "← All projects")),
     h("h1", {}, project.name),
     h("p", { class: "hint" }, `${TASK_HELP[project.task]} · ${project.overlap} ${project.overlap === 1 ? "labeler" : "labelers"} per item · gold every ${project.gold_every}th item · id `, h("code", {}, project.id)),
     project.guidelines.trim()

@@ -5,8 +5,8 @@ import type { AnswerRequest, NextItem, Progress, Prompt, ShownResponse } from ".
 import { LIKERT_MAX, LIKERT_MIN } from "../shared/schema.ts";
 import { api, ApiError, newRequestId, submitWithRetry } from "./api.ts";
 import { h, kbd, setChildren, statusLine, type Child } from "./dom.ts";
-import type { PageContext } from "./main.ts";
 import { renderMarkdown } from "./markdown.ts";
+import { href, type PageContext } from "./routes.ts";
 
 type Judgement = Omit<AnswerRequest, "request_id" | "rationale" | "skip">;
 
@@ -199,7 +199,7 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
         h("h2", { tabindex: -1 }, "All done"),
         message ? h("p", { class: "status", "data-kind": "error" }, message) : null,
         h("p", {}, "There is nothing left for you in this project. Thank you!"),
-        h("a", { href: "#/" }, "Back to projects"));
+        h("a", { href: href.home }, "Back to projects"));
       itemArea.querySelector("h2")!.focus();
       return;
     }

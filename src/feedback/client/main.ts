@@ -6,10 +6,9 @@ import { api, ApiError, session } from "./api.ts";
 import { h } from "./dom.ts";
 import { labelPage } from "./label.ts";
 import { projectListPage } from "./projects.ts";
+import { href, parseRoute, type PageContext } from "./routes.ts";
 import { signInPage } from "./signin.ts";
 import "./style.css";
-
-export interface PageContext { me: Me; signal: AbortSignal }
 
 const root = document.getElementById("app")!;
 let me: Me | null = null;
@@ -20,13 +19,13 @@ function header(user: Me): HTMLElement {
   signOut.addEventListener("click", () => {
     session.signOut();
     me = null;
-    location.hash = "#/";
+    location.hash = href.home;
     void route();
   });
   return h("header", { class: "top" },
-    h("a", { href: "#/", class: "brand" }, "RLHF feedback"),
+    h("a", { href: href.home, class: "brand" }, "RLHF feedback"),
     h("nav", { "aria-label": "Main" },
-      h("a", { href: user.role === "admin" ? "#/admin" : "#/" }, "Projects"),
+      h("a", { href: user.role === "admin" ? href.admin : href.home }, "Projects"),
     ),
     h("span", { class: "who" }, `${user.name} (${user.role})`),
     signOut,
@@ -38,7 +37,7 @@ async function route(): Promise<void> {
   const controller = new AbortController();
   current = controller;
   const main = h("main", { id: "main" });
-  const [page = "", id] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const { page, id } = parseRoute(location.hash);
   try {
     if (!session.token) return signInPage(root, () => void route());
     me ??= await api.me();
@@ -47,7 +46,7 @@ async function route(): Promise<void> {
     if (page === "label" && id) return await labelPage(main, ctx, id);
     if (page === "admin" && me.role === "admin") return await (id ? adminProjectPage(main, ctx, id) : adminHomePage(main, ctx));
     if (page === "" && me.role === "admin") {
-      location.replace("#/admin"); // fires hashchange, which routes again
+      location.replace(href.admin); // fires hashchange, which routes again
       return;
     }
     return await projectListPage(main, ctx);

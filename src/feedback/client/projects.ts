@@ -1,7 +1,7 @@
 // A labeler's home: every project with their own progress and a way in.
-import type { PageContext } from "./main.ts";
 import { api } from "./api.ts";
 import { h } from "./dom.ts";
+import { href, type PageContext } from "./routes.ts";
 
 export async function projectListPage(root: HTMLElement, _ctx: PageContext) {
   const projects = await api.projects();
@@ -13,7 +13,7 @@ export async function projectListPage(root: HTMLElement, _ctx: PageContext) {
       h("td", {}, h("progress", { value: answered, max: Math.max(1, answered + remaining), "aria-label": `${p.name}: ${answered} answered` }),
         ` ${answered} answered, ${remaining} left`),
       h("td", {}, remaining > 0
-        ? h("a", { href: `#/label/${encodeURIComponent(p.id)}`, class: "button primary" }, answered > 0 ? "Continue" : "Start labeling")
+        ? h("a", { href: href.label(p.id), class: "button primary" }, answered > 0 ? "Continue" : "Start labeling")
         : "Done"),
     );
   });

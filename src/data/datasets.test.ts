@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { convertHhRlhf } from "../data/convert.ts";
+import { convertHhRlhf } from "./convert.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import { loadLlama2cTokenizer } from "../tokenizers/llama2c.ts";

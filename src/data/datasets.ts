@@ -1,5 +1,5 @@
 // Reading and rendering the trainers' data: JSON lines (optionally gzipped) in TRL's dataset
-// formats (src/data/formats.ts checks them), tokenized into SFT examples (ids + completion mask)
+// formats (formats.ts checks them), tokenized into SFT examples (ids + completion mask)
 // and preference records (token rows + the pairs among them), and a seeded held-out split.
 //
 // SFT: {"prompt", "completion"} (strings, or message lists rendered with the chat template),
@@ -15,16 +15,41 @@
 // instead, and one line says how many and why the first one was.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { tieGroups } from "../algorithms/reward-model.ts";
-import { DataError, describeFormat, recordFormat, type Json } from "../data/formats.ts";
-import { readRtPolarity } from "../data/rt-polarity.ts";
+import { expandRanking, tieGroups } from "../algorithms/reward-model.ts";
 import { HostRng } from "../engine/random.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { pairExample, rankingExample, type PreferenceExample } from "./reward.ts";
-import type { SftExample } from "./sft.ts";
+import { DataError, describeFormat, recordFormat, type Json } from "./formats.ts";
+import { readRtPolarity } from "./rt-polarity.ts";
 
 export { DataError };
+
+/** A rendered demonstration: token ids and, per token, 1 where it belongs to the completion. */
+export interface SftExample {
+  ids: readonly number[];
+  completionMask: readonly number[];
+}
+
+/**
+ * Responses to one prompt (prompt tokens included in each) and the preferences among them:
+ * a pair record has responses [chosen, rejected] and pairs [{chosen: 0, rejected: 1}].
+ */
+export interface PreferenceExample {
+  responses: number[][];
+  pairs: { chosen: number; rejected: number }[];
+  /** TRL's `margin` column: r_chosen must beat r_rejected by this much. */
+  margin?: number;
+}
+
+export function pairExample(chosen: number[], rejected: number[], margin?: number): PreferenceExample {
+  return { responses: [chosen, rejected], pairs: [{ chosen: 0, rejected: 1 }], ...(margin !== undefined ? { margin } : {}) };
+}
+
+/** A ranking of responses, best first, as tie groups of response indices (ties yield no pairs). */
+export function rankingExample(responses: number[][], groups: number[][]): PreferenceExample {
+  for (const i of groups.flat()) if (i >= responses.length) throw new Error(`ranking names response ${i}, but there are ${responses.length}`);
+  return { responses, pairs: expandRanking(groups) };
+}
 
 export interface ReadOptions {
   /** Skip malformed records (counted, and summarised through `warn`) instead of stopping at the first. */

@@ -8,10 +8,11 @@
 // and the rt-polarity folder (line i of rt-polarity.pos chosen over line i of rt-polarity.neg, empty
 // prompt). Completions end in EOS, as TRL appends it.
 import { existsSync, statSync } from "node:fs";
-import { readRtPolarity } from "../data/rt-polarity.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { DataError, readRecords } from "./datasets.ts";
+import { readRecords } from "./datasets.ts";
+import { DataError } from "./formats.ts";
+import { readRtPolarity } from "./rt-polarity.ts";
 
 /** One preference pair as token ids; the model reads prompt ++ chosen and prompt ++ rejected. */
 export interface DpoExample {
