@@ -11,12 +11,11 @@
 //
 // Text fields are strings ("standard"), or lists of {role, content} messages ("conversational");
 // one record is all one or all the other.
+import { InputError } from "../io/errors.ts";
 import type { ChatMessage } from "../tokenizers/chat.ts";
 
 /** Malformed input data; the message names file:line (or the file) and the field. */
-export class DataError extends Error {
-  override name = "InputError";
-}
+export class DataError extends InputError {}
 
 export type Json = Record<string, unknown>;
 

@@ -1,4 +1,11 @@
-/** A checkpoint we cannot read (the file, and the field or tensor, named in the message); the CLI prints it without a stack. */
-export class CheckpointError extends Error {
+// Errors in what the user gave us (a file, a field, a setting, a plan that cannot fit): the CLI
+// prints their message as one line, without a stack (cli/main.ts's describeFailure). Every such
+// error extends InputError; the message names the file and the field, so it needs nothing more.
+
+/** Bad input, explained by its message. Subclasses say which kind; the name stays "InputError". */
+export class InputError extends Error {
   override name = "InputError";
 }
+
+/** A checkpoint we cannot read (the file, and the field or tensor, named in the message). */
+export class CheckpointError extends InputError {}

@@ -2,11 +2,10 @@
 // Field names are Hugging Face `config.json` names, so a parsed config can be written back and
 // loaded by `transformers` unchanged; readers fill transformers' defaults and refuse, naming file
 // and field, any value an implementation does not honour.
+import { InputError } from "../io/errors.ts";
 
 /** A config.json the implementations cannot honour; the CLI prints the one-line message without a stack. */
-export class ConfigError extends Error {
-  override name = "InputError";
-}
+export class ConfigError extends InputError {}
 
 export interface SequenceClassificationFields {
   /** Set for `*ForSequenceClassification` (reward models); transformers defaults it to 2. */

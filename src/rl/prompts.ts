@@ -3,12 +3,11 @@
 // with a generation prompt). Plain-text files (.txt) are one prompt per line.
 import { readFile } from "node:fs/promises";
 import { gunzipSync } from "node:zlib";
+import { InputError } from "../io/errors.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 
-export class PromptFileError extends Error {
-  override name = "InputError";
-}
+export class PromptFileError extends InputError {}
 
 export type PromptValue = string | ChatMessage[];
 

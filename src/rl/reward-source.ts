@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { compile, release, toHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
+import { InputError } from "../io/errors.ts";
 import { isSequenceClassifier } from "../models/config.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
@@ -15,9 +16,7 @@ import { lastTokenScore } from "./scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
 
 /** A reward source that cannot be used as given (missing file, not an RM, bad module); shown without a stack. */
-export class RewardSourceError extends Error {
-  override name = "InputError";
-}
+export class RewardSourceError extends InputError {}
 
 export interface RewardSource {
   /** What this source is, for logs. */

@@ -19,6 +19,7 @@
 // limit); GPT-2 124M's 2,780 and 3,247 at 1 × 512 (planned 3,430). RLHF_MEMORY_PLAN=warn turns a
 // refusal into a warning.
 import { wasmMemoryStats } from "../engine/runtime.ts";
+import { InputError } from "../io/errors.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { HEAD_BLOCK_VALUES } from "../models/lm-head.ts";
 
@@ -174,9 +175,7 @@ export function formatPlan(p: MemoryPlan): string {
 }
 
 /** Raised before a run starts when its plan exceeds the engine's memory; the CLI prints it as one line. */
-export class MemoryPlanError extends Error {
-  override name = "InputError";
-}
+export class MemoryPlanError extends InputError {}
 
 /**
  * What to change when a plan does not fit: when the models' weights and optimizer state alone
