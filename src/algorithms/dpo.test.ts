@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initEngine, valueAndGrad, type Array } from "../engine/runtime.ts";
 import { compile, release, toHost, toNumber } from "../engine/arrays.ts";
-import { defaultDPOConfig, dpoHingeLoss, dpoIpoLoss, dpoLosses, dpoRobustLoss, dpoSigmoidLoss, type DpoLogps } from "./dpo.ts";
+import { dpoHingeLoss, dpoIpoLoss, dpoLosses, dpoRobustLoss, dpoSigmoidLoss, type DpoLogps } from "./dpo.ts";
 import { allClose, arr, close, runLoss } from "./test-helpers.ts";
 
 const logpsOf = (pc: number[], pr: number[], rc: number[], rr: number[]): DpoLogps => ({
@@ -63,12 +63,14 @@ test("IPO loss regresses h to 1/(2β)", async () => {
   close((await runLoss((l: DpoLogps) => dpoIpoLoss(l, 0.25), pairH2())).loss, 0); // (2 − 2)²
 });
 
-test("the config's loss_type picks the variant", async () => {
+test("each loss_type picks its own variant and passes it the config's beta and label_smoothing", async () => {
   await initEngine();
-  const config = { ...defaultDPOConfig, loss_type: "hinge" as const };
-  close((await runLoss((l: DpoLogps) => dpoLosses[config.loss_type](l, config), pairH2())).loss, 0.8);
-  assert.equal(defaultDPOConfig.beta, 0.1);
-  assert.equal(defaultDPOConfig.loss_type, "sigmoid");
+  // h = 2, β = 0.1, ε = 0.1: the hand values of the tests above, different for every variant.
+  const config = { beta: 0.1, label_smoothing: 0.1 };
+  const expected = { sigmoid: 0.618139, robust: 0.573139, hinge: 0.8, ipo: 9 } as const;
+  for (const type of Object.keys(expected) as (keyof typeof expected)[]) {
+    close((await runLoss((l: DpoLogps) => dpoLosses[type](l, config), pairH2())).loss, expected[type], 1e-5, type);
+  }
 });
 
 test("gradient of the sigmoid loss w.r.t. the policy log-probs is ∓β·σ(−βh)", async () => {

@@ -8,32 +8,6 @@ import type { LossOutput } from "./loss.ts";
 
 export type DpoLossType = "sigmoid" | "robust" | "hinge" | "ipo";
 
-/** TRL's DPOConfig fields this project uses, with TRL's defaults. */
-export interface DPOConfig {
-  /** Strength of the implicit KL constraint: higher keeps the policy closer to the reference. */
-  beta: number;
-  loss_type: DpoLossType;
-  /** Assumed probability ε that a preference label is flipped (sigmoid and robust only). */
-  label_smoothing: number;
-  learning_rate: number;
-  /** Longest prompt + completion in tokens; longer sequences are truncated. */
-  max_length: number | null;
-  /** Longest prompt in tokens (truncated from the left). */
-  max_prompt_length: number | null;
-  /** Longest completion in tokens; null = no separate limit. */
-  max_completion_length: number | null;
-}
-
-export const defaultDPOConfig: DPOConfig = {
-  beta: 0.1,
-  loss_type: "sigmoid",
-  label_smoothing: 0,
-  learning_rate: 1e-6,
-  max_length: 1024,
-  max_prompt_length: 512,
-  max_completion_length: null,
-};
-
 /** Sequence log-probs [B] of the chosen and rejected completions under policy and reference. */
 export interface DpoLogps {
   policyChosen: Array;
@@ -105,7 +79,7 @@ export function dpoIpoLoss(logps: DpoLogps, beta: number): LossOutput {
 }
 
 /** The variant a config names, so a trainer picks once instead of branching per step. */
-export const dpoLosses: { [K in DpoLossType]: (logps: DpoLogps, config: DPOConfig) => LossOutput } = {
+export const dpoLosses: { [K in DpoLossType]: (logps: DpoLogps, config: { beta: number; label_smoothing: number }) => LossOutput } = {
   sigmoid: (logps, c) => dpoSigmoidLoss(logps, c.beta, c.label_smoothing),
   robust: (logps, c) => dpoRobustLoss(logps, c.beta, c.label_smoothing),
   hinge: (logps, c) => dpoHingeLoss(logps, c.beta),

@@ -3,22 +3,6 @@
 import { np, nn, type Array } from "../engine/runtime.ts";
 import type { LossOutput } from "./loss.ts";
 
-/** TRL's RewardConfig fields that shape the loss (the rest belong to the generic trainer). */
-export interface RewardConfig {
-  /** Longest chosen/rejected sequence, prompt included; longer pairs are dropped. TRL: 1024. */
-  max_length: number;
-  /**
-   * Weight of the centring term coef · mean((r_c + r_r)²), which pulls rewards towards zero mean
-   * (Eisenstein et al. 2023). TRL: None (off).
-   */
-  center_rewards_coefficient: number | null;
-}
-
-export const defaultRewardConfig: RewardConfig = {
-  max_length: 1024,
-  center_rewards_coefficient: null,
-};
-
 export interface RewardLossOptions {
   /** Per-pair margin [B] (TRL's `margin` dataset column): chosen must beat rejected by this much. */
   margin?: Array;

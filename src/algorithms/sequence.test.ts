@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initEngine, type Array } from "../engine/runtime.ts";
-import { averageSequenceLogps, maskedMean, maskedMeanHost, maskedVarHost, maskedWhiten, rowsOf, sequenceLogps } from "./sequence.ts";
+import { averageSequenceLogps, maskedMean, maskedMeanHost, maskedVarHost, maskedWhiten, sequenceLogps } from "./sequence.ts";
 import { allClose, arr, close, runArray } from "./test-helpers.ts";
 
 const logps = [
@@ -34,9 +34,4 @@ test("host masked mean, unbiased variance and whitening", () => {
   allClose(maskedWhiten(values, m, false)[0]!, [3, 4, 5, 0]); // mean added back
   assert.throws(() => maskedVarHost([[1, 2]], [[1, 0]]), /at least two/);
   assert.throws(() => maskedMeanHost([[1]], [[0]]), /empty/);
-});
-
-test("rows from a flat buffer", () => {
-  assert.deepEqual(rowsOf(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, 3), [[1, 2, 3], [4, 5, 6]]);
-  assert.throws(() => rowsOf([1, 2, 3], 2, 2), /expected/);
 });

@@ -36,23 +36,6 @@ export function averageSequenceLogps(tokenLogps: Array, mask: Array): Array {
 
 export type Rows = number[][];
 
-/** [B, T] rows from a flat row-major buffer (what `toHost` returns). */
-export function rowsOf(data: ArrayLike<number>, batch: number, length: number): Rows {
-  if (data.length !== batch * length) throw new Error(`rowsOf: ${data.length} values, expected ${batch}×${length}`);
-  const rows: Rows = [];
-  for (let b = 0; b < batch; b++) {
-    const row: number[] = [];
-    for (let t = 0; t < length; t++) row.push(data[b * length + t]!);
-    rows.push(row);
-  }
-  return rows;
-}
-
-/** Flat row-major float32 copy of rows, for `fromHost(data, [B, T])`. */
-export function flatten(rows: Rows): Float32Array {
-  return Float32Array.from(rows.flat());
-}
-
 function checkShapes(values: Rows, mask: Rows, who: string): void {
   if (values.length !== mask.length || values.some((row, b) => row.length !== mask[b]!.length)) {
     throw new Error(`${who}: values and mask differ in shape`);

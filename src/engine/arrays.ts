@@ -47,12 +47,6 @@ export async function toHost(array: Array): Promise<Float32Array> {
   return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
 }
 
-/** Reads an int32 array to host memory and releases it. */
-export async function toHostInt(array: Array): Promise<Int32Array> {
-  const data = await array.data();
-  return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
-}
-
 /** Reads a scalar and releases it. */
 export async function toNumber(array: Array): Promise<number> {
   return (await array.data())[0] as number;
@@ -65,12 +59,4 @@ export function fromHost(data: Float32Array | number[], shape: number[]): Array 
 export function intsFromHost(data: Int32Array | number[], shape: number[]): Array {
   const ints = data instanceof Int32Array ? data : Int32Array.from(data);
   return np.array(ints, { dtype: np.int32 }).reshape(shape);
-}
-
-/** Flat float32 copy of a 2-D JS matrix (rows must be equal length). */
-export function matrixFromRows(rows: number[][]): { data: Float32Array; shape: [number, number] } {
-  const cols = rows[0]?.length ?? 0;
-  const data = new Float32Array(rows.length * cols);
-  rows.forEach((row, i) => data.set(row, i * cols));
-  return { data, shape: [rows.length, cols] };
 }

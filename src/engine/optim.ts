@@ -15,8 +15,6 @@ export interface AdamWConfig {
   decays?: (name: string) => boolean;
 }
 
-export const defaultAdamW: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-
 export interface AdamWState {
   mu: Params;
   nu: Params;

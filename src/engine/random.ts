@@ -1,12 +1,6 @@
-// Seeded randomness. Device-side randomness (parameter init) uses jax keys; host-side choices
-// (sampling a token from probabilities already on the host, shuffling data) use a small PRNG with
-// serialisable state, so checkpoints can resume the exact stream.
-import { random, type Array } from "./runtime.ts";
-
-/** A jax PRNG key from an integer seed. */
-export function keyFromSeed(seed: number): Array {
-  return random.key(seed);
-}
+// Seeded randomness, all of it on the host (parameter init, sampling a token from probabilities
+// already on the host, shuffling data): a small PRNG with serialisable state, so checkpoints can
+// resume the exact stream.
 
 /** xoshiro128** seeded by splitmix32: fast, good quality, 128 bits of state that fit in JSON. */
 export class HostRng {
