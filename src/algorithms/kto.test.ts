@@ -84,7 +84,7 @@ test("APO-zero (unpaired): 1 − σ(βr) for desirable, σ(βr) for undesirable,
   await initEngine();
   const { policyKl: _k, referenceKl: _r, ...noKl } = device(batch);
   release([_k, _r]);
-  const out = await runLoss((l: KtoLogps) => ktoLosses.apo_zero_unpaired(l, { ...defaultKTOConfig, loss_type: "apo_zero_unpaired" }), noKl);
+  const out = await runLoss((l: KtoLogps) => ktoLosses.apo_zero_unpaired(l, defaultKTOConfig), noKl);
   const r = batch.policy.map((p, i) => p - batch.reference[i]!);
   close(out.loss, mean(r.map((x, i) => (batch.labels[i] ? 1 - sigmoid(0.1 * x) : sigmoid(0.1 * x)))));
   close(out.loss, 0.4595617254781782);
