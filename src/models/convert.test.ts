@@ -4,21 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
-import type { Array } from "../engine/runtime.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
-import { causalLmForward, fullBatch } from "./forward.ts";
-import { loadModel, resolveTokenizer, saveModel, type LoadedModel } from "./load.ts";
-import type { Params } from "./types.ts";
-
-async function logitsOf(model: LoadedModel, ids: number[]): Promise<Float32Array> {
-  const t = ids.length;
-  const f = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m)));
-  const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
-  const out = await toHost(f(model.params, ...inputs));
-  release(inputs);
-  return out;
-}
+import { loadModel, resolveTokenizer, saveModel } from "./load.ts";
+import { logitsOf } from "./test-helpers.ts";
 
 test("stories260K converted to a Hugging Face directory reloads with identical logits and tokenizer", async () => {
   const original = await loadModel(sharedData("llama2c/stories260K.bin"));

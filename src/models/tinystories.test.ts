@@ -6,14 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
-import type { Array } from "../engine/runtime.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { runRlhfOk } from "../cli/test-helpers.ts";
-import { causalLmForward, fullBatch } from "./forward.ts";
-import { disposeModel, loadModel, type LoadedModel } from "./load.ts";
-import type { Params } from "./types.ts";
+import { disposeModel, loadModel } from "./load.ts";
+import { logitsOf } from "./test-helpers.ts";
 
 interface Reference {
   prompt_ids: number[];
@@ -36,16 +33,6 @@ const MODEL = "tinystories-656k";
  * between the top two logits (1.4e-3), so a passing tolerance also means greedy cannot flip.
  */
 const TOLERANCE = 1e-4;
-
-async function logitsOf(model: LoadedModel, ids: number[]): Promise<Float32Array> {
-  const t = ids.length;
-  const f = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m)));
-  const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
-  const out = await toHost(f(model.params, ...inputs));
-  release(inputs);
-  f.dispose();
-  return out;
-}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);

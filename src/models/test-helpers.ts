@@ -1,0 +1,17 @@
+// Helpers for the model tests.
+import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import type { Array } from "../engine/runtime.ts";
+import { causalLmForward, fullBatch } from "./forward.ts";
+import type { LoadedModel } from "./load.ts";
+import type { Params } from "./types.ts";
+
+/** The model's logits [1, T, V] (flat) for one unpadded row of ids. */
+export async function logitsOf(model: LoadedModel, ids: number[]): Promise<Float32Array> {
+  const t = ids.length;
+  const f = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(model.arch, p, fullBatch(i, q, m)));
+  const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
+  const out = await toHost(f(model.params, ...inputs));
+  release(inputs);
+  f.dispose();
+  return out;
+}
