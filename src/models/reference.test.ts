@@ -1,12 +1,12 @@
-// Forward logits, every parameter gradient and a 20-step AdamW loss curve of tiny random Llama,
-// GPT-2, Qwen2 and Llama-3 (rope_scaling) models, against PyTorch (fixtures from
-// scripts/reference/make_fixtures.py); and Llama 3's rescaled RoPE frequencies on their own.
+// Forward logits, every parameter gradient and a 20-step loss curve of TrainStep (AdamW, clipping)
+// on tiny random Llama, GPT-2, Qwen2 and Llama-3 (rope_scaling) models, against PyTorch (fixtures
+// from scripts/reference/make_fixtures.py); and Llama 3's rescaled RoPE frequencies on their own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { initEngine, np, valueAndGrad, type Array } from "../engine/runtime.ts";
-import { compile, fromHost, keep, intsFromHost, release, toHost, toNumber } from "../engine/arrays.ts";
-import { adamw, clipByGlobalNorm, stepScalars, type Params } from "../engine/optim.ts";
+import { initEngine, valueAndGrad, type Array } from "../engine/runtime.ts";
+import { compile, fromHost, intsFromHost, release, toHost, toNumber } from "../engine/arrays.ts";
+import type { Params } from "../engine/optim.ts";
 import { parseConfig } from "./config.ts";
 import { architectureFor } from "./architecture.ts";
 import type { Llama3RopeScaling } from "./config-fields.ts";
@@ -14,6 +14,7 @@ import { causalLmForward, fullBatch, maskedLmLoss } from "./forward.ts";
 import { ropeInvFreq } from "./layers.ts";
 import { paramsFromTensors } from "./params.ts";
 import type { TensorMap } from "../io/tensors.ts";
+import { TrainStep } from "../train/step.ts";
 
 interface Fixture {
   config: unknown;
@@ -117,29 +118,22 @@ for (const name of ["llama-tiny.json", "gpt2-tiny.json", "qwen2-tiny.json", "lla
     const arch = architectureFor(parseConfig(fx.config, name));
     let params = paramsFromTensors(arch, tensorsOf(fx), name);
     const { ids, pos, mask, lossMask } = inputsOf(fx);
-    const cfg = { beta1: fx.adamw.betas[0], beta2: fx.adamw.betas[1], eps: fx.adamw.eps, weightDecay: fx.adamw.weight_decay };
-    const opt = adamw(cfg);
-    let state = opt.init(params);
-    const step = compile((p: Params, s: ReturnType<typeof opt.init>, i: Array, q: Array, m: Array, lm: Array, lr: Array, bc1: Array, bc2: Array) => {
-      const [loss, grads] = valueAndGrad((pp: Params) => maskedLmLoss(arch, pp, fullBatch(i, q, m), lm))(keep(p));
-      const clipped = clipByGlobalNorm(grads, fx.adamw.max_grad_norm);
-      const next = opt.update(clipped.grads, s, p, { lr, biasCorrection1: bc1, biasCorrection2: bc2 });
-      return { loss, norm: clipped.norm, params: next.params, state: next.state };
-    });
+    type Batch = { ids: Array; pos: Array; mask: Array; lossMask: Array };
+    // The fixture's torch.optim.AdamW decays every parameter (no HF exemptions).
+    const adamw = { beta1: fx.adamw.betas[0], beta2: fx.adamw.betas[1], eps: fx.adamw.eps, weightDecay: fx.adamw.weight_decay };
+    const trainer = new TrainStep((p: Params, b: Batch) => ({ loss: maskedLmLoss(arch, p, fullBatch(b.ids, b.pos, b.mask), b.lossMask), metrics: {} }), { adamw, maxGradNorm: fx.adamw.max_grad_norm });
+    let state = trainer.init(params);
     const losses: number[] = [];
     for (let k = 1; k <= fx.adamw.losses.length; k++) {
-      const sc = stepScalars(cfg, k, fx.adamw.lr);
-      const out = step(params, state, ids, pos, mask, lossMask, np.array(sc.lr), np.array(sc.biasCorrection1), np.array(sc.biasCorrection2));
-      release([params, state]);
-      params = out.params;
-      state = out.state;
-      losses.push(await toNumber(out.loss));
-      out.norm.dispose();
+      const out = await trainer.step(params, state, [{ ids, pos, mask, lossMask }], fx.adamw.lr, k);
+      [params, state] = [out.params, out.state];
+      losses.push(out.loss);
     }
     for (let k = 0; k < losses.length; k++) {
       const expected = fx.adamw.losses[k]!;
       assert.ok(Math.abs(losses[k]! - expected) < 5e-5 + 1e-3 * expected, `step ${k + 1}: loss ${losses[k]} vs torch ${expected}`);
     }
+    trainer.dispose();
     release([params, state, ids, pos, mask, lossMask]);
   });
 }
