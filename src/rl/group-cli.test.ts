@@ -76,8 +76,18 @@ test("rlhf rloo logs the KL it subtracts from the reward as kl; a grpo run will 
   ok(args("rloo", out, ["--total_steps", "2", "--save_steps", "1"]));
   const metrics = records(out, "metrics.jsonl");
   for (const m of metrics) for (const key of [...TRL_METRICS, "kl", "objective/kl"]) assert.ok(Number.isFinite(m[key]), `${key} = ${m[key]}`);
-  // The per-token mean of the same k1 estimate whose per-completion sum is objective/kl.
-  assert.ok(Math.sign(metrics[1]!.kl as number) === Math.sign(metrics[1]!["objective/kl"] as number));
+  const num = (m: Record<string, unknown>, key: string) => m[key] as number;
+  const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.max(1e-3, Math.abs(b)), `${what}: ${a} vs ${b}`);
+  // Step 1 samples from the starting policy, which is the reference: log π − log π_ref is 0 at every token.
+  for (const key of ["objective/kl", "kl"]) assert.ok(Math.abs(num(metrics[0]!, key)) < 1e-7, `step 1: ${key} = ${num(metrics[0]!, key)}, not 0`);
+  // Step 2 samples from the updated policy. `kl` is the per-token mean of the k1 estimate whose
+  // per-completion sum objective/kl averages, so kl × the mean completion length gives objective/kl back.
+  const [second, beta] = [metrics[1]!, JSON.parse(readFileSync(join(out, "rloo_config.json"), "utf8")).beta as number];
+  assert.ok(Math.abs(num(second, "objective/kl")) > 1e-6, `objective/kl = ${num(second, "objective/kl")} after an update`);
+  near(num(second, "kl") * num(second, "completions/mean_length"), num(second, "objective/kl"), "kl × completions/mean_length");
+  // RLOO takes β·KL off each score (β from rloo_config.json, the defaults' 0.05): the mean reward minus β·objective/kl.
+  assert.equal(beta, 0.05);
+  near(num(second, "objective/rlhf_reward"), num(second, "reward") - beta * num(second, "objective/kl"), "objective/rlhf_reward");
 
   const wrong = rlhf(args("grpo", out, ["--total_steps", "3", "--resume"]));
   assert.equal(wrong.status, 1);
