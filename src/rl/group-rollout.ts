@@ -1,7 +1,7 @@
 // One rollout of groups, shared by the trainers that sample several completions per prompt from
 // the current policy (GRPO, RLOO: G of them; online DPO: two): sample, pack, score every response
-// token under the policy and the frozen reference (log-probs at the sampling temperature, and the
-// policy's entropies), and score the completions with the reward source. Groups are contiguous:
+// token under the policy and the frozen reference (log-probs, by default at the sampling
+// temperature, and the policy's entropies), and score the completions with the reward source. Groups are contiguous:
 // rows g·G … g·G + G − 1 continue prompt g.
 import { compile, release, toHost } from "../engine/arrays.ts";
 import type { Architecture } from "../models/architecture.ts";
@@ -49,7 +49,11 @@ export class GroupRollout {
   readonly #generator: Generator;
   readonly #score;
 
-  constructor(arch: Architecture, args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling }) {
+  /**
+   * `scoreTemperature`: logits are divided by it when scoring (default: the sampling temperature,
+   * what the policy-gradient ratios need; online DPO scores the plain model, 1).
+   */
+  constructor(arch: Architecture, args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number }) {
     if (args.eosIds.length === 0) throw new Error("sampling completions needs an EOS token id");
     const encoded = encodePrompts(args.tokenizer, args.prompts, arch.maxPositions, args.sampling.max_completion_length);
     this.promptIds = encoded.ids;
@@ -61,7 +65,7 @@ export class GroupRollout {
     this.#sampling = args.sampling;
     this.#generator = new Generator(arch);
     const P = encoded.promptLength;
-    const temperature = args.sampling.temperature;
+    const temperature = args.scoreTemperature ?? args.sampling.temperature;
     const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
       const pol = responseLogprobs(arch, policy, borrowed(s), P, temperature);

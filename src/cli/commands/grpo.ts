@@ -1,23 +1,15 @@
 // `rlhf grpo` (and, through groupCommand, `rlhf rloo`): the critic-free trainers of
-// src/rl/group-trainer.ts with TRL's config fields, metrics.jsonl, samples.jsonl and resumable
-// checkpoints, laid out like `rlhf ppo`.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+// src/rl/group-trainer.ts on the shared on-policy run loop, with TRL's config fields.
 import type { Command } from "../command.ts";
-import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
+import { parseFlags, UsageError } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
-import { describeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
 import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
-import { encodePrompts } from "../../rl/rollout.ts";
-import { isSequenceClassifier } from "../../models/config.ts";
 import { copyParams } from "../../models/params.ts";
-import { eosIdsOf } from "../../generation/eos.ts";
-import { loadRewardSource } from "../../rl/reward-source.ts";
-import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { GroupTrainer, grpo, type GroupAlgorithm, type GroupProgress } from "../../rl/group-trainer.ts";
 import { defaultGrpoRunConfig, GROUP_FIXED_FIELDS, groupRunSpecs, type GroupRunConfig } from "../../rl/group-config.ts";
-import { refuseOldRun, runOnPolicy } from "../../rl/on-policy-run.ts";
+import { runOnPolicy } from "../../rl/on-policy-run.ts";
+import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
 
 const descriptions = {
   grpo: `GRPO (DeepSeekMath; TRL's GRPOTrainer): num_generations completions per prompt, advantages are
@@ -43,17 +35,7 @@ Metrics go to DIR/metrics.jsonl under TRL's names, sample completions to DIR/sam
 checkpoints to DIR/checkpoint-N (resumable with --resume), and the final policy to DIR/policy (a
 Hugging Face directory). Config fields can come from --config FILE (JSON/YAML) and be overridden
 by flags (--num_generations or --num-generations).`;
-  const flags = {
-    policy: { type: "string", help: "starting policy: llama2.c .bin or HF directory <PATH>" },
-    reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
-    prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
-    output: { type: "string", help: "output directory <DIR>" },
-    tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
-    config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
-    resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
-    "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
-    ...configFlags(specs, defaults),
-  } as const;
+  const flags = { ...onPolicyFlags, ...configFlags(specs, defaults) } as const;
 
   return {
     summary: `optimise a policy against a reward with ${name.toUpperCase()} (groups of completions, no value model; resumable)`,
@@ -61,32 +43,18 @@ by flags (--num_generations or --num-generations).`;
       const parsed = parseFlags(normaliseFlagNames(argv, specs), usage, flags);
       if (!parsed) return 0;
       const v = parsed.values as Record<string, unknown>;
-      const output = requireFlag(v.output as string | undefined, "output");
-      refuseOldRun(output, Boolean(v.resume));
-      const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
       const config = resolveConfig(defaults, specs, { ...(v.config ? { file: v.config as string } : {}), overrides: configOverrides(v, specs) });
       if ((config.batch_size * config.num_generations) % config.gradient_accumulation_steps !== 0) {
         throw new UsageError(`gradient_accumulation_steps (${config.gradient_accumulation_steps}) must divide batch_size × num_generations (${config.batch_size * config.num_generations})`);
       }
-
-      const policyPath = requireFlag(v.policy as string | undefined, "policy");
-      const described = await describeModel(policyPath);
-      if (isSequenceClassifier(described.config)) throw new UsageError(`${policyPath} is a sequence classifier; ${name} needs a causal LM policy`);
-      if (config.max_completion_length + 2 > described.arch.maxPositions) {
-        throw new UsageError(`max_completion_length ${config.max_completion_length} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
-      }
-      const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
-      const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-      const eosIds = eosIdsOf(described, tokenizer);
-      if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+      const inputs = await readOnPolicyInputs(v, name, config.max_completion_length);
       const completions = config.batch_size * config.num_generations;
-      const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
       const memory = onPolicyMemoryPlan({
-        policy: described.arch,
+        policy: inputs.described.arch,
         reference: true,
-        rewardModels: await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch)),
+        rewardModels: inputs.rewardArchs,
         rolloutRows: completions,
-        promptLength: encodePrompts(tokenizer, prompts, described.arch.maxPositions, config.max_completion_length).promptLength,
+        promptLength: inputs.promptLength,
         responseLength: config.max_completion_length + 1,
         updateRows: completions / config.gradient_accumulation_steps,
       });
@@ -95,8 +63,8 @@ by flags (--num_generations or --num-generations).`;
         return 0;
       }
       checkPlan(memory, `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`);
-      const policyModel = await loadModel(policyPath);
-      const reward = await loadRewardSource(rewardSpecs);
+      const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
+      const { tokenizer, prompts, eosIds, output } = inputs;
       process.stderr.write(`${name}: ${prompts.length} prompts, ${config.batch_size} × ${config.num_generations} completions per step, reward ${reward.name}\n`);
       // The reference is always the starting policy, also when resuming; the trainer only reads it.
       const reference = policyModel.params;
@@ -105,11 +73,11 @@ by flags (--num_generations or --num-generations).`;
         await runOnPolicy<GroupProgress>({
           name,
           output,
-          resume: Boolean(v.resume),
+          resume: inputs.resume,
           config,
           fixedFields: GROUP_FIXED_FIELDS,
           prompts,
-          policy: { config: policyModel.config, tokenizer, ...(policyModel.generationConfig ? { generationConfig: policyModel.generationConfig } : {}) },
+          policy: policySave(policyModel, tokenizer),
           create: (resume) =>
             resume
               ? new GroupTrainer({ ...common, models: { arch: policyModel.arch, policy: resume.policy, reference }, resume: { progress: resume.progress, optimizer: resume.optimizer } })
@@ -123,10 +91,6 @@ by flags (--num_generations or --num-generations).`;
       return 0;
     },
   };
-}
-
-function fmt(x: number | undefined): string {
-  return x === undefined ? "-" : x.toFixed(3);
 }
 
 export const command = groupCommand(grpo, defaultGrpoRunConfig);

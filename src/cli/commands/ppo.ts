@@ -1,23 +1,19 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+// `rlhf ppo`: the trainer of src/rl/ppo-trainer.ts on the shared on-policy run loop.
 import type { Command } from "../command.ts";
-import { parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
+import { parseFlags, UsageError } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
-import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
+import { describeModel, loadModel, type LoadedModel } from "../../models/load.ts";
 import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
-import { encodePrompts } from "../../rl/rollout.ts";
 import { architectureFor } from "../../models/architecture.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { copyParams } from "../../models/params.ts";
-import { eosIdsOf } from "../../generation/eos.ts";
-import { loadRewardSource } from "../../rl/reward-source.ts";
-import { readPromptFile, promptText } from "../../rl/prompts.ts";
 import { PpoTrainer, type PpoProgress } from "../../rl/ppo-trainer.ts";
 import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs } from "../../rl/ppo-config.ts";
-import { refuseOldRun, runOnPolicy } from "../../rl/on-policy-run.ts";
+import { runOnPolicy } from "../../rl/on-policy-run.ts";
 import { rewardModelFromCausalLm } from "../../train/reward.ts";
 import { readSftData } from "../../data/datasets.ts";
+import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 
@@ -31,16 +27,10 @@ PPO-ptx), logged as loss/ptx_avg.
 Config fields can come from --config FILE (JSON/YAML) and be overridden by flags (--kl_coef or --kl-coef).`;
 
 const flags = {
+  ...onPolicyFlags,
   policy: { type: "string", help: "starting (SFT) policy: llama2.c .bin or HF directory <PATH>" },
-  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
-  prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
-  output: { type: "string", help: "output directory <DIR>" },
-  tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
   "value-model": { type: "string", help: "initialise the value model from this RM directory <PATH>" },
   "ptx-data": { type: "string", help: "PPO-ptx: SFT or pretraining data (TRL formats) whose LM loss is mixed into every update <FILE>" },
-  config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
-  resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
-  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
   ...configFlags(specs, defaultPpoRunConfig),
 } as const;
 
@@ -50,29 +40,19 @@ export const command: Command = {
     const parsed = parseFlags(normaliseFlagNames(argv, specs), usage, flags);
     if (!parsed) return 0;
     const v = parsed.values as Record<string, unknown>;
-    const output = requireFlag(v.output as string | undefined, "output");
-    const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
-    refuseOldRun(output, Boolean(v.resume));
     const config = resolveConfig(defaultPpoRunConfig, specs, { ...(v.config ? { file: v.config as string } : {}), overrides: configOverrides(v, specs) });
-
-    const policyPath = requireFlag(v.policy as string | undefined, "policy");
-    const described = await describeModel(policyPath);
-    const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
-    const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
-    const eosIds = eosIdsOf(described, tokenizer);
-    if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+    const inputs = await readOnPolicyInputs(v, "ppo", config.response_length);
+    const { described, tokenizer, prompts, eosIds, output, promptLength } = inputs;
     const ptxPath = v["ptx-data"] as string | undefined;
     if (!ptxPath) config.ptx_coef = 0;
     const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
-    const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
-    const valueSource = (v["value-model"] as string | undefined) ?? rewardDirs[0];
+    const valueSource = (v["value-model"] as string | undefined) ?? inputs.rewardDirs[0];
     const updateRows = Math.max(1, Math.floor(config.batch_size / config.num_mini_batches));
-    const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, config.response_length).promptLength;
     const memory = onPolicyMemoryPlan({
       policy: described.arch,
       value: valueSource ? (await describeModel(valueSource)).arch : described.arch,
       reference: true,
-      rewardModels: await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch)),
+      rewardModels: inputs.rewardArchs,
       rolloutRows: config.batch_size,
       promptLength,
       responseLength: config.response_length + 1,
@@ -84,8 +64,7 @@ export const command: Command = {
       return 0;
     }
     checkPlan(memory, `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise num_mini_batches (now ${config.num_mini_batches}) so that each update holds fewer rows`);
-    const policyModel = await loadModel(policyPath);
-    const reward = await loadRewardSource(rewardSpecs);
+    const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
     // The starting policy's weights are only ever read from here on: they are the reference.
     const reference = policyModel.params;
     const common = { config, tokenizer, prompts, reward, eosIds, ...(ptx ? { ptx } : {}) };
@@ -93,11 +72,11 @@ export const command: Command = {
       await runOnPolicy<PpoProgress>({
         name: "ppo",
         output,
-        resume: Boolean(v.resume),
+        resume: inputs.resume,
         config,
         fixedFields: PPO_FIXED_FIELDS,
         prompts,
-        policy: { config: policyModel.config, tokenizer, ...(policyModel.generationConfig ? { generationConfig: policyModel.generationConfig } : {}) },
+        policy: policySave(policyModel, tokenizer),
         others: ["value"],
         create: async (resume) => {
           if (resume) {
@@ -131,8 +110,4 @@ async function valueModel(policy: LoadedModel, source: string | undefined, init:
   // rewardModelFromCausalLm consumes what it is given.
   const value = rewardModelFromCausalLm({ ...policy, params: copyParams(policy.params) }, init);
   return { valueConfig: value.config, valueArch: value.arch, value: value.params };
-}
-
-function fmt(x: number | undefined): string {
-  return x === undefined ? "-" : x.toFixed(3);
 }

@@ -1,0 +1,78 @@
+// What the on-policy commands (ppo, grpo, rloo, online-dpo) share before their trainers differ:
+// the flags that name the models, prompts and output; reading and checking them; the reward
+// models to plan memory for; and, once the plan fits, loading the policy and the reward source.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { requireFlag, requireRepeated, UsageError } from "./command.ts";
+import { describeModel, loadModel, resolveTokenizer, type LoadedModel, type ModelDescription } from "../models/load.ts";
+import type { Architecture } from "../models/architecture.ts";
+import { isSequenceClassifier } from "../models/config.ts";
+import { eosIdsOf } from "../generation/eos.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { encodePrompts } from "../rl/rollout.ts";
+import { refuseOldRun } from "../rl/on-policy-run.ts";
+import { loadRewardSource, type RewardSource } from "../rl/reward-source.ts";
+import { readPromptFile, promptText } from "../rl/prompts.ts";
+
+export const onPolicyFlags = {
+  policy: { type: "string", help: "starting policy: llama2.c .bin or HF directory <PATH>" },
+  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
+  output: { type: "string", help: "output directory <DIR>" },
+  tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
+  config: { type: "string", help: "JSON/YAML file of config fields <FILE>" },
+  resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
+  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
+} as const;
+
+export interface OnPolicyInputs {
+  output: string;
+  resume: boolean;
+  policyPath: string;
+  described: ModelDescription;
+  tokenizer: Tokenizer;
+  prompts: string[];
+  eosIds: number[];
+  rewardSpecs: string[];
+  /** The reward sources that are model directories, in order. */
+  rewardDirs: string[];
+  rewardArchs: Architecture[];
+  /** The fixed prompt width of every rollout. */
+  promptLength: number;
+}
+
+/** Reads and checks the shared flags; refuses a fresh run into an old run's directory before loading anything. */
+export async function readOnPolicyInputs(v: Record<string, unknown>, name: string, responseLength: number): Promise<OnPolicyInputs> {
+  const output = requireFlag(v.output as string | undefined, "output");
+  const resume = Boolean(v.resume);
+  refuseOldRun(output, resume);
+  const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
+  const policyPath = requireFlag(v.policy as string | undefined, "policy");
+  const described = await describeModel(policyPath);
+  if (isSequenceClassifier(described.config)) throw new UsageError(`${policyPath} is a sequence classifier; ${name} needs a causal LM policy`);
+  if (responseLength + 2 > described.arch.maxPositions) {
+    throw new UsageError(`a completion length of ${responseLength} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
+  }
+  const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
+  const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
+  const eosIds = eosIdsOf(described, tokenizer);
+  if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
+  const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
+  const rewardArchs = await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch));
+  const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, responseLength).promptLength;
+  return { output, resume, policyPath, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
+}
+
+/** The policy's weights and the reward source, loaded once the memory plan fits. */
+export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reward: RewardSource }> {
+  return { policy: await loadModel(inputs.policyPath), reward: await loadRewardSource(inputs.rewardSpecs) };
+}
+
+/** What every saved policy carries: its config, tokenizer and generation config. */
+export function policySave(policy: LoadedModel, tokenizer: Tokenizer) {
+  return { config: policy.config, tokenizer, ...(policy.generationConfig ? { generationConfig: policy.generationConfig } : {}) };
+}
+
+export function fmt(x: number | undefined): string {
+  return x === undefined ? "-" : x.toFixed(3);
+}
