@@ -31,7 +31,7 @@ export interface DataPosition {
 
 /** trainer_state.json (HF's field names where HF has them: global_step, epoch, log_history). */
 export interface TrainerState {
-  trainer: "sft" | "reward" | "dpo";
+  trainer: "sft" | "reward" | "dpo" | "kto";
   global_step: number;
   /** Fractional epochs done. */
   epoch: number;
