@@ -5,21 +5,9 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../io/test-helpers.ts";
-import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { fitDpoExample, readDpoData, renderDpo, type DpoExample } from "./dpo-data.ts";
+import { chars } from "./test-helpers.ts";
 
-/** One token per character (its code), BOS 1, EOS 2: token ids read back as the text they came from. */
-const chars: Tokenizer = {
-  vocabSize: 256,
-  bosTokenId: 1,
-  eosTokenId: 2,
-  padTokenId: 0,
-  chatTemplate: null,
-  modelMaxLength: null,
-  encode: (text, o) => [...(o?.addSpecialTokens === false ? [] : [1]), ...[...text].map((c) => c.charCodeAt(0))],
-  decode: (ids) => String.fromCharCode(...ids.filter((i) => i > 2)),
-  save: async () => {},
-};
 const text = (ids: number[]) => chars.decode(ids);
 const split = (e: DpoExample) => [text(e.prompt), text(e.chosen), text(e.rejected), e.chosen.at(-1), e.prompt[0]];
 
