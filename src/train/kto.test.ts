@@ -44,6 +44,14 @@ function examples(n: number, seed = 1): KtoExample[] {
   });
 }
 
+/** The names the KTO section of METRICS.md says the loss logs (its "Logged:" line). */
+function documentedKtoMetrics(): string[] {
+  const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
+  const line = doc.slice(doc.indexOf("\n## KTO")).split("\n").find((l) => l.startsWith("Logged:"));
+  assert.ok(line, 'METRICS.md has no "Logged:" line under ## KTO');
+  return [...line.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+}
+
 function config(over: Partial<KTOTrainingConfig> = {}): KTOTrainingConfig {
   return { ...defaultKTOTrainingConfig, learning_rate: 1e-2, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, max_steps: 4, logging_steps: 1, eval_steps: 4, save_steps: 100, max_length: 32, lr_scheduler_type: "constant", ...over };
 }
@@ -110,8 +118,14 @@ for (const lossType of ["kto", "apo_zero_unpaired"] as KtoLossType[]) {
     const data = await withRefs(arch, params, { train: all.slice(0, 16), eval: all.slice(16) }, cfg);
     const result = await train(ktoTask(arch, cfg, data, { modelConfig }, 0), params, { outputDir: dir, evaluateAtStart: true, ...quiet });
     assertAllChanged(before, await hostParams(result.params));
-    const names = ["kl", "rewards/chosen_sum", "rewards/rejected_sum", "logps/chosen_sum", "logps/rejected_sum", "count/chosen", "count/rejected"];
+    const names = documentedKtoMetrics();
+    assert.deepEqual(names, ["kl", "rewards/chosen_sum", "rewards/rejected_sum", "logps/chosen_sum", "logps/rejected_sum", "count/chosen", "count/rejected"]);
     const logs = result.state.log_history;
+    const shared = ["loss", "grad_norm", "learning_rate", "num_tokens", "train_tokens_per_second", "epoch", "step"];
+    for (const r of logs) {
+      const expected = "loss" in r ? [...shared, ...names] : ["eval_loss", ...names.map((k) => `eval_${k}`), "epoch", "step"];
+      assert.deepEqual(Object.keys(r).sort(), expected.sort(), "exactly the documented names");
+    }
     for (const r of logs.filter((x) => "loss" in x)) {
       for (const k of ["loss", ...names, "grad_norm", "learning_rate", "epoch", "step"]) assert.ok(Number.isFinite(r[k]), `${k} in ${JSON.stringify(r)}`);
       assert.equal(r["count/chosen"]! + r["count/rejected"]!, 4);
