@@ -55,8 +55,7 @@ export async function main(argv: string[]): Promise<void> {
 export function describeFailure(err: unknown): string {
   const e = err instanceof Error ? err : new Error(String(err));
   if (process.env.RLHF_DEBUG === "1") return e.stack ?? e.message;
-  // The name test covers errors not yet moved onto InputError (train/config.ts's ConfigError).
-  const expected = e instanceof UsageError || e instanceof InputError || e.name === "InputError" || (e as NodeJS.ErrnoException).code === "ENOENT";
+  const expected = e instanceof UsageError || e instanceof InputError || (e as NodeJS.ErrnoException).code === "ENOENT";
   if (expected) return e.message;
   if (isEngineOutOfMemory(e)) {
     return "the tensor engine ran out of its 4 GiB of memory (jax-js's one 32-bit wasm heap); lower the batch size or sequence length, or use a smaller model (RLHF_DEBUG=1 shows where)";

@@ -4,25 +4,7 @@
 // takes `num_iterations` clipped policy-gradient steps. No value model. The two algorithms differ
 // only in where the KL to the frozen reference goes (see `grpo` and `rloo` below).
 //
-// Metrics, under TRL's GRPOTrainer / RLOOTrainer names (means over the step's completions unless
-// they say otherwise; completion lengths count the EOS token, as TRL's do):
-// - `reward`, `reward_std`: mean and std (Bessel) of the scores over the whole step.
-// - `frac_reward_zero_std`: share of groups whose completions all scored the same (no signal).
-// - `completions/mean_length`, `completions/min_length`, `completions/max_length`;
-//   `completions/mean_terminated_length` (and min, max): over completions that ended with EOS (0
-//   when none did); `completions/clipped_ratio`: share cut off at max_completion_length.
-// - `kl`: mean per-token KL(π ‖ π_ref) over valid tokens when beta > 0: GRPO's k3 from the
-//   updates (the term in its loss); RLOO's k1 at sampling time (the term in its reward).
-// - `entropy`: mean per-token entropy of the sampling distribution (the policy before the updates).
-// - `loss`, `grad_norm`, `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`:
-//   from the updates, averaged over the num_iterations updates; `clip_ratio/low_min` and
-//   `clip_ratio/high_max`: the smallest / largest of those updates' values.
-// - `learning_rate`; `num_tokens`: prompt + completion tokens seen so far (padding excluded);
-//   `epoch`: prompts drawn so far / number of prompts.
-// Beyond TRL's GRPO names, for comparison with `rlhf ppo` and `rlhf eval`:
-// - `objective/kl`: Σ over a completion's tokens of log π − log π_ref (k1, at sampling time).
-// - `objective/rlhf_reward`: the reward the advantages were taken from (RLOO: score − β·KL).
-// - `episode`: completions generated so far.
+// Metrics: TRL's GRPOTrainer / RLOOTrainer names, listed with their meanings in src/algorithms/METRICS.md.
 import { fromHost, release } from "../engine/arrays.ts";
 import { drawFromCycle, HostRng } from "../engine/random.ts";
 import { learningRateAt } from "../engine/schedule.ts";

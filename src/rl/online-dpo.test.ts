@@ -15,13 +15,9 @@ import { readSafetensors } from "../io/safetensors.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { OnlineDpoTrainer } from "./online-dpo-trainer.ts";
 import { defaultOnlineDpoRunConfig } from "./online-dpo-config.ts";
-import { letters, shareOfE, tinyArch } from "./test-helpers.ts";
+import { documentedMetrics, letters, shareOfE, tinyArch } from "./test-helpers.ts";
 
-export const ONLINE_DPO_METRICS = [
-  "objective/kl", "objective/entropy", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores", "objective/scores_margin",
-  "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
-  "val/contain_eos_token", "beta", "loss", "grad_norm", "learning_rate", "episode",
-];
+const ONLINE_DPO_METRICS = documentedMetrics("rlhf online-dpo");
 
 test("online DPO ranks each pair by score, logs its documented metrics, keeps the reference and raises the reward", async () => {
   await initEngine();

@@ -1,5 +1,7 @@
 // Fixtures for the RL tests: a tiny Llama and a letter tokenizer, so trainers and evaluation run
 // in seconds. A programmatic reward (the share of one letter) gives a learnable signal.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -26,3 +28,12 @@ export const letters: Tokenizer = {
 
 /** Reward: the share of "e" in the completion. */
 export const shareOfE = new ModuleRewardSource("share-of-e", (_p, cs) => cs.map((c) => (c.length ? [...c].filter((ch) => ch === "e").length / c.length : 0)));
+
+/** The names METRICS.md's "Logged:" line lists for a trainer's section (### heading containing `heading`). */
+export function documentedMetrics(heading: string): string[] {
+  const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
+  const section = doc.split("\n### ").find((s) => s.startsWith(heading));
+  const line = section?.split("\n").find((l) => l.startsWith("Logged"));
+  if (!line) throw new Error(`METRICS.md has no "Logged:" line under ### ${heading}`);
+  return [...line.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+}

@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import type { DpoLossType } from "../algorithms/dpo.ts";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
+import { InputError } from "../io/errors.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
 export interface TrainingArguments extends OptimizerFields {
@@ -219,9 +220,7 @@ export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
 };
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */
-export class ConfigError extends Error {
-  override name = "InputError";
-}
+export class ConfigError extends InputError {}
 
 /** Checks and converts one value; strings (from flags) are parsed by the field's kind. */
 function coerce(spec: FieldSpec, raw: unknown, where: string): unknown {

@@ -4,15 +4,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-/**
- * Metric names (TRL's where TRL has one):
- * - `step`: optimizer steps done; `epoch`: fractional passes over the training split.
- * - `loss`: mean training loss over the steps since the last log line.
- * - `learning_rate`, `grad_norm` (before clipping) at the logged step.
- * - `accuracy`, `margin` (reward models): share of pairs with r_chosen > r_rejected, mean r_chosen − r_rejected.
- * - `eval_loss`, `eval_accuracy`, `eval_margin`: the same on the held-out split.
- * - `num_tokens`: tokens seen so far (padding excluded); `train_tokens_per_second`: since the last log line.
- */
+/** One record of metrics.jsonl; the names are listed, per trainer, in src/algorithms/METRICS.md. */
 export type MetricRecord = Record<string, number>;
 
 export class MetricsLog {
