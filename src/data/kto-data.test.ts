@@ -5,22 +5,10 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../io/test-helpers.ts";
-import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { readDpoData } from "./dpo-data.ts";
 import { fitKtoExample, readKtoData, type KtoExample } from "./kto-data.ts";
+import { chars } from "./test-helpers.ts";
 
-/** One token per character (its code), BOS 1, EOS 2: token ids read back as the text they came from. */
-const chars: Tokenizer = {
-  vocabSize: 256,
-  bosTokenId: 1,
-  eosTokenId: 2,
-  padTokenId: 0,
-  chatTemplate: null,
-  modelMaxLength: null,
-  encode: (text, o) => [...(o?.addSpecialTokens === false ? [] : [1]), ...[...text].map((c) => c.charCodeAt(0))],
-  decode: (ids) => String.fromCharCode(...ids.filter((i) => i > 2)),
-  save: async () => {},
-};
 const show = (e: KtoExample) => [chars.decode(e.prompt), chars.decode(e.completion), e.label, e.completion.at(-1)];
 
 async function file(records: unknown[]): Promise<string> {
