@@ -21,7 +21,7 @@ import { loadModel, resolveTokenizer } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { withReferenceLogps as dpoReferenceLogps } from "./dpo.ts";
 import { defaultKTOTrainingConfig, type KTOTrainingConfig } from "./kto-config.ts";
-import { fitKtoExamples, ktoBatch, ktoLoss, ktoMeans, ktoTask, ktoWeightAdvice, withKlCompletions, withKlSplits, withReferenceLogps, type KtoBatch, type KtoItem } from "./kto.ts";
+import { fitKtoExamples, ktoBatch, ktoHeadLoss, ktoMeans, ktoTask, ktoWeightAdvice, withKlCompletions, withKlSplits, withReferenceLogps, type KtoBatch, type KtoItem } from "./kto.ts";
 import { headLossValue } from "./step.ts";
 import { assertAllChanged, assertBitEqual, hostParams, tinyModel, VOCAB } from "./test-helpers.ts";
 import { train } from "./trainer.ts";
@@ -93,7 +93,7 @@ test("reference log-probs score completion tokens only, as DPO's do; with the po
   data.train.forEach((e, i) => assert.ok(Math.abs(e.refLogp - asPairs[i]!.refChosen) < 1e-5 && Math.abs(e.refKlLogp! - asPairs[i]!.refRejected) < 1e-5, `${i}`));
   for (const budget of [undefined, 7]) {
     // Blocks of at most 7 logits: the head runs one token at a time, as at a real vocabulary.
-    const loss = compile((p: Params, b: KtoBatch) => headLossValue(ktoLoss(arch, cfg), p, b, budget));
+    const loss = compile((p: Params, b: KtoBatch) => headLossValue(ktoHeadLoss(arch, cfg), p, b, budget));
     const { batch } = ktoBatch(data.train, 32, 0);
     const out = loss(params, batch);
     assert.ok(Math.abs((await toNumber(out.loss)) - 0.5) < 1e-6);

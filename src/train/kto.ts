@@ -179,7 +179,7 @@ export function ktoBatch(items: readonly KtoItem[], maxLength: number, padId: nu
 }
 
 /** The config's KTO loss over a batch, with TRL's metrics (kl, rewards/*_sum, logps/*_sum, count/*). */
-export function ktoLoss(arch: Architecture, config: KTOTrainingConfig): HeadLoss<KtoBatch, Record<string, never>> {
+export function ktoHeadLoss(arch: Architecture, config: KTOTrainingConfig): HeadLoss<KtoBatch, Record<string, never>> {
   const loss = ktoLosses[config.loss_type];
   return {
     headWeight: arch.lmHeadName,
@@ -216,7 +216,7 @@ export function ktoTask(
     eval: data.eval,
     fingerprintOf: (e) => [...e.prompt, -1, ...e.completion, e.label ? -2 : -3, ...(e.klCompletion ?? [])],
     makeBatch: (items) => ktoBatch(items, maxLength, padId),
-    loss: ktoLoss(arch, config),
+    loss: ktoHeadLoss(arch, config),
   };
 }
 
