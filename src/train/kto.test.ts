@@ -116,7 +116,16 @@ for (const lossType of ["kto", "apo_zero_unpaired"] as KtoLossType[]) {
     const cfg = config({ loss_type: lossType });
     const all = examples(24);
     const data = await withRefs(arch, params, { train: all.slice(0, 16), eval: all.slice(16) }, cfg);
-    const result = await train(ktoTask(arch, cfg, data, { modelConfig }, 0), params, { outputDir: dir, evaluateAtStart: true, ...quiet });
+    const task = ktoTask(arch, cfg, data, { modelConfig }, 0);
+    const batches: KtoItem[][] = [];
+    const makeBatch = task.makeBatch;
+    task.makeBatch = (items) => (batches.push(items), makeBatch(items));
+    const result = await train(task, params, { outputDir: dir, evaluateAtStart: true, ...quiet });
+    // 16 training examples, 4 per step: in the first epoch every batch's KL completions are its own completions, on other prompts.
+    const firstEpoch = batches.filter((b) => data.train.includes(b[0]!)).slice(0, 4);
+    assert.equal(firstEpoch.length, 4);
+    const key = (ids: number[] | null) => ids!.join(",");
+    if (lossType === "kto") for (const b of firstEpoch) assert.deepEqual(b.map((e) => key(e.klCompletion)).sort(), b.map((e) => key(e.completion)).sort());
     assertAllChanged(before, await hostParams(result.params));
     const names = documentedKtoMetrics();
     assert.deepEqual(names, ["kl", "rewards/chosen_sum", "rewards/rejected_sum", "logps/chosen_sum", "logps/rejected_sum", "count/chosen", "count/rejected"]);
