@@ -11,7 +11,7 @@ import type { LossOutput } from "./loss.ts";
 
 export type KtoLossType = "kto" | "apo_zero_unpaired";
 
-/** TRL's KTOConfig fields this project uses, with TRL's defaults. */
+/** TRL's KTO-specific KTOConfig fields, with TRL's defaults (the training ones: train/kto-config.ts). */
 export interface KTOConfig {
   /** Strength of the implicit KL constraint: higher keeps the policy closer to the reference. */
   beta: number;
@@ -20,13 +20,6 @@ export interface KTOConfig {
   desirable_weight: number;
   /** Weight of the undesirable examples' losses. */
   undesirable_weight: number;
-  learning_rate: number;
-  /** Longest prompt + completion in tokens; longer completions are cut. */
-  max_length: number | null;
-  /** Longest prompt in tokens (cut from the left). */
-  max_prompt_length: number | null;
-  /** Longest completion in tokens; null = no separate limit. */
-  max_completion_length: number | null;
 }
 
 export const defaultKTOConfig: KTOConfig = {
@@ -34,10 +27,6 @@ export const defaultKTOConfig: KTOConfig = {
   loss_type: "kto",
   desirable_weight: 1,
   undesirable_weight: 1,
-  learning_rate: 1e-6,
-  max_length: 1024,
-  max_prompt_length: 512,
-  max_completion_length: null,
 };
 
 /** Sequence log-probs [B] of each example's completion, its label, and (KTO only) the mismatched completions'. */
