@@ -12,7 +12,8 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { encodePrompts } from "../rl/rollout.ts";
 import { refuseOldRun } from "../rl/on-policy-run.ts";
 import { loadRewardSource, type RewardSource } from "../rl/reward-source.ts";
-import { readPromptFile, promptText } from "../rl/prompts.ts";
+import { readPromptFile } from "../rl/prompts.ts";
+import { promptText } from "../tokenizers/chat.ts";
 
 export const onPolicyFlags = {
   policy: { type: "string", help: "starting policy: llama2.c .bin or HF directory <PATH>" },
@@ -54,7 +55,7 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
     throw new UsageError(`a completion length of ${responseLength} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
   }
   const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
-  const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(p, tokenizer));
+  const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(tokenizer, p));
   const eosIds = eosIdsOf(described, tokenizer);
   if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
   const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));

@@ -17,7 +17,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { expandRanking, tieGroups } from "../algorithms/reward-model.ts";
 import { HostRng } from "../engine/random.ts";
-import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
+import { applyChatTemplate, promptText, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { DataError, describeFormat, recordFormat, type Json } from "./formats.ts";
 import { readRtPolarity } from "./rt-polarity.ts";
@@ -149,11 +149,6 @@ function promptAndCompletion(tok: Tokenizer, prompt: string, completion: string)
 
 function chat(tok: Tokenizer, messages: ChatMessage[], generationPrompt: boolean): string {
   return applyChatTemplate(tok, messages, { addGenerationPrompt: generationPrompt });
-}
-
-/** A prompt as the model reads it: text as is, messages through the chat template with its generation prompt. */
-export function promptText(tok: Tokenizer, prompt: string | ChatMessage[]): string {
-  return typeof prompt === "string" ? prompt : chat(tok, prompt, true);
 }
 
 /** One record → SFT examples (self-instruct records give one per instance). */

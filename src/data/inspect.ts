@@ -3,7 +3,8 @@
 // tokenizer, in characters without one.
 import type { ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { promptText, readRecordLines, renderPreference, renderSft } from "./datasets.ts";
+import { readRecordLines, renderPreference, renderSft } from "./datasets.ts";
+import { promptText } from "../tokenizers/chat.ts";
 import { DataError, describeFormat, recordFormat, sameFormat, type Json, type RecordFormat } from "./formats.ts";
 
 export interface LengthStats {

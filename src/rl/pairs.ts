@@ -13,7 +13,8 @@ import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { promptText, type PromptValue } from "./prompts.ts";
+import type { PromptValue } from "./prompts.ts";
+import { promptText } from "../tokenizers/chat.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { encodePrompts, type SamplingSettings } from "./rollout.ts";
 
@@ -86,7 +87,7 @@ export async function sampleScored(args: {
   const { arch, params, tokenizer, prompts, reward, settings: s } = args;
   if (prompts.length === 0) throw new Error("pairs: no prompts");
   if (!Number.isInteger(s.k) || s.k < 2) throw new Error(`pairs: k must be an integer of at least 2 (got ${s.k}); a preference needs two completions`);
-  const texts = prompts.map((p) => promptText(p, tokenizer));
+  const texts = prompts.map((p) => promptText(tokenizer, p));
   const { ids } = encodePrompts(tokenizer, texts, arch.maxPositions, s.max_new_tokens);
   const generator = new Generator(arch);
   const rng = new HostRng(s.seed);

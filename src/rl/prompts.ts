@@ -4,8 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { gunzipSync } from "node:zlib";
 import { InputError } from "../io/errors.ts";
-import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
-import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import type { ChatMessage } from "../tokenizers/chat.ts";
 
 export class PromptFileError extends InputError {}
 
@@ -39,7 +38,3 @@ export async function readPromptFile(path: string): Promise<PromptValue[]> {
   return prompts;
 }
 
-/** Text the model continues: strings as they are, chat messages through the chat template. */
-export function promptText(prompt: PromptValue, tokenizer: Tokenizer): string {
-  return typeof prompt === "string" ? prompt : applyChatTemplate(tokenizer, prompt, { addGenerationPrompt: true });
-}

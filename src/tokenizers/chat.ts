@@ -37,3 +37,8 @@ export function applyChatTemplate(
     add_generation_prompt: options.addGenerationPrompt ?? false,
   });
 }
+
+/** A prompt as the model reads it: text as is, messages through the chat template with its generation prompt. */
+export function promptText(tok: Tokenizer, prompt: string | ChatMessage[]): string {
+  return typeof prompt === "string" ? prompt : applyChatTemplate(tok, prompt, { addGenerationPrompt: true });
+}

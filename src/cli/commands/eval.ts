@@ -7,7 +7,8 @@ import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../
 import { isSequenceClassifier } from "../../models/config.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
-import { readPromptFile, promptText } from "../../rl/prompts.ts";
+import { readPromptFile } from "../../rl/prompts.ts";
+import { promptText } from "../../tokenizers/chat.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
 import type { SamplingSettings } from "../../rl/rollout.ts";
 
@@ -103,7 +104,7 @@ export const command: Command = {
       policy,
       reference,
       tokenizer,
-      prompts: prompts.map((p) => promptText(p, tokenizer)),
+      prompts: prompts.map((p) => promptText(tokenizer, p)),
       reward,
       eosIds,
       settings,
