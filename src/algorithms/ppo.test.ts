@@ -43,12 +43,13 @@ test("per-token rewards: KL penalty everywhere, score (with missing-EOS penalty)
   const k3 = ppoRewards({ logprobs: [[ln(0.5)]], refLogprobs: [[ln(0.25)]], mask: [[1]], scores: [0] }, { ...config, kl_estimator: "k3", missing_eos_penalty: null });
   close(k3.kl[0]![0]!, 0.193147); // (0.5 − 1) − ln 0.5
 
-  const m = ppoRolloutMetrics(r, logprobs, mask, [true, false]);
+  const entropy = [[0.5, 1, 2], [3, 0.25, 9]];
+  const m = ppoRolloutMetrics(r, entropy, mask, [true, false]);
   close(m["objective/kl"]!, 0.25); // row sums 0.5 + 0 − 1 = −0.5 and 1, mean 0.25
   close(m["objective/non_score_reward"]!, -0.025); // −0.1 · 0.25
   close(m["objective/scores"]!, 1.25); // (2 + 0.5) / 2
   close(m["objective/rlhf_reward"]!, 1.225);
-  close(m["objective/entropy"]!, 4); // −mean(−6, −2)
+  close(m["objective/entropy"]!, 3.375); // mean(0.5 + 1 + 2, 3 + 0.25): the padded 9 is not counted
   assert.equal(m["val/num_eos_tokens"], 1);
 });
 

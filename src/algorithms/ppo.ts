@@ -145,22 +145,23 @@ export function ppoAdvantages(rewards: Rows, values: Rows, mask: Rows, config: P
 }
 
 /**
- * Rollout-level metrics under TRL's names (sums over tokens, means over responses). `logprobs`
- * are the rollout policy's, so −Σ logp is a one-sample estimate of the response's entropy.
+ * Rollout-level metrics under TRL's names (sums over tokens, means over responses).
+ * `entropy` holds the policy's exact next-token entropy at each response token, so
+ * `objective/entropy` is the exact entropy of a response (TRL logs the one-sample estimate −Σ log π
+ * of the same quantity; the exact value has less variance).
  */
-export function ppoRolloutMetrics(r: PpoRewards, logprobs: Rows, mask: Rows, containsEos?: boolean[]): Record<string, number> {
+export function ppoRolloutMetrics(r: PpoRewards, entropy: Rows, mask: Rows, containsEos: boolean[]): Record<string, number> {
   const meanOfRowSums = (rows: Rows) => rows.reduce((acc, row, b) => acc + row.reduce((s, v, t) => s + (mask[b]![t] ? v : 0), 0), 0) / rows.length;
   const nonScore = meanOfRowSums(r.nonScoreReward);
   const scores = r.scores.reduce((a, s) => a + s, 0) / r.scores.length;
-  const metrics: Record<string, number> = {
+  return {
     "objective/kl": meanOfRowSums(r.kl),
-    "objective/entropy": -meanOfRowSums(logprobs),
+    "objective/entropy": meanOfRowSums(entropy),
     "objective/non_score_reward": nonScore,
     "objective/rlhf_reward": nonScore + scores,
     "objective/scores": scores,
+    "val/num_eos_tokens": containsEos.filter(Boolean).length,
   };
-  if (containsEos) metrics["val/num_eos_tokens"] = containsEos.filter(Boolean).length;
-  return metrics;
 }
 
 // ---- traced: losses ----

@@ -21,7 +21,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { trainStepConfig } from "../train/optimizer.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, sampleResponses } from "./rollout.ts";
+import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -246,9 +246,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
 
     const rewards = ppoRewards({ logprobs, refLogprobs, mask, scores, containsEos }, { kl_coef: this.#kl.value, kl_estimator: c.kl_estimator, missing_eos_penalty: c.missing_eos_penalty });
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
-    const metrics: Record<string, number> = ppoRolloutMetrics(rewards, logprobs, mask, containsEos);
-    metrics["objective/entropy"] = maskedRowSumMean(entropy, mask);
-    metrics["val/num_eos_tokens"] = containsEos.filter(Boolean).length;
+    const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
 
     // Updates.
@@ -317,12 +315,4 @@ function minibatch(
     advantages: fromHost(pick(data.advantages), shape),
     returns: fromHost(pick(data.returns), shape),
   };
-}
-
-function mean(xs: number[]): number {
-  return xs.length === 0 ? 0 : xs.reduce((a, x) => a + x, 0) / xs.length;
-}
-
-function maskedRowSumMean(x: Rows, mask: Rows): number {
-  return mean(x.map((row, b) => row.reduce((s, v, t) => s + (mask[b]![t] ? v : 0), 0)));
 }
