@@ -1,8 +1,8 @@
 // `rlhf grpo` and `rlhf rloo`'s config, in one place: the group methods' fields
-// (algorithms/group-advantages.ts, TRL's GRPOConfig / RLOOConfig names), the fields every on-policy
+// (algorithms/grpo.ts, TRL's GRPOConfig / RLOOConfig names), the fields every on-policy
 // run shares (train/config.ts), the defaults of each command, and a spec for every field (typed: a
 // field without a spec does not compile), from which the commands' flags are made.
-import { defaultGRPOConfig, type GRPOConfig } from "../algorithms/group-advantages.ts";
+import { defaultGRPOConfig, type GRPOConfig } from "../algorithms/grpo.ts";
 import { onPolicyRunDefaults, onPolicyRunSpecs, type FieldSpec, type OnPolicyRunFields, type Specs } from "../train/config.ts";
 
 export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields {
@@ -39,8 +39,22 @@ export function groupRunSpecs(algorithm: "grpo" | "rloo"): Specs<GroupRunConfig>
       algorithm === "grpo"
         ? { kind: "number", min: 0, help: "weight of the per-token k3 KL penalty in the loss" }
         : { kind: "number", min: 0, help: "weight of the sequence KL subtracted from each score" },
-    epsilon: { kind: "number", min: 0, help: algorithm === "grpo" ? "clip range ε of the per-token ratio" : "clip range ε of each completion's ratio" },
-    loss_type: grpoOnly({ kind: "choice", choices: ["grpo", "bnpo", "dapo", "dr_grpo"], help: "how per-token losses are averaged: grpo (per completion, then over completions), bnpo/dapo (over all tokens), dr_grpo (sum / constant)" }),
+    epsilon: { kind: "number", min: 0, help: algorithm === "grpo" ? "clip range ε: each token's ratio is clipped to [1 − ε, 1 + epsilon_high]" : "clip range ε: each completion's ratio is clipped to [1 − ε, 1 + epsilon_high]" },
+    epsilon_high: {
+      kind: "number",
+      min: 0,
+      nullable: true,
+      help: algorithm === "grpo" ? "upper clip ε_high (DAPO's clip-higher; null = epsilon); with loss_type cispo the cap on the ratio itself (null = 5)" : "upper clip ε_high (DAPO's clip-higher; null = epsilon)",
+    },
+    loss_type: grpoOnly({
+      kind: "choice",
+      choices: ["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"],
+      help: "policy loss: grpo (clipped; mean per completion, then over completions), dr_grpo (clipped; sum / (completions × max_completion_length)), dapo (clipped; mean over the update's tokens), bnpo (clipped; mean over each micro-batch's tokens), cispo (detached capped ratio × log π; as dapo), sapo (sigmoid gate, no clip; as grpo)",
+    }),
+    importance_sampling_level: grpoOnly({ kind: "choice", choices: ["token", "sequence"], help: "one ratio per token, or one per completion (GSPO: exp of its mean log-ratio)" }),
+    sapo_temperature_pos: grpoOnly({ kind: "number", min: 0, help: "loss_type sapo: gate temperature for positive advantages (> 0)" }),
+    sapo_temperature_neg: grpoOnly({ kind: "number", min: 0, help: "loss_type sapo: gate temperature for zero and negative advantages (> 0)" }),
+    mask_truncated_completions: { kind: "bool", help: "leave completions without EOS (cut at max_completion_length) out of the loss; they still count in the advantages" },
     scale_rewards: grpoOnly({ kind: "choice", choices: ["group", "batch", "none"], help: "divide centred rewards by the group's std (group), the batch's (batch), or nothing (none)" }),
     normalize_advantages: { kind: "bool", help: algorithm === "rloo" ? "normalise the batch's advantages to mean 0, std 1" : "RLOO only; GRPO ignores it" },
     temperature: { kind: "number", min: 0, help: "sampling temperature (log-probs use the same)" },

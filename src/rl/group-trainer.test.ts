@@ -1,6 +1,8 @@
 // GRPO / RLOO trainer: TRL's smoke test (a few steps on a tiny model: losses finite, every policy
-// parameter changed, reference untouched), where the KL goes for each algorithm, and a learning
-// test: with a programmatic reward for one letter, GRPO's mean reward rises over a short run.
+// parameter changed, reference untouched) for RLOO and every GRPO loss_type, each logging exactly
+// the metrics METRICS.md lists for it; where the KL goes for each algorithm; dapo's and cispo's
+// divisor under gradient accumulation; mask_truncated_completions; and a learning test: with a
+// programmatic reward for one letter, GRPO's mean reward rises over a short run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initEngine } from "../engine/runtime.ts";
@@ -10,6 +12,7 @@ import type { Params } from "../models/types.ts";
 import { documentedMetrics, letters, shareOfE, tinyArch } from "./test-helpers.ts";
 import { GroupTrainer, grpo, rloo, type GroupAlgorithm } from "./group-trainer.ts";
 import { defaultGrpoRunConfig, type GroupRunConfig } from "./group-config.ts";
+import type { GrpoLossType } from "../algorithms/grpo.ts";
 
 function models(seed: number) {
   const policy = initParams(tinyArch, seed);
@@ -36,16 +39,28 @@ async function snapshot(p: Params): Promise<Map<string, Float32Array>> {
   return out;
 }
 
-async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>) {
+/** What METRICS.md says a run logs (beta > 0 in every smoke run, so `kl` too). */
+function documented(algorithm: GroupAlgorithm, lossType: GrpoLossType): string[] {
+  const clipping = algorithm === rloo || ["grpo", "dr_grpo", "dapo", "bnpo"].includes(lossType);
+  return [
+    ...documentedMetrics("rlhf grpo"),
+    ...(clipping ? documentedMetrics("rlhf grpo", "Logged with clipping") : []),
+    ...(algorithm === grpo && lossType === "cispo" ? documentedMetrics("rlhf grpo", "Logged with loss_type cispo") : []),
+    "kl",
+  ];
+}
+
+async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>, steps = 2) {
   await initEngine();
   const m = models(1);
   const [p0, r0] = [await snapshot(m.policy), await snapshot(m.reference)];
-  const trainer = new GroupTrainer({ algorithm, config: config({ learning_rate: 1e-2, ...over }), models: m, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds: [2] });
-  for (let i = 0; i < 2; i++) {
+  const c = config({ learning_rate: 1e-2, ...over });
+  const trainer = new GroupTrainer({ algorithm, config: c, models: m, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds: [2] });
+  for (let i = 0; i < steps; i++) {
     const { metrics, samples } = await trainer.step();
-    // Exactly the names METRICS.md lists for the group methods (kl too: beta > 0 in both smoke runs), each finite.
-    const keys = [...documentedMetrics("rlhf grpo"), "kl"];
-    assert.deepEqual(Object.keys(metrics).sort(), [...keys].sort());
+    // Exactly the names METRICS.md lists for this algorithm and loss_type, each finite.
+    const keys = documented(algorithm, c.loss_type);
+    assert.deepEqual(Object.keys(metrics).sort(), [...keys].sort(), `${algorithm.name} ${c.loss_type}`);
 
     for (const key of keys) assert.ok(Number.isFinite(metrics[key]), `${algorithm.name}: ${key} = ${metrics[key]}`);
     assert.equal(samples.length, 16);
@@ -65,8 +80,8 @@ async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>) {
     assert.ok(now.some((x, i) => x !== p0.get(k)![i]), `${algorithm.name}: policy ${k} did not change`);
   }
   for (const [k, v] of Object.entries(m.reference)) assert.deepEqual(await toHost(v.ref), r0.get(k), `reference ${k} changed`);
-  assert.equal(trainer.progress.step, 2);
-  assert.equal(trainer.progress.episode, 32);
+  assert.equal(trainer.progress.step, steps);
+  assert.equal(trainer.progress.episode, 16 * steps);
   trainer.dispose();
 }
 
@@ -74,8 +89,59 @@ test("GRPO smoke: finite losses, every parameter changes, reference stays; k3 KL
   await smoke(grpo, { beta: 0.04, num_iterations: 2, gradient_accumulation_steps: 2 });
 });
 
+test("every other GRPO loss_type, at either importance-sampling level, smoke-tests and logs exactly its documented metrics", async () => {
+  const levels = { grpo: "sequence", dr_grpo: "token", bnpo: "sequence", cispo: "token", sapo: "sequence" } as const;
+  for (const [loss_type, importance_sampling_level] of Object.entries(levels)) {
+    // Two updates per step, so the second one sees ratios away from 1 (clipping, caps and gates act).
+    await smoke(grpo, { beta: 0.04, num_iterations: 2, loss_type: loss_type as GrpoLossType, importance_sampling_level, epsilon_high: 0.28 }, 1);
+  }
+  await smoke(grpo, { beta: 0.04, num_iterations: 2, loss_type: "cispo", importance_sampling_level: "sequence" }, 1);
+});
+
 test("RLOO smoke: finite losses, every parameter changes, reference stays; KL in the reward", async () => {
-  await smoke(rloo, { beta: 0.05, loss_type: "grpo" });
+  await smoke(rloo, { beta: 0.05, loss_type: "sapo", epsilon_high: 0.28 });
+});
+
+/** One step of a fresh trainer (same seed, same start): its metrics and the policy after it. */
+async function oneStep(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>, eosIds = [2]) {
+  await initEngine();
+  const m = models(4);
+  const trainer = new GroupTrainer({ algorithm, config: config({ learning_rate: 1e-2, beta: 0.04, ...over }), models: m, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds });
+  const { metrics } = await trainer.step();
+  const policy = await snapshot(trainer.policy);
+  trainer.dispose();
+  return { metrics, policy, start: await snapshot(m.reference) };
+}
+
+test("dapo and cispo divide by the whole update's tokens: two unequal micro-batches update as one (bnpo's per-micro-batch mean does not)", async () => {
+  for (const loss_type of ["dapo", "cispo", "bnpo"] as const) {
+    const [one, two] = [await oneStep(grpo, { loss_type, gradient_accumulation_steps: 1 }), await oneStep(grpo, { loss_type, gradient_accumulation_steps: 2 })];
+    const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
+    if (loss_type === "bnpo") {
+      // The two micro-batches hold different token counts, so averaging their means is another weighting.
+      assert.ok(relative(two.metrics.grad_norm!, one.metrics.grad_norm!) > 1e-3, `bnpo: grad_norm ${two.metrics.grad_norm} vs ${one.metrics.grad_norm}`);
+      continue;
+    }
+    for (const key of ["loss", "grad_norm"]) assert.ok(relative(two.metrics[key]!, one.metrics[key]!) < 1e-5, `${loss_type} ${key}: ${two.metrics[key]} vs ${one.metrics[key]}`);
+    for (const [name, p] of one.policy) {
+      const q = two.policy.get(name)!;
+      assert.ok(p.every((x, i) => Math.abs(x - q[i]!) <= 1e-6), `${loss_type}: ${name} differs between 1 and 2 micro-batches`);
+    }
+  }
+});
+
+test("mask_truncated_completions: when no completion ends with EOS, the update changes nothing (GRPO's losses and RLOO)", async () => {
+  // EOS id 12 is outside the 12-token vocabulary, so every completion runs to max_completion_length.
+  const neverEos = [12];
+  for (const [algorithm, loss_type] of [[grpo, "dapo"], [grpo, "grpo"], [grpo, "cispo"], [grpo, "sapo"], [rloo, "dapo"]] as const) {
+    const masked = await oneStep(algorithm, { loss_type, mask_truncated_completions: true, num_iterations: 2 }, neverEos);
+    assert.equal(masked.metrics["completions/clipped_ratio"], 1);
+    assert.equal(masked.metrics.loss !== undefined && Number.isFinite(masked.metrics.loss), true);
+    for (const [name, p] of masked.policy) assert.deepEqual(p, masked.start.get(name), `${algorithm.name} ${loss_type}: ${name} moved`);
+    // Without the flag the same completions do train the policy.
+    const unmasked = await oneStep(algorithm, { loss_type, num_iterations: 2 }, neverEos);
+    assert.ok([...unmasked.policy].some(([name, p]) => p.some((x, i) => x !== unmasked.start.get(name)![i])), `${algorithm.name} ${loss_type}: nothing moved without the flag`);
+  }
 });
 
 test("RLOO subtracts beta times the sequence KL from the score; GRPO leaves the score alone", () => {

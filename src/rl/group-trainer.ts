@@ -1,8 +1,9 @@
 // The critic-free on-policy loop shared by GRPO and RLOO (TRL's GRPOTrainer and RLOOTrainer): each
 // step samples `num_generations` completions for each of `batch_size` prompts, scores them with the
 // reward source, turns the scores into per-completion advantages within each prompt's group, and
-// takes `num_iterations` clipped policy-gradient steps. No value model. The two algorithms differ
-// only in where the KL to the frozen reference goes (see `grpo` and `rloo` below).
+// takes `num_iterations` policy-gradient steps (clipped, capped or gated: GRPO's loss_type). No value
+// model. The two algorithms differ in where the KL to the frozen reference goes and in their loss
+// (see `grpo` and `rloo` below).
 //
 // Metrics: TRL's GRPOTrainer / RLOOTrainer names, listed with their meanings in src/algorithms/METRICS.md.
 import { fromHost, release } from "../engine/arrays.ts";
@@ -17,7 +18,9 @@ import { TrainStep, type HeadLoss } from "../train/step.ts";
 import { trainStepConfig } from "../train/optimizer.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { GroupRunConfig } from "./group-config.ts";
-import { grpoAdvantages, grpoLosses, normalizeAdvantages, rlooAdvantages, rlooLoss, type GRPOConfig, type GrpoLossInputs } from "../algorithms/group-advantages.ts";
+import { grpoAdvantages, normalizeAdvantages, rlooAdvantages } from "../algorithms/group-advantages.ts";
+import { grpoLosses, type GRPOConfig, type GrpoLossInputs } from "../algorithms/grpo.ts";
+import { rlooLoss } from "../algorithms/rloo.ts";
 import type { LossOutput } from "../algorithms/loss.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseTargets } from "./scoring.ts";
@@ -36,7 +39,7 @@ export interface GroupAlgorithm {
   loss(inputs: GrpoLossInputs, config: GRPOConfig): LossOutput;
 }
 
-/** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss; per-token ratios. */
+/** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss; loss_type picks the loss (algorithms/grpo.ts). */
 export const grpo: GroupAlgorithm = {
   name: "grpo",
   advantages: (scores, _kl, c) => ({ rewards: scores, advantages: grpoAdvantages(scores, c.num_generations, c.scale_rewards) }),
@@ -57,7 +60,8 @@ export const rloo: GroupAlgorithm = {
     return { rewards, advantages: c.normalize_advantages ? normalizeAdvantages(advantages) : advantages };
   },
   lossBeta: () => 0,
-  loss: (inputs, c) => rlooLoss(inputs, c),
+  // RLOO has no loss_type: epsilon_high is only ever the upper clip (no cispo default).
+  loss: (inputs, c) => rlooLoss(inputs, { epsilon: c.epsilon, epsilonHigh: c.epsilon_high ?? c.epsilon }),
 };
 
 /** What samples.jsonl keeps of a completion. */
@@ -85,6 +89,10 @@ interface MicroBatch {
   seq: DeviceSequences;
   oldLogprobs: Array;
   advantages: Array;
+  /** [rows, R] the tokens in the loss: the response mask, truncated completions' rows zeroed under mask_truncated_completions. */
+  mask: Array;
+  /** Scalar: the update's completion tokens / gradient_accumulation_steps (dapo's and cispo's divisor, see GrpoLossInputs). */
+  tokenNormalizer: Array;
   /** Only when the loss has a KL term (no point copying it to the device otherwise). */
   refLogprobs?: Array;
 }
@@ -136,7 +144,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
       loss: ([tokenLogps], _extra, mb) => {
         const logprobs = tokenLogps!.reshape(mb.seq.responseMask.shape);
         return algorithm.loss(
-          { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.seq.responseMask, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
+          { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.mask, tokenNormalizer: mb.tokenNormalizer, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
           { ...config, beta },
         );
       },
@@ -178,17 +186,22 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const G = c.num_generations;
     const picked = this.#nextPrompts();
     const batch = await this.#rollout.sample(this.#policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
-    const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows } = batch;
+    const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows, containsEos } = batch;
     const R = this.#rollout.responseLength;
     const n = rows.length;
-    const kl = sequenceKl(logprobs, refLogprobs, mask);
+    // mask_truncated_completions, as TRL: a completion cut off without EOS leaves the loss, the KL
+    // and the entropy, but keeps its score in the advantages and its tokens in the lengths and in
+    // dapo's divisor.
+    const lossMask = c.mask_truncated_completions ? mask.map((row, i) => (containsEos[i] ? row : row.map(() => 0))) : mask;
+    const lossTokens = lossMask.reduce((a, row) => a + row.reduce((b, x) => b + x, 0), 0);
+    const kl = sequenceKl(logprobs, refLogprobs, lossMask);
     const { rewards, advantages } = this.algorithm.advantages(scores, kl, c);
 
     const groupStds: number[] = [];
     for (let g = 0; g < n; g += G) groupStds.push(stdOf(scores.slice(g, g + G)));
     const lengths = mask.map((row) => row.reduce((a, x) => a + x, 0));
     const totalTokens = lengths.reduce((a, x) => a + x, 0);
-    const terminated = lengths.filter((_, i) => batch.containsEos[i]);
+    const terminated = lengths.filter((_, i) => containsEos[i]);
     const terminatedOr0 = terminated.length > 0 ? terminated : [0];
     const metrics: Record<string, number> = {
       reward: mean(scores),
@@ -202,12 +215,12 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
       "completions/mean_terminated_length": mean(terminatedOr0),
       "completions/min_terminated_length": Math.min(...terminatedOr0),
       "completions/max_terminated_length": Math.max(...terminatedOr0),
-      entropy: entropy.reduce((s, row, b) => s + row.reduce((a, v, t) => a + (mask[b]![t] ? v : 0), 0), 0) / Math.max(1, totalTokens),
+      entropy: entropy.reduce((s, row, b) => s + row.reduce((a, v, t) => a + (lossMask[b]![t] ? v : 0), 0), 0) / Math.max(1, lossTokens),
       "objective/kl": mean(kl),
       "objective/rlhf_reward": mean(rewards),
     };
     // RLOO puts the KL in the reward: TRL logs its per-token mean (k1, at sampling) as `kl`.
-    if (c.beta !== 0 && this.algorithm.lossBeta(c) === 0) metrics.kl = kl.reduce((a, x) => a + x, 0) / Math.max(1, totalTokens);
+    if (c.beta !== 0 && this.algorithm.lossBeta(c) === 0) metrics.kl = kl.reduce((a, x) => a + x, 0) / Math.max(1, lossTokens);
 
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
     const withKl = this.algorithm.lossBeta(c) !== 0;
@@ -223,6 +236,8 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
           seq: this.#rollout.pack(batch, take),
           oldLogprobs: pick(logprobs),
           advantages: fromHost(take.map((i) => advantages[i]!), [take.length]),
+          mask: pick(lossMask),
+          tokenNormalizer: fromHost([totalTokens / c.gradient_accumulation_steps], []),
         };
         if (withKl) mb.refLogprobs = pick(refLogprobs);
         microBatches.push(mb);

@@ -29,11 +29,14 @@ export const letters: Tokenizer = {
 /** Reward: the share of "e" in the completion. */
 export const shareOfE = new ModuleRewardSource("share-of-e", (_p, cs) => cs.map((c) => (c.length ? [...c].filter((ch) => ch === "e").length / c.length : 0)));
 
-/** The names METRICS.md's "Logged:" line lists for a trainer's section (### heading containing `heading`). */
-export function documentedMetrics(heading: string): string[] {
+/**
+ * The names a "Logged…" line of METRICS.md lists for a trainer's section (### heading starting with
+ * `heading`): the first such line, or the one starting with `line` (e.g. "Logged with loss_type cispo").
+ */
+export function documentedMetrics(heading: string, line = "Logged"): string[] {
   const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
   const section = doc.split("\n### ").find((s) => s.startsWith(heading));
-  const line = section?.split("\n").find((l) => l.startsWith("Logged"));
-  if (!line) throw new Error(`METRICS.md has no "Logged:" line under ### ${heading}`);
-  return [...line.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+  const found = section?.split("\n").find((l) => l.startsWith(line));
+  if (!found) throw new Error(`METRICS.md has no "${line}" line under ### ${heading}`);
+  return [...found.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 }

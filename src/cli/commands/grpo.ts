@@ -14,12 +14,13 @@ import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs 
 const descriptions = {
   grpo: `GRPO (DeepSeekMath; TRL's GRPOTrainer): num_generations completions per prompt, advantages are
 scores normalised within each prompt's group, no value model; a per-token k3 KL penalty (beta)
-keeps the policy near the frozen starting policy.`,
+keeps the policy near the frozen starting policy. loss_type picks TRL's loss: dapo (default), grpo,
+dr_grpo, bnpo, cispo or sapo; importance_sampling_level sequence gives GSPO.`,
   rloo: `RLOO (Ahmadian et al. 2024; TRL's RLOOTrainer): num_generations completions per prompt, each
 completion's reward is its score minus beta × its sequence KL to the frozen starting policy, and
 its advantage is that reward minus the mean of the others' in its group; no value model. A
 completion is one action: its log-probability is the sum over its tokens, and one ratio per
-completion is clipped (epsilon).`,
+completion is clipped (epsilon, epsilon_high).`,
 };
 
 export function groupCommand(algorithm: GroupAlgorithm, defaults: GroupRunConfig): Command {
@@ -46,6 +47,9 @@ by flags (--num_generations or --num-generations).`;
       const config = resolveConfig(defaults, specs, { ...(v.config ? { file: v.config as string } : {}), overrides: configOverrides(v, specs) });
       if ((config.batch_size * config.num_generations) % config.gradient_accumulation_steps !== 0) {
         throw new UsageError(`gradient_accumulation_steps (${config.gradient_accumulation_steps}) must divide batch_size × num_generations (${config.batch_size * config.num_generations})`);
+      }
+      if (config.sapo_temperature_pos <= 0 || config.sapo_temperature_neg <= 0) {
+        throw new UsageError(`sapo_temperature_pos and sapo_temperature_neg must be above 0 (sapo's gate divides by them), got ${config.sapo_temperature_pos} and ${config.sapo_temperature_neg}`);
       }
       const inputs = await readOnPolicyInputs(v, name, config.max_completion_length);
       const completions = config.batch_size * config.num_generations;
