@@ -108,7 +108,10 @@ test("rlhf rloo logs the KL it subtracts from the reward as kl; a grpo run will 
   assert.match(help.stdout, /--num_generations N\s+completions per prompt/);
   const cases: [string[], RegExp][] = [
     [args("grpo", join(dir, "x"), ["--num_generations", "1"]), /--num_generations must be at least 2, got 1/],
-    [args("grpo", join(dir, "x"), ["--loss_type", "ppo"]), /--loss_type must be one of grpo, bnpo, dapo, dr_grpo/],
+    [args("grpo", join(dir, "x"), ["--loss_type", "ppo"]), /--loss_type must be one of grpo, dr_grpo, dapo, bnpo, cispo, sapo/],
+    [args("grpo", join(dir, "x"), ["--importance_sampling_level", "word"]), /--importance_sampling_level must be one of token, sequence/],
+    [args("grpo", join(dir, "x"), ["--loss_type", "sapo", "--sapo_temperature_neg", "0"]), /sapo_temperature_pos and sapo_temperature_neg must be above 0/],
+    [args("grpo", join(dir, "x"), ["--epsilon_high=-1"]), /--epsilon_high must be at least 0, got -1/],
     [args("grpo", join(dir, "x"), ["--max_completion_length", "64"]), /leaves no room for a prompt in the policy's context of 64/],
     [args("grpo", join(dir, "x"), ["--gradient_accumulation_steps", "3"]), /must divide batch_size × num_generations \(8\)/],
     [args("grpo", join(dir, "x")).map((a) => (a.endsWith("prompts.jsonl") ? join(dir, "missing.jsonl") : a)), /prompt file not found/],
@@ -121,6 +124,31 @@ test("rlhf rloo logs the KL it subtracts from the reward as kl; a grpo run will 
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /\n\s+at /, "a bad input should not print a stack trace");
   }
+});
+
+test("rlhf grpo --loss_type cispo / sapo / grpo (GSPO, clip-higher, truncated completions masked) run and log their own metrics", async () => {
+  const { dir, args } = await setUp;
+  const clipping = ["clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max", "clip_ratio/region_mean"];
+  const runs: [string, string[], string[]][] = [
+    ["cispo", ["--loss_type", "cispo", "--importance_sampling_level", "sequence"], ["cispo_clip_ratio"]],
+    ["sapo", ["--loss_type", "sapo", "--mask_truncated_completions", "true", "--sapo_temperature_neg", "2"], []],
+    ["gspo", ["--loss_type", "grpo", "--importance_sampling_level", "sequence", "--epsilon_high", "0.28", "--scale_rewards", "batch"], clipping],
+  ];
+  for (const [name, flags, own] of runs) {
+    const out = join(dir, name);
+    // Two updates per step, so the second sees ratios away from 1.
+    ok(args("grpo", out, ["--total_steps", "2", "--num_iterations", "2", "--gradient_accumulation_steps", "2", ...flags]));
+    const saved = JSON.parse(readFileSync(join(out, "grpo_config.json"), "utf8")) as Record<string, unknown>;
+    for (let i = 0; i < flags.length; i += 2) assert.equal(String(saved[flags[i]!.slice(2)]), flags[i + 1], `${name}: ${flags[i]} not in grpo_config.json`);
+    for (const m of records(out, "metrics.jsonl")) {
+      for (const key of [...TRL_METRICS.filter((k) => !clipping.includes(k)), ...own]) assert.ok(Number.isFinite(m[key]), `${name}: ${key} = ${m[key]}`);
+      for (const key of [...clipping, "cispo_clip_ratio"].filter((k) => !own.includes(k))) assert.ok(!(key in m), `${name} logs ${key}`);
+    }
+  }
+  // RLOO's help marks the GRPO-only fields; epsilon_high and mask_truncated_completions apply to both.
+  const help = ok(["rloo", "--help"]).stdout;
+  for (const field of ["loss_type", "importance_sampling_level", "sapo_temperature_pos", "scale_rewards"]) assert.match(help, new RegExp(`--${field} [A-Z]+ .*GRPO only; RLOO ignores it`));
+  for (const field of ["epsilon_high", "mask_truncated_completions"]) assert.doesNotMatch(help, new RegExp(`--${field} [A-Z]+ .*GRPO only`));
 });
 
 test("rlhf grpo killed with SIGKILL after a checkpoint and resumed matches an uninterrupted run exactly", async () => {
