@@ -7,7 +7,8 @@
 //
 // Metrics: TRL's GRPOTrainer / RLOOTrainer names, listed with their meanings in src/algorithms/METRICS.md.
 import { fromHost, release } from "../engine/arrays.ts";
-import { drawFromCycle, HostRng } from "../engine/random.ts";
+import { HostRng } from "../engine/random.ts";
+import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-progress.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
@@ -68,14 +69,9 @@ export const rloo: GroupAlgorithm = {
 export type GroupSample = { prompt: string; completion: string; score: number; advantage: number };
 
 /** Everything that changes during a run; with the policy and optimizer saved, a run resumes exactly. */
-export interface GroupProgress {
-  step: number;
-  episode: number;
+export interface GroupProgress extends OnPolicyProgress {
   /** Prompt + completion tokens seen (TRL's num_tokens). */
   numTokens: number;
-  rng: number[];
-  promptOrder: number[];
-  promptCursor: number;
 }
 
 export interface GroupModels {
@@ -155,9 +151,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
       this.progress = args.resume.progress;
       this.#opt = args.resume.optimizer;
     } else {
-      const rng = new HostRng(config.seed);
-      const order = rng.shuffle(args.prompts.map((_, i) => i));
-      this.progress = { step: 0, episode: 0, numTokens: 0, rng: rng.state, promptOrder: order, promptCursor: 0 };
+      this.progress = { ...freshProgress(config.seed, args.prompts.length), numTokens: 0 };
       this.#opt = this.#train.init(this.#policy);
     }
     this.#rng = new HostRng(this.progress.rng);
@@ -173,18 +167,11 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   /** No other trained model: the reference is the frozen start. */
   readonly others = {};
 
-  #nextPrompts(): number[] {
-    const p = this.progress;
-    const next = drawFromCycle(p.promptOrder, p.promptCursor, this.config.batch_size, this.#rng);
-    [p.promptOrder, p.promptCursor] = [next.order, next.cursor];
-    return next.picked;
-  }
-
   /** One step: generate groups, score, advantages, num_iterations optimizer updates. */
   async step(): Promise<OnPolicyStepReport<GroupSample>> {
     const c = this.config;
     const G = c.num_generations;
-    const picked = this.#nextPrompts();
+    const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
     const batch = await this.#rollout.sample(this.#policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
     const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows, containsEos } = batch;
     const R = this.#rollout.responseLength;

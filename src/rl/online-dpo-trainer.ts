@@ -11,7 +11,8 @@
 // score), rewards/* and logps/* from the DPO loss, val/contain_eos_token (share of completions
 // that ended), beta, loss, grad_norm, learning_rate, episode.
 import { fromHost, release } from "../engine/arrays.ts";
-import { drawFromCycle, HostRng } from "../engine/random.ts";
+import { HostRng } from "../engine/random.ts";
+import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-progress.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
@@ -30,13 +31,7 @@ import { mean, sequenceKl } from "./rollout.ts";
 import { responseHidden, responseTargets } from "./scoring.ts";
 import type { DeviceSequences } from "./sequences.ts";
 
-export interface OnlineDpoProgress {
-  step: number;
-  episode: number;
-  rng: number[];
-  promptOrder: number[];
-  promptCursor: number;
-}
+export type OnlineDpoProgress = OnPolicyProgress;
 
 export type OnlineDpoSample = { prompt: string; chosen: string; rejected: string; chosen_score: number; rejected_score: number };
 
@@ -106,9 +101,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
       this.progress = args.resume.progress;
       this.#opt = args.resume.optimizer;
     } else {
-      const rng = new HostRng(config.seed);
-      const order = rng.shuffle(args.prompts.map((_, i) => i));
-      this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0 };
+      this.progress = freshProgress(config.seed, args.prompts.length);
       this.#opt = this.#train.init(this.#policy);
     }
     this.#rng = new HostRng(this.progress.rng);
@@ -125,12 +118,11 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
   async step(): Promise<OnPolicyStepReport<OnlineDpoSample>> {
     const c = this.config;
     const p = this.progress;
-    const next = drawFromCycle(p.promptOrder, p.promptCursor, c.batch_size, this.#rng);
-    [p.promptOrder, p.promptCursor] = [next.order, next.cursor];
-    const batch = await this.#rollout.sample(this.#policy, this.#reference, next.picked, 2, this.#rng.nextUint32(), this.#reward);
+    const picked = nextPrompts(p, c.batch_size, this.#rng);
+    const batch = await this.#rollout.sample(this.#policy, this.#reference, picked, 2, this.#rng.nextUint32(), this.#reward);
     const { logprobs, refLogprobs, entropy, mask, containsEos } = batch;
     const scores = batch.scores.map((s, i) => (c.missing_eos_penalty !== null && !containsEos[i] ? s - c.missing_eos_penalty : s));
-    const pairs = next.picked.map((_, g) => (scores[2 * g]! >= scores[2 * g + 1]! ? [2 * g, 2 * g + 1] : [2 * g + 1, 2 * g]) as [number, number]);
+    const pairs = picked.map((_, g) => (scores[2 * g]! >= scores[2 * g + 1]! ? [2 * g, 2 * g + 1] : [2 * g + 1, 2 * g]) as [number, number]);
     // The reference's sequence log-probs, summed (or averaged for IPO) as the loss sums the policy's.
     const lengths = mask.map((row) => row.reduce((a, x) => a + x, 0));
     const refSeq = refLogprobs.map((row, i) => row.reduce((a, v, t) => a + (mask[i]![t] ? v : 0), 0) / (this.#average ? Math.max(1, lengths[i]!) : 1));

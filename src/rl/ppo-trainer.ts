@@ -11,6 +11,7 @@
 // the PPO loss, so the policy keeps the language it had while chasing the reward.
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
 import { drawFromCycle, HostRng } from "../engine/random.ts";
+import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-progress.ts";
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
@@ -35,12 +36,7 @@ import type { SftExample } from "../data/datasets.ts";
 import { maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
 
 /** Everything that changes during a run; with the arrays saved, a run resumes exactly. */
-export interface PpoProgress {
-  step: number;
-  episode: number;
-  rng: number[];
-  promptOrder: number[];
-  promptCursor: number;
+export interface PpoProgress extends OnPolicyProgress {
   kl: KlControllerState;
   /** PPO-ptx data order and position (absent when the run has no ptx data). */
   ptxOrder?: number[];
@@ -174,11 +170,9 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
       this.progress = args.resume.progress;
       this.#opt = args.resume.optimizer;
     } else {
-      const rng = new HostRng(config.seed);
-      const order = rng.shuffle(args.prompts.map((_, i) => i));
       const kl: KlControllerState =
         config.target_kl !== null ? { kind: "adaptive", value: config.kl_coef, target: config.target_kl, horizon: config.kl_horizon } : { kind: "fixed", value: config.kl_coef };
-      this.progress = { step: 0, episode: 0, rng: rng.state, promptOrder: order, promptCursor: 0, kl };
+      this.progress = { ...freshProgress(config.seed, args.prompts.length), kl };
       if (this.#ptx) {
         this.progress.ptxOrder = new HostRng(config.seed + 1).shuffle(this.#ptx.rows.map((_, i) => i));
         this.progress.ptxCursor = 0;
@@ -203,13 +197,6 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     return this.#opt;
   }
 
-  #nextPrompts(): number[] {
-    const p = this.progress;
-    const next = drawFromCycle(p.promptOrder, p.promptCursor, this.config.batch_size, this.#rng);
-    [p.promptOrder, p.promptCursor] = [next.order, next.cursor];
-    return next.picked;
-  }
-
   /** The next `n` PPO-ptx rows as a device batch (reshuffled after each pass, from the run's RNG). */
   #nextPtx(n: number): SftBatch | undefined {
     const ptx = this.#ptx;
@@ -224,7 +211,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
   async step(): Promise<OnPolicyStepReport<PpoSample>> {
     const c = this.config;
-    const picked = this.#nextPrompts();
+    const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const policy = this.policy;
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
