@@ -1,10 +1,9 @@
 // Typed trainer configs with TRL's field names and defaults (TrainingArguments + SFTConfig /
-// RewardConfig), loaded from defaults < a JSON/YAML file < command-line flags. Every field has a
-// spec (kind, range, help), and the spec tables are typed so that a field without one fails to
-// compile.
+// RewardConfig; DPO's and KTO's build on preference-config.ts), loaded from defaults < a
+// JSON/YAML file < command-line flags. Every field has a spec (kind, range, help), and the spec
+// tables are typed so that a field without one fails to compile.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { DpoLossType } from "../algorithms/dpo.ts";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
 import { InputError } from "../io/errors.ts";
@@ -61,24 +60,9 @@ export interface RewardConfig extends TrainingArguments {
   truncation_mode: "drop" | "keep_end";
 }
 
-/** trl.DPOConfig (the fields the loss reads are documented in algorithms/dpo.ts). */
-export interface DPOConfig extends TrainingArguments {
-  /** Strength of the implicit KL constraint: higher keeps the policy closer to the reference. */
-  beta: number;
-  loss_type: DpoLossType;
-  /** Assumed probability that a preference label is flipped (sigmoid and robust). */
-  label_smoothing: number;
-  /** Longest prompt + completion in tokens; completions are cut to fit. null = the model's context. */
-  max_length: number | null;
-  /** Longest prompt in tokens, cut from the left; null = no separate limit. */
-  max_prompt_length: number | null;
-  /** Longest completion in tokens, cut from the right; null = no separate limit. */
-  max_completion_length: number | null;
-}
-
-// Defaults are transformers' TrainingArguments defaults, with TRL's overrides (logging_steps 10,
-// learning_rate 2e-5 for SFT, 1e-5 for reward models and 1e-6 for DPO).
-const trainingDefaults: TrainingArguments = {
+// Defaults are transformers' TrainingArguments defaults, with TRL's overrides (logging_steps 10;
+// each trainer's learning_rate: 2e-5 for SFT, 1e-5 for reward models, 1e-6 for DPO and KTO).
+export const trainingDefaults: TrainingArguments = {
   learning_rate: 5e-5,
   per_device_train_batch_size: 8,
   per_device_eval_batch_size: 8,
@@ -99,17 +83,6 @@ const trainingDefaults: TrainingArguments = {
 
 export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
 export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
-export const defaultDPOConfig: DPOConfig = {
-  ...trainingDefaults,
-  learning_rate: 1e-6,
-  beta: 0.1,
-  loss_type: "sigmoid",
-  label_smoothing: 0,
-  max_length: 1024,
-  max_prompt_length: 512,
-  max_completion_length: null,
-};
-
 export interface FieldSpec {
   kind: "int" | "number" | "bool" | "choice";
   nullable?: boolean;
@@ -131,7 +104,16 @@ export const optimizerSpecs: Specs<OptimizerFields> = {
   max_grad_norm: { kind: "number", min: 0, help: "clip the gradient norm to this, 0 = off" },
 };
 
-const trainingSpecs: Specs<TrainingArguments> = {
+/** The run's bookkeeping, the same for offline and on-policy trainers. */
+const runSpecs: Specs<Pick<TrainingArguments, "logging_steps" | "save_steps" | "save_total_limit" | "seed">> = {
+  logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
+  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
+  save_total_limit: { kind: "int", min: 1, nullable: true, help: "keep at most N checkpoints (oldest deleted)" },
+  seed: { kind: "int", min: 0, help: "random seed" },
+};
+
+/** TrainingArguments' specs, which every offline trainer's specs extend. */
+export const trainingSpecs: Specs<TrainingArguments> = {
   ...optimizerSpecs,
   per_device_train_batch_size: { kind: "int", min: 1, help: "examples per micro-batch" },
   per_device_eval_batch_size: { kind: "int", min: 1, help: "examples per evaluation batch" },
@@ -141,11 +123,8 @@ const trainingSpecs: Specs<TrainingArguments> = {
   lr_scheduler_type: { kind: "choice", choices: ["linear", "cosine", "constant", "constant_with_warmup"], help: "learning-rate schedule" },
   warmup_steps: { kind: "int", min: 0, help: "linear warmup steps" },
   warmup_ratio: { kind: "number", min: 0, max: 1, help: "warmup as a share of all steps (when warmup_steps is 0)" },
-  logging_steps: { kind: "int", min: 1, help: "log every N steps" },
+  ...runSpecs,
   eval_steps: { kind: "int", min: 1, nullable: true, help: "evaluate every N steps (default: logging_steps)" },
-  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
-  save_total_limit: { kind: "int", min: 1, nullable: true, help: "keep at most N checkpoints" },
-  seed: { kind: "int", min: 0, help: "random seed" },
   eval_split_ratio: { kind: "number", min: 0, max: 0.9, help: "share held out for evaluation when no --eval-data is given" },
 };
 
@@ -161,16 +140,6 @@ export const rewardSpecs: Specs<RewardConfig> = {
   max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
   center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
   truncation_mode: { kind: "choice", choices: ["drop", "keep_end"], help: "over-long pairs: drop them, or keep BOS + the last max_length-1 tokens" },
-};
-
-export const dpoSpecs: Specs<DPOConfig> = {
-  ...trainingSpecs,
-  beta: { kind: "number", min: 0, help: "strength of the implicit KL constraint to the reference" },
-  loss_type: { kind: "choice", choices: ["sigmoid", "ipo", "hinge", "robust"], help: "DPO loss variant" },
-  label_smoothing: { kind: "number", min: 0, max: 0.5, help: "assumed label-flip probability (sigmoid, robust)" },
-  max_length: { kind: "int", min: 2, nullable: true, help: "longest prompt + completion; completions are cut to fit" },
-  max_prompt_length: { kind: "int", min: 1, nullable: true, help: "longest prompt, cut from the left" },
-  max_completion_length: { kind: "int", min: 1, nullable: true, help: "longest completion, cut from the right" },
 };
 
 /** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, sampling, run bookkeeping. */
@@ -212,10 +181,7 @@ export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
   top_k: { kind: "int", min: 0, help: "top-k sampling, 0 = off" },
   top_p: { kind: "number", min: 0, max: 1, help: "nucleus sampling" },
   lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
-  seed: { kind: "int", min: 0, help: "random seed" },
-  save_steps: { kind: "int", min: 1, help: "checkpoint every N steps" },
-  save_total_limit: { kind: "int", min: 1, nullable: true, help: "keep at most N checkpoints (oldest deleted)" },
-  logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
+  ...runSpecs,
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
 };
 

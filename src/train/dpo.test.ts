@@ -17,7 +17,7 @@ import { architectureFor } from "../models/architecture.ts";
 import { causalLmForward, fullBatch } from "../models/forward.ts";
 import { loadModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
-import { defaultDPOConfig, type DPOConfig } from "./config.ts";
+import { defaultDPOConfig, type DPOConfig } from "./dpo-config.ts";
 import { dpoBatch, dpoLoss, dpoTask, withReferenceLogps, type DpoBatch, type DpoPair } from "./dpo.ts";
 import { assertAllChanged, assertBitEqual, hostParams, tinyModel, VOCAB } from "./test-helpers.ts";
 import { train } from "./trainer.ts";

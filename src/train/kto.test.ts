@@ -238,9 +238,9 @@ test("rlhf kto on stories260K: --help, one-line errors, TRL's metric names in me
   // 16 records, 4 held out: the 12 training records hold 4 pairs, two examples each.
   assert.match(run.stderr, /kto: 16 training examples \(\d+ desirable \+ \d+ undesirable\), \d+ held out; loss_type kto, beta 0.1/);
   assert.match(run.stderr, /kto: done after 3 steps; final model in .* \(held-out rewards\/chosen -?\d/);
-  // Resumed to a fourth step (the reference log-probs are computed again, to the same bits: the
-  // in-process resume test above compares the weights).
+  // Resumed to a fourth step, with the reference log-probs read back from the output directory.
   const resumed = rlhf([...args(4), "--resume"]);
+  assert.match(resumed.stderr, /reference log-probs of 20 examples read from .*kto_ref_logps\.json/);
   assert.match(resumed.stderr, /resuming from .*checkpoint-3 \(step 3 of 4\)/);
   const lines = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
   const trainLines = lines.filter((l) => "loss" in l);

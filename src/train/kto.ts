@@ -2,22 +2,19 @@
 // for loss_type "kto" it also carries a mismatched completion, another example's, on which the
 // batch's KL reference point is estimated. Those are chosen once, before training, as TRL chooses
 // them (each example takes its batch neighbour's completion), so a resumed run sees the same ones.
-// The reference model's log-probs of both are computed once too and travel with the examples
-// (TRL's precompute_ref_log_probs), so training holds one model. A batch of B examples is one
-// forward pass over B completion rows and, for "kto", B KL rows; only completion tokens count.
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+// A batch of B examples is one forward pass over B completion rows and, for "kto", B KL rows. The
+// reference model's log-probs of both are computed once, before training, and travel with the
+// examples (preference.ts: what KTO shares with DPO).
+import { fromHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import type { Array } from "../engine/runtime.ts";
 import { ktoLosses, ktoUsesKl } from "../algorithms/kto.ts";
-import { sequenceLogps } from "../algorithms/sequence.ts";
 import { fitKtoExample, type KtoExample } from "../data/kto-data.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { fullBatch, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
 import type { Params } from "../models/types.ts";
-import { completionLogps } from "./dpo.ts";
+import type { CompletionSequences } from "./batching.ts";
 import { checkKTOConfig, type KTOTrainingConfig } from "./kto-config.ts";
-import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
-import { bucketLength } from "./reward.ts";
+import { completionHeadLoss, fitExamples, preferenceLimits, preferenceMaxLength, preferenceSequences, referenceLogps, type PreferenceLayout } from "./preference.ts";
 import type { HeadLoss } from "./step.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
@@ -32,32 +29,16 @@ export interface KtoItem extends KtoPaired {
   refKlLogp: number | null;
 }
 
-export interface KtoSequences {
-  inputIds: Array; // [R, T] int32: B completion rows, then (kto) B KL rows, right-padded
-  positionIds: Array; // [R, T] int32
-  attentionMask: Array; // [R, T] float32, 1 for real tokens
-  completionMask: Array; // [R, T] float32, 1 for completion tokens
-}
-
-export interface KtoBatch extends KtoSequences {
+export interface KtoBatch extends CompletionSequences {
+  // inputIds … completionMask: [R, T], the B completion rows, then (kto) the B KL rows
   reference: Array; // [B]
   referenceKl?: Array; // [B], kto only
   labels: Array; // [B] float32, 1 desirable
 }
 
-/** Longest sequence a batch row may have: max_length, at most the model's context. */
-export function ktoMaxLength(config: Pick<KTOTrainingConfig, "max_length">, arch: Architecture): number {
-  return Math.min(config.max_length ?? Infinity, arch.maxPositions);
-}
-
-function lengthLimits(config: KTOTrainingConfig, arch: Architecture) {
-  return { max_length: ktoMaxLength(config, arch), max_prompt_length: config.max_prompt_length, max_completion_length: config.max_completion_length };
-}
-
 /** Examples cut to the config's lengths (fitKtoExample), and how many were cut. */
 export function fitKtoExamples(examples: readonly KtoExample[], config: KTOTrainingConfig, arch: Architecture): { examples: KtoExample[]; truncated: number } {
-  const fitted = examples.map((e) => fitKtoExample(e, lengthLimits(config, arch)));
-  return { examples: fitted.map((f) => f.example), truncated: fitted.filter((f) => f.truncated).length };
+  return fitExamples(examples, fitKtoExample, config, arch);
 }
 
 /**
@@ -67,7 +48,7 @@ export function fitKtoExamples(examples: readonly KtoExample[], config: KTOTrain
  * one before it. Each is cut to what its prompt leaves (max_length, max_completion_length).
  */
 export function withKlCompletions(examples: readonly KtoExample[], order: readonly number[], groupSize: number, config: KTOTrainingConfig, arch: Architecture): KtoPaired[] {
-  const limits = lengthLimits(config, arch);
+  const limits = preferenceLimits(config, arch);
   const out: KtoPaired[] = examples.map((e) => ({ ...e, klCompletion: null }));
   for (let from = 0; from < order.length; ) {
     let to = Math.min(order.length, from + groupSize);
@@ -101,35 +82,12 @@ export function withKlSplits(data: { train: readonly KtoExample[]; eval: readonl
   };
 }
 
-/** The rows of a batch: every completion, then every KL completion when there are any. */
-function rowsOf(examples: readonly KtoPaired[]): { prompt: number[]; completion: number[] }[] {
-  const rows = examples.map((e) => ({ prompt: e.prompt, completion: e.completion }));
-  if (examples[0]?.klCompletion) rows.push(...examples.map((e) => ({ prompt: e.prompt, completion: e.klCompletion! })));
-  return rows;
-}
+/** An example's rows: its completion, then its KL completion when it has one. */
+export const ktoLayout: PreferenceLayout<KtoPaired> = { completions: (e) => (e.klCompletion ? [e.completion, e.klCompletion] : [e.completion]), average: false };
 
-/** Rows right-padded to a bucketed length of at most maxLength, with their completion masks. */
-export function ktoSequences(examples: readonly KtoPaired[], maxLength: number, padId: number): { sequences: KtoSequences; tokens: number } {
-  const rows = rowsOf(examples);
-  const longest = Math.max(...rows.map((r) => r.prompt.length + r.completion.length));
-  if (longest > maxLength) throw new Error(`ktoSequences: a row has ${longest} tokens, more than max_length ${maxLength} (fit the examples first)`);
-  const [n, t] = [rows.length, bucketLength(longest, maxLength)];
-  const ids = new Int32Array(n * t).fill(padId);
-  const pos = new Int32Array(n * t);
-  const attn = new Float32Array(n * t);
-  const completion = new Float32Array(n * t);
-  let tokens = 0;
-  rows.forEach(({ prompt, completion: c }, r) => {
-    [...prompt, ...c].forEach((id, i) => {
-      ids[r * t + i] = id;
-      pos[r * t + i] = i;
-      attn[r * t + i] = 1;
-      completion[r * t + i] = i >= prompt.length ? 1 : 0;
-    });
-    tokens += prompt.length + c.length;
-  });
-  const sequences = { inputIds: intsFromHost(ids, [n, t]), positionIds: intsFromHost(pos, [n, t]), attentionMask: fromHost(attn, [n, t]), completionMask: fromHost(completion, [n, t]) };
-  return { sequences, tokens };
+/** An example with its reference log-probs [completion, KL completion?] (as referenceLogps gives them). */
+export function ktoItem(e: KtoPaired, [refLogp, refKlLogp]: readonly number[]): KtoItem {
+  return { ...e, refLogp: refLogp!, refKlLogp: e.klCompletion ? refKlLogp! : null };
 }
 
 /**
@@ -144,30 +102,14 @@ export async function withReferenceLogps(
   padId: number,
   onProgress?: (done: number, total: number) => void,
 ): Promise<KtoItem[]> {
-  const forward = compile((p: Params, s: KtoSequences) => completionLogps(arch, p, s, false));
-  const maxLength = ktoMaxLength(config, arch);
-  const size = config.per_device_eval_batch_size;
-  const rowLength = (e: KtoPaired) => e.prompt.length + Math.max(e.completion.length, e.klCompletion?.length ?? 0);
-  const order = examples.map((_, i) => i).sort((a, b) => rowLength(examples[a]!) - rowLength(examples[b]!));
-  const out = new Array<KtoItem>(examples.length);
-  try {
-    for (let from = 0; from < order.length; from += size) {
-      const idx = order.slice(from, from + size);
-      const { sequences } = ktoSequences(idx.map((i) => examples[i]!), maxLength, padId);
-      const logps = await toHost(forward(params, sequences)); // [B] or [2B]
-      release(sequences);
-      idx.forEach((i, j) => (out[i] = { ...examples[i]!, refLogp: logps[j]!, refKlLogp: examples[i]!.klCompletion ? logps[idx.length + j]! : null }));
-      onProgress?.(from + idx.length, examples.length);
-    }
-  } finally {
-    forward.dispose();
-  }
-  return out;
+  const options = { maxLength: preferenceMaxLength(config, arch), batchSize: config.per_device_eval_batch_size, padId };
+  const logps = await referenceLogps(arch, params, examples, ktoLayout, options, onProgress);
+  return examples.map((e, i) => ktoItem(e, logps[i]!));
 }
 
 /** The device batch with the cached reference log-probs; its weight is the example count. */
 export function ktoBatch(items: readonly KtoItem[], maxLength: number, padId: number): DeviceBatch<KtoBatch> {
-  const { sequences, tokens } = ktoSequences(items, maxLength, padId);
+  const { sequences, tokens } = preferenceSequences(items, ktoLayout, maxLength, padId);
   const n = items.length;
   const batch: KtoBatch = {
     ...sequences,
@@ -181,21 +123,11 @@ export function ktoBatch(items: readonly KtoItem[], maxLength: number, padId: nu
 /** The config's KTO loss over a batch, with TRL's metrics (kl, rewards/*_sum, logps/*_sum, count/*). */
 export function ktoHeadLoss(arch: Architecture, config: KTOTrainingConfig): HeadLoss<KtoBatch, Record<string, never>> {
   const loss = ktoLosses[config.loss_type];
-  return {
-    headWeight: arch.lmHeadName,
-    temperatures: [1],
-    body: (params, b) => ({ hidden: [nextTokenHidden(arch, params, fullBatch(b.inputIds, b.positionIds, b.attentionMask))], extra: {} }),
-    targets: (b) => [nextTokenTargets(b.inputIds)],
-    loss: ([tokenLogps], _extra, b) => {
-      const [n, t] = b.inputIds.shape as [number, number];
-      // A completion token at position 0 has nothing predicting it and is skipped.
-      const mask = b.completionMask.slice([], [1, t]).reshape([n, t - 1]);
-      const logps = sequenceLogps(tokenLogps!.reshape([n, t - 1]), mask); // [R]
-      const size = b.labels.shape[0]!;
-      const kl = b.referenceKl ? { policyKl: logps.ref.slice([size, 2 * size]), referenceKl: b.referenceKl } : {};
-      return loss({ policy: logps.slice([0, size]), reference: b.reference, labels: b.labels, ...kl }, config);
-    },
-  };
+  return completionHeadLoss<KtoBatch>(arch, ktoLayout.average, (logps, b) => {
+    const size = b.labels.shape[0]!;
+    const kl = b.referenceKl ? { policyKl: logps.ref.slice([size, 2 * size]), referenceKl: b.referenceKl } : {};
+    return loss({ policy: logps.slice([0, size]), reference: b.reference, labels: b.labels, ...kl }, config);
+  });
 }
 
 /** The shared trainer's task for KTO over examples that already carry their reference log-probs. */
@@ -207,7 +139,7 @@ export function ktoTask(
   padId: number,
 ): TrainTask<KtoItem, KtoBatch> {
   checkKTOConfig(config);
-  const maxLength = ktoMaxLength(config, arch);
+  const maxLength = preferenceMaxLength(config, arch);
   return {
     kind: "kto",
     config,
@@ -220,28 +152,9 @@ export function ktoTask(
   };
 }
 
-/**
- * Engine memory of a KTO run: the policy trained with AdamW on micro-batches of B rows (2B with
- * the KL rows) of at most `length` tokens; before training, the reference's log-probs (the
- * starting model's, or a separate `reference` model's weights alongside).
- */
-export function ktoMemoryPlan(arch: Architecture, config: Pick<KTOTrainingConfig, "per_device_train_batch_size" | "per_device_eval_batch_size" | "loss_type">, length: number, reference?: Architecture): MemoryPlan {
-  const shape = modelShape(arch);
-  const rowsPerExample = ktoUsesKl(config.loss_type) ? 2 : 1;
-  const rows = rowsPerExample * config.per_device_train_batch_size;
-  const train = trainPassItems("policy", shape, { rows, length, headTokens: rows * (length - 1) });
-  const evalRows = rowsPerExample * config.per_device_eval_batch_size;
-  const scoring: MemoryItem[] = [
-    ...(reference ? weightItems("reference", modelShape(reference), false) : []),
-    ...inferencePassItems(reference ? "reference" : "policy", reference ? modelShape(reference) : shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) }),
-  ];
-  return plan([...weightItems("policy", shape, true), ...largerOf(train, scoring)]);
-}
-
-/** The padded row length of a set of examples (prompt + the longer of its completions, bucketed). */
-export function ktoRowLength(examples: readonly KtoPaired[], maxLength: number): number {
-  const longest = Math.max(1, ...examples.map((e) => e.prompt.length + Math.max(e.completion.length, e.klCompletion?.length ?? 0)));
-  return bucketLength(longest, maxLength);
+/** Rows per example: the completion, and for "kto" the mismatched completion. */
+export function ktoRowsPerExample(config: Pick<KTOTrainingConfig, "loss_type">): number {
+  return ktoUsesKl(config.loss_type) ? 2 : 1;
 }
 
 /**

@@ -3,7 +3,7 @@
 // every preference a record implies. A batch lays out each record's responses as rows (for pairs:
 // all chosen rows, then all rejected rows) and picks the pairs out of the row scores with one-hot
 // selection matrices, so a ranking of K responses costs K forward rows for its K(K−1)/2 pairs.
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { np, type Array } from "../engine/runtime.ts";
 import { rewardModelLoss } from "../algorithms/reward-model.ts";
@@ -14,6 +14,7 @@ import { disposeCache, fullBatch } from "../models/forward.ts";
 import { linear } from "../models/layers.ts";
 import type { LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
+import { bucketLength, floatGrid, padRows, type PaddedRows } from "./batching.ts";
 import type { RewardConfig } from "./config.ts";
 import type { LossFn } from "./step.ts";
 import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
@@ -55,10 +56,7 @@ export function fitToLength(
   return { kept, droppedPairs, truncated };
 }
 
-export interface ScoreBatch {
-  inputIds: Array; // [N, T] int32, right-padded
-  positionIds: Array; // [N, T] int32
-  attentionMask: Array; // [N, T] float32
+export interface ScoreBatch extends PaddedRows {
   lastToken: Array; // [N, T] float32, one-hot at each row's last real token
 }
 
@@ -68,29 +66,10 @@ export interface RewardBatch extends ScoreBatch {
   margin?: Array; // [P]
 }
 
-/** Rows are padded to a multiple of this (capped at max_length), so few shapes compile. */
-export const LENGTH_BUCKET = 32;
-
-export function bucketLength(longest: number, maxLength: number): number {
-  return Math.min(maxLength, Math.ceil(longest / LENGTH_BUCKET) * LENGTH_BUCKET);
-}
-
+/** Rows right-padded to `length`, with a one-hot at each row's last real token (where the score is read). */
 export function scoreBatch(rows: readonly number[][], length: number, padId: number): ScoreBatch {
-  const n = rows.length;
-  const ids = new Int32Array(n * length).fill(padId);
-  const pos = new Int32Array(n * length);
-  const attn = new Float32Array(n * length);
-  const last = new Float32Array(n * length);
-  rows.forEach((row, r) => {
-    if (row.length > length || row.length === 0) throw new Error(`scoreBatch: row ${r} has ${row.length} tokens (must be 1..${length})`);
-    for (let t = 0; t < row.length; t++) {
-      ids[r * length + t] = row[t]!;
-      pos[r * length + t] = t;
-      attn[r * length + t] = 1;
-    }
-    last[r * length + row.length - 1] = 1;
-  });
-  return { inputIds: intsFromHost(ids, [n, length]), positionIds: intsFromHost(pos, [n, length]), attentionMask: fromHost(attn, [n, length]), lastToken: fromHost(last, [n, length]) };
+  if (rows.some((r) => r.length === 0)) throw new Error("scoreBatch: an empty row has no last token to score");
+  return { ...padRows(rows, length, padId), lastToken: floatGrid(rows.map((r) => r.map((_, t) => (t === r.length - 1 ? 1 : 0))), length) };
 }
 
 /**

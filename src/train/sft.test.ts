@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compile, release, toHost, toNumber } from "../engine/arrays.ts";
-import { initEngine, np, valueAndGrad } from "../engine/runtime.ts";
+import { initEngine, np } from "../engine/runtime.ts";
 import { architectureFor } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import { tempDir } from "../io/test-helpers.ts";

@@ -2,11 +2,11 @@
 // demonstration (the prompt masked), optional packing of several examples per row, truncation to
 // max_length. The loop itself is the shared trainer's.
 import type { SftExample } from "../data/datasets.ts";
-import { fromHost, intsFromHost } from "../engine/arrays.ts";
+import { fromHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { MASK_VALUE } from "../models/layers.ts";
-import type { Params } from "../models/types.ts";
+import { bucketLength, floatGrid, intGrid } from "./batching.ts";
 import type { SFTConfig } from "./config.ts";
 import type { HeadLoss } from "./step.ts";
 import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
@@ -24,9 +24,6 @@ export interface SftBatch {
   bias: Array; // [B, 1, 1, L, L] additive attention bias: causal within each segment
   lossMask: Array; // [B, L] float32, 1 where the token is a target
 }
-
-/** Rows are padded to a multiple of this (or to max_length when packing), so few shapes compile. */
-export const LENGTH_BUCKET = 32;
 
 /**
  * Training rows from examples: truncated to max_length, loss mask = completion mask (or every
@@ -63,37 +60,31 @@ export function rowLength(row: SftRow): number {
   return row.segments.reduce((n, s) => n + s.ids.length, 0);
 }
 
-/** The device batch for rows, right-padded to `length`. Padding attends only to itself and is never a target. */
+/**
+ * The device batch for rows, right-padded to `length`: positions restart in every packed segment,
+ * and the attention bias keeps each segment (and each padding token) to itself. Padding is never a target.
+ */
 export function sftBatch(rows: readonly SftRow[], length: number, padId = 0): DeviceBatch<SftBatch> {
-  const b = rows.length;
-  const ids = new Int32Array(b * length).fill(padId);
-  const pos = new Int32Array(b * length);
-  const loss = new Float32Array(b * length);
-  const bias = new Float32Array(b * length * length).fill(MASK_VALUE);
-  let tokens = 0;
-  let targets = 0;
+  const inputIds = intGrid(rows.map((row) => row.segments.flatMap((s) => s.ids)), length, padId); // refuses a row longer than length
+  const bias = new Float32Array(rows.length * length * length).fill(MASK_VALUE);
   rows.forEach((row, r) => {
-    if (rowLength(row) > length) throw new Error(`sftBatch: row ${r} has ${rowLength(row)} tokens, more than ${length}`);
     let start = 0;
     for (const seg of row.segments) {
-      for (let t = 0; t < seg.ids.length; t++) {
-        const q = start + t;
-        ids[r * length + q] = seg.ids[t]!;
-        pos[r * length + q] = t;
-        loss[r * length + q] = seg.lossMask[t]!;
-        targets += seg.lossMask[t]!;
-        const base = (r * length + q) * length;
-        for (let k = start; k <= q; k++) bias[base + k] = 0;
-      }
+      for (let q = start; q < start + seg.ids.length; q++) bias.fill(0, (r * length + q) * length + start, (r * length + q) * length + q + 1);
       start += seg.ids.length;
     }
     for (let q = start; q < length; q++) bias[(r * length + q) * length + q] = 0;
-    tokens += start;
   });
+  const lossMasks = rows.map((row) => row.segments.flatMap((s) => s.lossMask));
   return {
-    batch: { inputIds: intsFromHost(ids, [b, length]), positionIds: intsFromHost(pos, [b, length]), bias: fromHost(bias, [b, 1, 1, length, length]), lossMask: fromHost(loss, [b, length]) },
-    tokens,
-    weight: targets,
+    batch: {
+      inputIds,
+      positionIds: intGrid(rows.map((row) => row.segments.flatMap((s) => s.ids.map((_, t) => t))), length),
+      bias: fromHost(bias, [rows.length, 1, 1, length, length]),
+      lossMask: floatGrid(lossMasks, length),
+    },
+    tokens: rows.reduce((n, row) => n + rowLength(row), 0),
+    weight: lossMasks.flat().reduce((a, b) => a + b, 0),
   };
 }
 
@@ -108,9 +99,7 @@ export function sftLoss(arch: Architecture): HeadLoss<SftBatch, Record<string, n
 
 /** Row length for a batch: max_length when packing (every row is nearly full), else the next bucket. */
 export function paddedLength(rows: readonly SftRow[], config: Pick<SFTConfig, "max_length" | "packing">): number {
-  if (config.packing) return config.max_length;
-  const longest = Math.max(...rows.map(rowLength));
-  return Math.min(config.max_length, Math.ceil(longest / LENGTH_BUCKET) * LENGTH_BUCKET);
+  return config.packing ? config.max_length : bucketLength(Math.max(...rows.map(rowLength)), config.max_length);
 }
 
 /** The shared trainer's task for SFT over prepared rows. */
@@ -141,9 +130,4 @@ export function sftMemoryPlan(arch: Architecture, config: Pick<SFTConfig, "per_d
   const evalRows = config.per_device_eval_batch_size;
   const evaluate = inferencePassItems("model", shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) });
   return plan([...weightItems("model", shape, true), ...largerOf(train, evaluate)]);
-}
-
-/** The advice an SFT run's refusal gives. */
-export function sftMemoryAdvice(config: Pick<SFTConfig, "per_device_train_batch_size" | "gradient_accumulation_steps" | "max_length">): string {
-  return `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}) or max_length (now ${config.max_length}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`;
 }

@@ -6,11 +6,10 @@ import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
-import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
-import { configFlags, configOverrides, defaultRewardConfig, normaliseFlagNames, resolveConfig, rewardSpecs } from "../../train/config.ts";
+import { clampMaxLength, planOnly, readRunConfig, runTraining, trainingRunFlags } from "../offline-command.ts";
+import { configFlags, defaultRewardConfig, normaliseFlagNames, rewardSpecs } from "../../train/config.ts";
 import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../data/datasets.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
-import { DivergenceError, train } from "../../train/trainer.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 
 const usage = `Usage: rlhf rm train|eval|score [options]
@@ -46,11 +45,7 @@ const common = {
 
 const trainFlags = {
   ...common,
-  output: { type: "string", help: "output directory <DIR>" },
-  "eval-data": { type: "string", help: "held-out data (default: a seeded share of --data) <FILE>" },
-  config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
-  resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
-  "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
+  ...trainingRunFlags,
   ...configFlags(rewardSpecs, defaultRewardConfig),
 } as const;
 
@@ -88,13 +83,10 @@ async function trainRm(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
-  const config = resolveConfig(defaultRewardConfig, rewardSpecs, { ...(v.config ? { file: v.config } : {}), overrides: configOverrides(v, rewardSpecs) });
+  const config = readRunConfig(v, defaultRewardConfig, rewardSpecs);
   const described = await describeModel(modelPath);
   const tokenizer = await resolveTokenizer(described, v.tokenizer);
-  if (config.max_length > described.arch.maxPositions) {
-    process.stderr.write(`rm: max_length ${config.max_length} is longer than the model's context; using ${described.arch.maxPositions}\n`);
-    config.max_length = described.arch.maxPositions;
-  }
+  clampMaxLength(config, described.arch, "rm");
   const padId = rewardPadId(tokenizer.padTokenId, described.config);
   const load = (path: string) => {
     const { kept, droppedPairs, truncated } = fitToLength(readPreferenceData(path, tokenizer, skipInvalid("rm", v["skip-invalid"])), config.max_length, config.truncation_mode);
@@ -106,27 +98,13 @@ async function trainRm(argv: string[]): Promise<number> {
   const data = v["eval-data"] ? { train: all, eval: load(v["eval-data"]) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
   process.stderr.write(`rm: ${data.train.length} training records, ${data.eval.length} held out\n`);
   const memory = rewardMemoryPlan(described.arch, config, rewardDataShape([...data.train, ...data.eval], config.max_length));
-  if (v["dry-run"]) {
-    process.stdout.write(formatPlan(memory));
-    return 0;
-  }
-  checkPlan(memory, `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}) or max_length (now ${config.max_length}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`);
+  if (planOnly(memory, v["dry-run"], config)) return 0;
   const rm = rewardModelFromCausalLm(await loadModel(modelPath), { seed: config.seed, padTokenId: padId });
   const task = rewardTask(rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId);
-  try {
-    const result = await train(task, rm.params, { outputDir: output, resume: v.resume ?? false, evaluateAtStart: true });
-    release(result.params);
-    const last = result.state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
-    const summary = last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : "";
-    process.stderr.write(`rm: done after ${result.state.global_step} steps; reward model in ${output}${summary}\nrm: ${memoryReport(memory)}\n`);
-    return 0;
-  } catch (err) {
-    if (err instanceof DivergenceError) {
-      process.stderr.write(`rlhf rm train: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  return runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, rm.params, memory, (state) => {
+    const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
+    return `reward model in ${output}${last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : ""}`;
+  });
 }
 
 async function loadRewardModel(path: string, tokenizerPath?: string) {

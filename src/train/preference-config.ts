@@ -1,0 +1,27 @@
+// What the configs of the reference-based preference trainers (trl.DPOConfig, trl.KTOConfig) share
+// beyond TrainingArguments: TRL's length limits, and their learning rate (1e-6 in both).
+import { trainingDefaults, trainingSpecs, type Specs, type TrainingArguments } from "./config.ts";
+
+export interface PreferenceTrainingArguments extends TrainingArguments {
+  /** Longest prompt + completion in tokens; completions are cut to fit. null = the model's context. */
+  max_length: number | null;
+  /** Longest prompt in tokens, cut from the left; null = no separate limit. */
+  max_prompt_length: number | null;
+  /** Longest completion in tokens, cut from the right; null = no separate limit. */
+  max_completion_length: number | null;
+}
+
+export const preferenceTrainingDefaults: PreferenceTrainingArguments = {
+  ...trainingDefaults,
+  learning_rate: 1e-6,
+  max_length: 1024,
+  max_prompt_length: 512,
+  max_completion_length: null,
+};
+
+export const preferenceTrainingSpecs: Specs<PreferenceTrainingArguments> = {
+  ...trainingSpecs,
+  max_length: { kind: "int", min: 2, nullable: true, help: "longest prompt + completion; completions are cut to fit" },
+  max_prompt_length: { kind: "int", min: 1, nullable: true, help: "longest prompt, cut from the left" },
+  max_completion_length: { kind: "int", min: 1, nullable: true, help: "longest completion, cut from the right" },
+};
