@@ -1,18 +1,16 @@
-// The real thing: `rlhf sft` killed with SIGKILL mid-run and started again with --resume ends with
-// the same weights, byte for byte, as a run that was never interrupted; then `rlhf rm train`,
+// The real thing, for every offline trainer: `rlhf sft`, `rlhf rm train`, `rlhf dpo` and `rlhf kto`
+// killed with SIGKILL mid-run and started again with --resume end with the same weights, byte for
+// byte, and the same metrics as a run that was never interrupted (assertResumesAfterKill). Each
+// run accumulates two micro-batches per step and crosses an epoch boundary. Then `rlhf rm train`,
 // `rm eval --json` and `rm score` on the CLI.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { runRlhfOk } from "../cli/test-helpers.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { tempDir } from "../io/test-helpers.ts";
-import { listCheckpoints } from "./checkpoint.ts";
-import { tinyModelDir } from "./test-helpers.ts";
-
-const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
+import { assertResumesAfterKill, tinyModelDir } from "./test-helpers.ts";
 
 async function setUp(): Promise<{ dir: string; model: string; sft: string; prefs: string }> {
   await initEngine();
@@ -27,46 +25,40 @@ async function setUp(): Promise<{ dir: string; model: string; sft: string; prefs
   return { dir, model, sft, prefs };
 }
 
-function rlhf(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-  assert.equal(r.status, 0, `rlhf ${args.join(" ")}\n${r.stderr}`);
-  return r;
-}
+/** A run of 30 steps of 2 micro-batches of 4, a checkpoint every 5 steps, killed at checkpoint-10 or later. */
+const run = ["--max_length", "32", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--max_steps", "30", "--save_steps", "5", "--logging_steps", "5", "--eval_steps", "15"];
 
 test("rlhf sft killed with SIGKILL and resumed gives the same final weights as an uninterrupted run", async () => {
   const { dir, model, sft } = await setUp();
-  const args = (out: string) => ["sft", "--model", model, "--data", sft, "--output", out, "--max_length", "32", "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--max_steps", "120", "--save_steps", "10", "--logging_steps", "10", "--eval_steps", "60"];
-  const straight = join(dir, "straight");
-  rlhf(args(straight));
+  await assertResumesAfterKill(dir, (out) => ["sft", "--model", model, "--data", sft, "--output", out, ...run, "--learning_rate", "3e-3"], 10);
+});
 
-  const killed = join(dir, "killed");
-  const child = spawn(process.execPath, [bin, ...args(killed)], { stdio: "ignore" });
-  const exit = new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_code, signal) => done(signal)));
-  while (!existsSync(join(killed, "checkpoint-30"))) await new Promise((r) => setTimeout(r, 10));
-  child.kill("SIGKILL");
-  assert.equal(await exit, "SIGKILL", "the run finished before it could be killed");
-  const last = listCheckpoints(killed).at(-1)!.step;
-  assert.ok(last >= 30 && last < 120, `killed at checkpoint ${last}`);
-  assert.ok(!existsSync(join(killed, "config.json")));
+test("rlhf rm train killed with SIGKILL and resumed gives the same final weights as an uninterrupted run", async () => {
+  const { dir, model, prefs } = await setUp();
+  await assertResumesAfterKill(dir, (out) => ["rm", "train", "--model", model, "--data", prefs, "--output", out, ...run, "--learning_rate", "5e-3"], 10);
+});
 
-  const resumed = rlhf([...args(killed), "--resume"]);
-  assert.match(resumed.stderr, new RegExp(`resuming from .*checkpoint-${last} \\(step ${last} of 120\\)`));
-  const weights = (d: string) => readFileSync(join(d, "model.safetensors"));
-  assert.ok(weights(straight).equals(weights(killed)), "final weights differ");
-  assert.ok(weights(join(straight, "checkpoint-120")).equals(weights(join(killed, "checkpoint-120"))));
-  const steps = (d: string) => readFileSync(join(d, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
-  assert.deepEqual(steps(killed), steps(straight));
+test("rlhf dpo killed with SIGKILL and resumed gives the same final weights as an uninterrupted run, the reference log-probs read back", async () => {
+  const { dir, model, prefs } = await setUp();
+  const stderr = await assertResumesAfterKill(dir, (out) => ["dpo", "--model", model, "--data", prefs, "--output", out, ...run, "--learning_rate", "3e-3"], 10);
+  assert.match(stderr, /reference log-probs of 64 pairs read from .*dpo_ref_logps\.json/);
+});
+
+test("rlhf kto killed with SIGKILL and resumed gives the same final weights as an uninterrupted run, the reference log-probs read back", async () => {
+  const { dir, model, prefs } = await setUp();
+  const stderr = await assertResumesAfterKill(dir, (out) => ["kto", "--model", model, "--data", prefs, "--output", out, ...run, "--learning_rate", "3e-3"], 10);
+  assert.match(stderr, /reference log-probs of 128 examples read from .*kto_ref_logps\.json/);
 });
 
 test("rlhf rm train, rm eval --json and rm score on the command line", async () => {
   const { dir, model, prefs } = await setUp();
   const out = join(dir, "rm");
-  const train = rlhf(["rm", "train", "--model", model, "--data", prefs, "--output", out, "--max_length", "32", "--per_device_train_batch_size", "8", "--learning_rate", "5e-3", "--max_steps", "12", "--eval_split_ratio", "0.25"]);
+  const train = runRlhfOk(["rm", "train", "--model", model, "--data", prefs, "--output", out, "--max_length", "32", "--per_device_train_batch_size", "8", "--learning_rate", "5e-3", "--max_steps", "12", "--eval_split_ratio", "0.25"]);
   assert.match(train.stderr, /48 training records, 16 held out/);
   const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as Record<string, unknown>;
   assert.deepEqual([config.architectures, config.num_labels], [["LlamaForSequenceClassification"], 1]);
 
-  const result = JSON.parse(rlhf(["rm", "eval", "--model", out, "--data", prefs, "--split", "eval", "--json"]).stdout) as Record<string, number>;
+  const result = JSON.parse(runRlhfOk(["rm", "eval", "--model", out, "--data", prefs, "--split", "eval", "--json"]).stdout) as Record<string, number>;
   assert.deepEqual(Object.keys(result).sort(), ["accuracy", "mean_margin", "n"]);
   assert.equal(result.n, 16);
   // "happy." over "sad!" is an easy preference: 12 steps learn it.
@@ -74,7 +66,7 @@ test("rlhf rm train, rm eval --json and rm score on the command line", async () 
   const lastEval = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>).filter((r) => "eval_accuracy" in r).at(-1)!;
   assert.ok(Math.abs(lastEval.eval_accuracy! - result.accuracy!) < 1e-6, "rm eval --split eval scores the held-out pairs of training");
 
-  const scores = rlhf(["rm", "score", "--model", out, "--data", prefs]).stdout.trim().split("\n").map((l) => JSON.parse(l) as { chosen_score: number; rejected_score: number });
+  const scores = runRlhfOk(["rm", "score", "--model", out, "--data", prefs]).stdout.trim().split("\n").map((l) => JSON.parse(l) as { chosen_score: number; rejected_score: number });
   assert.equal(scores.length, 64);
   assert.ok(scores.every((s) => Number.isFinite(s.chosen_score) && Number.isFinite(s.rejected_score)));
 });

@@ -1,7 +1,10 @@
-// Shared by the trainer tests: a tiny Llama, made-up demonstrations and preferences, and
-// parameter comparisons.
+// Shared by the trainer tests: a tiny Llama, made-up demonstrations and preferences, parameter
+// comparisons, and the kill -9 test of a training command.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { RLHF_BIN, runRlhfOk } from "../cli/test-helpers.ts";
 import type { PreferenceExample, SftExample } from "../data/datasets.ts";
 import { release, toHost } from "../engine/arrays.ts";
 import { sharedData } from "../io/test-helpers.ts";
@@ -12,6 +15,7 @@ import { architectureFor } from "../models/architecture.ts";
 import { parseConfig, type ModelConfig } from "../models/config.ts";
 import { initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
+import { listCheckpoints } from "./checkpoint.ts";
 
 export const VOCAB = 40;
 
@@ -78,4 +82,43 @@ export function assertBitEqual(a: Record<string, Float32Array>, b: Record<string
     const bad = x.findIndex((v, i) => v !== y[i]);
     assert.equal(bad, -1, `${name}[${bad}]: ${a[name]![bad]} vs ${b[name]![bad]}`);
   }
+}
+
+/**
+ * The kill -9 test of a training command. `rlhf ...args(DIR)` runs to the end into one directory,
+ * and into another until checkpoint-<killAt> exists, when it is killed with SIGKILL and started
+ * again with --resume. The resumed run must end where the uninterrupted one ended, bit for bit:
+ * the final weights, the last checkpoint's, and every logged value (timings aside). Returns the
+ * resumed run's stderr.
+ */
+export async function assertResumesAfterKill(dir: string, args: (output: string) => string[], killAt: number): Promise<string> {
+  const straight = join(dir, "straight");
+  runRlhfOk(args(straight));
+  const total = listCheckpoints(straight).at(-1)!.step;
+
+  const killed = join(dir, "killed");
+  const child = spawn(process.execPath, [RLHF_BIN, ...args(killed)], { stdio: "ignore" });
+  const exit = new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_code, signal) => done(signal)));
+  while (!existsSync(join(killed, `checkpoint-${killAt}`))) {
+    if (child.exitCode !== null) assert.fail(`rlhf ${args(killed).join(" ")} exited with ${child.exitCode} before checkpoint-${killAt}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  child.kill("SIGKILL");
+  assert.equal(await exit, "SIGKILL", "the run finished before it could be killed");
+  const last = listCheckpoints(killed).at(-1)!.step;
+  assert.ok(last >= killAt && last < total, `killed at checkpoint ${last} of ${total}`);
+  assert.ok(!existsSync(join(killed, "config.json")), "a killed run published a final model");
+
+  const resumed = runRlhfOk([...args(killed), "--resume"]);
+  assert.match(resumed.stderr, new RegExp(`resuming from .*checkpoint-${last} \\(step ${last} of ${total}\\)`));
+  const weights = (d: string) => readFileSync(join(d, "model.safetensors"));
+  assert.ok(weights(straight).equals(weights(killed)), "final weights differ");
+  assert.ok(weights(join(straight, `checkpoint-${total}`)).equals(weights(join(killed, `checkpoint-${total}`))), "last checkpoints differ");
+  const logged = (d: string) =>
+    readFileSync(join(d, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {
+      const { train_tokens_per_second: _t, ...record } = JSON.parse(l) as Record<string, number>;
+      return record;
+    });
+  assert.deepEqual(logged(killed), logged(straight));
+  return resumed.stderr;
 }
