@@ -1,7 +1,5 @@
 // Fixtures for the RL tests: a tiny Llama and a letter tokenizer, so trainers and evaluation run
 // in seconds. A programmatic reward (the share of one letter) gives a learnable signal.
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -29,14 +27,4 @@ export const letters: Tokenizer = {
 /** Reward: the share of "e" in the completion. */
 export const shareOfE = new ModuleRewardSource("share-of-e", (_p, cs) => cs.map((c) => (c.length ? [...c].filter((ch) => ch === "e").length / c.length : 0)));
 
-/**
- * The names a "Logged…" line of METRICS.md lists for a trainer's section (### heading starting with
- * `heading`): the first such line, or the one starting with `line` (e.g. "Logged with loss_type cispo").
- */
-export function documentedMetrics(heading: string, line = "Logged"): string[] {
-  const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
-  const section = doc.split("\n### ").find((s) => s.startsWith(heading));
-  const found = section?.split("\n").find((l) => l.startsWith(line));
-  if (!found) throw new Error(`METRICS.md has no "${line}" line under ### ${heading}`);
-  return [...found.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-}
+export { documentedMetrics } from "../train/test-helpers.ts";

@@ -23,7 +23,7 @@ import { withReferenceLogps as dpoReferenceLogps } from "./dpo.ts";
 import { defaultKTOTrainingConfig, type KTOTrainingConfig } from "./kto-config.ts";
 import { fitKtoExamples, ktoBatch, ktoHeadLoss, ktoMeans, ktoTask, ktoWeightAdvice, withKlCompletions, withKlSplits, withReferenceLogps, type KtoBatch, type KtoItem } from "./kto.ts";
 import { headLossValue } from "./step.ts";
-import { assertAllChanged, hostParams, tinyModel, VOCAB } from "./test-helpers.ts";
+import { assertAllChanged, assertLogsDocumented, documentedMetrics, hostParams, tinyModel, VOCAB } from "./test-helpers.ts";
 import { train } from "./trainer.ts";
 
 const quiet = { progress: false as const, log: () => {} };
@@ -42,14 +42,6 @@ function examples(n: number, seed = 1): KtoExample[] {
     const label = i % 2 === 0;
     return { prompt, completion: label ? [3 + rng.int(10), 2] : [25 + rng.int(10), 30, 2], label };
   });
-}
-
-/** The names the KTO section of METRICS.md says the loss logs (its "Logged:" line). */
-function documentedKtoMetrics(): string[] {
-  const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
-  const line = doc.slice(doc.indexOf("\n## KTO")).split("\n").find((l) => l.startsWith("Logged:"));
-  assert.ok(line, 'METRICS.md has no "Logged:" line under ## KTO');
-  return [...line.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
 }
 
 function config(over: Partial<KTOTrainingConfig> = {}): KTOTrainingConfig {
@@ -127,14 +119,10 @@ for (const lossType of ["kto", "apo_zero_unpaired"] as KtoLossType[]) {
     const key = (ids: number[] | null) => ids!.join(",");
     if (lossType === "kto") for (const b of firstEpoch) assert.deepEqual(b.map((e) => key(e.klCompletion)).sort(), b.map((e) => key(e.completion)).sort());
     assertAllChanged(before, await hostParams(result.params));
-    const names = documentedKtoMetrics();
+    const names = documentedMetrics("KTO");
     assert.deepEqual(names, ["kl", "rewards/chosen_sum", "rewards/rejected_sum", "logps/chosen_sum", "logps/rejected_sum", "count/chosen", "count/rejected"]);
     const logs = result.state.log_history;
-    const shared = ["loss", "grad_norm", "learning_rate", "num_tokens", "train_tokens_per_second", "epoch", "step"];
-    for (const r of logs) {
-      const expected = "loss" in r ? [...shared, ...names] : ["eval_loss", ...names.map((k) => `eval_${k}`), "epoch", "step"];
-      assert.deepEqual(Object.keys(r).sort(), expected.sort(), "exactly the documented names");
-    }
+    assertLogsDocumented(logs, "KTO");
     for (const r of logs.filter((x) => "loss" in x)) {
       for (const k of ["loss", ...names, "grad_norm", "learning_rate", "epoch", "step"]) assert.ok(Number.isFinite(r[k]), `${k} in ${JSON.stringify(r)}`);
       assert.equal(r["count/chosen"]! + r["count/rejected"]!, 4);
@@ -181,7 +169,7 @@ test("stories260K on rt-polarity: training lowers the loss and opens a gap betwe
   release(result.params);
 });
 
-test("rlhf kto on stories260K: --help, one-line errors, TRL's metric names in metrics.jsonl, ½ at step 0, --resume, a model that reloads", async () => {
+test("rlhf kto on stories260K: --help, one-line errors, exactly the documented metric names in metrics.jsonl, ½ at step 0, --resume, a model that reloads", async () => {
   await initEngine();
   const dir = await tempDir();
   const model = sharedData("llama2c/stories260K.bin");
@@ -219,9 +207,8 @@ test("rlhf kto on stories260K: --help, one-line errors, TRL's metric names in me
   const lines = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
   const trainLines = lines.filter((l) => "loss" in l);
   assert.deepEqual(trainLines.map((l) => l.step), [1, 2, 3, 4]);
-  for (const k of ["loss", "kl", "rewards/chosen_sum", "rewards/rejected_sum", "logps/chosen_sum", "logps/rejected_sum", "count/chosen", "count/rejected", "learning_rate", "grad_norm", "epoch", "step"]) {
-    assert.ok(trainLines.every((l) => Number.isFinite(l[k])), `${k} missing: ${JSON.stringify(trainLines[0])}`);
-  }
+  assertLogsDocumented(lines, "KTO");
+  assert.ok(lines.every((l) => Object.values(l).every(Number.isFinite)), "every logged value is finite");
   const evals = lines.filter((l) => "eval_loss" in l);
   assert.deepEqual(evals.map((l) => l.step), [0, 3, 4]);
   assert.ok(Math.abs(evals[0]!.eval_loss! - 0.5) < 1e-5 && evals[0]!.eval_kl === 0, JSON.stringify(evals[0]));

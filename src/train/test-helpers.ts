@@ -1,9 +1,10 @@
 // Shared by the trainer tests: a tiny Llama, made-up demonstrations and preferences, parameter
-// comparisons, and the kill -9 test of a training command.
+// comparisons, the kill -9 test of a training command, and the metric names METRICS.md documents.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { RLHF_BIN, runRlhfOk } from "../cli/test-helpers.ts";
 import type { PreferenceExample, SftExample } from "../data/datasets.ts";
 import { release, toHost } from "../engine/arrays.ts";
@@ -121,4 +122,30 @@ export async function assertResumesAfterKill(dir: string, args: (output: string)
     });
   assert.deepEqual(logged(killed), logged(straight));
   return resumed.stderr;
+}
+
+/**
+ * The names a "Logged…" line of METRICS.md lists under a heading (## or ###) that starts with
+ * `heading`: the first such line, or the one starting with `line` (e.g. "Logged with loss_type cispo").
+ */
+export function documentedMetrics(heading: string, line = "Logged"): string[] {
+  const doc = readFileSync(fileURLToPath(new URL("../algorithms/METRICS.md", import.meta.url)), "utf8");
+  const section = doc.split(/\n#{2,3} /).find((s) => s.startsWith(heading));
+  const found = section?.split("\n").find((l) => l.startsWith(line));
+  if (!found) throw new Error(`METRICS.md has no "${line}" line under the heading ${heading}`);
+  return [...found.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+}
+
+/**
+ * Asserts that every record an offline run logged holds exactly the names METRICS.md documents:
+ * the shared loop's (### rlhf sft, …) with those of the loss's section (`lossSection`: "Reward
+ * model", "DPO", "KTO"; none for SFT), or on the held-out split eval_loss, eval_<name> of each
+ * of the loss's, and epoch; every record also step.
+ */
+export function assertLogsDocumented(history: readonly Record<string, number>[], lossSection?: string): void {
+  const own = lossSection ? documentedMetrics(lossSection) : [];
+  const train = [...documentedMetrics("rlhf sft, rlhf rm train"), ...own, "step"].sort();
+  const heldOut = ["eval_loss", ...own.map((k) => `eval_${k}`), "epoch", "step"].sort();
+  assert.ok(history.some((r) => "loss" in r) && history.some((r) => "eval_loss" in r), "the run logged both kinds of record");
+  for (const r of history) assert.deepEqual(Object.keys(r).sort(), "eval_loss" in r ? heldOut : train, "exactly the documented names");
 }
