@@ -69,10 +69,9 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
     async run(argv) {
       const parsed = parseFlags(normaliseFlagNames(argv, specs), algorithm.usage, flags);
       if (!parsed) return 0;
-      const v = parsed.values as Record<string, string | boolean | undefined>;
-      const flag = (key: string) => v[key] as string | undefined;
-      const [modelPath, dataPath, output] = [requireFlag(flag("model"), "model"), requireFlag(flag("data"), "data"), requireFlag(flag("output"), "output")];
-      const refPath = flag("ref-model");
+      const v = parsed.values;
+      const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
+      const refPath = v["ref-model"];
       const config = readRunConfig(v, algorithm.defaults, specs);
       algorithm.check(config);
       const trainer = name.toUpperCase();
@@ -82,10 +81,10 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
         throw new UsageError(`--ref-model ${refPath} has a vocabulary of ${describedRef.arch.vocabSize} tokens, the model ${described.arch.vocabSize}; they must share the tokenizer`);
       }
       const arch = described.arch;
-      const tokenizer = await resolveTokenizer(described, flag("tokenizer"));
+      const tokenizer = await resolveTokenizer(described, v.tokenizer);
       clampMaxLength(config, arch, name);
 
-      const evalPath = flag("eval-data");
+      const evalPath = v["eval-data"];
       const records = algorithm.read(dataPath, tokenizer);
       const split = evalPath ? { train: records, eval: algorithm.read(evalPath, tokenizer) } : splitHeldOut(records, config.eval_split_ratio, config.seed);
       const fit = (groups: R[][], what: string) => {
@@ -98,7 +97,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const all = [...examples.train, ...examples.eval];
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
       const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, preferenceMaxLength(config, arch)), describedRef?.arch);
-      if (planOnly(memory, v["dry-run"] as boolean | undefined, config)) return 0;
+      if (planOnly(memory, v["dry-run"], config)) return 0;
       const model = await loadModel(modelPath);
 
       const padId = padIdOf(tokenizer);
@@ -119,7 +118,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
 
       const task = algorithm.task(model.arch, config, data, savedWith(model, tokenizer), padId);
       const outcome = (state: { log_history: MetricRecord[] }) => `final model in ${output}${algorithm.outcome(state.log_history)}`;
-      return runTraining({ name, command: name, output, resume: v.resume as boolean | undefined }, task, model.params, memory, outcome);
+      return runTraining({ name, command: name, output, resume: v.resume }, task, model.params, memory, outcome);
     },
   };
 }
