@@ -1,17 +1,15 @@
 // `rlhf ppo`: the trainer of src/rl/ppo-trainer.ts on the shared on-policy run loop.
 import type { Command } from "../command.ts";
-import { parseFlags, UsageError } from "../command.ts";
+import { parseFlags } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
-import { describeModel, loadModel, type LoadedModel } from "../../models/load.ts";
+import { describeModel } from "../../models/load.ts";
 import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
-import { architectureFor } from "../../models/architecture.ts";
-import { isSequenceClassifier } from "../../models/config.ts";
 import { copyParams } from "../../models/params.ts";
 import { PpoTrainer, type PpoProgress } from "../../rl/ppo-trainer.ts";
 import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs } from "../../rl/ppo-config.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
-import { rewardModelFromCausalLm } from "../../train/reward.ts";
+import { initialValueModel } from "../../rl/ppo-value.ts";
 import { readSftData } from "../../data/datasets.ts";
 import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
 
@@ -84,7 +82,7 @@ export const command: Command = {
             const models = { arch: policyModel.arch, policy: resume.policy, reference, valueConfig: value.config, valueArch: value.arch, value: value.params };
             return new PpoTrainer({ ...common, models, resume: { progress: resume.progress, optimizer: resume.optimizer } });
           }
-          const value = await valueModel(policyModel, valueSource, { seed: config.seed, padTokenId: tokenizer.padTokenId ?? eosIds[0]! });
+          const value = await initialValueModel(policyModel, valueSource, { seed: config.seed, padTokenId: tokenizer.padTokenId ?? eosIds[0]! });
           return new PpoTrainer({ ...common, models: { arch: policyModel.arch, policy: copyParams(policyModel.params), reference, ...value } });
         },
         headline: (m) => `score ${fmt(m["objective/scores"])} kl ${fmt(m["objective/kl"])} rlhf_reward ${fmt(m["objective/rlhf_reward"])} len ${fmt(m["response_length"])}`,
@@ -96,18 +94,3 @@ export const command: Command = {
     return 0;
   },
 };
-
-/**
- * The value model of a fresh run: the reward model at `source` (TRL's choice: it starts out
- * predicting something like the score), or a fresh scalar head on a copy of the policy's backbone.
- */
-async function valueModel(policy: LoadedModel, source: string | undefined, init: { seed: number; padTokenId: number }) {
-  if (source) {
-    const rm = await loadModel(source);
-    if (!isSequenceClassifier(rm.config)) throw new UsageError(`${source} is not a reward model (sequence classifier)`);
-    return { valueConfig: rm.config, valueArch: architectureFor(rm.config), value: rm.params };
-  }
-  // rewardModelFromCausalLm consumes what it is given.
-  const value = rewardModelFromCausalLm({ ...policy, params: copyParams(policy.params) }, init);
-  return { valueConfig: value.config, valueArch: value.arch, value: value.params };
-}
