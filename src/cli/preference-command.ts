@@ -83,31 +83,32 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const arch = described.arch;
       const tokenizer = await resolveTokenizer(described, v.tokenizer);
       clampMaxLength(config, arch, name);
+      const maxLength = preferenceMaxLength(config, arch);
 
       const evalPath = v["eval-data"];
       const records = algorithm.read(dataPath, tokenizer);
       const split = evalPath ? { train: records, eval: algorithm.read(evalPath, tokenizer) } : splitHeldOut(records, config.eval_split_ratio, config.seed);
       const fit = (groups: R[][], what: string) => {
         const { examples, truncated } = fitExamples(groups.flat(), algorithm.fit, config, arch);
-        if (truncated > 0) say(`${what}: cut ${truncated} ${algorithm.unit} to max_length ${preferenceMaxLength(config, arch)} (prompt ${config.max_prompt_length}, completion ${config.max_completion_length})`);
+        if (truncated > 0) say(`${what}: cut ${truncated} ${algorithm.unit} to max_length ${maxLength} (prompt ${config.max_prompt_length}, completion ${config.max_completion_length})`);
         return examples;
       };
       const examples = algorithm.prepare({ train: fit(split.train, dataPath), eval: fit(split.eval, evalPath ?? `${dataPath} (held out)`) }, config, arch, say);
       const layout = algorithm.layout(config);
       const all = [...examples.train, ...examples.eval];
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
-      const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, preferenceMaxLength(config, arch)), describedRef?.arch);
+      const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, maxLength), describedRef?.arch);
       if (planOnly(memory, v["dry-run"], config)) return 0;
       const model = await loadModel(modelPath);
 
       const padId = padIdOf(tokenizer);
       const cache = { path: join(output, refCacheFile(name)), reference: refPath ?? modelPath };
-      const fingerprint = refCacheFingerprint(cache.reference, { average: layout.average, max_length: preferenceMaxLength(config, arch), padId }, layout, examples);
+      const fingerprint = refCacheFingerprint(cache.reference, { average: layout.average, max_length: maxLength, padId }, layout, examples);
       const total = all.length;
       let logps = v.resume ? await readRefCache(cache.path, fingerprint, { train: examples.train.length, eval: examples.eval.length }) : null;
       if (logps) say(`reference log-probs of ${total} ${algorithm.unit} read from ${cache.path}`);
       else {
-        logps = await scoreWithReference(name, algorithm.unit, { model, refPath }, examples, layout, { maxLength: preferenceMaxLength(config, arch), batchSize: config.per_device_eval_batch_size, padId });
+        logps = await scoreWithReference(name, algorithm.unit, { model, refPath }, examples, layout, { maxLength, batchSize: config.per_device_eval_batch_size, padId });
         // Kept beside the checkpoints, so that --resume need not run the reference again.
         await mkdir(output, { recursive: true });
         await writeRefCache(cache.path, fingerprint, cache.reference, logps);
