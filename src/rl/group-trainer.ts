@@ -6,7 +6,7 @@
 // (see `grpo` and `rloo` below).
 //
 // Metrics: TRL's GRPOTrainer / RLOOTrainer names, listed with their meanings in src/algorithms/METRICS.md.
-import { fromHost, release } from "../engine/arrays.ts";
+import { fromHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-progress.ts";
 import { learningRateAt } from "../engine/schedule.ts";
@@ -15,8 +15,8 @@ import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { TrainStep, type HeadLoss } from "../train/step.ts";
-import { trainStepConfig } from "../train/optimizer.ts";
+import type { HeadLoss } from "../train/step.ts";
+import { PolicyUpdater } from "./policy-updater.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { GroupRunConfig } from "./group-config.ts";
 import { grpoAdvantages, normalizeAdvantages, rlooAdvantages } from "../algorithms/group-advantages.ts";
@@ -100,9 +100,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   readonly #prompts: string[];
   readonly #rollout: GroupRollout;
   readonly #reward: RewardSource;
-  readonly #train: TrainStep<MicroBatch>;
-  #policy: Params;
-  #opt: AdamWState;
+  readonly #updater: PolicyUpdater<MicroBatch>;
   #rng: HostRng;
   progress: GroupProgress;
 
@@ -145,24 +143,17 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
         );
       },
     };
-    this.#train = new TrainStep(policyLoss, trainStepConfig(config));
-    this.#policy = models.policy;
-    if (args.resume) {
-      this.progress = args.resume.progress;
-      this.#opt = args.resume.optimizer;
-    } else {
-      this.progress = { ...freshProgress(config.seed, args.prompts.length), numTokens: 0 };
-      this.#opt = this.#train.init(this.#policy);
-    }
+    this.#updater = new PolicyUpdater(policyLoss, config, models.policy, args.resume?.optimizer);
+    this.progress = args.resume?.progress ?? { ...freshProgress(config.seed, args.prompts.length), numTokens: 0 };
     this.#rng = new HostRng(this.progress.rng);
   }
 
   /** The current policy (owned by the trainer; don't release). */
   get policy(): Params {
-    return this.#policy;
+    return this.#updater.params;
   }
   get optimizerState(): AdamWState {
-    return this.#opt;
+    return this.#updater.optimizerState;
   }
   /** No other trained model: the reference is the frozen start. */
   readonly others = {};
@@ -172,7 +163,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const c = this.config;
     const G = c.num_generations;
     const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
-    const batch = await this.#rollout.sample(this.#policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
+    const batch = await this.#rollout.sample(this.policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
     const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows, containsEos } = batch;
     const R = this.#rollout.responseLength;
     const n = rows.length;
@@ -230,11 +221,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
         microBatches.push(mb);
       }
       const stepNumber = this.progress.step * c.num_iterations + it + 1;
-      const out = await this.#train.step(this.#policy, this.#opt, microBatches, lr, stepNumber);
-      release(microBatches);
-      this.#policy = out.params;
-      this.#opt = out.state;
-      if (!Number.isFinite(out.loss)) throw new Error(`${this.algorithm.name} step ${this.progress.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);
+      const out = await this.#updater.update(microBatches, lr, stepNumber, `${this.algorithm.name} step ${this.progress.step + 1}`);
       for (const [k, v] of Object.entries({ ...out.metrics, loss: out.loss, grad_norm: out.gradNorm })) (updates[k] ??= []).push(v);
     }
     for (const [k, v] of Object.entries(updates)) metrics[k] = mean(v);
@@ -254,7 +241,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
 
   dispose(): void {
     this.#rollout.dispose();
-    this.#train.dispose();
+    this.#updater.dispose();
   }
 }
 

@@ -10,7 +10,7 @@
 // objective/rlhf_reward (score − β·KL), objective/scores, objective/scores_margin (chosen − rejected
 // score), rewards/* and logps/* from the DPO loss, val/contain_eos_token (share of completions
 // that ended), beta, loss, grad_norm, learning_rate, episode.
-import { fromHost, release } from "../engine/arrays.ts";
+import { fromHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-progress.ts";
 import { learningRateAt } from "../engine/schedule.ts";
@@ -21,8 +21,8 @@ import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { dpoLosses, dpoUsesAverageLogps } from "../algorithms/dpo.ts";
 import { averageSequenceLogps, sequenceLogps } from "../algorithms/sequence.ts";
-import { TrainStep, type HeadLoss } from "../train/step.ts";
-import { trainStepConfig } from "../train/optimizer.ts";
+import type { HeadLoss } from "../train/step.ts";
+import { PolicyUpdater } from "./policy-updater.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { OnlineDpoRunConfig } from "./online-dpo-config.ts";
 import { GroupRollout } from "./group-rollout.ts";
@@ -45,13 +45,10 @@ interface PairBatch {
 export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
   readonly config: OnlineDpoRunConfig;
   readonly #reference: Params;
-  readonly #prompts: string[];
   readonly #reward: RewardSource;
   readonly #rollout: GroupRollout;
-  readonly #train: TrainStep<PairBatch>;
+  readonly #updater: PolicyUpdater<PairBatch>;
   readonly #average: boolean;
-  #policy: Params;
-  #opt: AdamWState;
   #rng: HostRng;
   progress: OnlineDpoProgress;
   /** No other trained model: the reference is the frozen start. */
@@ -73,7 +70,6 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     if (!(config.beta > 0)) throw new Error(`online DPO: beta must be greater than 0, got ${config.beta}`);
     this.config = config;
     this.#reference = models.reference;
-    this.#prompts = args.prompts;
     this.#reward = args.reward;
     const sampling = { temperature: config.temperature, top_k: config.top_k, top_p: config.top_p, max_completion_length: config.response_length };
     // DPO compares the plain model's log-probs with the reference's, whatever the sampling temperature.
@@ -95,23 +91,16 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
         return loss({ policyChosen: logps.ref.slice([0, n]), policyRejected: logps.slice([n, 2 * n]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
       },
     };
-    this.#train = new TrainStep(pairLoss, trainStepConfig(config));
-    this.#policy = models.policy;
-    if (args.resume) {
-      this.progress = args.resume.progress;
-      this.#opt = args.resume.optimizer;
-    } else {
-      this.progress = freshProgress(config.seed, args.prompts.length);
-      this.#opt = this.#train.init(this.#policy);
-    }
+    this.#updater = new PolicyUpdater(pairLoss, config, models.policy, args.resume?.optimizer);
+    this.progress = args.resume?.progress ?? freshProgress(config.seed, args.prompts.length);
     this.#rng = new HostRng(this.progress.rng);
   }
 
   get policy(): Params {
-    return this.#policy;
+    return this.#updater.params;
   }
   get optimizerState(): AdamWState {
-    return this.#opt;
+    return this.#updater.optimizerState;
   }
 
   /** One step: two completions per prompt, ranked, one DPO update on the pairs. */
@@ -119,7 +108,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     const c = this.config;
     const p = this.progress;
     const picked = nextPrompts(p, c.batch_size, this.#rng);
-    const batch = await this.#rollout.sample(this.#policy, this.#reference, picked, 2, this.#rng.nextUint32(), this.#reward);
+    const batch = await this.#rollout.sample(this.policy, this.#reference, picked, 2, this.#rng.nextUint32(), this.#reward);
     const { logprobs, refLogprobs, entropy, mask, containsEos } = batch;
     const scores = batch.scores.map((s, i) => (c.missing_eos_penalty !== null && !containsEos[i] ? s - c.missing_eos_penalty : s));
     const pairs = picked.map((_, g) => (scores[2 * g]! >= scores[2 * g + 1]! ? [2 * g, 2 * g + 1] : [2 * g + 1, 2 * g]) as [number, number]);
@@ -138,11 +127,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
         refRejected: fromHost(take.map(([, rj]) => refSeq[rj]!), [take.length]),
       });
     }
-    const out = await this.#train.step(this.#policy, this.#opt, micro, lr, p.step + 1);
-    release(micro);
-    this.#policy = out.params;
-    this.#opt = out.state;
-    if (!Number.isFinite(out.loss)) throw new Error(`online DPO step ${p.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);
+    const out = await this.#updater.update(micro, lr, p.step + 1, `online DPO step ${p.step + 1}`);
 
     const kl = sequenceKl(logprobs, refLogprobs, mask);
     const entropies = entropy.map((row, i) => row.reduce((a, v, t) => a + (mask[i]![t] ? v : 0), 0));
@@ -172,6 +157,6 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
 
   dispose(): void {
     this.#rollout.dispose();
-    this.#train.dispose();
+    this.#updater.dispose();
   }
 }

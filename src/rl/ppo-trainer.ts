@@ -19,8 +19,8 @@ import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { TrainStep, type HeadLoss } from "../train/step.ts";
-import { trainStepConfig } from "../train/optimizer.ts";
+import type { HeadLoss } from "../train/step.ts";
+import { PolicyUpdater } from "./policy-updater.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
@@ -78,14 +78,13 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   readonly #eosIds: number[];
   readonly #generator: Generator;
   readonly #score;
-  readonly #train: TrainStep<Minibatch>;
+  /** Policy and value parameters together, the value's under the `value/` prefix: one optimizer over both. */
+  readonly #updater: PolicyUpdater<Minibatch>;
   /** Every prompt is left-padded (or cut from the left) to this many tokens. */
   readonly #promptLength: number;
   readonly #valueConfig: ModelConfig;
   /** PPO-ptx rows and their fixed padded length (one compiled shape); null when off. */
   readonly #ptx: { rows: SftRow[]; length: number; padId: number } | null;
-  #params: Params;
-  #opt: AdamWState;
   #kl: KlController;
   #rng: HostRng;
   progress: PpoProgress;
@@ -163,12 +162,11 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         return { loss: out.loss.add(lm.ref.mul(ptxCoef)), metrics: { ...out.metrics, "loss/ptx_avg": lm } };
       },
     };
-    this.#train = new TrainStep(lossFn, trainStepConfig(config));
-    this.#params = { ...models.policy };
-    for (const [k, v] of Object.entries(models.value)) this.#params[VALUE + k] = v;
+    const params = { ...models.policy };
+    for (const [k, v] of Object.entries(models.value)) params[VALUE + k] = v;
+    this.#updater = new PolicyUpdater(lossFn, config, params, args.resume?.optimizer);
     if (args.resume) {
       this.progress = args.resume.progress;
-      this.#opt = args.resume.optimizer;
     } else {
       const kl: KlControllerState =
         config.target_kl !== null ? { kind: "adaptive", value: config.kl_coef, target: config.target_kl, horizon: config.kl_horizon } : { kind: "fixed", value: config.kl_coef };
@@ -177,7 +175,6 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         this.progress.ptxOrder = new HostRng(config.seed + 1).shuffle(this.#ptx.rows.map((_, i) => i));
         this.progress.ptxCursor = 0;
       }
-      this.#opt = this.#train.init(this.#params);
     }
     this.#rng = new HostRng(this.progress.rng);
     this.#kl = klControllerFromState(this.progress.kl);
@@ -185,16 +182,16 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
 
   /** The current policy / value parameters (owned by the trainer; don't release). */
   get policy(): Params {
-    return Object.fromEntries(Object.entries(this.#params).filter(([k]) => !k.startsWith(VALUE)));
+    return Object.fromEntries(Object.entries(this.#updater.params).filter(([k]) => !k.startsWith(VALUE)));
   }
   get value(): Params {
-    return unprefix(this.#params, VALUE);
+    return unprefix(this.#updater.params, VALUE);
   }
   get others(): Record<string, { config: ModelConfig; params: Params }> {
     return { value: { config: this.#valueConfig, params: this.value } };
   }
   get optimizerState(): AdamWState {
-    return this.#opt;
+    return this.#updater.optimizerState;
   }
 
   /** The next `n` PPO-ptx rows as a device batch (reshuffled after each pass, from the run's RNG). */
@@ -249,11 +246,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         const ptx = this.#nextPtx(rows.length);
         if (ptx) mb.ptx = ptx;
         optimizerSteps++;
-        const out = await this.#train.step(this.#params, this.#opt, [mb], lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps);
-        release([mb.seq, mb.oldLogprobs, mb.oldValues, mb.advantages, mb.returns, ...(ptx ? [ptx] : [])]);
-        this.#params = out.params;
-        this.#opt = out.state;
-        if (!Number.isFinite(out.loss)) throw new Error(`PPO step ${this.progress.step + 1}: loss is ${out.loss}; stopping (the last checkpoint is kept)`);
+        const out = await this.#updater.update([mb], lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps, `PPO step ${this.progress.step + 1}`);
         for (const [k, v] of Object.entries(out.metrics)) (updateMetrics[k] ??= []).push(v);
       }
     }
@@ -273,7 +266,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
 
   dispose(): void {
     this.#score.dispose();
-    this.#train.dispose();
+    this.#updater.dispose();
     this.#generator.dispose();
   }
 }
