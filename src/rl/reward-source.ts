@@ -6,7 +6,6 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { compile, release, toHost } from "../engine/arrays.ts";
-import type { Array } from "../engine/runtime.ts";
 import { InputError } from "../io/errors.ts";
 import { isSequenceClassifier } from "../models/config.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";

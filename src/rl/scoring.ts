@@ -14,7 +14,7 @@ import type { DeviceSequences } from "./sequences.ts";
  * position P-1+i predicts response token i.
  */
 export function responseHidden(arch: Architecture, params: Params, s: Pick<DeviceSequences, "ids" | "positions" | "attention">, promptLength: number): Array {
-  const [b, t] = s.ids.shape as [number, number];
+  const t = s.ids.shape[1]!;
   const { hidden, present } = arch.body(params, fullBatch(s.ids, s.positions, s.attention));
   disposeCache(present);
   return positionsOf(hidden, promptLength - 1, t - 1);

@@ -2,7 +2,7 @@
 // micro-batches, clipping by global norm, AdamW. With one micro-batch everything is one compiled
 // program; with several, gradients are summed on the device between two compiled halves.
 import { tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
-import { compile, compileConsuming, fromHost, keep, release, toNumber } from "../engine/arrays.ts";
+import { compile, compileConsuming, fromHost, keep, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
 import { headBackward, headForward } from "../models/lm-head.ts";
 import type { LossOutput } from "../algorithms/loss.ts";
