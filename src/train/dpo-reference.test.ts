@@ -23,7 +23,7 @@ import { loadModel, resolveTokenizer, saveModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { defaultDPOConfig, type DPOConfig } from "./dpo-config.ts";
 import { dpoBatch, dpoLoss, withReferenceLogps, type DpoBatch } from "./dpo.ts";
-import { hostParams } from "./test-helpers.ts";
+import { hostParams, normRelError } from "./test-helpers.ts";
 import { lossAndGradients } from "./step.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -53,17 +53,6 @@ const PAIRS = [
     rejected: "simplistic , silly and tedious . ",
   },
 ];
-
-/** ‖a − b‖ / ‖b‖. */
-function normRelError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    ref += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / ref);
-}
 
 /** The reference's weights moved by 10% of each tensor's RMS in a seeded random direction. */
 async function perturbed(params: Params, seed: number): Promise<Params> {

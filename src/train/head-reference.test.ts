@@ -22,6 +22,7 @@ import { saveModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { lmBatchFromRows, lmLoss, type LmBatch } from "./lm-loss.ts";
 import { lossAndGradients } from "./step.ts";
+import { normRelError } from "./test-helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("../../scripts/reference/head_reference.py", import.meta.url));
@@ -52,17 +53,6 @@ function randomParams(arch: Architecture, seed: number): Params {
     params[name] = fromHost(Float32Array.from({ length: n }, () => offset + scale * rng.normal()), shape);
   }
   return params;
-}
-
-/** ‖a − b‖ / ‖b‖. */
-function normRelError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    ref += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / ref);
 }
 
 function torchReference(dir: string): void {
