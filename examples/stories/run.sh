@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # RLHF on real material, end to end, with the rlhf CLI only: the pretrained stories260K model as
 # policy and reference, a reward model trained on rt-polarity (positive sentences preferred), and
-# story openings as prompts. Then PPO at several kl_coef values, DPO at several beta values on pairs
-# sampled from the reference and labelled by the reward model, and GRPO; every policy is evaluated
-# on held-out openings against the reference (reward, KL, win rate). Results go to OUT/results.jsonl.
+# story openings as prompts. Then PPO at several kl_coef values; DPO on pairs sampled from the
+# reference and labelled by the reward model (beta, learning rate, epochs, how many pairs, best of
+# how many, a second round on its own samples); GRPO's loss types; online DPO; KTO. Every policy is
+# evaluated on held-out openings against the reference (RM reward, KL, win rate, and the independent
+# lexicon score of lexicon-reward.mjs). Results go to OUT/results.jsonl, one line per evaluation;
+# docs/stories-experiments.md reads them.
 #
-#   bash examples/stories/run.sh [OUT] [STAGE...]      stages: rm ppo pairs dpo grpo (default: all)
+#   bash examples/stories/run.sh [OUT] [STAGE...]      stages: rm ppo pairs dpo dpo-iter grpo online-dpo kto (default: all)
 #
-# About an hour on 2 cores (PPO ~10 s a step). Each stage reuses what earlier stages left in OUT.
+# Several hours on 2 cores (PPO ~10 s a step when the machine is otherwise idle, GRPO and online DPO
+# about twice that, a DPO epoch over 1,720 pairs ~2 minutes). Each stage reuses what earlier stages
+# left in OUT: a finished training run or an evaluation already in results.jsonl is not run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/stories}
 shift || true
-STAGES=${*:-rm ppo pairs dpo grpo}
+STAGES=${*:-rm ppo pairs dpo dpo-iter grpo online-dpo kto}
 DATA=../shared/data
 MODEL=$DATA/llama2c/stories260K.bin
 PROMPTS=examples/stories/prompts-train.jsonl
@@ -22,53 +27,169 @@ mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
-# One line of results: the method, its knob, and rlhf eval's JSON on the held-out openings.
+# One line of results: the method, its knob, rlhf eval's JSON on the held-out openings, and the same
+# samples summarised by score-samples.mjs (standard errors over openings, the independent lexicon
+# score). An evaluation already in results.jsonl is not run again.
 evaluate() {
   local method=$1 knob=$2 policy=$3
-  local json
+  local samples="$OUT/eval-$method-$knob.jsonl" json scores
+  grep -qF "{\"method\":\"$method\",\"knob\":\"$knob\"," "$OUT/results.jsonl" 2>/dev/null && return 0
   json=$(rlhf eval --policy "$policy" --reference "$MODEL" --reward "$OUT/rm" --prompts "$EVAL_PROMPTS" \
-    --num-samples 4 --max-new-tokens $RESPONSE --temperature 0.7 --seed 1 --samples "$OUT/eval-$method-$knob.jsonl" --json)
-  echo "{\"method\":\"$method\",\"knob\":\"$knob\",\"eval\":$json}" | tee -a "$OUT/results.jsonl"
+    --num-samples 4 --max-new-tokens $RESPONSE --temperature 0.7 --seed 1 --samples "$samples" --json)
+  scores=$(node examples/stories/score-samples.mjs "$samples")
+  echo "{\"method\":\"$method\",\"knob\":\"$knob\",\"eval\":$json,\"scores\":$scores}" | tee -a "$OUT/results.jsonl"
 }
+
+# A training run whose final model is already in DIR (or DIR/policy) is not run again.
+trained() { [[ -f "$1/model.safetensors" || -f "$1/policy/model.safetensors" ]]; }
 
 if has rm; then
   # ~4-5 minutes: one epoch-ish over 90% of the pairs, the rest held out.
-  rlhf rm train --model "$MODEL" --data $DATA/rt-polarity --output "$OUT/rm" --max_steps 200 \
-    --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_steps 20 --max_length 128 \
-    --eval_split_ratio 0.1 --logging_steps 25 --eval_steps 100 --save_steps 200
+  if ! trained "$OUT/rm"; then
+    rlhf rm train --model "$MODEL" --data $DATA/rt-polarity --output "$OUT/rm" --max_steps 200 \
+      --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_steps 20 --max_length 128 \
+      --eval_split_ratio 0.1 --logging_steps 25 --eval_steps 100 --save_steps 200
+  fi
   rlhf rm eval --model "$OUT/rm" --data $DATA/rt-polarity --split eval --json | tee "$OUT/rm-eval.json"
 fi
 
+# PPO: 40 steps of 16 openings, one completion each (640 scored samples).
+ppo() {
+  local name=$1 knob=$2; shift 2
+  trained "$OUT/$name" || rlhf ppo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/$name" \
+    --batch_size 16 --response_length $RESPONSE "$@"
+  evaluate ppo "$knob" "$OUT/$name/policy"
+}
+
 if has ppo; then
   for kl in 0.02 0.05 0.2; do
-    rlhf ppo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/ppo-kl$kl" \
-      --total_steps 40 --batch_size 16 --response_length $RESPONSE --learning_rate 5e-5 --kl_coef $kl --save_steps 20
-    evaluate ppo "kl_coef=$kl" "$OUT/ppo-kl$kl/policy"
+    ppo "ppo-kl$kl" "kl_coef=$kl" --total_steps 40 --learning_rate 5e-5 --kl_coef $kl --save_steps 20
   done
   # Twice the learning rate and 60 steps: further along the frontier.
-  rlhf ppo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/ppo-lr1e-4-kl0.05" \
-    --total_steps 60 --batch_size 16 --response_length $RESPONSE --learning_rate 1e-4 --kl_coef 0.05 --save_steps 30
-  evaluate ppo "kl_coef=0.05,lr=1e-4" "$OUT/ppo-lr1e-4-kl0.05/policy"
+  ppo ppo-lr1e-4-kl0.05 "kl_coef=0.05,lr=1e-4" --total_steps 60 --learning_rate 1e-4 --kl_coef 0.05 --save_steps 30
 fi
 
+# Preference pairs sampled from the reference at the evaluation's temperature and length, best vs
+# worst of K under the reward model. PASSES copies of the openings, each a fresh draw.
+pairs() {
+  local file=$1 passes=$2 k=$3 prompts=$4 seed=$5
+  [[ -f "$OUT/$file" ]] && return 0
+  for ((i = 0; i < passes; i++)); do cat "$prompts"; done > "$OUT/prompts-$file"
+  rlhf pairs --policy "$MODEL" --reward "$OUT/rm" --prompts "$OUT/prompts-$file" --k $k \
+    --max-new-tokens $RESPONSE --temperature 0.7 --seed $seed --output "$OUT/$file"
+}
+
 if has pairs; then
-  # Six passes over the training openings, each opening a new draw: ~250 pairs, best vs worst of 4.
-  for i in 1 2 3 4 5 6; do cat $PROMPTS; done > "$OUT/pair-prompts.jsonl"
-  rlhf pairs --policy "$MODEL" --reward "$OUT/rm" --prompts "$OUT/pair-prompts.jsonl" --k 4 \
-    --max-new-tokens $RESPONSE --temperature 0.7 --seed 0 --output "$OUT/pairs.jsonl"
+  pairs pairs.jsonl 6 4 $PROMPTS 0         # 258 pairs, best vs worst of 4 (the first 258 of pairs-40x)
+  pairs pairs-40x.jsonl 40 4 $PROMPTS 0    # 1720 pairs
+  pairs pairs-k16.jsonl 6 16 $PROMPTS 0    # 258 pairs, best vs worst of 16
+  pairs pairs-k8-20x.jsonl 20 8 $PROMPTS 0 # 860 pairs, best vs worst of 8: pairs-40x's number of samples
+  pairs pairs-eval.jsonl 6 4 $EVAL_PROMPTS 1  # 126 pairs on the held-out openings: DPO's eval_ metrics
 fi
+
+# rlhf dpo on a pairs file (batches of 16 pairs, lr 1e-4, linear decay), then evaluated.
+dpo() {
+  local name=$1 knob=$2 data=$3; shift 3
+  trained "$OUT/$name" || rlhf dpo --model "$MODEL" --data "$OUT/$data" --output "$OUT/$name" --learning_rate 1e-4 \
+    --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000 "$@"
+  evaluate dpo "$knob" "$OUT/$name"
+}
+
+# The sampled completions end where generation stopped, at $RESPONSE tokens, but the data reader
+# appends EOS to every completion (TRL's convention for finished ones); DPO then learns to move that
+# one token's probability. --max_completion_length $RESPONSE cuts the EOS off the completions that
+# did not end ("cut48" in the knobs) and keeps it on those that did.
+CUT="--max_completion_length $RESPONSE"
+HELD_OUT="--eval-data $OUT/pairs-eval.jsonl"
 
 if has dpo; then
   for beta in 0.1 0.3 1; do
-    rlhf dpo --model "$MODEL" --data "$OUT/pairs.jsonl" --output "$OUT/dpo-beta$beta" --beta $beta \
-      --learning_rate 1e-4 --num_train_epochs 3 --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000
-    evaluate dpo "beta=$beta" "$OUT/dpo-beta$beta"
+    dpo "dpo-beta$beta" "beta=$beta" pairs.jsonl --beta $beta --num_train_epochs 3
   done
+  dpo dpo-cut48-beta0.1 "beta=0.1,cut48" pairs.jsonl --beta 0.1 --num_train_epochs 3 $CUT
+  dpo dpo-k16 "beta=0.1,cut48,pairs=258of16,ep=3" pairs-k16.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
+  dpo dpo-40x-ep1-eos "beta=0.1,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
+  for epochs in 1 2 3; do
+    dpo dpo-40x-ep$epochs "beta=0.1,cut48,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --num_train_epochs $epochs $CUT $HELD_OUT --eval_steps $((epochs == 1 ? 27 : 54))
+  done
+  dpo dpo-40x-ep3-lr3e-5 "beta=0.1,lr=3e-5,cut48,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 --learning_rate 3e-5 $CUT $HELD_OUT --eval_steps 54
+  dpo dpo-40x-ep3-beta0.3 "beta=0.3,cut48,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 54
+  dpo dpo-k8-20x "beta=0.1,cut48,pairs=860of8,ep=2" pairs-k8-20x.jsonl --beta 0.1 --num_train_epochs 2 $CUT $HELD_OUT --eval_steps 27
 fi
 
+# Iterated DPO: a second round on pairs sampled from the first round's policy (dpo-40x-ep1; its
+# own frozen start is the round's reference), 20 passes over the openings (860 pairs).
+if has dpo-iter; then
+  if [[ ! -f "$OUT/pairs-iter2.jsonl" ]]; then
+    for ((i = 0; i < 20; i++)); do cat $PROMPTS; done > "$OUT/prompts-pairs-iter2.jsonl"
+    rlhf pairs --policy "$OUT/dpo-40x-ep1" --reward "$OUT/rm" --prompts "$OUT/prompts-pairs-iter2.jsonl" --k 4 \
+      --max-new-tokens $RESPONSE --temperature 0.7 --seed 2 --output "$OUT/pairs-iter2.jsonl"
+  fi
+  trained "$OUT/dpo-iter2" || rlhf dpo --model "$OUT/dpo-40x-ep1" --data "$OUT/pairs-iter2.jsonl" --output "$OUT/dpo-iter2" --learning_rate 1e-4 \
+    --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000 --beta 0.1 --num_train_epochs 1 $CUT $HELD_OUT --eval_steps 27
+  evaluate dpo "iterated,round2,beta=0.1,cut48,pairs=860,ep=1" "$OUT/dpo-iter2"
+fi
+
+# GRPO: 40 steps of 8 openings × 4 completions (1280 scored samples). At 5e-5 (PPO's rate) with
+# 4 × 4 GRPO hardly moved in 40 steps (KL 0.7). With one update per batch (num_iterations 1) every
+# ratio is 1, and with every completion 48 tokens long the loss types' aggregations coincide; the
+# second update of num_iterations 2 is where clipping, cispo's capped weight, sapo's gate and GSPO's
+# sequence ratio act.
+grpo() {
+  local name=$1 knob=$2; shift 2
+  trained "$OUT/$name" || rlhf grpo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/$name" --total_steps 40 \
+    --batch_size 8 --num_generations 4 --max_completion_length $RESPONSE --temperature 0.7 --learning_rate 2e-4 --beta 0.04 --save_steps 20 "$@"
+  evaluate grpo "$knob" "$OUT/$name/policy"
+}
+
 if has grpo; then
-  # At 5e-5 (PPO's rate) with 4 prompts × 4 completions GRPO hardly moved in 40 steps (KL 0.7).
-  rlhf grpo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/grpo-lr2e-4" --total_steps 40 \
-    --batch_size 8 --num_generations 4 --max_completion_length $RESPONSE --temperature 0.7 --learning_rate 2e-4 --beta 0.04 --save_steps 20
-  evaluate grpo "beta=0.04,lr=2e-4" "$OUT/grpo-lr2e-4/policy"
+  grpo grpo-lr2e-4 "loss_type=dapo"
+  grpo grpo-grpo "loss_type=grpo" --loss_type grpo
+  for loss in dapo cispo sapo; do
+    grpo "grpo-$loss-mu2" "loss_type=$loss,num_iterations=2" --loss_type $loss --num_iterations 2
+  done
+  # GSPO's clip range for sequence-level ratios (Zheng et al. 2025).
+  grpo grpo-gspo-mu2 "gspo,num_iterations=2" --loss_type grpo --importance_sampling_level sequence --epsilon 3e-4 --epsilon_high 4e-4 --num_iterations 2
+fi
+
+# Online DPO: 40 steps of 16 openings, two fresh completions each, ranked by the RM (1280 scored
+# samples), one DPO step against the frozen start. Its pairs carry EOS only where generation ended.
+online_dpo() {
+  local name=$1 knob=$2; shift 2
+  trained "$OUT/$name" || rlhf online-dpo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/$name" \
+    --batch_size 16 --response_length $RESPONSE --temperature 0.7 --save_steps 20 "$@"
+  evaluate online-dpo "$knob" "$OUT/$name/policy"
+}
+
+if has online-dpo; then
+  for lr in 5e-5 1e-4 2e-4; do
+    online_dpo "online-dpo-beta0.1-lr$lr" "beta=0.1,lr=$lr" --total_steps 40 --beta 0.1 --learning_rate $lr
+  done
+  # Three times the steps (1920 pairs, each seen once).
+  online_dpo online-dpo-beta0.1-lr1e-4-120 "beta=0.1,lr=1e-4,steps=120" --total_steps 120 --beta 0.1 --learning_rate 1e-4
+fi
+
+# KTO on the same 1720 pairs, unpaired (each pair one desirable and one undesirable completion),
+# 32 completions a step as DPO's 16 pairs.
+kto() {
+  local name=$1 knob=$2 data=$3; shift 3
+  trained "$OUT/$name" || rlhf kto --model "$MODEL" --data "$OUT/$data" --output "$OUT/$name" --learning_rate 1e-4 \
+    --per_device_train_batch_size 32 --logging_steps 5 --save_steps 1000 "$@"
+  evaluate kto "$knob" "$OUT/$name"
+}
+
+if has kto; then
+  kto kto-40x "beta=0.1,cut48,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $CUT $HELD_OUT --eval_steps 27
+  # Which data for KTO, on the same 258 × 4 samples (seed 0, as pairs.jsonl): best and worst of
+  # each 4 as a pair, or all 4 labelled by the sign of their RM score (label-by-sign.mjs).
+  if [[ ! -f "$OUT/kto-sign.jsonl" ]]; then
+    for ((i = 0; i < 6; i++)); do cat $PROMPTS; done > "$OUT/prompts-ranking.jsonl"
+    rlhf pairs --policy "$MODEL" --reward "$OUT/rm" --prompts "$OUT/prompts-ranking.jsonl" --k 4 --format ranking \
+      --max-new-tokens $RESPONSE --temperature 0.7 --seed 0 --output "$OUT/ranking.jsonl"
+    node examples/stories/label-by-sign.mjs "$OUT/ranking.jsonl" > "$OUT/kto-sign.jsonl"
+  fi
+  kto kto-pairs258 "beta=0.1,cut48,pairs=258,ep=3" pairs.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
+  kto kto-sign258 "beta=0.1,cut48,sign-labelled=258x4,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
+  # 317 of the 1032 are desirable: TRL's advice (desirable_weight · 317 / 715 in [1, 4/3]) gives 2.5.
+  kto kto-sign258-dw2.5 "beta=0.1,cut48,sign-labelled=258x4,desirable_weight=2.5,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 --desirable_weight 2.5 $CUT $HELD_OUT --eval_steps 16
 fi
