@@ -53,7 +53,10 @@ export class RewardModelSource implements RewardSource {
     const max = this.#model.arch.maxPositions;
     for (let i = 0; i < prompts.length; i += this.#batchSize) {
       const ps = prompts.slice(i, i + this.#batchSize).map((p) => this.#tokenizer.encode(p, { addSpecialTokens: true }));
-      const cs = completions.slice(i, i + this.#batchSize).map((c) => this.#tokenizer.encode(c, { addSpecialTokens: false }));
+      // EOS after each completion, as `rlhf rm train` and `rlhf rm score` render a response: the score
+      // head was trained to read the end-of-response token (TRL's PPO scores the EOS it sampled too).
+      const eos = this.#tokenizer.eosTokenId !== null ? [this.#tokenizer.eosTokenId] : [];
+      const cs = completions.slice(i, i + this.#batchSize).map((c) => [...this.#tokenizer.encode(c, { addSpecialTokens: false }), ...eos]);
       // Keep the end of over-long texts: the score is read at the last token.
       const fitted = ps.map((p, k) => fitToContext(p, cs[k]!, max));
       const promptLen = bucket(Math.max(1, ...fitted.map((f) => f[0].length)), max);

@@ -14,7 +14,9 @@ import type { Params } from "../models/types.ts";
 import { Generator } from "../generation/generate.ts";
 import { lastTokenScore, responseLogprobs } from "./scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
-import { loadRewardSource, ModuleRewardSource, WeightedRewardSource } from "./reward-source.ts";
+import { loadRewardSource, ModuleRewardSource, RewardModelSource, WeightedRewardSource } from "./reward-source.ts";
+import { RewardScorer } from "../train/reward.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 
 test("response log-probs of packed sequences equal the log-probs reported while sampling", async () => {
   const model = await loadModel(sharedData("llama2c/stories260K.bin"));
@@ -57,4 +59,27 @@ test("module reward sources are validated and weighted sums add up", async () =>
   const sum = new WeightedRewardSource([{ source, weight: 2 }, { source: new ModuleRewardSource("one", (_p, c) => c.map(() => 1)), weight: -1 }]);
   assert.deepEqual(await sum.score(["a"], ["abcd"]), [7]);
   await assert.rejects(loadRewardSource([join(dir, "missing.mjs")]), /not found/);
+});
+
+test("a reward model scores a completion as rm train and rm score render it: prompt, completion, EOS", async () => {
+  const config = parseConfig(
+    { model_type: "llama", architectures: ["LlamaForSequenceClassification"], num_labels: 1, vocab_size: 12, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 32, pad_token_id: 0, eos_token_id: 2 },
+    "tiny rm",
+  );
+  const arch = architectureFor(config);
+  const params = initParams(arch, 7);
+  // Letters a..i are ids 3..11; BOS 1, EOS 2.
+  const letters: Tokenizer = {
+    vocabSize: 12, bosTokenId: 1, eosTokenId: 2, padTokenId: 0, chatTemplate: null, modelMaxLength: null,
+    encode: (text, o) => [...(o?.addSpecialTokens === false ? [] : [1]), ...[...text].map((ch) => ch.charCodeAt(0) - 94)],
+    decode: (ids) => ids.filter((i) => i >= 3).map((i) => String.fromCharCode(i + 94)).join(""),
+    save: async () => {},
+  };
+  const source = new RewardModelSource({ config, arch, params, path: "tiny-rm", format: "hf-dir" }, letters);
+  const scorer = new RewardScorer(arch, 0, 32);
+  const [withEos, withoutEos] = [await scorer.score(params, [[1, 3, 4, 5, 6, 2], [1, 3, 4, 5, 6]]), await source.score(["ab"], ["cd"])];
+  assert.ok(Math.abs(withoutEos[0]! - withEos[0]!) < 1e-5, `source ${withoutEos[0]} vs rm score's rendering ${withEos[0]}`);
+  assert.ok(Math.abs(withEos[0]! - withEos[1]!) > 1e-4, "the fixture cannot tell EOS from its absence");
+  scorer.dispose();
+  source.dispose();
 });
