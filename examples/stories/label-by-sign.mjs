@@ -9,6 +9,7 @@ const [file] = process.argv.slice(2);
 if (!file) throw new Error("usage: node examples/stories/label-by-sign.mjs RANKING.jsonl");
 for (const line of readFileSync(file, "utf8").split("\n")) {
   if (line.trim() === "") continue;
-  const { prompt, responses, scores } = JSON.parse(line);
-  responses.forEach((completion, i) => console.log(JSON.stringify({ prompt, completion, label: scores[i] > 0 })));
+  const { prompt, responses, scores, truncated } = JSON.parse(line);
+  // A completion cut off at max_new_tokens stays marked, so rlhf kto gives it no EOS.
+  responses.forEach((completion, i) => console.log(JSON.stringify({ prompt, completion, label: scores[i] > 0, ...(truncated?.[i] ? { completion_truncated: true } : {}) })));
 }

@@ -29,6 +29,15 @@ test("the prompt is split from the completions: explicit, implicit text, chat (e
   assert.deepEqual(readDpoData(dir, chars).map(split), [["", "a fine film", "a dull film", 2, 1], ["", "warm and funny", "flat", 2, 1]]);
 });
 
+test("a completion marked as cut off (chosen_truncated, rejected_truncated) gets no EOS; the other keeps it", () => {
+  const both = renderDpo({ prompt: "Q:", chosen: " yes", rejected: " no", chosen_truncated: false, rejected_truncated: true }, chars, "f:1");
+  assert.deepEqual([both.chosen.at(-1), text(both.rejected)], [2, " no"]);
+  assert.equal(both.rejected.includes(2), false);
+  const chat = renderDpo({ prompt: [{ role: "user", content: "Hi" }], chosen: [{ role: "assistant", content: "Hello" }], rejected: [{ role: "assistant", content: "Go" }], chosen_truncated: true }, chars, "f:2");
+  assert.deepEqual([chat.chosen.includes(2), chat.rejected.at(-1)], [false, 2]);
+  assert.throws(() => renderDpo({ prompt: "Q:", chosen: "a", rejected: "b", chosen_truncated: "yes" }, chars, "f:3"), /f:3: "chosen_truncated" must be true or false/);
+});
+
 test("bad records name the file:line and the field", async () => {
   const dir = await tempDir();
   const file = join(dir, "bad.jsonl");

@@ -6,7 +6,9 @@
 //   implicit prompt  {"chosen", "rejected"}: the shared beginning is the prompt (for text the longest
 //                    common prefix, for messages the common leading messages);
 // and the rt-polarity folder (line i of rt-polarity.pos chosen over line i of rt-polarity.neg, empty
-// prompt). Completions end in EOS, as TRL appends it.
+// prompt). Completions end in EOS, as TRL appends it, except one the record marks as cut off
+// (`chosen_truncated` / `rejected_truncated`: true, as `rlhf pairs` writes for a completion that hit
+// max_new_tokens): an unfinished text gets no end-of-sequence token to learn from.
 import { existsSync, statSync } from "node:fs";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -49,14 +51,30 @@ export function splitCommonMessages(chosen: ChatMessage[], rejected: ChatMessage
  * tokenized whole when the prompt's own tokens are a prefix of it (merges across the boundary stay
  * natural), else tokenized apart; either way chosen and rejected share the same prompt ids.
  */
-function encodePair(tok: Tokenizer, prompt: string, chosen: string, rejected: string): DpoExample {
+function encodePair(tok: Tokenizer, prompt: string, chosen: string, rejected: string, cut: Truncation = {}): DpoExample {
   const promptIds = tok.encode(prompt);
-  const completion = (text: string) => {
+  const completion = (text: string, truncated: boolean) => {
     const whole = tok.encode(prompt + text);
     const ids = promptIds.every((id, i) => whole[i] === id) ? whole.slice(promptIds.length) : tok.encode(text, { addSpecialTokens: false });
-    return tok.eosTokenId !== null ? [...ids, tok.eosTokenId] : ids;
+    return tok.eosTokenId !== null && !truncated ? [...ids, tok.eosTokenId] : ids;
   };
-  return { prompt: promptIds, chosen: completion(chosen), rejected: completion(rejected) };
+  return { prompt: promptIds, chosen: completion(chosen, cut.chosen ?? false), rejected: completion(rejected, cut.rejected ?? false) };
+}
+
+/** Which completions of a pair were cut off unfinished (they get no EOS). */
+interface Truncation {
+  chosen?: boolean;
+  rejected?: boolean;
+}
+
+/** A record's `chosen_truncated` / `rejected_truncated` flags (absent = the completion ended). */
+function truncationOf(record: Json, where: string): Truncation {
+  const flag = (field: string) => {
+    const v = record[field];
+    if (v !== undefined && typeof v !== "boolean") throw new DataError(`${where}: "${field}" must be true or false, got ${JSON.stringify(v)}`);
+    return v === true;
+  };
+  return { chosen: flag("chosen_truncated"), rejected: flag("rejected_truncated") };
 }
 
 /** Chat prompt and completions as text: the prompt with the generation prompt, each completion as what the template adds after it. */
@@ -84,11 +102,11 @@ export function renderDpo(record: Json, tok: Tokenizer, where: string): DpoExamp
   }
   if (!conversational) {
     const split = prompt === undefined ? splitCommonPrefix(chosen as string, rejected as string) : { prompt: prompt as string, chosen: chosen as string, rejected: rejected as string };
-    return encodePair(tok, split.prompt, split.chosen, split.rejected);
+    return encodePair(tok, split.prompt, split.chosen, split.rejected, truncationOf(record, where));
   }
   const split = prompt === undefined ? splitCommonMessages(chosen as ChatMessage[], rejected as ChatMessage[]) : { prompt: prompt as ChatMessage[], chosen: chosen as ChatMessage[], rejected: rejected as ChatMessage[] };
   const text = renderChat(tok, split.prompt, split.chosen, split.rejected, where);
-  return encodePair(tok, text.prompt, text.chosen, text.rejected);
+  return encodePair(tok, text.prompt, text.chosen, text.rejected, truncationOf(record, where));
 }
 
 /** DPO pairs from a JSON-lines / JSON file, or from the rt-polarity folder (positive over negative, empty prompt). */

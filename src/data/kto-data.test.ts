@@ -38,6 +38,21 @@ test("unpaired records (text and chat) and pairs, each pair a desirable and an u
   assert.deepEqual(records[2], [{ prompt: dpo!.prompt, completion: dpo!.chosen, label: true }, { prompt: dpo!.prompt, completion: dpo!.rejected, label: false }]);
 });
 
+test("completions marked as cut off get no EOS: completion_truncated, and a pair's chosen_truncated / rejected_truncated", async () => {
+  const path = await file([
+    { prompt: "Q:", completion: " blue", label: true, completion_truncated: true },
+    { prompt: "Q:", completion: " blue", label: true, completion_truncated: false },
+    { prompt: "Q:", chosen: " wet", rejected: " dry", rejected_truncated: true },
+  ]);
+  assert.deepEqual(readKtoData(path, chars).map((r) => r.map(show)), [
+    [["Q:", " blue", true, "e".charCodeAt(0)]],
+    [["Q:", " blue", true, 2]],
+    [["Q:", " wet", true, 2], ["Q:", " dry", false, "y".charCodeAt(0)]],
+  ]);
+  const bad = await file([{ prompt: "Q:", completion: "a", label: true, completion_truncated: 1 }]);
+  assert.throws(() => readKtoData(bad, chars), /:1: "completion_truncated" must be true or false/);
+});
+
 test("the rt-polarity folder: positive sentences desirable, negative ones not, no prompt", async () => {
   const dir = await tempDir();
   writeFileSync(join(dir, "rt-polarity.pos"), "a fine film\nwarm and funny\n");

@@ -5,7 +5,9 @@
 //                        maybe_unpair_preference_dataset does: chosen desirable, rejected not;
 // and the rt-polarity folder (each positive sentence desirable, each negative one not, empty prompt).
 // Everything is tokenized as dpo-data.ts does it (chat prompts with the generation prompt, the
-// completion as what the template adds, EOS appended), so a pair gives the same ids either way.
+// completion as what the template adds, EOS appended unless the record marks the completion as cut
+// off: `completion_truncated`, or a pair's `chosen_truncated` / `rejected_truncated`), so a pair
+// gives the same ids either way.
 import { existsSync, statSync } from "node:fs";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { readRecords } from "./datasets.ts";
@@ -37,7 +39,9 @@ export function renderKto(record: Json, tok: Tokenizer, where: string): KtoExamp
   }
   // recordFormat has checked the fields; DPO's renderer tokenizes the prompt and one completion.
   try {
-    const { prompt, chosen } = renderDpo({ prompt: record.prompt, chosen: record.completion, rejected: record.completion }, tok, where);
+    const cut = record.completion_truncated;
+    if (cut !== undefined && typeof cut !== "boolean") throw new DataError(`${where}: "completion_truncated" must be true or false, got ${JSON.stringify(cut)}`);
+    const { prompt, chosen } = renderDpo({ prompt: record.prompt, chosen: record.completion, rejected: record.completion, chosen_truncated: cut ?? false }, tok, where);
     return [{ prompt, completion: chosen, label: record.label as boolean }];
   } catch (err) {
     if (err instanceof DataError) throw new DataError(err.message.replaceAll('"chosen"', '"completion"'));

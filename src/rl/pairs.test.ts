@@ -20,20 +20,27 @@ const settings: PairsSettings = { k: 4, max_new_tokens: 6, temperature: 1, top_k
 let params: Params | undefined;
 
 test("best against worst, the first of equals; all-equal scores give nothing", () => {
-  assert.deepEqual(preferencePair({ prompt: "ab", completions: ["a", "b", "c", "d"], scores: [1, 3, 0, 3] }), { prompt: "ab", chosen: "b", rejected: "c", score_chosen: 3, score_rejected: 0 });
-  assert.equal(preferencePair({ prompt: "ab", completions: ["a", "b"], scores: [2, 2] }), null);
+  const ended = (n: number) => Array.from({ length: n }, () => false);
+  assert.deepEqual(preferencePair({ prompt: "ab", completions: ["a", "b", "c", "d"], scores: [1, 3, 0, 3], truncated: ended(4) }), { prompt: "ab", chosen: "b", rejected: "c", score_chosen: 3, score_rejected: 0 });
+  assert.equal(preferencePair({ prompt: "ab", completions: ["a", "b"], scores: [2, 2], truncated: ended(2) }), null);
+  // A completion cut off at max_new_tokens is marked, so the readers give it no EOS.
+  assert.deepEqual(preferencePair({ prompt: "ab", completions: ["a", "b", "c"], scores: [1, 3, 0], truncated: [true, false, true] }), {
+    prompt: "ab", chosen: "b", rejected: "c", score_chosen: 3, score_rejected: 0, rejected_truncated: true,
+  });
   const chat = [{ role: "user", content: "ab" }];
-  assert.deepEqual(preferencePair({ prompt: chat, completions: ["a", "b"], scores: [0, 1] }), {
+  assert.deepEqual(preferencePair({ prompt: chat, completions: ["a", "b"], scores: [0, 1], truncated: ended(2) }), {
     prompt: chat, chosen: [{ role: "assistant", content: "b" }], rejected: [{ role: "assistant", content: "a" }], score_chosen: 1, score_rejected: 0,
   });
 });
 
 test("rankings list indices best first and pair equal neighbours as ties", () => {
-  assert.deepEqual(rankingRecord({ prompt: "ab", completions: ["a", "b", "c", "d"], scores: [1, 3, 0, 1] }), {
+  const ended = (n: number) => Array.from({ length: n }, () => false);
+  assert.deepEqual(rankingRecord({ prompt: "ab", completions: ["a", "b", "c", "d"], scores: [1, 3, 0, 1], truncated: ended(4) }), {
     prompt: "ab", responses: ["a", "b", "c", "d"], ranking: [1, 0, 3, 2], ties: [[0, 3]], scores: [1, 3, 0, 1],
   });
-  assert.ok(!("ties" in rankingRecord({ prompt: "ab", completions: ["a", "b"], scores: [0, 1] })!));
-  assert.equal(rankingRecord({ prompt: "ab", completions: ["a", "b", "c"], scores: [1, 1, 1] }), null);
+  assert.ok(!("ties" in rankingRecord({ prompt: "ab", completions: ["a", "b"], scores: [0, 1], truncated: ended(2) })!));
+  assert.deepEqual(rankingRecord({ prompt: "ab", completions: ["a", "b"], scores: [0, 1], truncated: [false, true] })!.truncated, [false, true]);
+  assert.equal(rankingRecord({ prompt: "ab", completions: ["a", "b", "c"], scores: [1, 1, 1], truncated: ended(3) }), null);
 });
 
 async function sample(prompts: PromptValue[], over: Partial<PairsSettings> = {}, reward = shareOfE, tokenizer: Tokenizer = letters) {
@@ -48,8 +55,12 @@ test("sampled pairs: the reward's own scores, chosen above rejected, readable as
   assert.deepEqual(scored.map((s) => s.prompt), prompts);
   for (const s of scored) {
     assert.equal(s.completions.length, 4);
+    // max_new_tokens 6: six letters means generation never ended (one token per letter).
+    s.completions.forEach((c, i) => c.length === 6 && assert.ok(s.truncated[i], `"${c}" was cut off but not marked`));
     assert.deepEqual(s.scores, await shareOfE.score(s.completions.map(() => s.prompt as string), s.completions));
   }
+  const flags = scored.flatMap((s) => s.truncated);
+  assert.ok(flags.includes(true) && flags.includes(false), `cut off: ${flags}`);
   const { records, tied } = preferenceRecords(scored, "preference");
   assert.equal(records.length + tied, 5);
   assert.ok(records.length >= 3, `only ${records.length} of 5 prompts gave a preference`);

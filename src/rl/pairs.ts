@@ -7,6 +7,11 @@
 // Text prompts give text completions; chat prompts keep their message list and give completions as
 // [{"role": "assistant", "content": text}], TRL's conversational form. A prompt whose K completions
 // all score the same says nothing about preference and is skipped (and counted).
+// A completion cut off at max_new_tokens has not ended: the record says so (`chosen_truncated`,
+// `rejected_truncated`, or `truncated` per response, present only when true somewhere), and
+// `rlhf dpo` / `rlhf kto` then give it no EOS. Appending EOS to an unfinished text (TRL's readers do
+// it to every completion) lets DPO learn the preference from that one improbable token, which is
+// never sampled mid-sentence and costs KL without changing what is generated (docs/stories-experiments.md).
 import { HostRng } from "../engine/random.ts";
 import { Generator } from "../generation/generate.ts";
 import type { Architecture } from "../models/architecture.ts";
@@ -32,6 +37,9 @@ export interface PreferenceRecord {
   rejected: Completion;
   score_chosen: number;
   score_rejected: number;
+  /** Present (true) when the completion was cut off at max_new_tokens. */
+  chosen_truncated?: true;
+  rejected_truncated?: true;
 }
 
 export interface RankingRecord {
@@ -42,18 +50,22 @@ export interface RankingRecord {
   /** Neighbours in the ranking that scored the same (present only when some did). */
   ties?: [number, number][];
   scores: number[];
+  /** Per response, whether it was cut off at max_new_tokens (present only when one was). */
+  truncated?: boolean[];
 }
 
 export interface ScoredPrompt {
   prompt: PromptValue;
   completions: string[];
   scores: number[];
+  /** Per completion: cut off at max_new_tokens (it did not end with EOS or a stop string). */
+  truncated: boolean[];
 }
 
 const asCompletion = (prompt: PromptValue, text: string): Completion => (typeof prompt === "string" ? text : [{ role: "assistant", content: text }]);
 
 /** Best against worst (the first of equals); null when every score is the same. */
-export function preferencePair({ prompt, completions, scores }: ScoredPrompt): PreferenceRecord | null {
+export function preferencePair({ prompt, completions, scores, truncated }: ScoredPrompt): PreferenceRecord | null {
   let best = 0;
   let worst = 0;
   scores.forEach((s, i) => {
@@ -61,16 +73,24 @@ export function preferencePair({ prompt, completions, scores }: ScoredPrompt): P
     if (s < scores[worst]!) worst = i;
   });
   if (scores[best] === scores[worst]) return null;
-  return { prompt, chosen: asCompletion(prompt, completions[best]!), rejected: asCompletion(prompt, completions[worst]!), score_chosen: scores[best]!, score_rejected: scores[worst]! };
+  return {
+    prompt,
+    chosen: asCompletion(prompt, completions[best]!),
+    rejected: asCompletion(prompt, completions[worst]!),
+    score_chosen: scores[best]!,
+    score_rejected: scores[worst]!,
+    ...(truncated[best] ? { chosen_truncated: true as const } : {}),
+    ...(truncated[worst] ? { rejected_truncated: true as const } : {}),
+  };
 }
 
 /** All completions ranked by score, equal scores as ties; null when every score is the same. */
-export function rankingRecord({ prompt, completions, scores }: ScoredPrompt): RankingRecord | null {
+export function rankingRecord({ prompt, completions, scores, truncated }: ScoredPrompt): RankingRecord | null {
   const ranking = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   if (scores[ranking[0]!] === scores[ranking.at(-1)!]) return null;
   const ties: [number, number][] = [];
   for (let r = 1; r < ranking.length; r++) if (scores[ranking[r]!] === scores[ranking[r - 1]!]) ties.push([ranking[r - 1]!, ranking[r]!]);
-  return { prompt, responses: completions.map((c) => asCompletion(prompt, c)), ranking, ...(ties.length > 0 ? { ties } : {}), scores };
+  return { prompt, responses: completions.map((c) => asCompletion(prompt, c)), ranking, ...(ties.length > 0 ? { ties } : {}), scores, ...(truncated.some(Boolean) ? { truncated } : {}) };
 }
 
 /** K sampled completions per prompt with their scores, in prompt order; deterministic in settings.seed. */
@@ -105,9 +125,11 @@ export async function sampleScored(args: {
       );
       const n = real * s.k;
       const completions = generations.slice(0, n).map((g) => g.text);
+      const truncated = generations.slice(0, n).map((g) => g.finishReason === "length");
       const scores = await reward.score(rows.slice(0, n).map((i) => texts[i]!), completions);
       for (let g = 0; g < real; g++) {
-        out.push({ prompt: prompts[start + g]!, completions: completions.slice(g * s.k, (g + 1) * s.k), scores: scores.slice(g * s.k, (g + 1) * s.k) });
+        const group = (xs: readonly unknown[]) => xs.slice(g * s.k, (g + 1) * s.k);
+        out.push({ prompt: prompts[start + g]!, completions: group(completions) as string[], scores: group(scores) as number[], truncated: group(truncated) as boolean[] });
       }
       args.onBatch?.(start + real);
     }

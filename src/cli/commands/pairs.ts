@@ -22,8 +22,10 @@ scores them with the reward, and writes one JSON line per prompt:
   --format ranking               {"prompt", "responses", "ranking", "ties", "scores"}: all K, ranking
                                  lists indices best first, ties pairs equal scores
 For chat prompts, "prompt" is the message list and completions are [{"role": "assistant",
-"content": ...}]. Prompts whose K completions all score the same carry no preference and are
-skipped (the count is printed). The reward is a reward-model directory or a .mjs/.ts module
+"content": ...}]. A completion cut off at --max-new-tokens is marked ("chosen_truncated",
+"rejected_truncated": true, or "truncated": [per response]), and rlhf dpo and rlhf kto then give
+it no EOS: an unfinished text did not end. Prompts whose K completions all score the same carry no
+preference and are skipped (the count is printed). The reward is a reward-model directory or a .mjs/.ts module
 exporting \`reward(prompts, completions)\`; several --reward flags are summed (PATH@WEIGHT).`;
 
 const flags = {
