@@ -8,16 +8,19 @@
 # lexicon score of lexicon-reward.mjs). Results go to OUT/results.jsonl, one line per evaluation;
 # docs/stories-experiments.md reads them.
 #
-#   bash examples/stories/run.sh [OUT] [STAGE...]      stages: rm ppo pairs dpo dpo-iter grpo online-dpo kto (default: all)
+#   bash examples/stories/run.sh [OUT] [STAGE...]
 #
-# Several hours on 2 cores (PPO ~10 s a step when the machine is otherwise idle, GRPO and online DPO
-# about twice that, a DPO epoch over 1,720 pairs ~2 minutes). Each stage reuses what earlier stages
-# left in OUT: a finished training run or an evaluation already in results.jsonl is not run again.
+# Stages: rm ppo pairs dpo grpo online-dpo kto (the default: the README's table), and the rest of
+# docs/stories-experiments.md's measurements: dpo-sweep dpo-iter online-dpo-sweep kto-sweep.
+# About three hours for the default stages on 2 cores (PPO ~10 s a step when the machine is
+# otherwise idle, GRPO and online DPO about twice that, sampling 1,720 pairs ~15 minutes, a DPO epoch
+# over them ~2 minutes). Each stage reuses what earlier stages left in OUT: a finished training run
+# or an evaluation already in results.jsonl is not run again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/stories}
 shift || true
-STAGES=${*:-rm ppo pairs dpo dpo-iter grpo online-dpo kto}
+STAGES=${*:-rm ppo pairs dpo grpo online-dpo kto}
 DATA=../shared/data
 MODEL=$DATA/llama2c/stories260K.bin
 PROMPTS=examples/stories/prompts-train.jsonl
@@ -79,10 +82,13 @@ pairs() {
     --max-new-tokens $RESPONSE --temperature 0.7 --seed $seed --output "$OUT/$file"
 }
 
-if has pairs; then
+# A completion cut off at the 48th token is marked in the pairs file ("chosen_truncated" /
+# "rejected_truncated"), and rlhf dpo and rlhf kto give it no EOS: nearly every completion here is
+# cut off, and an EOS appended to each (TRL's readers append it to every completion) carried most
+# of what DPO learned before the mark existed (docs/stories-experiments.md).
+if has pairs || has dpo || has kto || has dpo-sweep || has kto-sweep; then
   pairs pairs.jsonl 6 4 $PROMPTS 0         # 258 pairs, best vs worst of 4 (the first 258 of pairs-40x)
   pairs pairs-40x.jsonl 40 4 $PROMPTS 0    # 1720 pairs
-  pairs pairs-k16.jsonl 6 16 $PROMPTS 0    # 258 pairs, best vs worst of 16
   pairs pairs-k8-20x.jsonl 20 8 $PROMPTS 0 # 860 pairs, best vs worst of 8: pairs-40x's number of samples
   pairs pairs-eval.jsonl 6 4 $EVAL_PROMPTS 1  # 126 pairs on the held-out openings: DPO's eval_ metrics
 fi
@@ -94,27 +100,30 @@ dpo() {
     --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000 "$@"
   evaluate dpo "$knob" "$OUT/$name"
 }
-
-# The sampled completions end where generation stopped, at $RESPONSE tokens, but the data reader
-# appends EOS to every completion (TRL's convention for finished ones); DPO then learns to move that
-# one token's probability. --max_completion_length $RESPONSE cuts the EOS off the completions that
-# did not end ("cut48" in the knobs) and keeps it on those that did.
-CUT="--max_completion_length $RESPONSE"
 HELD_OUT="--eval-data $OUT/pairs-eval.jsonl"
 
 if has dpo; then
-  for beta in 0.1 0.3 1; do
-    dpo "dpo-beta$beta" "beta=$beta" pairs.jsonl --beta $beta --num_train_epochs 3
+  # The README's earlier recipe (258 pairs, 3 epochs), then 1,720 pairs for 1 and 2 epochs, and
+  # sharper pairs: best vs worst of 8 on 860 openings.
+  dpo dpo-beta0.3 "beta=0.3,pairs=258,ep=3" pairs.jsonl --beta 0.3 --num_train_epochs 3
+  for epochs in 1 2; do
+    dpo dpo-40x-ep$epochs "beta=0.1,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --num_train_epochs $epochs $HELD_OUT --eval_steps 27
   done
-  dpo dpo-cut48-beta0.1 "beta=0.1,cut48" pairs.jsonl --beta 0.1 --num_train_epochs 3 $CUT
-  dpo dpo-k16 "beta=0.1,cut48,pairs=258of16,ep=3" pairs-k16.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
-  dpo dpo-40x-ep1-eos "beta=0.1,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
-  for epochs in 1 2 3; do
-    dpo dpo-40x-ep$epochs "beta=0.1,cut48,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --num_train_epochs $epochs $CUT $HELD_OUT --eval_steps $((epochs == 1 ? 27 : 54))
+  dpo dpo-k8-20x "beta=0.1,pairs=860of8,ep=2" pairs-k8-20x.jsonl --beta 0.1 --num_train_epochs 2 $HELD_OUT --eval_steps 27
+fi
+
+if has dpo-sweep; then
+  for beta in 0.1 1; do
+    dpo "dpo-beta$beta" "beta=$beta,pairs=258,ep=3" pairs.jsonl --beta $beta --num_train_epochs 3
   done
-  dpo dpo-40x-ep3-lr3e-5 "beta=0.1,lr=3e-5,cut48,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 --learning_rate 3e-5 $CUT $HELD_OUT --eval_steps 54
-  dpo dpo-40x-ep3-beta0.3 "beta=0.3,cut48,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 54
-  dpo dpo-k8-20x "beta=0.1,cut48,pairs=860of8,ep=2" pairs-k8-20x.jsonl --beta 0.1 --num_train_epochs 2 $CUT $HELD_OUT --eval_steps 27
+  dpo dpo-40x-ep3 "beta=0.1,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 54
+  dpo dpo-40x-ep3-lr3e-5 "beta=0.1,lr=3e-5,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 --learning_rate 3e-5 $HELD_OUT --eval_steps 54
+  dpo dpo-40x-ep3-beta0.3 "beta=0.3,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $HELD_OUT --eval_steps 54
+  pairs pairs-k16.jsonl 6 16 $PROMPTS 0    # 258 pairs, best vs worst of 16
+  dpo dpo-k16 "beta=0.1,pairs=258of16,ep=3" pairs-k16.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 16
+  # What the mark is worth: the same 1,720 pairs with it removed, so every completion ends in EOS.
+  [[ -f "$OUT/pairs-40x-eos.jsonl" ]] || sed -E 's/,"(chosen|rejected)_truncated":true//g' "$OUT/pairs-40x.jsonl" > "$OUT/pairs-40x-eos.jsonl"
+  dpo dpo-40x-ep1-eos "beta=0.1,pairs=1720,ep=1,eos-on-every-completion" pairs-40x-eos.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
 fi
 
 # Iterated DPO: a second round on pairs sampled from the first round's policy (dpo-40x-ep1; its
@@ -126,8 +135,8 @@ if has dpo-iter; then
       --max-new-tokens $RESPONSE --temperature 0.7 --seed 2 --output "$OUT/pairs-iter2.jsonl"
   fi
   trained "$OUT/dpo-iter2" || rlhf dpo --model "$OUT/dpo-40x-ep1" --data "$OUT/pairs-iter2.jsonl" --output "$OUT/dpo-iter2" --learning_rate 1e-4 \
-    --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000 --beta 0.1 --num_train_epochs 1 $CUT $HELD_OUT --eval_steps 27
-  evaluate dpo "iterated,round2,beta=0.1,cut48,pairs=860,ep=1" "$OUT/dpo-iter2"
+    --per_device_train_batch_size 16 --logging_steps 5 --save_steps 1000 --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
+  evaluate dpo "iterated,round2,beta=0.1,pairs=860,ep=1" "$OUT/dpo-iter2"
 fi
 
 # GRPO: 40 steps of 8 openings × 4 completions (1280 scored samples). At 5e-5 (PPO's rate) with
@@ -144,7 +153,6 @@ grpo() {
 
 if has grpo; then
   grpo grpo-lr2e-4 "loss_type=dapo"
-  grpo grpo-grpo "loss_type=grpo" --loss_type grpo
   for loss in dapo cispo sapo; do
     grpo "grpo-$loss-mu2" "loss_type=$loss,num_iterations=2" --loss_type $loss --num_iterations 2
   done
@@ -152,8 +160,8 @@ if has grpo; then
   grpo grpo-gspo-mu2 "gspo,num_iterations=2" --loss_type grpo --importance_sampling_level sequence --epsilon 3e-4 --epsilon_high 4e-4 --num_iterations 2
 fi
 
-# Online DPO: 40 steps of 16 openings, two fresh completions each, ranked by the RM (1280 scored
-# samples), one DPO step against the frozen start. Its pairs carry EOS only where generation ended.
+# Online DPO: steps of 16 openings, two fresh completions each, ranked by the RM, one DPO step
+# against the frozen start. Its pairs carry EOS only where generation ended.
 online_dpo() {
   local name=$1 knob=$2; shift 2
   trained "$OUT/$name" || rlhf online-dpo --policy "$MODEL" --reward "$OUT/rm" --prompts $PROMPTS --output "$OUT/$name" \
@@ -162,11 +170,14 @@ online_dpo() {
 }
 
 if has online-dpo; then
+  # Three times PPO's 40 steps (1920 pairs, each seen once).
+  online_dpo online-dpo-beta0.1-lr1e-4-120 "beta=0.1,lr=1e-4,steps=120" --total_steps 120 --beta 0.1 --learning_rate 1e-4
+fi
+
+if has online-dpo-sweep; then
   for lr in 5e-5 1e-4 2e-4; do
     online_dpo "online-dpo-beta0.1-lr$lr" "beta=0.1,lr=$lr" --total_steps 40 --beta 0.1 --learning_rate $lr
   done
-  # Three times the steps (1920 pairs, each seen once).
-  online_dpo online-dpo-beta0.1-lr1e-4-120 "beta=0.1,lr=1e-4,steps=120" --total_steps 120 --beta 0.1 --learning_rate 1e-4
 fi
 
 # KTO on the same 1720 pairs, unpaired (each pair one desirable and one undesirable completion),
@@ -179,7 +190,10 @@ kto() {
 }
 
 if has kto; then
-  kto kto-40x "beta=0.1,cut48,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $CUT $HELD_OUT --eval_steps 27
+  kto kto-40x "beta=0.1,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
+fi
+
+if has kto-sweep; then
   # Which data for KTO, on the same 258 × 4 samples (seed 0, as pairs.jsonl): best and worst of
   # each 4 as a pair, or all 4 labelled by the sign of their RM score (label-by-sign.mjs).
   if [[ ! -f "$OUT/kto-sign.jsonl" ]]; then
@@ -188,8 +202,9 @@ if has kto; then
       --max-new-tokens $RESPONSE --temperature 0.7 --seed 0 --output "$OUT/ranking.jsonl"
     node examples/stories/label-by-sign.mjs "$OUT/ranking.jsonl" > "$OUT/kto-sign.jsonl"
   fi
-  kto kto-pairs258 "beta=0.1,cut48,pairs=258,ep=3" pairs.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
-  kto kto-sign258 "beta=0.1,cut48,sign-labelled=258x4,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 $CUT $HELD_OUT --eval_steps 16
-  # 317 of the 1032 are desirable: TRL's advice (desirable_weight · 317 / 715 in [1, 4/3]) gives 2.5.
-  kto kto-sign258-dw2.5 "beta=0.1,cut48,sign-labelled=258x4,desirable_weight=2.5,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 --desirable_weight 2.5 $CUT $HELD_OUT --eval_steps 16
+  kto kto-pairs258 "beta=0.1,pairs=258,ep=3" pairs.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 16
+  kto kto-sign258 "beta=0.1,sign-labelled=258x4,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 16
+  # TRL's advice when desirable examples are fewer: desirable_weight · n_desirable / n_undesirable in
+  # [1, 4/3] (rlhf kto prints the range for the data it reads).
+  kto kto-sign258-dw2.5 "beta=0.1,sign-labelled=258x4,desirable_weight=2.5,ep=3" kto-sign.jsonl --beta 0.1 --num_train_epochs 3 --desirable_weight 2.5 $HELD_OUT --eval_steps 16
 fi
