@@ -95,7 +95,9 @@ test("rlhf pairs writes preference (or ranking) records, the same file for the s
   const records = lines(join(dir, "pairs", "a.jsonl"));
   assert.ok(records.length > 0);
   for (const r of records) {
-    assert.deepEqual(Object.keys(r).sort(), ["chosen", "prompt", "rejected", "score_chosen", "score_rejected"]);
+    const marks = ["chosen_truncated", "rejected_truncated"];
+    assert.deepEqual(Object.keys(r).filter((k) => !marks.includes(k)).sort(), ["chosen", "prompt", "rejected", "score_chosen", "score_rejected"]);
+    for (const mark of marks) assert.ok(!(mark in r) || r[mark] === true, `${mark} is written only when true`);
     assert.ok((r.score_chosen as number) > (r.score_rejected as number));
     const given = prompts.find((p) => JSON.stringify(p.prompt) === JSON.stringify(r.prompt));
     assert.ok(given, `unknown prompt ${JSON.stringify(r.prompt)}`);
