@@ -173,4 +173,5 @@ export const gpt2: ModelFamily<GPT2Config> = {
   build,
   checkpointNames,
   defaultPadId: (c) => c.eos_token_id ?? 0, // GPT-2 has no pad token; <|endoftext|> serves
+  defaultLoraTargets: ["c_attn"],
 };

@@ -160,4 +160,5 @@ export const llama: ModelFamily<LlamaConfig> = {
   build,
   checkpointNames,
   defaultPadId: () => 0, // <unk> in Llama 2's and llama2.c's vocabularies
+  defaultLoraTargets: ["q_proj", "v_proj"],
 };

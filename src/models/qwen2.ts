@@ -172,4 +172,5 @@ export const qwen2: ModelFamily<Qwen2Config> = {
   checkpointNames,
   // Qwen's tokenizers pad with <|endoftext|>, the base models' eos_token_id.
   defaultPadId: (c) => firstTokenId(c.eos_token_id) ?? 0,
+  defaultLoraTargets: ["q_proj", "v_proj"],
 };

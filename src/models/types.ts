@@ -112,4 +112,6 @@ export interface ModelFamily<C extends BaseConfig> {
   checkpointNames(tensors: TensorMap): TensorMap;
   /** Pad id for sequence-classifier batches when neither the tokenizer nor the config names one. */
   defaultPadId(config: C): number;
+  /** LoRA's target_modules when none are given: PEFT's entry for this model_type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
+  defaultLoraTargets: readonly string[];
 }
