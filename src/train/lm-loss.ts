@@ -21,7 +21,8 @@ export function nextTokenLoss<B>(arch: Architecture, parts: { forward: (b: B) =>
   return {
     headWeight: arch.lmHeadName,
     temperatures: [1],
-    body: (params: Params, b: B) => ({ hidden: [nextTokenHidden(arch, params, parts.forward(b))], extra: {} }),
+    // A training pass's key reaches the model as its dropout key (LoRA's lora_dropout).
+    body: (params: Params, b: B, rng?: Array) => ({ hidden: [nextTokenHidden(arch, params, rng ? { ...parts.forward(b), dropoutKey: rng } : parts.forward(b))], extra: {} }),
     targets: (b: B) => [nextTokenTargets(parts.inputIds(b))],
     loss: ([logprobs], _extra, b: B) => {
       const mask = parts.lossMask(b);
