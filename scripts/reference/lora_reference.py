@@ -21,13 +21,13 @@ src/train/lora-sft.test.ts (peft itself is not installable here; this is PEFT's 
 """
 import json
 import os
-import struct
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from head_reference import write_safetensors  # noqa: E402
 from tinystories_reference import forward, read_safetensors  # noqa: E402
 
 PREFIX = "base_model.model."
@@ -91,22 +91,6 @@ def greedy(config, weights, n):
     return {"completion_ids": ids[1:], "min_top2_margin": min(margins) if margins else None}
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, array in tensors.items():
-        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-
-
 def write_adapter(directory, base_dir):
     config, weights = load_base(base_dir)
     rng = np.random.RandomState(7)
@@ -119,7 +103,9 @@ def write_adapter(directory, base_dir):
             tensors[f"{PREFIX}{module}.lora_A.weight"] = rng.uniform(-bound, bound, (r, in_features)).astype(np.float32)
             tensors[f"{PREFIX}{module}.lora_B.weight"] = (0.3 * rng.randn(out_features, r)).astype(np.float32)
     os.makedirs(directory, exist_ok=True)
-    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    import torch
+
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), {k: torch.tensor(v) for k, v in tensors.items()})
     lora_config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(base_dir),
         "revision": None, "inference_mode": True, "r": r, "target_modules": targets, "exclude_modules": None,

@@ -11,8 +11,8 @@ import type { TensorMap } from "../io/tensors.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { initEngine } from "../engine/runtime.ts";
-import { release } from "../engine/arrays.ts";
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isAdapterDir, readAdapterConfig, readAdapterTensors } from "./adapter-files.ts";
+import { fromHost, release } from "../engine/arrays.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isAdapterDir, readAdapterConfig, readAdapterTensors, writeAdapterDirectory } from "./adapter-files.ts";
 import { architectureFor, type Architecture } from "./architecture.ts";
 import { checkpointFromParameters, configToJson, parametersFromCheckpoint } from "./checkpoint.ts";
 import { isSequenceClassifier, parseConfig, type ModelConfig } from "./config.ts";
@@ -185,19 +185,7 @@ export async function saveModel(
   options: { tokenizer?: Tokenizer; generationConfig?: GenerationConfig; extraFiles?: Record<string, string | Uint8Array> } = {},
 ): Promise<void> {
   const { tensors, metadata } = checkpointFromParameters(config, await paramsToTensors(params));
-  const files: Record<string, string | Uint8Array> = { ...(options.extraFiles ?? {}) };
-  if (options.tokenizer) {
-    // Tokenizers save through the file system; collect their files first so the directory stays atomic.
-    const { mkdtemp, readdir, readFile, rm } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const tmp = await mkdtemp(join(tmpdir(), "rlhf-tok-"));
-    try {
-      await options.tokenizer.save(tmp);
-      for (const f of await readdir(tmp)) files[f] = await readFile(join(tmp, f));
-    } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
-  }
+  const files: Record<string, string | Uint8Array> = { ...(options.extraFiles ?? {}), ...(await tokenizerFiles(options.tokenizer)) };
   const generation = options.generationConfig ?? {
     bos_token_id: config.bos_token_id,
     eos_token_id: config.eos_token_id,
@@ -205,4 +193,34 @@ export async function saveModel(
   };
   files["generation_config.json"] ??= JSON.stringify(generation, null, 2) + "\n";
   await writeHfDirectory(dir, configToJson(config), tensors, { metadata, extraFiles: files });
+}
+
+/**
+ * Saves a LoRA adapter as PEFT's save_pretrained does (adapter-files.ts), with the tokenizer's
+ * files beside it as TRL saves them; `params` are the adapter's (models/lora.ts names).
+ */
+export async function saveAdapter(dir: string, config: LoraConfig, params: Params, options: { tokenizer?: Tokenizer | undefined; extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<void> {
+  await writeAdapterDirectory(dir, config, await paramsToTensors(params), { ...(options.extraFiles ?? {}), ...(await tokenizerFiles(options.tokenizer)) });
+}
+
+/** An adapter's own parameters (no base), as a training run resumes them. */
+export async function loadAdapterParams(dir: string): Promise<Params> {
+  await initEngine();
+  return Object.fromEntries([...(await readAdapterTensors(dir))].map(([name, t]) => [name, fromHost(t.data, t.shape)]));
+}
+
+/** A tokenizer's files by name. Tokenizers save through the file system; collecting them first keeps a directory write atomic. */
+async function tokenizerFiles(tokenizer: Tokenizer | undefined): Promise<Record<string, Uint8Array>> {
+  if (!tokenizer) return {};
+  const { mkdtemp, readdir, readFile, rm } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const tmp = await mkdtemp(join(tmpdir(), "rlhf-tok-"));
+  try {
+    await tokenizer.save(tmp);
+    const files: Record<string, Uint8Array> = {};
+    for (const f of await readdir(tmp)) files[f] = await readFile(join(tmp, f));
+    return files;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }

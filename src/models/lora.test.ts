@@ -5,10 +5,8 @@
 // (scripts/reference/lora_reference.py). Then the target and init rules, and refusals.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 import { initEngine, valueAndGrad, type Array } from "../engine/runtime.ts";
 import { compile, fromHost, release, toHost } from "../engine/arrays.ts";
@@ -18,18 +16,12 @@ import { readAdapterConfig } from "./adapter-files.ts";
 import { architectureFor } from "./architecture.ts";
 import { parseConfig } from "./config.ts";
 import { loraWeightNames, project } from "./layers.ts";
-import { initAdapter, resolveTargetModules, targetedModules, type LoraConfig } from "./lora.ts";
-import { initParams } from "./params.ts";
+import { initAdapter, mergeAdapter, resolveTargetModules, targetedModules, withAdapter, type LoraConfig } from "./lora.ts";
+import type { LoadedModel } from "./load.ts";
+import { copyParams, initParams } from "./params.ts";
+import { logitsOf, loraReference } from "./test-helpers.ts";
 import type { Params } from "./types.ts";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = fileURLToPath(new URL("../../scripts/reference/lora_reference.py", import.meta.url));
-
-export function loraReference(args: string[]): string {
-  const r = spawnSync(PYTHON, [SCRIPT, ...args], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "2" } });
-  assert.equal(r.status, 0, `${SCRIPT} ${args.join(" ")} failed (is python3-torch installed? run scripts/setup-test-deps.sh):\n${r.stderr}`);
-  return r.stdout;
-}
 
 function maxRelError(a: Float32Array, b: number[]): number {
   let worst = 0;
@@ -112,6 +104,34 @@ test("an adapter written in PEFT's layout by a Python script loads: rlhf generat
   runRlhfOk(["merge", "--adapter", adapter, "--base", base, "--output", merged]);
   assert.deepEqual(generate(merged), predicted.completion_ids);
 });
+
+const tinyConfigs = {
+  llama: { model_type: "llama", vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: false },
+  "gpt2 (Conv1D)": { model_type: "gpt2", vocab_size: 32, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 16 },
+};
+
+for (const [label, json] of Object.entries(tinyConfigs)) {
+  test(`${label}: the merged weights W + s·B·A give the logits of the adapter run beside W (all-linear, rsLoRA, a saved module)`, async () => {
+    await initEngine();
+    const config = parseConfig(json, label);
+    const model = { config, arch: architectureFor(config), params: initParams(architectureFor(config), 2), path: label, format: "hf-dir" } as LoadedModel;
+    const head = label === "llama" ? "lm_head" : "ln_f";
+    const lora: LoraConfig = { task_type: "CAUSAL_LM", r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: resolveTargetModules(model.arch, ["all-linear"]), modules_to_save: [head], fan_in_fan_out: label !== "llama", use_rslora: true, base_model_name_or_path: null };
+    const adapter = initAdapter(model.arch, lora, model.params, 4);
+    // B = 0 would make any merge look right; and the saved module must differ from the base's.
+    const rng = new HostRng(9);
+    for (const [name, p] of Object.entries(adapter)) adapter[name] = fromHost(Float32Array.from({ length: p.size }, () => 0.2 * rng.normal()), p.shape);
+    const ids = [1, 5, 9, 3, 30, 2, 7];
+    const unmerged = await logitsOf({ ...model, arch: withAdapter(model.arch, lora), params: { ...model.params, ...adapter } }, ids);
+    const plain = await logitsOf(model, ids);
+    const mergedParams = mergeAdapter(model.arch, lora, copyParams(model.params), copyParams(adapter));
+    const merged = await logitsOf({ ...model, params: mergedParams }, ids);
+    const diff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
+    assert.ok(diff(unmerged, plain) > 0.1, "the adapter changes the logits");
+    assert.ok(diff(merged, unmerged) < 1e-5, `merged vs unmerged: ${diff(merged, unmerged)}`);
+    release([model.params, adapter, mergedParams]);
+  });
+}
 
 test("target modules: PEFT's default per model_type, all-linear as the short names of every block matrix, unknown names refused", async () => {
   await initEngine();
