@@ -3,7 +3,7 @@
 // models to plan memory for; and, once the plan fits, loading the policy and the reward source.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { requireFlag, requireRepeated, UsageError } from "./command.ts";
+import { baseFlag, requireFlag, requireRepeated, UsageError } from "./command.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel, type ModelDescription } from "../models/load.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { isSequenceClassifier } from "../models/config.ts";
@@ -16,7 +16,8 @@ import { readPromptFile } from "../rl/prompts.ts";
 import { promptText } from "../tokenizers/chat.ts";
 
 export const onPolicyFlags = {
-  policy: { type: "string", help: "starting policy: llama2.c .bin or HF directory <PATH>" },
+  policy: { type: "string", help: "starting policy: llama2.c .bin, HF directory or LoRA adapter directory (merged) <PATH>" },
+  ...baseFlag,
   reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "output directory <DIR>" },
@@ -30,6 +31,8 @@ export interface OnPolicyInputs {
   output: string;
   resume: boolean;
   policyPath: string;
+  /** --base: the base of a policy given as a LoRA adapter. */
+  base: string | undefined;
   described: ModelDescription;
   tokenizer: Tokenizer;
   prompts: string[];
@@ -49,7 +52,8 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   refuseOldRun(output, resume);
   const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
   const policyPath = requireFlag(v.policy as string | undefined, "policy");
-  const described = await describeModel(policyPath);
+  const base = v.base as string | undefined;
+  const described = await describeModel(policyPath, { base });
   if (isSequenceClassifier(described.config)) throw new UsageError(`${policyPath} is a sequence classifier; ${name} needs a causal LM policy`);
   if (responseLength + 2 > described.arch.maxPositions) {
     throw new UsageError(`a completion length of ${responseLength} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
@@ -61,12 +65,12 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
   const rewardArchs = await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch));
   const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, responseLength).promptLength;
-  return { output, resume, policyPath, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
+  return { output, resume, policyPath, base, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
 }
 
 /** The policy's weights and the reward source, loaded once the memory plan fits. */
 export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reward: RewardSource }> {
-  return { policy: await loadModel(inputs.policyPath), reward: await loadRewardSource(inputs.rewardSpecs) };
+  return { policy: await loadModel(inputs.policyPath, { base: inputs.base }), reward: await loadRewardSource(inputs.rewardSpecs) };
 }
 
 /** What every saved policy carries: its config, tokenizer and generation config. */

@@ -75,8 +75,8 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const config = readRunConfig(v, algorithm.defaults, specs);
       algorithm.check(config);
       const trainer = name.toUpperCase();
-      const described = await describeCausalLm(modelPath, trainer);
-      const describedRef = refPath ? await describeCausalLm(refPath, trainer) : undefined;
+      const described = await describeCausalLm(modelPath, trainer, v.base);
+      const describedRef = refPath ? await describeCausalLm(refPath, trainer, v.base) : undefined;
       if (describedRef && describedRef.arch.vocabSize !== described.arch.vocabSize) {
         throw new UsageError(`--ref-model ${refPath} has a vocabulary of ${describedRef.arch.vocabSize} tokens, the model ${described.arch.vocabSize}; they must share the tokenizer`);
       }
@@ -99,7 +99,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
       const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, maxLength), describedRef?.arch);
       if (planOnly(memory, v["dry-run"], config)) return 0;
-      const model = await loadModel(modelPath);
+      const model = await loadModel(modelPath, { base: v.base });
 
       const padId = padIdOf(tokenizer);
       const cache = { path: join(output, refCacheFile(name)), reference: refPath ?? modelPath };
@@ -108,7 +108,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       let logps = v.resume ? await readRefCache(cache.path, fingerprint, { train: examples.train.length, eval: examples.eval.length }) : null;
       if (logps) say(`reference log-probs of ${total} ${algorithm.unit} read from ${cache.path}`);
       else {
-        logps = await scoreWithReference(name, algorithm.unit, { model, refPath }, examples, layout, { maxLength, batchSize: config.per_device_eval_batch_size, padId });
+        logps = await scoreWithReference(name, algorithm.unit, { model, refPath, base: v.base }, examples, layout, { maxLength, batchSize: config.per_device_eval_batch_size, padId });
         // Kept beside the checkpoints, so that --resume need not run the reference again.
         await mkdir(output, { recursive: true });
         await writeRefCache(cache.path, fingerprint, cache.reference, logps);
@@ -131,7 +131,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
 async function scoreWithReference<E extends Prompted>(
   name: string,
   unit: string,
-  models: { model: LoadedModel; refPath: string | undefined },
+  models: { model: LoadedModel; refPath: string | undefined; base: string | undefined },
   examples: Splits<E>,
   layout: PreferenceLayout<E>,
   options: { maxLength: number; batchSize: number; padId: number },
@@ -139,7 +139,7 @@ async function scoreWithReference<E extends Prompted>(
   const total = examples.train.length + examples.eval.length;
   const what = `${name}: reference log-probs (${models.refPath ?? "the starting model"})`;
   process.stderr.write(`${what}, ${total} ${unit}…\n`);
-  const reference = models.refPath ? await loadModel(models.refPath) : models.model;
+  const reference = models.refPath ? await loadModel(models.refPath, { base: models.base }) : models.model;
   const started = performance.now();
   const show = (done: number) => {
     if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}`);

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
@@ -38,6 +38,7 @@ function skipInvalid(name: string, skip: boolean | undefined): ReadOptions {
 
 const common = {
   model: { type: "string", help: "model: for train a causal LM (or a reward model to continue); otherwise a trained reward model <PATH>" },
+  ...baseFlag,
   data: { type: "string", help: "preference data: JSON lines (.jsonl, .jsonl.gz) or the rt-polarity folder <FILE>" },
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
   "skip-invalid": { type: "boolean", help: "skip malformed records (counted; the first one's file:line and reason on stderr) instead of stopping" },
@@ -84,7 +85,7 @@ async function trainRm(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
   const config = readRunConfig(v, defaultRewardConfig, rewardSpecs);
-  const described = await describeModel(modelPath);
+  const described = await describeModel(modelPath, { base: v.base });
   const tokenizer = await resolveTokenizer(described, v.tokenizer);
   clampMaxLength(config, described.arch, "rm");
   const padId = rewardPadId(tokenizer.padTokenId, described.config);
@@ -99,7 +100,7 @@ async function trainRm(argv: string[]): Promise<number> {
   process.stderr.write(`rm: ${data.train.length} training records, ${data.eval.length} held out\n`);
   const memory = rewardMemoryPlan(described.arch, config, rewardDataShape([...data.train, ...data.eval], config.max_length));
   if (planOnly(memory, v["dry-run"], config)) return 0;
-  const rm = rewardModelFromCausalLm(await loadModel(modelPath), { seed: config.seed, padTokenId: padId });
+  const rm = rewardModelFromCausalLm(await loadModel(modelPath, { base: v.base }), { seed: config.seed, padTokenId: padId });
   const task = rewardTask(rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId);
   return runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, rm.params, memory, (state) => {
     const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
@@ -107,8 +108,8 @@ async function trainRm(argv: string[]): Promise<number> {
   });
 }
 
-async function loadRewardModel(path: string, tokenizerPath?: string) {
-  const model = await loadModel(path);
+async function loadRewardModel(path: string, tokenizerPath?: string, base?: string) {
+  const model = await loadModel(path, { base });
   if (!isSequenceClassifier(model.config) || (model.config.num_labels ?? 2) !== 1) {
     release(model.params);
     throw new UsageError(`${path} is not a reward model (a *ForSequenceClassification with num_labels 1); train one with \`rlhf rm train\``);
@@ -128,7 +129,7 @@ async function evalRm(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, usage, evalFlags);
   if (!parsed) return 0;
   const v = parsed.values;
-  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer, v.base);
   const trained = trainingConfig(model);
   const maxLength = numberFlag(v["max-length"], "max-length", Math.min(model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity), { min: 1, integer: true, max: model.arch.maxPositions });
   const dataPath = requireFlag(v.data, "data");
@@ -155,7 +156,7 @@ async function scoreRm(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, usage, scoreFlags);
   if (!parsed) return 0;
   const v = parsed.values;
-  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer, v.base);
   const dataPath = requireFlag(v.data, "data");
   const context = model.arch.maxPositions;
   const eos = tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [];
