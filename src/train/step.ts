@@ -1,8 +1,10 @@
 // One optimizer step for any loss: value-and-gradient, optional gradient accumulation over
 // micro-batches, clipping by global norm, AdamW. With one micro-batch everything is one compiled
 // program; with several, gradients are summed on the device between two compiled halves.
-// Only the trainable parameters are differentiated: frozen ones (a LoRA adapter's base) reach the
-// loss as plain inputs, so no gradient, clipping term or Adam moment of theirs ever exists.
+// Only the trainable parameters get gradients: frozen ones (a LoRA adapter's base) are differentiated
+// along with them inside the compiled program, whose compiler then drops their unused gradients
+// (a frozen weight closed over by the differentiated function instead would keep about its own
+// size again in the backward pass's saved values); no clipping term or Adam moment of theirs exists.
 import { np, tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
 import { compile, compileConsuming, fromHost, keep, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
@@ -66,14 +68,31 @@ export function lossAndGradients<B>(loss: LossFn<B> | HeadLoss<B, any>, headBudg
   return isHeadLoss(loss) ? headGrad(loss, headBudget) : autodiffGrad(loss);
 }
 
+/**
+ * The gradients of `trained` out of those of every parameter the pass read: the frozen ones'
+ * are disposed, so that the compiled program never computes them.
+ */
+function trainedOnly(grads: Params, trained: Params): Params {
+  const kept: Params = {};
+  for (const [name, g] of Object.entries(grads)) {
+    if (name in trained) kept[name] = g;
+    else g.dispose();
+  }
+  return kept;
+}
+
 /** Loss, metrics and gradients of a plain loss, by autodiff (valueAndGrad differentiates its first argument only). */
 function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
-  const lossWithAux = (p: Params, b: B, pass: PassInputs) => {
-    const out = lossFn({ ...pass.frozen, ...p }, b, pass.rng);
+  // The key travels in a tree that has no entry without one (an argument may not be undefined).
+  const lossWithAux = (p: Params, b: B, key: { rng?: Array }) => {
+    const out = lossFn(p, b, key.rng);
     return [out.loss, out.metrics] as [Array, Record<string, Array>];
   };
-  const vg = valueAndGrad(lossWithAux, { hasAux: true }) as unknown as (p: Params, b: B, pass: PassInputs) => [[Array, Record<string, Array>], Params];
-  return (params, batch, pass = { frozen: {} }) => vg(params, batch, pass);
+  const vg = valueAndGrad(lossWithAux, { hasAux: true }) as unknown as (p: Params, b: B, key: { rng?: Array }) => [[Array, Record<string, Array>], Params];
+  return (params, batch, pass = { frozen: {} }) => {
+    const [out, grads] = vg({ ...pass.frozen, ...params }, batch, pass.rng ? { rng: pass.rng } : {});
+    return [out, trainedOnly(grads, params)];
+  };
 }
 
 /**
@@ -83,8 +102,8 @@ function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
 function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): ValueAndGrad<B> {
   return (params: Params, batch: B, pass: PassInputs = { frozen: {} }) => {
     type BodyOut = { hidden: Array[]; extra: X };
-    const body = (p: Params) => spec.body({ ...pass.frozen, ...p }, tree.ref(batch), pass.rng);
-    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)(body, [tree.ref(params)]) as [BodyOut, (ct: BodyOut) => [Params]];
+    const body = (p: Params) => spec.body(p, tree.ref(batch), pass.rng);
+    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)(body, [tree.ref({ ...pass.frozen, ...params })]) as [BodyOut, (ct: BodyOut) => [Params]];
     // A frozen head (a tied embedding, or an lm_head LoRA leaves alone) gets no gradient at all.
     const headTrained = spec.headWeight in params;
     const weight = (headTrained ? params : pass.frozen)[spec.headWeight]!;
@@ -102,7 +121,7 @@ function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): Value
       if (headTrained) headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
       return g.hidden;
     });
-    const [grads] = pullback({ hidden: hiddenGrads, extra: cotangent.extra });
+    const grads = trainedOnly(pullback({ hidden: hiddenGrads, extra: cotangent.extra })[0], params);
     if (headTrained) grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
     return [[loss, metrics], grads];
   };
