@@ -51,16 +51,18 @@ export function padIdOf(tokenizer: Tokenizer): number {
 
 /**
  * With --dry-run prints the plan and returns true (the command stops there); otherwise refuses a
- * run that would not fit, with the batch settings to lower.
+ * run that would not fit, with the batch settings to lower (or --use_peft when `plans.lora`, the
+ * run's plan with LoRA, fits).
  */
-export function planOnly(memory: MemoryPlan, dryRun: boolean | undefined, config: TrainingArguments & { max_length: number | null }): boolean {
+export function planOnly(plans: { memory: MemoryPlan; lora?: MemoryPlan }, dryRun: boolean | undefined, config: TrainingArguments & { max_length: number | null }): boolean {
   if (dryRun) {
-    process.stdout.write(formatPlan(memory));
+    process.stdout.write(formatPlan(plans.memory));
     return true;
   }
   checkPlan(
-    memory,
+    plans.memory,
     `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}), per_device_eval_batch_size (now ${config.per_device_eval_batch_size}) or max_length (now ${config.max_length ?? "the model's context"}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`,
+    plans.lora,
   );
   return false;
 }

@@ -19,6 +19,7 @@ import type { PreferenceTrainingArguments } from "../train/preference-config.ts"
 import { fitExamples, preferenceMaxLength, preferenceMemoryPlan, preferenceRowLength, referenceLogps, type PreferenceLayout } from "../train/preference.ts";
 import { readRefCache, refCacheFile, refCacheFingerprint, writeRefCache, type Splits } from "../train/reference-cache.ts";
 import type { TrainTask } from "../train/trainer.ts";
+import { adapterRun, runPlans } from "../train/peft-config.ts";
 import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
 
@@ -97,8 +98,10 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const layout = algorithm.layout(config);
       const all = [...examples.train, ...examples.eval];
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
-      const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, maxLength), describedRef?.arch);
-      if (planOnly(memory, v["dry-run"], config)) return 0;
+      const rowLength = preferenceRowLength(all, layout, maxLength);
+      const dropout = !config.disable_dropout;
+      const plans = runPlans(config, arch, "CAUSAL_LM", dropout, (adapter, headBudget) => preferenceMemoryPlan(arch, rowsPerExample, config, rowLength, describedRef?.arch, adapter, headBudget));
+      if (planOnly(plans, v["dry-run"], config)) return 0;
       const model = await loadModel(modelPath, { base: v.base });
 
       const padId = padIdOf(tokenizer);
@@ -117,9 +120,11 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const data = { train: attach(examples.train, logps.train), eval: attach(examples.eval, logps.eval) };
       say(algorithm.describe(data, config));
 
-      const task = algorithm.task(model.arch, config, data, savedWith(model, tokenizer), padId);
-      const outcome = (state: { log_history: MetricRecord[] }) => `final model in ${output}${algorithm.outcome(state.log_history)}`;
-      return runTraining({ name, command: name, output, resume: v.resume }, task, model.params, memory, outcome);
+      // LoRA: the reference log-probs above are the base's (TRL's reference with the adapter off).
+      const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", { seed: config.seed, dropout }) : null;
+      const task = { ...algorithm.task(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padId), headBudget: plans.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
+      const outcome = (state: { log_history: MetricRecord[] }) => `final ${lora ? "adapter" : "model"} in ${output}${algorithm.outcome(state.log_history)}`;
+      return runTraining({ name, command: name, output, resume: v.resume }, task, lora?.params ?? model.params, plans.memory, outcome);
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { fromHost, release } from "../engine/arrays.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isAdapterDir, readAdapterConfig, readAdapterTensors, writeAdapterDirectory } from "./adapter-files.ts";
-import { architectureFor, type Architecture } from "./architecture.ts";
+import { architectureFor, asSequenceClassifier, defaultPadId, type Architecture } from "./architecture.ts";
 import { checkpointFromParameters, configToJson, parametersFromCheckpoint } from "./checkpoint.ts";
 import { isSequenceClassifier, parseConfig, type ModelConfig } from "./config.ts";
 import { adapterShapes, mergeAdapter, type LoraConfig } from "./lora.ts";
@@ -53,7 +53,8 @@ export type ModelDescription = Omit<LoadedModel, "params">;
 export async function describeModel(path: string, options: LoadOptions = {}): Promise<ModelDescription> {
   if (isAdapterDir(path)) {
     const config = await readAdapterConfig(path);
-    return { ...(await describeModel(basePathOf(path, config, options.base))), adapter: { dir: path, config } };
+    const base = await describeModel(basePathOf(path, config, options.base));
+    return { ...base, ...modelUnder(config, base), adapter: { dir: path, config } };
   }
   const format = await detectCheckpoint(path);
   if (format === "llama2c") {
@@ -102,15 +103,46 @@ function basePathOf(dir: string, config: LoraConfig, explicit: string | undefine
   return found;
 }
 
+/**
+ * The model an adapter runs as on its base: the base's own, or for a SEQ_CLS adapter over a
+ * causal LM the base as a sequence classifier (as PEFT's AutoModelForSequenceClassification builds
+ * it), whose `score` head the adapter carries in modules_to_save. A causal-LM adapter over a
+ * classifier is refused.
+ */
+function modelUnder(adapter: LoraConfig, base: Pick<LoadedModel, "config" | "arch" | "path">): Pick<LoadedModel, "config" | "arch"> {
+  const classifier = isSequenceClassifier(base.config);
+  if (adapter.task_type === "SEQ_CLS" && !classifier) {
+    const config = asSequenceClassifier(base.config, base.config.pad_token_id ?? defaultPadId(base.config));
+    return { config, arch: architectureFor(config) };
+  }
+  if (adapter.task_type === "CAUSAL_LM" && classifier) throw new CheckpointError(`a CAUSAL_LM adapter does not fit the base ${base.path}, a ${base.config.architectures.join(", ")}`);
+  return { config: base.config, arch: base.arch };
+}
+
 /** The adapter's base with the adapter merged in (W + s·B·A), checked tensor by tensor against what the config asks for. */
 async function loadMergedAdapter(dir: string, options: LoadOptions): Promise<LoadedModel> {
+  const loaded = await loadAdapterOnBase(dir, options);
+  const { adapter, config } = loaded.adapter;
+  return { ...loaded, params: mergeAdapter(loaded.arch, config, loaded.params, adapter), adapter: { dir, config } };
+}
+
+/**
+ * An adapter directory and its base, unmerged: the model it runs as (modelUnder) with the base's
+ * weights (a causal LM's head dropped under a classifier), and the adapter's tensors checked
+ * against what its config asks for.
+ */
+export async function loadAdapterOnBase(dir: string, options: LoadOptions = {}): Promise<LoadedModel & { adapter: { dir: string; config: LoraConfig; adapter: Params } }> {
   const config = await readAdapterConfig(dir);
-  const base = await loadModel(basePathOf(dir, config, options.base));
-  const file = join(dir, ADAPTER_WEIGHTS);
-  if ((config.task_type === "SEQ_CLS") !== isSequenceClassifier(base.config)) {
-    release(base.params);
-    throw new CheckpointError(`${join(dir, ADAPTER_CONFIG)}: task_type ${config.task_type} does not fit the base ${base.path}, a ${base.config.architectures.join(", ")}`);
+  const loaded = await loadModel(basePathOf(dir, config, options.base));
+  let under: Pick<LoadedModel, "config" | "arch">;
+  try {
+    under = modelUnder(config, loaded);
+  } catch (err) {
+    release(loaded.params);
+    throw new CheckpointError(`${join(dir, ADAPTER_CONFIG)}: ${(err as Error).message}`);
   }
+  const base = { ...loaded, ...under, params: onlyParamsOf(under.arch, loaded.params) };
+  const file = join(dir, ADAPTER_WEIGHTS);
   const tensors = await readAdapterTensors(dir);
   const shapes = adapterShapes(base.arch, config);
   const unexpected = [...tensors.keys()].filter((k) => !(k in shapes));
@@ -119,7 +151,17 @@ async function loadMergedAdapter(dir: string, options: LoadOptions): Promise<Loa
     throw new CheckpointError(`${file}: ${unexpected[0]} is not a tensor of an adapter with this config (target_modules ${JSON.stringify(config.target_modules)}, modules_to_save ${JSON.stringify(config.modules_to_save)})${unexpected.length > 1 ? `, nor are ${unexpected.length - 1} more` : ""}`);
   }
   const adapter = paramsFromTensors({ ...base.arch, paramShapes: shapes }, tensors, file);
-  return { ...base, params: mergeAdapter(base.arch, config, base.params, adapter), adapter: { dir, config } };
+  return { ...base, adapter: { dir, config, adapter } };
+}
+
+/** The parameters `arch` has, the others (a causal LM's head under a classifier) released. */
+function onlyParamsOf(arch: Architecture, params: Params): Params {
+  const kept: Params = {};
+  for (const [name, p] of Object.entries(params)) {
+    if (name in arch.paramShapes) kept[name] = p;
+    else p.dispose();
+  }
+  return kept;
 }
 
 async function generationConfigOf(dir: string): Promise<Pick<LoadedModel, "generationConfig">> {

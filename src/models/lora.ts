@@ -99,11 +99,15 @@ export function resolveTargetModules(arch: Architecture, requested: readonly str
   return [...requested];
 }
 
-/** Parameter names of `modules_to_save` (each module's weight, and its bias when it has one); refuses names that match nothing. */
+/** The head names PEFT adds to every SEQ_CLS adapter's modules_to_save, whichever the model has. */
+const PEFT_CLASSIFIER_HEADS = ["classifier", "score"];
+
+/** Parameter names of `modules_to_save` (each module's weight, and its bias when it has one); refuses names that match nothing (but PEFT's classifier heads). */
 export function savedModuleParams(arch: Architecture, config: Pick<LoraConfig, "modules_to_save">): string[] {
   const names: string[] = [];
   for (const module of config.modules_to_save ?? []) {
     const params = Object.keys(arch.paramShapes).filter((p) => /\.(weight|bias)$/.test(p) && matchesName(p.slice(0, p.lastIndexOf(".")), module));
+    if (params.length === 0 && PEFT_CLASSIFIER_HEADS.includes(module)) continue;
     if (params.length === 0) throw new LoraError(`modules_to_save: ${module} names no module of this ${arch.config.model_type} model`);
     // A tied embedding is also the output head, where PEFT would train a copy of the input side only.
     const tiedEmbedding = arch.lmHeadName !== "lm_head.weight" && params.includes(arch.lmHeadName);
@@ -191,10 +195,11 @@ export function mergedWeights(arch: Architecture, config: LoraConfig, base: Para
 /**
  * The base with the adapter merged in, for passes that need no adapter (generation, evaluation,
  * `rlhf merge`): consumes `base` and `adapter` (each replaced weight is freed as its merge is
- * written, so the peak is the base plus the adapter and about one merged matrix).
+ * written, so the peak is the base plus the adapter and about one merged matrix). A saved module
+ * the base lacks (a classifier's head over a causal LM) comes from the adapter alone.
  */
 export function mergeAdapter(arch: Architecture, config: LoraConfig, base: Params, adapter: Params): Params {
-  const replaced = [...targetedModules(arch, config).map((m) => `${m}.weight`), ...savedModuleParams(arch, config)];
+  const replaced = [...targetedModules(arch, config).map((m) => `${m}.weight`), ...savedModuleParams(arch, config)].filter((n) => n in base);
   const merge = compileConsuming((b: Params, a: Params) => mergedWeights(arch, config, b, a));
   const merged = merge(Object.fromEntries(replaced.map((n) => [n, base[n]!])), adapter);
   merge.dispose();

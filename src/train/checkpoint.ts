@@ -142,7 +142,8 @@ export async function pruneCheckpoints(outputDir: string, limit: number | null):
 export interface LoadedCheckpoint<S> {
   /** The trained parameters: the model's, or a LoRA adapter's alone. */
   model: Pick<LoadedModel, "params">;
-  others: Record<string, LoadedModel>;
+  /** Each further model: loaded whole, or a LoRA adapter's parameters alone (no config: the run knows its base). */
+  others: Record<string, LoadedModel | Pick<LoadedModel, "params">>;
   optimizer: AdamWState;
   state: S;
 }
@@ -162,9 +163,10 @@ export async function loadCheckpoint<S>(dir: string, options: { others?: string[
   }
   if (raw === null || typeof raw !== "object" || typeof (raw as { global_step?: unknown }).global_step !== "number") throw new CheckpointError(`${statePath}: not a trainer state (no global_step)`);
   const state = options.check(raw as Record<string, unknown>, statePath);
-  const model = isAdapterDir(dir) ? { params: await loadAdapterParams(dir) } : await loadModel(dir);
-  const others: Record<string, LoadedModel> = {};
-  for (const name of options.others ?? []) others[name] = await loadModel(join(dir, name));
+  const trained = async (d: string) => (isAdapterDir(d) ? { params: await loadAdapterParams(d) } : await loadModel(d));
+  const model = await trained(dir);
+  const others: LoadedCheckpoint<S>["others"] = {};
+  for (const name of options.others ?? []) others[name] = await trained(join(dir, name));
   const optPath = join(dir, "optimizer.safetensors");
   const tensors = deserializeSafetensors(new Uint8Array(await readFile(optPath)), optPath).tensors;
   const mu: Params = {};

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
-import { peftDefaults, type PeftFields } from "./peft-config.ts";
+import { peftDefaults, type DropoutField, type PeftFields } from "./peft-config.ts";
 import { InputError } from "../io/errors.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
@@ -48,8 +48,8 @@ export interface SFTConfig extends TrainingArguments, PeftFields {
   completion_only_loss: boolean;
 }
 
-/** trl.RewardConfig. */
-export interface RewardConfig extends TrainingArguments {
+/** trl.RewardConfig, with ModelConfig's LoRA fields. */
+export interface RewardConfig extends TrainingArguments, PeftFields, DropoutField {
   /** Longest chosen/rejected sequence, prompt included; longer pairs are dropped (as TRL does). */
   max_length: number;
   /** Weight of coef · mean((r_c + r_r)²), which pulls rewards towards zero mean; null = off. */
@@ -83,7 +83,7 @@ export const trainingDefaults: TrainingArguments = {
 };
 
 export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, ...peftDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
-export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
+export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, ...peftDefaults, disable_dropout: true, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
 export interface FieldSpec {
   /** "names": a list of names, from a list in a file or comma-separated text (`q_proj,v_proj`). */
   kind: "int" | "number" | "bool" | "choice" | "names";
@@ -115,6 +115,10 @@ export const peftSpecs: Specs<PeftFields> = {
   lora_target_modules: { kind: "names", nullable: true, help: "modules to adapt (q_proj,v_proj,… or all-linear; default: PEFT's for the model type)" },
   lora_modules_to_save: { kind: "names", nullable: true, help: "modules trained whole and saved with the adapter" },
   use_rslora: { kind: "bool", help: "rsLoRA: scale by alpha / sqrt(r)" },
+};
+
+export const dropoutSpecs: Specs<DropoutField> = {
+  disable_dropout: { kind: "bool", help: "train without dropout (LoRA's lora_dropout)" },
 };
 
 /** The run's bookkeeping, the same for offline and on-policy trainers. */
@@ -151,13 +155,15 @@ export const sftSpecs: Specs<SFTConfig> = {
 
 export const rewardSpecs: Specs<RewardConfig> = {
   ...trainingSpecs,
+  ...peftSpecs,
+  ...dropoutSpecs,
   max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
   center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
   truncation_mode: { kind: "choice", choices: ["drop", "keep_end"], help: "over-long pairs: drop them, or keep BOS + the last max_length-1 tokens" },
 };
 
-/** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, sampling, run bookkeeping. */
-export interface OnPolicyRunFields extends OptimizerFields {
+/** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, LoRA, sampling, run bookkeeping. */
+export interface OnPolicyRunFields extends OptimizerFields, PeftFields {
   /** Prompts per step. */
   batch_size: number;
   /** Steps (generation + updates) to run. */
@@ -175,6 +181,7 @@ export interface OnPolicyRunFields extends OptimizerFields {
 
 export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
   ...optimizerDefaults,
+  ...peftDefaults,
   batch_size: 8,
   total_steps: 100,
   lr_scheduler_type: "linear",
@@ -189,6 +196,7 @@ export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
 
 export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
   ...optimizerSpecs,
+  ...peftSpecs,
   learning_rate: { kind: "number", min: 0, help: "peak learning rate (annealed linearly by default)" },
   batch_size: { kind: "int", min: 1, help: "prompts per step" },
   total_steps: { kind: "int", min: 1, help: "steps (generation + updates)" },

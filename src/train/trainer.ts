@@ -52,6 +52,8 @@ export interface TrainTask<E, B> {
    * loss reads and nothing trains (borrowed for the run); saves are PEFT adapter directories.
    */
   adapter?: { base: Params; config: LoraConfig };
+  /** Most logits the LM head holds at once (the memory plan's choice, memory-plan.ts HEAD_BUDGETS); lm-head.ts's default otherwise. */
+  headBudget?: number;
 }
 // The losses' metrics (e.g. accuracy, margin) are logged under their own names and as eval_<name>.
 
@@ -110,7 +112,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   const metrics = new MetricsLog(options.outputDir);
   // Dropout draws a key per pass only where there is dropout: LoRA's lora_dropout.
   const dropout = (task.adapter?.config.lora_dropout ?? 0) > 0;
-  const trainStep = new TrainStep(task.loss, { ...trainStepConfig(config), ...(dropout ? { rngSeed: config.seed } : {}) });
+  const trainStep = new TrainStep(task.loss, { ...trainStepConfig(config), ...(dropout ? { rngSeed: config.seed } : {}), ...(task.headBudget !== undefined ? { headBudget: task.headBudget } : {}) });
   const frozen = task.adapter?.base ?? {};
 
   let optimizer: AdamWState;
@@ -317,7 +319,7 @@ class Evaluator<E, B> {
   constructor(task: TrainTask<E, B>) {
     this.#task = task;
     const loss = task.loss;
-    this.#loss = compile((params: Params, batch: B) => (isHeadLoss(loss) ? headLossValue(loss, params, batch) : loss(params, batch)));
+    this.#loss = compile((params: Params, batch: B) => (isHeadLoss(loss) ? headLossValue(loss, params, batch, task.headBudget) : loss(params, batch)));
   }
 
   async run(params: Params): Promise<MetricRecord> {

@@ -5,7 +5,7 @@ import { loadModel, resolveTokenizer } from "../../models/load.ts";
 import { configFlags, defaultSFTConfig, normaliseFlagNames, sftSpecs } from "../../train/config.ts";
 import { readSftData, splitHeldOut } from "../../data/datasets.ts";
 import { paddedLength, sftMemoryPlan, sftRows, sftTask } from "../../train/sft.ts";
-import { adapterRun } from "../../train/peft-config.ts";
+import { adapterRun, runPlans } from "../../train/peft-config.ts";
 
 const usage = `Usage: rlhf sft --model PATH --data FILE --output DIR [--eval-data FILE] [--config FILE] [--resume] [options]
 
@@ -43,11 +43,14 @@ export const command: Command = {
     const split = v["eval-data"] ? { train: all, eval: readSftData(v["eval-data"], tokenizer, read) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
     const data = { train: sftRows(split.train, config), eval: sftRows(split.eval, { ...config, packing: false }) };
     process.stderr.write(`sft: ${split.train.length} training examples (${data.train.length} rows${config.packing ? ", packed" : ""}), ${data.eval.length} held out\n`);
-    const memory = sftMemoryPlan(described.arch, config, paddedLength([...data.train, ...data.eval], config));
-    if (planOnly(memory, v["dry-run"], config)) return 0;
+    const length = paddedLength([...data.train, ...data.eval], config);
+    const plans = runPlans(config, described.arch, "CAUSAL_LM", true, (adapter, headBudget) => sftMemoryPlan(described.arch, config, length, adapter, headBudget));
+    if (planOnly(plans, v["dry-run"], config)) return 0;
+    const memory = plans.memory;
     const model = await loadModel(modelPath, { base: v.base });
-    const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", config.seed) : null;
-    const task = { ...sftTask(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padIdOf(tokenizer)), ...(lora ? { adapter: lora.adapter } : {}) };
+    // TRL's SFTTrainer keeps dropout on.
+    const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", { seed: config.seed, dropout: true }) : null;
+    const task = { ...sftTask(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padIdOf(tokenizer)), headBudget: plans.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
     return runTraining({ name: "sft", command: "sft", output, resume: v.resume }, task, lora?.params ?? model.params, memory, (state) => {
       const evals = state.log_history.filter((r) => "eval_loss" in r);
       return `final model in ${output}${evals.length ? ` (held-out completion loss ${evals[0]!.eval_loss!.toFixed(4)} -> ${evals.at(-1)!.eval_loss!.toFixed(4)})` : ""}`;
