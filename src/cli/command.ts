@@ -81,6 +81,11 @@ export function numberFlag(value: string | undefined, name: string, fallback: nu
   return n;
 }
 
+/** For commands that take models: the base of a LoRA adapter directory given as one. */
+export const baseFlag = {
+  base: { type: "string", help: "base model of a LoRA adapter given as a model (default: its adapter_config.json's base_model_name_or_path) <PATH>" },
+} as const;
+
 export function requireFlag(value: string | undefined, name: string): string {
   if (value === undefined || value === "") throw new UsageError(`--${name} is required (see --help)`);
   return value;

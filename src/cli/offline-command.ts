@@ -2,7 +2,7 @@
 // flags of a run and its config, the causal-LM check, max_length clamped to the model's context,
 // the memory plan's --dry-run and refusal, what a save carries, and running train(): its closing
 // line, or a divergence as one line on stderr and exit code 1.
-import { UsageError } from "./command.ts";
+import { baseFlag, UsageError } from "./command.ts";
 import { release } from "../engine/arrays.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { isSequenceClassifier } from "../models/config.ts";
@@ -21,6 +21,7 @@ export const trainingRunFlags = {
   config: { type: "string", help: "config file, JSON or YAML, with the fields below <FILE>" },
   resume: { type: "boolean", help: "continue from the latest checkpoint in DIR" },
   "dry-run": { type: "boolean", help: "print the engine memory plan for this run and exit" },
+  ...baseFlag,
 } as const;
 
 /** The config: defaults < --config FILE < the flags that name its fields. */
@@ -28,9 +29,9 @@ export function readRunConfig<C extends object>(values: { config?: string | unde
   return resolveConfig(defaults, specs, { ...(values.config ? { file: values.config } : {}), overrides: configOverrides(values, specs) });
 }
 
-/** The model at `path` (config only); refuses a sequence classifier where `trainer` needs a causal LM. */
-export async function describeCausalLm(path: string, trainer: string): Promise<ModelDescription> {
-  const model = await describeModel(path);
+/** The model at `path` (config only; `base` for an adapter's); refuses a sequence classifier where `trainer` needs a causal LM. */
+export async function describeCausalLm(path: string, trainer: string, base?: string): Promise<ModelDescription> {
+  const model = await describeModel(path, { base });
   if (isSequenceClassifier(model.config)) throw new UsageError(`${path} is a sequence classifier; ${trainer} needs a causal LM`);
   return model;
 }
@@ -50,16 +51,18 @@ export function padIdOf(tokenizer: Tokenizer): number {
 
 /**
  * With --dry-run prints the plan and returns true (the command stops there); otherwise refuses a
- * run that would not fit, with the batch settings to lower.
+ * run that would not fit, with the batch settings to lower (or --use_peft when `plans.lora`, the
+ * run's plan with LoRA, fits).
  */
-export function planOnly(memory: MemoryPlan, dryRun: boolean | undefined, config: TrainingArguments & { max_length: number | null }): boolean {
+export function planOnly(plans: { memory: MemoryPlan; lora?: MemoryPlan }, dryRun: boolean | undefined, config: TrainingArguments & { max_length: number | null }): boolean {
   if (dryRun) {
-    process.stdout.write(formatPlan(memory));
+    process.stdout.write(formatPlan(plans.memory));
     return true;
   }
   checkPlan(
-    memory,
+    plans.memory,
     `lower per_device_train_batch_size (now ${config.per_device_train_batch_size}), per_device_eval_batch_size (now ${config.per_device_eval_batch_size}) or max_length (now ${config.max_length ?? "the model's context"}), raising gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) to keep the effective batch`,
+    plans.lora,
   );
   return false;
 }

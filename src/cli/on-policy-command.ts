@@ -3,8 +3,13 @@
 // models to plan memory for; and, once the plan fits, loading the policy and the reward source.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { requireFlag, requireRepeated, UsageError } from "./command.ts";
+import { baseFlag, requireFlag, requireRepeated, UsageError } from "./command.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel, type ModelDescription } from "../models/load.ts";
+import { isAdapterDir } from "../models/adapter-files.ts";
+import type { LoraConfig } from "../models/lora.ts";
+import { checkPlan, formatPlan, type AdapterShape, type MemoryPlan } from "../train/memory-plan.ts";
+import { runPlans, type PeftFields } from "../train/peft-config.ts";
+import { onPolicyMemoryPlan } from "../rl/memory-plan.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { isSequenceClassifier } from "../models/config.ts";
 import { eosIdsOf } from "../generation/eos.ts";
@@ -16,7 +21,8 @@ import { readPromptFile } from "../rl/prompts.ts";
 import { promptText } from "../tokenizers/chat.ts";
 
 export const onPolicyFlags = {
-  policy: { type: "string", help: "starting policy: llama2.c .bin or HF directory <PATH>" },
+  policy: { type: "string", help: "starting policy: llama2.c .bin, HF directory or LoRA adapter directory (merged) <PATH>" },
+  ...baseFlag,
   reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "output directory <DIR>" },
@@ -30,6 +36,8 @@ export interface OnPolicyInputs {
   output: string;
   resume: boolean;
   policyPath: string;
+  /** --base: the base of a policy given as a LoRA adapter. */
+  base: string | undefined;
   described: ModelDescription;
   tokenizer: Tokenizer;
   prompts: string[];
@@ -49,7 +57,8 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   refuseOldRun(output, resume);
   const rewardSpecs = requireRepeated(v.reward as string[] | undefined, "reward");
   const policyPath = requireFlag(v.policy as string | undefined, "policy");
-  const described = await describeModel(policyPath);
+  const base = v.base as string | undefined;
+  const described = await describeModel(policyPath, { base });
   if (isSequenceClassifier(described.config)) throw new UsageError(`${policyPath} is a sequence classifier; ${name} needs a causal LM policy`);
   if (responseLength + 2 > described.arch.maxPositions) {
     throw new UsageError(`a completion length of ${responseLength} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
@@ -58,20 +67,40 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(tokenizer, p));
   const eosIds = eosIdsOf(described, tokenizer);
   if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
-  const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")));
+  const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")) || isAdapterDir(p));
   const rewardArchs = await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch));
   const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, responseLength).promptLength;
-  return { output, resume, policyPath, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
+  return { output, resume, policyPath, base, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
 }
 
 /** The policy's weights and the reward source, loaded once the memory plan fits. */
 export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reward: RewardSource }> {
-  return { policy: await loadModel(inputs.policyPath), reward: await loadRewardSource(inputs.rewardSpecs) };
+  return { policy: await loadModel(inputs.policyPath, { base: inputs.base }), reward: await loadRewardSource(inputs.rewardSpecs) };
 }
 
-/** What every saved policy carries: its config, tokenizer and generation config. */
-export function policySave(policy: LoadedModel, tokenizer: Tokenizer) {
-  return { config: policy.config, tokenizer, ...(policy.generationConfig ? { generationConfig: policy.generationConfig } : {}) };
+/** What every saved policy carries: its config, tokenizer and generation config, and the adapter's config when the policy trained is a LoRA adapter. */
+export function policySave(policy: LoadedModel, tokenizer: Tokenizer, adapter?: LoraConfig) {
+  return { config: policy.config, tokenizer, ...(policy.generationConfig ? { generationConfig: policy.generationConfig } : {}), ...(adapter ? { adapter } : {}) };
+}
+
+/**
+ * The run's memory plan: printed with --dry-run (returns true: the command stops), else checked
+ * (a refusal names `batchAdvice`, or --use_peft when a full fine-tuning run would fit with it).
+ * `planFor` is given the policy adapter's shape when the run trains one; `dropout` whether it trains with lora_dropout.
+ */
+export function checkOnPolicyPlan(inputs: OnPolicyInputs, config: PeftFields, dropout: boolean, dryRun: unknown, batchAdvice: string, planFor: (adapter?: AdapterShape) => MemoryPlan): { memory: MemoryPlan; dryRun: boolean } {
+  const plans = runPlans(config, inputs.described.arch, "CAUSAL_LM", dropout, planFor);
+  if (dryRun) {
+    process.stdout.write(formatPlan(plans.memory));
+    return { memory: plans.memory, dryRun: true };
+  }
+  checkPlan(plans.memory, batchAdvice, plans.lora);
+  return { memory: plans.memory, dryRun: false };
+}
+
+/** checkOnPolicyPlan's `planFor` for a run without a value model (GRPO, RLOO, online DPO): its sequences per rollout and per update, and the response columns. */
+export function criticFreePlan(inputs: OnPolicyInputs, rows: { rolloutRows: number; updateRows: number; responseLength: number }): (adapter?: AdapterShape) => MemoryPlan {
+  return (adapter) => onPolicyMemoryPlan({ policy: inputs.described.arch, ...(adapter ? { adapter } : {}), reference: true, rewardModels: inputs.rewardArchs, promptLength: inputs.promptLength, ...rows });
 }
 
 export function fmt(x: number | undefined): string {

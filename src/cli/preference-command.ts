@@ -19,6 +19,7 @@ import type { PreferenceTrainingArguments } from "../train/preference-config.ts"
 import { fitExamples, preferenceMaxLength, preferenceMemoryPlan, preferenceRowLength, referenceLogps, type PreferenceLayout } from "../train/preference.ts";
 import { readRefCache, refCacheFile, refCacheFingerprint, writeRefCache, type Splits } from "../train/reference-cache.ts";
 import type { TrainTask } from "../train/trainer.ts";
+import { adapterRun, runPlans } from "../train/peft-config.ts";
 import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
 
@@ -75,8 +76,8 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const config = readRunConfig(v, algorithm.defaults, specs);
       algorithm.check(config);
       const trainer = name.toUpperCase();
-      const described = await describeCausalLm(modelPath, trainer);
-      const describedRef = refPath ? await describeCausalLm(refPath, trainer) : undefined;
+      const described = await describeCausalLm(modelPath, trainer, v.base);
+      const describedRef = refPath ? await describeCausalLm(refPath, trainer, v.base) : undefined;
       if (describedRef && describedRef.arch.vocabSize !== described.arch.vocabSize) {
         throw new UsageError(`--ref-model ${refPath} has a vocabulary of ${describedRef.arch.vocabSize} tokens, the model ${described.arch.vocabSize}; they must share the tokenizer`);
       }
@@ -97,9 +98,11 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const layout = algorithm.layout(config);
       const all = [...examples.train, ...examples.eval];
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
-      const memory = preferenceMemoryPlan(arch, rowsPerExample, config, preferenceRowLength(all, layout, maxLength), describedRef?.arch);
-      if (planOnly(memory, v["dry-run"], config)) return 0;
-      const model = await loadModel(modelPath);
+      const rowLength = preferenceRowLength(all, layout, maxLength);
+      const dropout = !config.disable_dropout;
+      const plans = runPlans(config, arch, "CAUSAL_LM", dropout, (adapter, headBudget) => preferenceMemoryPlan(arch, rowsPerExample, config, rowLength, describedRef?.arch, adapter, headBudget));
+      if (planOnly(plans, v["dry-run"], config)) return 0;
+      const model = await loadModel(modelPath, { base: v.base });
 
       const padId = padIdOf(tokenizer);
       const cache = { path: join(output, refCacheFile(name)), reference: refPath ?? modelPath };
@@ -108,7 +111,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       let logps = v.resume ? await readRefCache(cache.path, fingerprint, { train: examples.train.length, eval: examples.eval.length }) : null;
       if (logps) say(`reference log-probs of ${total} ${algorithm.unit} read from ${cache.path}`);
       else {
-        logps = await scoreWithReference(name, algorithm.unit, { model, refPath }, examples, layout, { maxLength, batchSize: config.per_device_eval_batch_size, padId });
+        logps = await scoreWithReference(name, algorithm.unit, { model, refPath, base: v.base }, examples, layout, { maxLength, batchSize: config.per_device_eval_batch_size, padId });
         // Kept beside the checkpoints, so that --resume need not run the reference again.
         await mkdir(output, { recursive: true });
         await writeRefCache(cache.path, fingerprint, cache.reference, logps);
@@ -117,9 +120,11 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const data = { train: attach(examples.train, logps.train), eval: attach(examples.eval, logps.eval) };
       say(algorithm.describe(data, config));
 
-      const task = algorithm.task(model.arch, config, data, savedWith(model, tokenizer), padId);
-      const outcome = (state: { log_history: MetricRecord[] }) => `final model in ${output}${algorithm.outcome(state.log_history)}`;
-      return runTraining({ name, command: name, output, resume: v.resume }, task, model.params, memory, outcome);
+      // LoRA: the reference log-probs above are the base's (TRL's reference with the adapter off).
+      const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", { seed: config.seed, dropout }) : null;
+      const task = { ...algorithm.task(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padId), headBudget: plans.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
+      const outcome = (state: { log_history: MetricRecord[] }) => `final ${lora ? "adapter" : "model"} in ${output}${algorithm.outcome(state.log_history)}`;
+      return runTraining({ name, command: name, output, resume: v.resume }, task, lora?.params ?? model.params, plans.memory, outcome);
     },
   };
 }
@@ -131,7 +136,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
 async function scoreWithReference<E extends Prompted>(
   name: string,
   unit: string,
-  models: { model: LoadedModel; refPath: string | undefined },
+  models: { model: LoadedModel; refPath: string | undefined; base: string | undefined },
   examples: Splits<E>,
   layout: PreferenceLayout<E>,
   options: { maxLength: number; batchSize: number; padId: number },
@@ -139,7 +144,7 @@ async function scoreWithReference<E extends Prompted>(
   const total = examples.train.length + examples.eval.length;
   const what = `${name}: reference log-probs (${models.refPath ?? "the starting model"})`;
   process.stderr.write(`${what}, ${total} ${unit}…\n`);
-  const reference = models.refPath ? await loadModel(models.refPath) : models.model;
+  const reference = models.refPath ? await loadModel(models.refPath, { base: models.base }) : models.model;
   const started = performance.now();
   const show = (done: number) => {
     if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}`);

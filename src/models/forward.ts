@@ -10,6 +10,11 @@ export function fullBatch(inputIds: Array, positionIds: Array, attentionMask: Ar
   return { inputIds, positionIds, bias: attentionBias(attentionMask, inputIds.shape[1]!) };
 }
 
+/** A training pass's batch: with its PRNG key (TrainStep's `rng`) as the dropout key, when it has one (LoRA's lora_dropout). */
+export function withDropoutKey(batch: ForwardBatch, rng: Array | undefined): ForwardBatch {
+  return rng ? { ...batch, dropoutKey: rng } : batch;
+}
+
 export function lmLogits(arch: Architecture, params: Params, hidden: Array): Array {
   return headLogits(hidden, params[arch.lmHeadName]!.ref); // [B, T, V]
 }

@@ -3,7 +3,7 @@
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { initStd, isFalse, type BaseConfig, type Fields } from "./config-fields.ts";
-import { attention, conv1d, linear, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, writeCache } from "./layers.ts";
+import { attention, lookup, geluErf, geluTanh, lastQueryOnly, layerNorm, project as projection, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
 export type GPT2Activation = "gelu_new" | "gelu";
@@ -113,9 +113,8 @@ export function gpt2Body(c: GPT2Config, params: Params, batch: ForwardBatch, pas
   const values: Array[] = [];
   for (let i = 0; i < c.n_layer; i++) {
     const p = (name: string) => params[`transformer.h.${i}.${name}`]!.ref;
-    const project = batch.transposedWeights
-      ? (input: Array, m: string) => linear(input, p(`${m}.weight`), p(`${m}.bias`))
-      : (input: Array, m: string) => conv1d(input, p(`${m}.weight`), p(`${m}.bias`));
+    const pass = { lora: batch.lora, conv1d: !batch.transposedWeights };
+    const project = (input: Array, m: string) => projection(params, `transformer.h.${i}.${m}`, input, pass);
     const h = layerNorm(x.ref, p("ln_1.weight"), p("ln_1.bias"), eps);
     const qkv = project(h, "attn.c_attn"); // [B, T, 3D]
     // Slices, not np.split: jax-js materializes each output of a split (three copies per layer),
@@ -174,4 +173,5 @@ export const gpt2: ModelFamily<GPT2Config> = {
   build,
   checkpointNames,
   defaultPadId: (c) => c.eos_token_id ?? 0, // GPT-2 has no pad token; <|endoftext|> serves
+  defaultLoraTargets: ["c_attn"],
 };

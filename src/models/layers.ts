@@ -1,7 +1,8 @@
 // Building blocks shared by the architectures. All of it is traced code (see engine/arrays.ts):
 // a value used more than once is passed as `.ref` on every use but the last.
-import { np, nn, type Array } from "../engine/runtime.ts";
+import { np, nn, random, type Array } from "../engine/runtime.ts";
 import type { Llama3RopeScaling } from "./config-fields.ts";
+import type { LoraPass, Params } from "./types.ts";
 
 /** Masked-out attention scores: large and finite, so a fully padded row stays finite (HF does the same). */
 export const MASK_VALUE = -1e9;
@@ -14,9 +15,15 @@ export function lookup(table: Array, ids: Array): Array {
   return np.take(table, ids, 0);
 }
 
-/** y = x Wᵀ (+ b), W in torch.nn.Linear layout [out, in]. */
+/**
+ * y = x Wᵀ (+ b), W in torch.nn.Linear layout [out, in]: x [..., 1, in] against W [out, in], the
+ * product broadcast and summed over `in` (what matmul(x, Wᵀ) computes, bit for bit). W reaches the
+ * product as it is, not through a transpose and reshape: the backward pass then reads W itself,
+ * where a view of a weight that nothing differentiates (a LoRA adapter's frozen base) was kept as a
+ * copy of it from the forward pass to the backward one (SmolLM2-135M: 400 MiB more per step).
+ */
 export function linear(x: Array, weight: Array, bias?: Array): Array {
-  const y = np.matmul(x, weight.transpose());
+  const y = np.vecdot(np.expandDims(x, -2), weight); // [..., out]
   return bias ? y.add(bias) : y;
 }
 
@@ -24,6 +31,39 @@ export function linear(x: Array, weight: Array, bias?: Array): Array {
 export function conv1d(x: Array, weight: Array, bias?: Array): Array {
   const y = np.matmul(x, weight);
   return bias ? y.add(bias) : y;
+}
+
+/** Parameter names of a LoRA adapter on `module`, as PEFT names them (less the adapter name): A [r, in], B [out, r]. */
+export function loraWeightNames(module: string): { a: string; b: string } {
+  return { a: `${module}.lora_A.weight`, b: `${module}.lora_B.weight` };
+}
+
+/**
+ * The linear projection `module`: y = x Wᵀ (+ b) with W = `module.weight` and b = `module.bias`
+ * when the model has one (`conv1d`: GPT-2's Conv1D, W stored [in, out], y = x W + b). When params
+ * hold an adapter on the module (loraWeightNames), LoRA's path is added as PEFT computes it:
+ * y + s·((dropout(x) Aᵀ) Bᵀ). The adapter is never merged into W here: differentiating W + s·B·A
+ * would materialise a full [out, in] gradient per layer, which is what LoRA exists to avoid.
+ */
+export function project(params: Params, module: string, x: Array, pass: { lora?: LoraPass | undefined; conv1d?: boolean } = {}): Array {
+  const weight = params[`${module}.weight`]!.ref;
+  const bias = params[`${module}.bias`]?.ref;
+  const { a, b } = loraWeightNames(module);
+  if (!(a in params)) return pass.conv1d ? conv1d(x, weight, bias) : linear(x, weight, bias);
+  const lora = pass.lora;
+  if (!lora) throw new Error(`${module} has a LoRA adapter in the parameters but the architecture has none attached (models/lora.ts withAdapter)`);
+  const y = pass.conv1d ? conv1d(x.ref, weight, bias) : linear(x.ref, weight, bias);
+  const row = lora.index.get(module)!;
+  const key = lora.dropout > 0 && lora.keys ? lora.keys.ref.slice([row, row + 1]).reshape([2]) : null;
+  const input = key ? dropout(x, lora.dropout, key) : x;
+  const low = np.matmul(input, params[a]!.ref.transpose()); // [..., r]
+  return y.add(np.matmul(low, params[b]!.ref.transpose()).mul(lora.scaling)); // [..., out]
+}
+
+/** Inverted dropout (PyTorch's): each value zeroed with probability p, the rest scaled by 1/(1 − p). */
+function dropout(x: Array, p: number, key: Array): Array {
+  const kept = random.bernoulli(key, 1 - p, x.shape);
+  return np.where(kept, x.mul(1 / (1 - p)), 0);
 }
 
 export function rmsNorm(x: Array, weight: Array, eps: number): Array {

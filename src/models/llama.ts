@@ -4,7 +4,7 @@
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { initStd, isFalse, isNullish, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
-import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
+import { applyRope, attention, lastQueryOnly, lookup, project, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
 export interface LlamaConfig extends BaseConfig {
@@ -109,10 +109,11 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
   const values: Array[] = [];
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = (name: string) => params[`model.layers.${i}.${name}`]!.ref;
+    const linear = (input: Array, m: string) => project(params, `model.layers.${i}.${m}`, input, batch);
     const h = rmsNorm(x.ref, p("input_layernorm.weight"), eps);
-    const q = applyRope(linear(h.ref, p("self_attn.q_proj.weight")).reshape([b, t, nH, hd]), cos.ref, sin.ref);
-    let k = applyRope(linear(h.ref, p("self_attn.k_proj.weight")).reshape([b, t, nKv, hd]), cos.ref, sin.ref);
-    let v = linear(h, p("self_attn.v_proj.weight")).reshape([b, t, nKv, hd]);
+    const q = applyRope(linear(h.ref, "self_attn.q_proj").reshape([b, t, nH, hd]), cos.ref, sin.ref);
+    let k = applyRope(linear(h.ref, "self_attn.k_proj").reshape([b, t, nKv, hd]), cos.ref, sin.ref);
+    let v = linear(h, "self_attn.v_proj").reshape([b, t, nKv, hd]);
     if (past) {
       k = writeCache(past.keys[i]!, k, past.slotOneHot.ref); // [B, S, nKV, hd]
       v = writeCache(past.values[i]!, v, past.slotOneHot.ref);
@@ -121,10 +122,10 @@ export function llamaBody(c: LlamaConfig, params: Params, batch: ForwardBatch, p
     values.push(v.ref);
     const [xs, qs, bias] = lastQueryOnly(cutLast && i === c.num_hidden_layers - 1, x, q, batch.bias.ref);
     const attn = attention(qs, k, v, bias); // [B, T, nH·hd]
-    x = xs.add(linear(attn, p("self_attn.o_proj.weight")));
+    x = xs.add(linear(attn, "self_attn.o_proj"));
     const m = rmsNorm(x.ref, p("post_attention_layernorm.weight"), eps);
-    const gated = silu(linear(m.ref, p("mlp.gate_proj.weight"))).mul(linear(m, p("mlp.up_proj.weight")));
-    x = x.add(linear(gated, p("mlp.down_proj.weight")));
+    const gated = silu(linear(m.ref, "mlp.gate_proj")).mul(linear(m, "mlp.up_proj"));
+    x = x.add(linear(gated, "mlp.down_proj"));
   }
   const hidden = rmsNorm(x, params["model.norm.weight"]!.ref, eps);
   return { hidden, present: { keys, values } };
@@ -159,4 +160,5 @@ export const llama: ModelFamily<LlamaConfig> = {
   build,
   checkpointNames,
   defaultPadId: () => 0, // <unk> in Llama 2's and llama2.c's vocabularies
+  defaultLoraTargets: ["q_proj", "v_proj"],
 };

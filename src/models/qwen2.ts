@@ -5,7 +5,7 @@
 import type { Array } from "../engine/runtime.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { firstTokenId, initStd, isListOf, type BaseConfig, type Fields, type Llama3RopeScaling } from "./config-fields.ts";
-import { applyRope, attention, lastQueryOnly, linear, lookup, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
+import { applyRope, attention, lastQueryOnly, lookup, project, rmsNorm, ropeInvFreq, ropeTables, silu, writeCache } from "./layers.ts";
 import type { Backbone, BodyOutput, ForwardBatch, InitRule, ModelFamily, Params, ParamShapes, PastState } from "./types.ts";
 
 export interface Qwen2Config extends BaseConfig {
@@ -119,11 +119,12 @@ export function qwen2Body(c: Qwen2Config, params: Params, batch: ForwardBatch, p
   const values: Array[] = [];
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = (name: string) => params[`model.layers.${i}.${name}`]!.ref;
-    const project = (input: Array, m: string) => linear(input, p(`self_attn.${m}.weight`), p(`self_attn.${m}.bias`));
+    // Each projection adds its bias when the checkpoint has one (q, k and v do, o does not).
+    const linear = (input: Array, m: string) => project(params, `model.layers.${i}.${m}`, input, batch);
     const h = rmsNorm(x.ref, p("input_layernorm.weight"), eps);
-    const q = applyRope(project(h.ref, "q_proj").reshape([b, t, nH, hd]), cos.ref, sin.ref); // [B, T, nH, hd]
-    let k = applyRope(project(h.ref, "k_proj").reshape([b, t, nKv, hd]), cos.ref, sin.ref); // [B, T, nKV, hd]
-    let v = project(h, "v_proj").reshape([b, t, nKv, hd]);
+    const q = applyRope(linear(h.ref, "self_attn.q_proj").reshape([b, t, nH, hd]), cos.ref, sin.ref); // [B, T, nH, hd]
+    let k = applyRope(linear(h.ref, "self_attn.k_proj").reshape([b, t, nKv, hd]), cos.ref, sin.ref); // [B, T, nKV, hd]
+    let v = linear(h, "self_attn.v_proj").reshape([b, t, nKv, hd]);
     if (past) {
       k = writeCache(past.keys[i]!, k, past.slotOneHot.ref); // [B, S, nKV, hd]
       v = writeCache(past.values[i]!, v, past.slotOneHot.ref);
@@ -132,10 +133,10 @@ export function qwen2Body(c: Qwen2Config, params: Params, batch: ForwardBatch, p
     values.push(v.ref);
     const [xs, qs, bias] = lastQueryOnly(cutLast && i === c.num_hidden_layers - 1, x, q, batch.bias.ref);
     const attn = attention(qs, k, v, bias); // [B, T, nH·hd]
-    x = xs.add(linear(attn, p("self_attn.o_proj.weight")));
+    x = xs.add(linear(attn, "self_attn.o_proj"));
     const m = rmsNorm(x.ref, p("post_attention_layernorm.weight"), eps);
-    const gated = silu(linear(m.ref, p("mlp.gate_proj.weight"))).mul(linear(m, p("mlp.up_proj.weight"))); // [B, T, F]
-    x = x.add(linear(gated, p("mlp.down_proj.weight")));
+    const gated = silu(linear(m.ref, "mlp.gate_proj")).mul(linear(m, "mlp.up_proj")); // [B, T, F]
+    x = x.add(linear(gated, "mlp.down_proj"));
   }
   const hidden = rmsNorm(x, params["model.norm.weight"]!.ref, eps);
   return { hidden, present: { keys, values } };
@@ -154,7 +155,7 @@ function build(c: Qwen2Config): Backbone {
     hiddenSize: c.hidden_size,
     vocabSize: c.vocab_size,
     maxPositions: c.max_position_embeddings,
-    trainFloatsPerOutput: 3.0, // measured: as Llama's, whose layer it is plus three biases
+    trainFloatsPerOutput: 3.55, // measured through LoRA steps (memory-plan.ts): Qwen2.5-0.5B's shape at 1 × 128 and 2 × 128, its wide MLP keeping more per output than Llama's
   };
 }
 
@@ -171,4 +172,5 @@ export const qwen2: ModelFamily<Qwen2Config> = {
   checkpointNames,
   // Qwen's tokenizers pad with <|endoftext|>, the base models' eos_token_id.
   defaultPadId: (c) => firstTokenId(c.eos_token_id) ?? 0,
+  defaultLoraTargets: ["q_proj", "v_proj"],
 };

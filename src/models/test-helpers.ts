@@ -1,4 +1,7 @@
 // Helpers for the model tests.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import { causalLmForward, fullBatch } from "./forward.ts";
@@ -14,4 +17,12 @@ export async function logitsOf(model: LoadedModel, ids: number[]): Promise<Float
   release(inputs);
   f.dispose();
   return out;
+}
+
+/** Runs scripts/reference/lora_reference.py (plain LoRA, independent of rlhf-ts) with `args`; returns its stdout. */
+export function loraReference(args: string[]): string {
+  const script = fileURLToPath(new URL("../../scripts/reference/lora_reference.py", import.meta.url));
+  const r = spawnSync("/usr/bin/python3", [script, ...args], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "2" } });
+  assert.equal(r.status, 0, `${script} ${args.join(" ")} failed (is python3-torch installed? run scripts/setup-test-deps.sh):\n${r.stderr}`);
+  return r.stdout;
 }

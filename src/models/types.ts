@@ -21,6 +21,24 @@ export interface ForwardBatch {
    * the checkpoint stores [in, out]). Set by the generator, whose few-row matmuls read them faster so.
    */
   transposedWeights?: boolean;
+  /** Set by an architecture with an adapter attached (models/lora.ts withAdapter), never by callers. */
+  lora?: LoraPass;
+  /**
+   * A training pass's PRNG key [2] (uint32) for dropout on the adapter's input (lora_dropout).
+   * Absent in evaluation, scoring and generation, which run without dropout (PyTorch's eval mode).
+   */
+  dropoutKey?: Array;
+}
+
+/** What a pass's projections need to run an attached LoRA adapter (layers.ts project). */
+export interface LoraPass {
+  /** lora_alpha / r, or lora_alpha / √r with rsLoRA. */
+  scaling: number;
+  /** Dropout probability on the adapter's input; 0 when the pass has no dropout key. */
+  dropout: number;
+  /** One PRNG key per adapted module, [M, 2], row `index.get(module)`; present when dropout > 0. */
+  keys?: Array;
+  index: ReadonlyMap<string, number>;
 }
 
 /** Keys and values of earlier positions, one fixed-size buffer per layer: [B, S, nKV, hd]. */
@@ -94,4 +112,6 @@ export interface ModelFamily<C extends BaseConfig> {
   checkpointNames(tensors: TensorMap): TensorMap;
   /** Pad id for sequence-classifier batches when neither the tokenizer nor the config names one. */
   defaultPadId(config: C): number;
+  /** LoRA's target_modules when none are given: PEFT's entry for this model_type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
+  defaultLoraTargets: readonly string[];
 }

@@ -151,31 +151,47 @@ test("rlhf grpo --loss_type cispo / sapo / grpo (GSPO, clip-higher, truncated co
   for (const field of ["epsilon_high", "mask_truncated_completions"]) assert.doesNotMatch(help, new RegExp(`--${field} [A-Z]+ .*GRPO only`));
 });
 
-test("rlhf grpo killed with SIGKILL after a checkpoint and resumed matches an uninterrupted run exactly", async () => {
-  const { dir, args } = await setUp;
-  // Two updates per step in two micro-batches each, so the optimizer state and RNG matter too.
-  const run = (output: string) => args("grpo", output, ["--total_steps", "12", "--save_steps", "1", "--beta", "0.04", "--num_iterations", "2", "--gradient_accumulation_steps", "2", "--sample_steps", "1"]);
-  const straight = join(dir, "straight");
-  ok(run(straight));
+// LoRA: an adapter on the frozen policy, with lora_dropout on (GRPO keeps dropout, as TRL's GRPOConfig does).
+const loraFlags = ["--use_peft", "--lora_r", "4", "--lora_dropout", "0.1", "--lora_target_modules", "all-linear"];
 
-  const killed = join(dir, "killed");
-  const child = spawn(process.execPath, [RLHF_BIN, ...run(killed)], { stdio: "ignore" });
-  const exit = new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_code, signal) => done(signal)));
-  while (!existsSync(join(killed, "checkpoint-3", "trainer_state.json"))) await new Promise((r) => setTimeout(r, 10));
-  child.kill("SIGKILL");
-  assert.equal(await exit, "SIGKILL", "the run finished before it could be killed");
-  assert.ok(!existsSync(join(killed, "policy")), "the killed run must not have finished");
+for (const lora of [false, true]) {
+  test(`rlhf grpo${lora ? " --use_peft (dropout on)" : ""} killed with SIGKILL after a checkpoint and resumed matches an uninterrupted run exactly`, async () => {
+    const { dir, args } = await setUp;
+    const name = lora ? "lora" : "full";
+    const file = lora ? "adapter_model.safetensors" : "model.safetensors";
+    // Two updates per step in two micro-batches each, so the optimizer state and RNG matter too.
+    const run = (output: string, extra: string[] = []) =>
+      args("grpo", output, ["--total_steps", lora ? "6" : "12", "--save_steps", "1", "--beta", "0.04", "--num_iterations", "2", "--gradient_accumulation_steps", "2", "--sample_steps", "1", ...(lora ? loraFlags : []), ...extra]);
+    const straight = join(dir, `straight-${name}`);
+    ok(run(straight));
 
-  const resumed = ok([...run(killed), "--resume"]);
-  assert.match(resumed.stderr, /resumed from .*checkpoint-\d+ \(step \d+ of 12\)/);
-  assert.doesNotMatch(resumed.stderr, /config changed/);
+    const killed = join(dir, `killed-${name}`);
+    const child = spawn(process.execPath, [RLHF_BIN, ...run(killed)], { stdio: "ignore" });
+    const exit = new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_code, signal) => done(signal)));
+    while (!existsSync(join(killed, "checkpoint-3", "trainer_state.json"))) await new Promise((r) => setTimeout(r, 10));
+    child.kill("SIGKILL");
+    assert.equal(await exit, "SIGKILL", "the run finished before it could be killed");
+    assert.ok(!existsSync(join(killed, "policy")), "the killed run must not have finished");
 
-  const weights = async (d: string) => (await readSafetensors(join(d, "policy", "model.safetensors"))).tensors;
-  const [a, b] = [await weights(straight), await weights(killed)];
-  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-  const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
-  for (const [name, t] of a) assert.ok(bytes(t.data).equals(bytes(b.get(name)!.data)), `${name} differs after resume`);
-  // The logs read like one clean run, value for value.
-  assert.deepEqual(records(killed, "metrics.jsonl"), records(straight, "metrics.jsonl"));
-  assert.deepEqual(records(killed, "samples.jsonl"), records(straight, "samples.jsonl"));
-});
+    const resumed = ok([...run(killed), "--resume"]);
+    assert.match(resumed.stderr, /resumed from .*checkpoint-\d+ \(step \d+ of \d+\)/);
+    assert.doesNotMatch(resumed.stderr, /config changed/);
+
+    const weights = async (d: string) => (await readSafetensors(join(d, "policy", file))).tensors;
+    const [a, b] = [await weights(straight), await weights(killed)];
+    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+    const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    for (const [key, t] of a) assert.ok(bytes(t.data).equals(bytes(b.get(key)!.data)), `${key} differs after resume`);
+    // The logs read like one clean run, value for value.
+    assert.deepEqual(records(killed, "metrics.jsonl"), records(straight, "metrics.jsonl"));
+    assert.deepEqual(records(killed, "samples.jsonl"), records(straight, "samples.jsonl"));
+    if (!lora) return;
+    assert.ok([...a.keys()].every((k) => /^base_model\.model\..*lora_[AB]\.weight$/.test(k)), "the policy saved is the adapter alone");
+    // Step 1 samples from a fresh adapter (B = 0), exactly the base, which is the reference: no KL.
+    assert.equal(records(straight, "metrics.jsonl")[0]!["objective/kl"], 0);
+    const noDropout = join(dir, "no-dropout");
+    ok(run(noDropout, ["--disable_dropout"]));
+    const [withIt, without] = [await weights(straight), await weights(noDropout)];
+    assert.ok([...withIt].some(([key, t]) => !bytes(t.data).equals(bytes(without.get(key)!.data))), "lora_dropout acts in GRPO (disable_dropout defaults to false)");
+  });
+}

@@ -3,9 +3,10 @@
 // run shares (train/config.ts), the defaults of each command, and a spec for every field (typed: a
 // field without a spec does not compile), from which the commands' flags are made.
 import { defaultGRPOConfig, type GRPOConfig } from "../algorithms/grpo.ts";
-import { onPolicyRunDefaults, onPolicyRunSpecs, type FieldSpec, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+import { dropoutSpecs, onPolicyRunDefaults, onPolicyRunSpecs, type FieldSpec, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+import type { DropoutField } from "../train/peft-config.ts";
 
-export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields {
+export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields, DropoutField {
   /** Micro-batches each update's batch_size × num_generations completions are split into. */
   gradient_accumulation_steps: number;
   /** RLOO only (TRL's RLOOConfig): normalise the batch's advantages to mean 0, std 1. */
@@ -16,6 +17,8 @@ const groupRunDefaults = {
   ...onPolicyRunDefaults,
   gradient_accumulation_steps: 1,
   normalize_advantages: false,
+  // TRL's GRPOConfig and RLOOConfig keep dropout on.
+  disable_dropout: false,
   // Small models, short completions: TRL's 256 would mostly be padding.
   max_completion_length: 64,
 };
@@ -30,6 +33,7 @@ export function groupRunSpecs(algorithm: "grpo" | "rloo"): Specs<GroupRunConfig>
   const grpoOnly = (spec: FieldSpec): FieldSpec => (algorithm === "grpo" ? spec : { ...spec, help: `${spec.help} (GRPO only; RLOO ignores it)` });
   return {
     ...onPolicyRunSpecs,
+    ...dropoutSpecs,
     batch_size: { kind: "int", min: 1, help: "prompts per step (each gets num_generations completions)" },
     total_steps: { kind: "int", min: 1, help: "steps (generation + num_iterations updates)" },
     num_generations: { kind: "int", min: 2, help: "completions per prompt (G)" },

@@ -12,11 +12,11 @@ import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-p
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
-import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
+import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { GroupRunConfig } from "./group-config.ts";
 import { grpoAdvantages, normalizeAdvantages, rlooAdvantages } from "../algorithms/group-advantages.ts";
@@ -74,11 +74,7 @@ export interface GroupProgress extends OnPolicyProgress {
   numTokens: number;
 }
 
-export interface GroupModels {
-  arch: Architecture;
-  policy: Params;
-  reference: Params;
-}
+export type GroupModels = PolicyParts;
 
 
 interface MicroBatch {
@@ -133,7 +129,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const policyLoss: HeadLoss<MicroBatch, Record<string, never>> = {
       headWeight: arch.lmHeadName,
       temperatures: [config.temperature > 0 ? config.temperature : 1],
-      body: (params, mb) => ({ hidden: [responseHidden(arch, params, mb.seq, P)], extra: {} }),
+      body: (params, mb, rng) => ({ hidden: [responseHidden(arch, params, mb.seq, P, rng)], extra: {} }),
       targets: (mb) => [responseTargets(mb.seq.ids, P)],
       loss: ([tokenLogps], _extra, mb) => {
         const logprobs = tokenLogps!.reshape(mb.seq.responseMask.shape);
@@ -143,7 +139,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
         );
       },
     };
-    this.#updater = new PolicyUpdater(policyLoss, config, models.policy, args.resume?.optimizer);
+    this.#updater = new PolicyUpdater(policyLoss, config, models.policy, updaterOptions(models, args.resume?.optimizer));
     this.progress = args.resume?.progress ?? { ...freshProgress(config.seed, args.prompts.length), numTokens: 0 };
     this.#rng = new HostRng(this.progress.rng);
   }
@@ -163,7 +159,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const c = this.config;
     const G = c.num_generations;
     const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
-    const batch = await this.#rollout.sample(this.policy, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
+    const batch = await this.#rollout.sample(this.#updater.model, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
     const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows, containsEos } = batch;
     const R = this.#rollout.responseLength;
     const n = rows.length;

@@ -1,26 +1,34 @@
 // Engine memory of an on-policy run (PPO, GRPO/RLOO), from train/memory-plan.ts's parts: the models
-// it holds (a trained policy, PPO's trained value model, the frozen reference and reward models),
+// it holds (a trained policy, PPO's trained value model, the frozen reference and reward models;
+// with LoRA the policy's weights once, frozen, under the policy's and the value's adapters),
 // then the larger of its two phases, which never overlap: the rollout (KV-cached sampling, then
 // scoring passes one model at a time) and the update (a forward and backward pass per micro-batch).
 import type { Architecture } from "../models/architecture.ts";
 import {
+  adapterItems,
   generationItems,
   inferencePassItems,
   largerOf,
   modelShape,
   plan,
+  trainedModelItems,
   trainPassItems,
   transposedParams,
   weightItems,
+  type AdapterShape,
   type MemoryItem,
   type MemoryPlan,
 } from "../train/memory-plan.ts";
 
 export interface OnPolicyMemory {
   policy: Architecture;
+  /** LoRA: the policy trained is this adapter on the policy's frozen weights, which the reference (and a value adapter) read too. */
+  adapter?: AdapterShape;
   /** PPO's value model (trained alongside the policy). */
   value?: Architecture;
-  /** Whether a frozen reference copy of the policy is held. */
+  /** LoRA: the value model is this adapter (and head) on the policy's frozen weights, not a model of its own. */
+  valueAdapter?: AdapterShape;
+  /** Whether a frozen reference copy of the policy is held (never with LoRA: the reference is the base). */
   reference: boolean;
   /** Reward models loaded as reward sources (frozen). */
   rewardModels: Architecture[];
@@ -39,9 +47,9 @@ export function onPolicyMemoryPlan(m: OnPolicyMemory): MemoryPlan {
   const value = m.value ? modelShape(m.value) : null;
   const length = m.promptLength + m.responseLength;
   const held: MemoryItem[] = [
-    ...weightItems("policy", policy, true),
-    ...(value ? weightItems("value", value, true) : []),
-    ...(m.reference ? weightItems("reference", policy, false) : []),
+    ...trainedModelItems("policy", policy, m.adapter, m.valueAdapter ? "the reference and the value model" : "the reference"),
+    ...(value ? (m.valueAdapter ? adapterItems("value", m.valueAdapter) : weightItems("value", value, true)) : []),
+    ...(m.reference && !m.adapter ? weightItems("reference", policy, false) : []),
     ...m.rewardModels.flatMap((rm, i) => weightItems(m.rewardModels.length > 1 ? `reward model ${i + 1}` : "reward model", modelShape(rm), false)),
   ];
   const scoring = [
@@ -51,9 +59,9 @@ export function onPolicyMemoryPlan(m: OnPolicyMemory): MemoryPlan {
   ].reduce(largerOf);
   const rollout = [...generationItems("policy", policy, m.rolloutRows, length, transposedParams(m.policy)), ...scoring];
   const update = [
-    ...trainPassItems("policy", policy, { rows: m.updateRows, length, headTokens: m.updateRows * m.responseLength }),
-    ...(value ? trainPassItems("value", value, { rows: m.updateRows, length, headTokens: 0 }) : []),
-    ...(m.ptx ? trainPassItems("ptx", policy, { rows: m.ptx.rows, length: m.ptx.length, headTokens: m.ptx.rows * (m.ptx.length - 1) }) : []),
+    ...trainPassItems("policy", policy, { rows: m.updateRows, length, headTokens: m.updateRows * m.responseLength }, undefined, m.adapter),
+    ...(value ? trainPassItems("value", value, { rows: m.updateRows, length, headTokens: 0 }, undefined, m.valueAdapter) : []),
+    ...(m.ptx ? trainPassItems("ptx", policy, { rows: m.ptx.rows, length: m.ptx.length, headTokens: m.ptx.rows * (m.ptx.length - 1) }, undefined, m.adapter) : []),
   ];
-  return plan([...held, ...largerOf(rollout, update)]);
+  return plan([...held, ...largerOf(rollout, update)], m.adapter !== undefined);
 }

@@ -17,10 +17,12 @@ import type { AdamWState } from "../engine/optim.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { CheckpointError } from "../io/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
+import type { GenerationConfig } from "../models/load.ts";
+import type { LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "../train/checkpoint.ts";
+import { configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, saveModelOf, type LoadedCheckpoint, type SavedModel } from "../train/checkpoint.ts";
+import { PEFT_FIELDS } from "../train/peft-config.ts";
 import type { OnPolicyRunFields } from "../train/config.ts";
 import { MetricsLog } from "../train/metrics-log.ts";
 import { Progress } from "../train/progress.ts";
@@ -41,10 +43,10 @@ export interface OnPolicyStepReport<S extends Record<string, unknown> = Record<s
 export interface OnPolicyTrainer<P extends { step: number }> {
   /** Everything besides the arrays that changes during a run (JSON), saved in every checkpoint. */
   readonly progress: P;
-  /** The policy being trained (owned by the trainer). */
+  /** The policy's trained parameters (owned by the trainer): the model's, or a LoRA adapter's. */
   readonly policy: Params;
-  /** Other trained models, saved in checkpoint subdirectories (PPO's value model). */
-  readonly others: Record<string, { config: ModelConfig; params: Params }>;
+  /** Other trained models (or adapters), saved in checkpoint subdirectories (PPO's value model). */
+  readonly others: Record<string, Pick<SavedModel, "config" | "params" | "adapter">>;
   /** AdamW's moments over the policy's parameters and `NAME/`-prefixed ones of `others`. */
   readonly optimizerState: AdamWState;
   step(): Promise<OnPolicyStepReport>;
@@ -54,7 +56,7 @@ export interface OnPolicyTrainer<P extends { step: number }> {
 /** What a resumed trainer is rebuilt from. */
 export interface OnPolicyResume<P> {
   policy: Params;
-  others: Record<string, LoadedModel>;
+  others: LoadedCheckpoint<unknown>["others"];
   optimizer: AdamWState;
   progress: P;
 }
@@ -69,16 +71,16 @@ export interface OnPolicyRun<P extends { step: number }> {
   fixedFields: readonly string[];
   /** The prompts drawn from; a resumed run must be given the same ones. */
   prompts: readonly string[];
-  /** The starting policy's config and what is saved along with every policy. */
-  policy: { config: ModelConfig; tokenizer: Tokenizer; generationConfig?: GenerationConfig };
+  /** The starting policy's config and what is saved along with every policy; `adapter` when the policy trained is a LoRA adapter. */
+  policy: { config: ModelConfig; tokenizer: Tokenizer; generationConfig?: GenerationConfig; adapter?: LoraConfig };
   /** Subdirectories of a checkpoint holding `others` (PPO: ["value"]). */
   others?: readonly string[];
   /** Builds the trainer, fresh or from a checkpoint. */
   create(resume?: OnPolicyResume<P>): OnPolicyTrainer<P> | Promise<OnPolicyTrainer<P>>;
   /** The console line after a logged step. */
   headline(metrics: Record<string, number>): string;
-  /** Printed when the run ends (e.g. the memory report). */
-  finalNote?: string;
+  /** Printed when the run ends (e.g. the memory report, made then: its peak is the run's). */
+  finalNote?: () => string;
   /** Stop (as a crash would, without the final save) after this many steps: tests of resuming. */
   stopAfterStep?: number;
   log?: (line: string) => void;
@@ -122,7 +124,8 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
   let trainer: OnPolicyTrainer<P>;
   if (latest) {
     const saved = await loadCheckpoint(latest.dir, { others: [...(run.others ?? [])], check: (state, path) => checkState<P>(state, path, name, fingerprint) });
-    const changed = configChanges(saved.state.config, config as unknown as Record<string, unknown>, run.fixedFields, latest.dir);
+    // The LoRA fields fix what is trained, so they may not change either.
+    const changed = configChanges(saved.state.config, config as unknown as Record<string, unknown>, [...run.fixedFields, ...PEFT_FIELDS], latest.dir);
     trainer = await run.create({ policy: saved.model.params, others: saved.others, optimizer: saved.optimizer, progress: saved.state.progress });
     // Lines from steps after the checkpoint were written by the run that stopped; they are redone.
     metrics.truncateAfter(saved.state.global_step);
@@ -164,10 +167,10 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     }
     progress.finish();
     const policyDir = join(output, "policy");
-    await saveModel(policyDir, run.policy.config, trainer.policy, { tokenizer: run.policy.tokenizer, ...(run.policy.generationConfig ? { generationConfig: run.policy.generationConfig } : {}) });
+    await saveModelOf(policyDir, { ...savedAlong(run), params: trainer.policy });
     await writeFileAtomic(join(output, `${name}_config.json`), JSON.stringify(config, null, 2) + "\n");
     log(`${name}: done; final policy in ${policyDir}`);
-    if (run.finalNote) log(`${name}: ${run.finalNote}`);
+    if (run.finalNote) log(`${name}: ${run.finalNote()}`);
     return policyDir;
   } finally {
     progress.finish();
@@ -175,8 +178,9 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
   }
 }
 
-function savedAlong<P extends { step: number }>(run: OnPolicyRun<P>) {
-  return { config: run.policy.config, tokenizer: run.policy.tokenizer, ...(run.policy.generationConfig ? { generationConfig: run.policy.generationConfig } : {}) };
+function savedAlong<P extends { step: number }>(run: OnPolicyRun<P>): Omit<SavedModel, "params"> {
+  const { config, tokenizer, generationConfig, adapter } = run.policy;
+  return { config, tokenizer, ...(generationConfig ? { generationConfig } : {}), ...(adapter ? { adapter } : {}) };
 }
 
 function checkState<P>(state: Record<string, unknown>, path: string, name: string, fingerprint: string): OnPolicyState<P> {

@@ -1,9 +1,10 @@
 // `rlhf online-dpo`'s config, in one place: TRL's OnlineDPOConfig fields (beta, loss_type,
 // missing_eos_penalty, temperature), PPO's names where they mean the same (response_length), the
 // fields every on-policy run shares (train/config.ts), defaults and a spec for every field.
-import { onPolicyRunDefaults, onPolicyRunSpecs, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+import { dropoutSpecs, onPolicyRunDefaults, onPolicyRunSpecs, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+import type { DropoutField } from "../train/peft-config.ts";
 
-export interface OnlineDpoRunConfig extends OnPolicyRunFields {
+export interface OnlineDpoRunConfig extends OnPolicyRunFields, DropoutField {
   /** Strength of the implicit KL constraint to the reference (DPO's β). */
   beta: number;
   /** sigmoid (DPO) or ipo (on length-averaged log-probs), as TRL's OnlineDPOConfig offers. */
@@ -31,10 +32,12 @@ export const defaultOnlineDpoRunConfig: OnlineDpoRunConfig = {
   temperature: 0.9,
   response_length: 53,
   gradient_accumulation_steps: 1,
+  disable_dropout: true,
 };
 
 export const onlineDpoRunSpecs: Specs<OnlineDpoRunConfig> = {
   ...onPolicyRunSpecs,
+  ...dropoutSpecs,
   batch_size: { kind: "int", min: 1, help: "prompts per step (each gets two completions: one pair)" },
   total_steps: { kind: "int", min: 1, help: "steps (generation + one update)" },
   beta: { kind: "number", min: 0, help: "strength of the implicit KL constraint to the reference" },

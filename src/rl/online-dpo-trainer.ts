@@ -16,13 +16,13 @@ import { freshProgress, nextPrompts, type OnPolicyProgress } from "./on-policy-p
 import { learningRateAt } from "../engine/schedule.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
-import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { dpoLosses, dpoUsesAverageLogps } from "../algorithms/dpo.ts";
 import { averageSequenceLogps, sequenceLogps } from "../algorithms/sequence.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
+import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { OnlineDpoRunConfig } from "./online-dpo-config.ts";
 import { GroupRollout } from "./group-rollout.ts";
@@ -56,7 +56,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
 
   constructor(args: {
     config: OnlineDpoRunConfig;
-    models: { arch: Architecture; policy: Params; reference: Params };
+    models: PolicyParts;
     tokenizer: Tokenizer;
     prompts: string[];
     reward: RewardSource;
@@ -82,7 +82,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     const pairLoss: HeadLoss<PairBatch, Record<string, never>> = {
       headWeight: arch.lmHeadName,
       temperatures: [1],
-      body: (params, b) => ({ hidden: [responseHidden(arch, params, b.seq, P)], extra: {} }),
+      body: (params, b, rng) => ({ hidden: [responseHidden(arch, params, b.seq, P, rng)], extra: {} }),
       targets: (b) => [responseTargets(b.seq.ids, P)],
       loss: ([tokenLogps], _extra, b) => {
         const mask = b.seq.responseMask;
@@ -91,7 +91,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
         return loss({ policyChosen: logps.ref.slice([0, n]), policyRejected: logps.slice([n, 2 * n]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
       },
     };
-    this.#updater = new PolicyUpdater(pairLoss, config, models.policy, args.resume?.optimizer);
+    this.#updater = new PolicyUpdater(pairLoss, config, models.policy, updaterOptions(models, args.resume?.optimizer));
     this.progress = args.resume?.progress ?? freshProgress(config.seed, args.prompts.length);
     this.#rng = new HostRng(this.progress.rng);
   }
@@ -108,7 +108,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     const c = this.config;
     const p = this.progress;
     const picked = nextPrompts(p, c.batch_size, this.#rng);
-    const batch = await this.#rollout.sample(this.policy, this.#reference, picked, 2, this.#rng.nextUint32(), this.#reward);
+    const batch = await this.#rollout.sample(this.#updater.model, this.#reference, picked, 2, this.#rng.nextUint32(), this.#reward);
     const { logprobs, refLogprobs, entropy, mask, containsEos } = batch;
     const scores = batch.scores.map((s, i) => (c.missing_eos_penalty !== null && !containsEos[i] ? s - c.missing_eos_penalty : s));
     const pairs = picked.map((_, g) => (scores[2 * g]! >= scores[2 * g + 1]! ? [2 * g, 2 * g + 1] : [2 * g + 1, 2 * g]) as [number, number]);

@@ -1,5 +1,6 @@
 // Online DPO: on a tiny model with a programmatic reward the trainer ranks each pair by score, logs
-// exactly its documented metrics, leaves the reference alone and raises the reward; on the command
+// exactly its documented metrics, leaves the reference alone and raises the reward (also training a
+// LoRA adapter on the frozen base); on the command
 // line a run killed with SIGKILL and resumed ends bit for bit where an uninterrupted run ends.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,8 @@ import { toHost } from "../engine/arrays.ts";
 import { copyParams, initParams } from "../models/params.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { initAdapter } from "../models/lora.ts";
+import { adapterArch, peftDefaults } from "../train/peft-config.ts";
 import { OnlineDpoTrainer } from "./online-dpo-trainer.ts";
 import { defaultOnlineDpoRunConfig } from "./online-dpo-config.ts";
 import { documentedMetrics, letters, shareOfE, tinyArch } from "./test-helpers.ts";
@@ -42,6 +45,23 @@ test("online DPO ranks each pair by score, logs its documented metrics, keeps th
   const first = scores.slice(0, 5).reduce((a, x) => a + x, 0) / 5;
   const last = scores.slice(-5).reduce((a, x) => a + x, 0) / 5;
   assert.ok(last > first + 0.1, `mean score went from ${first.toFixed(3)} to ${last.toFixed(3)}`);
+  trainer.dispose();
+});
+
+test("online DPO with --use_peft trains only the adapter (lm_head trained whole): the base, which is also the reference, is untouched, and the reward rises", async () => {
+  await initEngine();
+  const base = initParams(tinyArch, 3);
+  const before = new Map(await Promise.all(Object.entries(base).map(async ([k, v]) => [k, await toHost(v.ref)] as const)));
+  const { arch, config: lora } = adapterArch({ arch: tinyArch, path: "tiny" }, { ...peftDefaults, use_peft: true, lora_r: 4, lora_target_modules: ["all-linear"], lora_modules_to_save: ["lm_head"] }, "CAUSAL_LM", false);
+  const adapter = initAdapter(tinyArch, lora, base, 1);
+  const config = { ...defaultOnlineDpoRunConfig, batch_size: 8, total_steps: 30, learning_rate: 3e-2, beta: 0.1, temperature: 1, response_length: 6, lr_scheduler_type: "constant" as const };
+  const trainer = new OnlineDpoTrainer({ config, models: { arch, policy: adapter, reference: base, frozen: base }, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds: [2] });
+  const scores: number[] = [];
+  for (let s = 0; s < config.total_steps; s++) scores.push((await trainer.step()).metrics["objective/scores"]!);
+  assert.deepEqual(Object.keys(trainer.policy).sort(), Object.keys(adapter).sort(), "the adapter's parameters are what is trained");
+  for (const [k, v] of Object.entries(base)) assert.deepEqual(await toHost(v.ref), before.get(k), `base ${k} changed`);
+  const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+  assert.ok(mean(scores.slice(-5)) > mean(scores.slice(0, 5)) + 0.1, `mean score went from ${mean(scores.slice(0, 5)).toFixed(3)} to ${mean(scores.slice(-5)).toFixed(3)}`);
   trainer.dispose();
 });
 

@@ -8,22 +8,37 @@ import type { OptimizerFields } from "../train/optimizer.ts";
 import { trainStepConfig } from "../train/optimizer.ts";
 import { TrainStep, type HeadLoss, type LossFn, type StepResult } from "../train/step.ts";
 
+export interface UpdaterOptions {
+  /** A resumed run's moments (taken over); fresh ones otherwise. */
+  optimizer?: AdamWState | undefined;
+  /** Parameters the loss reads and nothing trains (a LoRA adapter's base): borrowed. */
+  frozen?: Params;
+  /** Seeds each pass's dropout key (TrainStepConfig.rngSeed); unset: no dropout. */
+  rngSeed?: number | undefined;
+}
+
 export class PolicyUpdater<B> {
   readonly #train: TrainStep<B>;
+  readonly #frozen: Params;
   #params: Params;
   #optimizer: AdamWState;
 
-  /** Takes ownership of `params` (and of `optimizer`, a resumed run's moments; fresh ones otherwise). */
+  /** Takes ownership of `params` (the trained ones). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  constructor(loss: LossFn<B> | HeadLoss<B, any>, config: OptimizerFields, params: Params, optimizer?: AdamWState) {
-    this.#train = new TrainStep(loss, trainStepConfig(config));
+  constructor(loss: LossFn<B> | HeadLoss<B, any>, config: OptimizerFields, params: Params, options: UpdaterOptions = {}) {
+    this.#train = new TrainStep(loss, { ...trainStepConfig(config), ...(options.rngSeed !== undefined ? { rngSeed: options.rngSeed } : {}) });
+    this.#frozen = options.frozen ?? {};
     this.#params = params;
-    this.#optimizer = optimizer ?? this.#train.init(params);
+    this.#optimizer = options.optimizer ?? this.#train.init(params);
   }
 
-  /** The current parameters (owned here; don't release). */
+  /** The current trained parameters (owned here; don't release). */
   get params(): Params {
     return this.#params;
+  }
+  /** What a pass of the model reads: the frozen parameters with the trained ones over them (owned here). */
+  get model(): Params {
+    return { ...this.#frozen, ...this.#params };
   }
   get optimizerState(): AdamWState {
     return this.#optimizer;
@@ -33,7 +48,7 @@ export class PolicyUpdater<B> {
   async update(microBatches: B[], learningRate: number, stepNumber: number, label: string): Promise<StepResult> {
     let out: StepResult;
     try {
-      out = await this.#train.step(this.#params, this.#optimizer, microBatches, learningRate, stepNumber);
+      out = await this.#train.step(this.#params, this.#optimizer, microBatches, learningRate, stepNumber, this.#frozen);
     } finally {
       release(microBatches as never);
     }

@@ -11,6 +11,8 @@ export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   kl_horizon: number;
   /** PPO-ptx: weight γ of the language-modelling loss on the ptx rows (0 = off). */
   ptx_coef: number;
+  /** Micro-batches each mini-batch's gradient is accumulated over (must divide batch_size / num_mini_batches). */
+  gradient_accumulation_steps: number;
 }
 
 export const defaultPpoRunConfig: PpoRunConfig = {
@@ -21,6 +23,7 @@ export const defaultPpoRunConfig: PpoRunConfig = {
   // Used only with --ptx-data. InstructGPT's γ was 27.8 under its own loss normalisation; 1 weighs
   // the mean token loss like the policy loss.
   ptx_coef: 1,
+  gradient_accumulation_steps: 1,
 };
 
 export const ppoRunSpecs: Specs<PpoRunConfig> = {
@@ -43,7 +46,8 @@ export const ppoRunSpecs: Specs<PpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
+  gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per mini-batch (must divide batch_size / num_mini_batches)" },
 };
 
 /** Fields a resumed PPO run must keep: they fix the prompts drawn and every batch's shape. */
-export const PPO_FIXED_FIELDS = ["seed", "batch_size", "num_mini_batches", "response_length"] as const;
+export const PPO_FIXED_FIELDS = ["seed", "batch_size", "num_mini_batches", "response_length", "gradient_accumulation_steps"] as const;

@@ -22,14 +22,16 @@ async function setup(dir: string): Promise<string[]> {
   ];
 }
 
-async function policyWeights(dir: string): Promise<Map<string, Float32Array>> {
-  const { tensors } = await readSafetensors(join(dir, "policy", "model.safetensors"));
+async function weights(path: string): Promise<Map<string, Float32Array>> {
+  const { tensors } = await readSafetensors(path);
   return new Map([...tensors].map(([k, t]) => [k, t.data]));
 }
 
-test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run exactly", { timeout: 240_000 }, async () => {
-  const dir = await tempDir();
-  const args = await setup(dir);
+/**
+ * Runs `args` into DIR/straight and into DIR/interrupted, kills the second after checkpoint-2 and
+ * resumes it: the final policy (`policyFile` in DIR/policy), the logs and the samples must be the same.
+ */
+async function assertPpoResumes(dir: string, args: string[], policyFile: string): Promise<{ straight: string; interrupted: string }> {
   const straight = join(dir, "straight");
   const r = spawnSync(process.execPath, [...args, "--output", straight], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
@@ -56,12 +58,20 @@ test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run e
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /resumed from .*checkpoint-\d/);
 
-  const [a, b] = [await policyWeights(straight), await policyWeights(interrupted)];
+  const [a, b] = [await weights(join(straight, "policy", policyFile)), await weights(join(interrupted, "policy", policyFile))];
   for (const [name, data] of a) assert.deepEqual(b.get(name), data, `${name} differs after resume`);
   // The logs read like one clean run, value for value (the killed run's later lines are dropped).
-  const records = (p: string, file: string) => readFile(join(p, file), "utf8").then((t) => t.trim().split("\n").map((l) => JSON.parse(l) as unknown));
   assert.deepEqual(await records(interrupted, "metrics.jsonl"), await records(straight, "metrics.jsonl"));
   assert.deepEqual(await records(interrupted, "samples.jsonl"), await records(straight, "samples.jsonl"));
+  return { straight, interrupted };
+}
+
+const records = (p: string, file: string) => readFile(join(p, file), "utf8").then((t) => t.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>));
+
+test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run exactly", { timeout: 240_000 }, async () => {
+  const dir = await tempDir();
+  const args = await setup(dir);
+  const { straight, interrupted } = await assertPpoResumes(dir, args, "model.safetensors");
   // The value model and the optimizer's moments of both networks are in every checkpoint.
   for (const f of ["model.safetensors", "optimizer.safetensors", "trainer_state.json", "value/model.safetensors", "value/config.json"]) assert.ok(existsSync(join(interrupted, "checkpoint-4", f)), f);
 
@@ -69,4 +79,24 @@ test("PPO killed with SIGKILL mid-run and resumed matches an uninterrupted run e
   const again = spawnSync(process.execPath, [...args, "--output", straight], { encoding: "utf8" });
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already holds a run .*checkpoint-4\); pass --resume/);
+});
+
+test("LoRA PPO (policy adapter; value = a second adapter and head on the same frozen base; reference = the base) killed with SIGKILL and resumed matches an uninterrupted run exactly", { timeout: 240_000 }, async () => {
+  const dir = await tempDir();
+  const args = [...(await setup(dir)), "--use_peft", "--lora_r", "4", "--lora_target_modules", "all-linear", "--learning_rate", "3e-3", "--gradient_accumulation_steps", "2"];
+  const { straight, interrupted } = await assertPpoResumes(dir, args, "adapter_model.safetensors");
+  const value = await weights(join(interrupted, "checkpoint-4", "value", "adapter_model.safetensors"));
+  assert.deepEqual(value, await weights(join(straight, "checkpoint-4", "value", "adapter_model.safetensors")), "the value adapter resumes too");
+  assert.ok(value.has("base_model.model.score.weight") && value.has("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"), [...value.keys()].join(", "));
+  const valueConfig = JSON.parse(await readFile(join(interrupted, "checkpoint-4", "value", "adapter_config.json"), "utf8")) as Record<string, unknown>;
+  assert.deepEqual([valueConfig.task_type, valueConfig.modules_to_save], ["SEQ_CLS", ["score"]]);
+  const moments = [...(await weights(join(interrupted, "checkpoint-4", "optimizer.safetensors"))).keys()];
+  assert.ok(moments.every((k) => /lora_[AB]\.weight$|value\/score\.weight$/.test(k)), `moments of the two adapters only: ${moments.filter((k) => !/lora_/.test(k)).join(", ")}`);
+  const policy = await weights(join(straight, "policy", "adapter_model.safetensors"));
+  assert.ok([...policy.keys()].every((k) => /lora_[AB]\.weight$/.test(k)));
+  // The reference is the base with the adapter off: a fresh adapter (B = 0) is the base exactly, so
+  // the first rollout has no KL at all; later ones do, once the adapter has moved.
+  const kl = (await records(straight, "metrics.jsonl")).map((m) => m["objective/kl"] as number);
+  assert.equal(kl[0], 0);
+  assert.ok(kl.slice(1).some((x) => x !== 0), kl.join(", "));
 });

@@ -21,6 +21,9 @@ import { Generator } from "../generation/generate.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
+import { updaterOptions, type PolicyParts } from "./policy-models.ts";
+import type { LoraConfig } from "../models/lora.ts";
+import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
@@ -43,14 +46,13 @@ export interface PpoProgress extends OnPolicyProgress {
   ptxCursor?: number;
 }
 
-export interface PpoModels {
-  arch: Architecture;
-  policy: Params;
-  /** Only read: the frozen starting policy. */
-  reference: Params;
+export interface PpoModels extends PolicyParts {
   valueConfig: ModelConfig;
   valueArch: Architecture;
+  /** The value model's trained parameters: a whole model, or with `valueAdapter` an adapter and head on the policy's frozen base. */
   value: Params;
+  /** LoRA: the value model is this adapter (its `score` head in modules_to_save) on the policy's frozen base. */
+  valueAdapter?: LoraConfig;
 }
 
 /** What samples.jsonl keeps of a response. */
@@ -131,6 +133,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
       const ref = responseLogprobs(arch, reference, { ...s, ...seqOf(s) }, promptLength, config.temperature);
       return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs, values: responseValues(valueArch, value, s, promptLength) };
     });
+    // The frozen base (LoRA) reaches the loss among the policy's parameters; a value adapter reads it too.
+    const sharedBase = models.valueAdapter ? Object.keys(models.frozen ?? {}) : [];
     const split = (params: Params) => {
       const policy: Params = {};
       const value: Params = {};
@@ -138,7 +142,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         if (k.startsWith(VALUE)) value[k.slice(VALUE.length)] = v;
         else policy[k] = v;
       }
-      return { policy, value };
+      return { policy, value: { ...Object.fromEntries(sharedBase.map((k) => [k, policy[k]!])), ...value } };
     };
     // The head scores the response tokens (at the sampling temperature) and, with PPO-ptx, the
     // next tokens of the ptx rows (plain); the value model's outputs ride along as `extra`.
@@ -164,7 +168,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     };
     const params = { ...models.policy };
     for (const [k, v] of Object.entries(models.value)) params[VALUE + k] = v;
-    this.#updater = new PolicyUpdater(lossFn, config, params, args.resume?.optimizer);
+    this.#updater = new PolicyUpdater(lossFn, config, params, updaterOptions(models, args.resume?.optimizer));
     if (args.resume) {
       this.progress = args.resume.progress;
     } else {
@@ -180,15 +184,21 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     this.#kl = klControllerFromState(this.progress.kl);
   }
 
-  /** The current policy / value parameters (owned by the trainer; don't release). */
+  /** The current trained policy / value parameters (owned by the trainer; don't release). */
   get policy(): Params {
     return Object.fromEntries(Object.entries(this.#updater.params).filter(([k]) => !k.startsWith(VALUE)));
   }
   get value(): Params {
     return unprefix(this.#updater.params, VALUE);
   }
-  get others(): Record<string, { config: ModelConfig; params: Params }> {
-    return { value: { config: this.#valueConfig, params: this.value } };
+  /** What passes of the policy and the value model read: the trained parameters over the frozen base (LoRA). */
+  #passParams(): { policy: Params; value: Params } {
+    const frozen = this.#models.frozen ?? {};
+    return { policy: { ...frozen, ...this.policy }, value: this.#models.valueAdapter ? { ...frozen, ...this.value } : this.value };
+  }
+  get others(): Record<string, SavedModel> {
+    const adapter = this.#models.valueAdapter;
+    return { value: { config: this.#valueConfig, params: this.value, ...(adapter ? { adapter } : {}) } };
   }
   get optimizerState(): AdamWState {
     return this.#updater.optimizerState;
@@ -210,14 +220,14 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const c = this.config;
     const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
     const prompts = picked.map((i) => this.#promptIds[i]!);
-    const policy = this.policy;
+    const { policy, value } = this.#passParams();
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
     const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
     const device = toDevice(packed);
-    const scored = this.#score(policy, this.#models.reference, this.value, device);
+    const scored = this.#score(policy, this.#models.reference, value, device);
     const [logprobs, entropy, refLogprobs, values] = [
       rowsOf(await toHost(scored.logprobs), b, r),
       rowsOf(await toHost(scored.entropy), b, r),
@@ -237,16 +247,22 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const updateMetrics: Record<string, number[]> = {};
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
     const mbSize = Math.max(1, Math.floor(b / c.num_mini_batches));
+    // Each mini-batch's gradient is accumulated over gradient_accumulation_steps micro-batches.
+    const microSize = Math.max(1, Math.floor(mbSize / c.gradient_accumulation_steps));
     let optimizerSteps = 0;
     for (let epoch = 0; epoch < c.num_ppo_epochs; epoch++) {
       const order = this.#rng.shuffle(Array.from({ length: b }, (_, i) => i));
       for (let start = 0; start + mbSize <= b; start += mbSize) {
-        const rows = order.slice(start, start + mbSize);
-        const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
-        const ptx = this.#nextPtx(rows.length);
-        if (ptx) mb.ptx = ptx;
+        const micro: Minibatch[] = [];
+        for (let from = start; from + microSize <= start + mbSize; from += microSize) {
+          const rows = order.slice(from, from + microSize);
+          const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
+          const ptx = this.#nextPtx(rows.length);
+          if (ptx) mb.ptx = ptx;
+          micro.push(mb);
+        }
         optimizerSteps++;
-        const out = await this.#updater.update([mb], lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps, `PPO step ${this.progress.step + 1}`);
+        const out = await this.#updater.update(micro, lr, this.progress.step * c.num_ppo_epochs * c.num_mini_batches + optimizerSteps, `PPO step ${this.progress.step + 1}`);
         for (const [k, v] of Object.entries(out.metrics)) (updateMetrics[k] ??= []).push(v);
       }
     }

@@ -4,18 +4,18 @@
 import { np, type Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { SCORE_HEAD } from "../models/architecture.ts";
-import { disposeCache, fullBatch, positionsOf } from "../models/forward.ts";
+import { disposeCache, fullBatch, positionsOf, withDropoutKey } from "../models/forward.ts";
 import { headLogprobsAndEntropy } from "../models/lm-head.ts";
 import type { Params } from "../models/types.ts";
 import type { DeviceSequences } from "./sequences.ts";
 
 /**
  * Hidden states of the positions that predict the R response tokens, flattened to [B·R, D]:
- * position P-1+i predicts response token i.
+ * position P-1+i predicts response token i. `rng`: a training pass's dropout key.
  */
-export function responseHidden(arch: Architecture, params: Params, s: Pick<DeviceSequences, "ids" | "positions" | "attention">, promptLength: number): Array {
+export function responseHidden(arch: Architecture, params: Params, s: Pick<DeviceSequences, "ids" | "positions" | "attention">, promptLength: number, rng?: Array): Array {
   const t = s.ids.shape[1]!;
-  const { hidden, present } = arch.body(params, fullBatch(s.ids, s.positions, s.attention));
+  const { hidden, present } = arch.body(params, withDropoutKey(fullBatch(s.ids, s.positions, s.attention), rng));
   disposeCache(present);
   return positionsOf(hidden, promptLength - 1, t - 1);
 }

@@ -1,5 +1,6 @@
 // Every trainer's checkpoints, one format: DIR/checkpoint-N/ is a Hugging Face model directory
-// (loadable by transformers and by `loadModel`: the model being trained) plus
+// (loadable by transformers and by `loadModel`: the model being trained), or a PEFT adapter
+// directory when a LoRA adapter is what is trained, plus
 // `optimizer.safetensors` (AdamW's first and second moments under torch's names), any further
 // models in subdirectories (PPO's value/), and `trainer_state.json` (step, data or prompt position,
 // RNG state, config, and what the trainer needs to go on exactly). The directory is assembled
@@ -14,8 +15,10 @@ import { deserializeSafetensors, serializeSafetensors } from "../io/safetensors.
 import type { TensorMap } from "../io/tensors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { CheckpointError } from "../io/errors.ts";
+import { ADAPTER_CONFIG, isAdapterDir } from "../models/adapter-files.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { loadModel, saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
+import { loadAdapterParams, loadModel, saveAdapter, saveModel, type GenerationConfig, type LoadedModel } from "../models/load.ts";
+import type { LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { MetricRecord } from "./metrics-log.ts";
@@ -69,6 +72,8 @@ export interface SavedModel {
   params: Params;
   tokenizer?: Tokenizer;
   generationConfig?: GenerationConfig;
+  /** Set when `params` are a LoRA adapter's (models/lora.ts): saved as a PEFT adapter directory, without its base. */
+  adapter?: LoraConfig;
 }
 
 /**
@@ -84,8 +89,15 @@ export interface CheckpointContents<S extends { global_step: number }> {
   state: S;
 }
 
-function saveModelOf(dir: string, m: SavedModel, extraFiles?: Record<string, string | Uint8Array>): Promise<void> {
+/** Writes a saved model as its directory: a Hugging Face model, or a PEFT adapter. */
+export function saveModelOf(dir: string, m: SavedModel, extraFiles?: Record<string, string | Uint8Array>): Promise<void> {
+  if (m.adapter) return saveAdapter(dir, m.adapter, m.params, { tokenizer: m.tokenizer, ...(extraFiles ? { extraFiles } : {}) });
   return saveModel(dir, m.config, m.params, { ...(m.tokenizer ? { tokenizer: m.tokenizer } : {}), ...(m.generationConfig ? { generationConfig: m.generationConfig } : {}), ...(extraFiles ? { extraFiles } : {}) });
+}
+
+/** The file whose presence marks that directory complete when it is published file by file: what a loader reads first. */
+export function completionMarker(m: Pick<SavedModel, "adapter">): string {
+  return m.adapter ? ADAPTER_CONFIG : "config.json";
 }
 
 /**
@@ -128,8 +140,10 @@ export async function pruneCheckpoints(outputDir: string, limit: number | null):
 }
 
 export interface LoadedCheckpoint<S> {
-  model: LoadedModel;
-  others: Record<string, LoadedModel>;
+  /** The trained parameters: the model's, or a LoRA adapter's alone. */
+  model: Pick<LoadedModel, "params">;
+  /** Each further model: loaded whole, or a LoRA adapter's parameters alone (no config: the run knows its base). */
+  others: Record<string, LoadedModel | Pick<LoadedModel, "params">>;
   optimizer: AdamWState;
   state: S;
 }
@@ -149,9 +163,10 @@ export async function loadCheckpoint<S>(dir: string, options: { others?: string[
   }
   if (raw === null || typeof raw !== "object" || typeof (raw as { global_step?: unknown }).global_step !== "number") throw new CheckpointError(`${statePath}: not a trainer state (no global_step)`);
   const state = options.check(raw as Record<string, unknown>, statePath);
-  const model = await loadModel(dir);
-  const others: Record<string, LoadedModel> = {};
-  for (const name of options.others ?? []) others[name] = await loadModel(join(dir, name));
+  const trained = async (d: string) => (isAdapterDir(d) ? { params: await loadAdapterParams(d) } : await loadModel(d));
+  const model = await trained(dir);
+  const others: LoadedCheckpoint<S>["others"] = {};
+  for (const name of options.others ?? []) others[name] = await trained(join(dir, name));
   const optPath = join(dir, "optimizer.safetensors");
   const tensors = deserializeSafetensors(new Uint8Array(await readFile(optPath)), optPath).tensors;
   const mu: Params = {};

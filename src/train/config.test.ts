@@ -47,6 +47,19 @@ test("--learning-rate is read as --learning_rate; other flags are left alone", (
   assert.deepEqual(configOverrides({ learning_rate: "1e-3", model: "x", packing: undefined }, sftSpecs), { learning_rate: "1e-3" });
 });
 
+test("a true/false field given bare is true (--use_peft); a list of names comes comma-separated from a flag or as a list from a file", async () => {
+  const argv = normaliseFlagNames(["--use_peft", "--lora_r", "8", "--packing", "false", "--use-rslora"], sftSpecs);
+  assert.deepEqual(argv, ["--use_peft=true", "--lora_r", "8", "--packing", "false", "--use_rslora=true"]);
+  const dir = await tempDir();
+  const yaml = join(dir, "lora.yaml");
+  writeFileSync(yaml, "use_peft: true\nlora_target_modules: [q_proj, v_proj]\n");
+  assert.deepEqual(resolveConfig(defaultSFTConfig, sftSpecs, { file: yaml }).lora_target_modules, ["q_proj", "v_proj"]);
+  const c = resolveConfig(defaultSFTConfig, sftSpecs, { overrides: { lora_target_modules: "q_proj, k_proj,o_proj", lora_modules_to_save: "none" } });
+  assert.deepEqual([c.lora_target_modules, c.lora_modules_to_save], [["q_proj", "k_proj", "o_proj"], null]);
+  assert.deepEqual([defaultSFTConfig.lora_r, defaultSFTConfig.lora_alpha, defaultSFTConfig.lora_dropout, defaultSFTConfig.lora_target_modules], [16, 32, 0.05, null], "TRL's ModelConfig defaults");
+  assert.throws(() => resolveConfig(defaultSFTConfig, sftSpecs, { overrides: { lora_target_modules: "q_proj,,v_proj" } }), /--lora_target_modules must be names separated by commas/);
+});
+
 test("steps come from epochs unless max_steps is set; warmup_steps wins over warmup_ratio", () => {
   assert.deepEqual(stepPlan({ ...defaultSFTConfig, num_train_epochs: 2.5, warmup_ratio: 0.1 }, 10), { totalSteps: 25, warmupSteps: 3 });
   assert.deepEqual(stepPlan({ ...defaultSFTConfig, max_steps: 7, warmup_steps: 2, warmup_ratio: 0.5 }, 10), { totalSteps: 7, warmupSteps: 2 });

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
+import { peftDefaults, type DropoutField, type PeftFields } from "./peft-config.ts";
 import { InputError } from "../io/errors.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
@@ -37,8 +38,8 @@ export interface TrainingArguments extends OptimizerFields {
   eval_split_ratio: number;
 }
 
-/** trl.SFTConfig. */
-export interface SFTConfig extends TrainingArguments {
+/** trl.SFTConfig, with ModelConfig's LoRA fields. */
+export interface SFTConfig extends TrainingArguments, PeftFields {
   /** Tokens per sequence; longer examples are truncated (their tail dropped). */
   max_length: number;
   /** Pack several examples into each max_length row (attention stays within each example). */
@@ -47,8 +48,8 @@ export interface SFTConfig extends TrainingArguments {
   completion_only_loss: boolean;
 }
 
-/** trl.RewardConfig. */
-export interface RewardConfig extends TrainingArguments {
+/** trl.RewardConfig, with ModelConfig's LoRA fields. */
+export interface RewardConfig extends TrainingArguments, PeftFields, DropoutField {
   /** Longest chosen/rejected sequence, prompt included; longer pairs are dropped (as TRL does). */
   max_length: number;
   /** Weight of coef · mean((r_c + r_r)²), which pulls rewards towards zero mean; null = off. */
@@ -81,10 +82,11 @@ export const trainingDefaults: TrainingArguments = {
   eval_split_ratio: 0.05,
 };
 
-export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
-export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
+export const defaultSFTConfig: SFTConfig = { ...trainingDefaults, ...peftDefaults, learning_rate: 2e-5, max_length: 1024, packing: false, completion_only_loss: true };
+export const defaultRewardConfig: RewardConfig = { ...trainingDefaults, ...peftDefaults, disable_dropout: true, learning_rate: 1e-5, max_length: 1024, center_rewards_coefficient: null, truncation_mode: "drop" };
 export interface FieldSpec {
-  kind: "int" | "number" | "bool" | "choice";
+  /** "names": a list of names, from a list in a file or comma-separated text (`q_proj,v_proj`). */
+  kind: "int" | "number" | "bool" | "choice" | "names";
   nullable?: boolean;
   min?: number;
   max?: number;
@@ -102,6 +104,21 @@ export const optimizerSpecs: Specs<OptimizerFields> = {
   adam_beta2: { kind: "number", min: 0, max: 1, help: "AdamW beta2" },
   adam_epsilon: { kind: "number", min: 0, help: "AdamW epsilon" },
   max_grad_norm: { kind: "number", min: 0, help: "clip the gradient norm to this, 0 = off" },
+};
+
+/** ModelConfig's LoRA fields, for every trainer that can train an adapter (train/peft-config.ts). */
+export const peftSpecs: Specs<PeftFields> = {
+  use_peft: { kind: "bool", help: "train a LoRA adapter on the frozen model (PEFT's files)" },
+  lora_r: { kind: "int", min: 1, help: "LoRA rank" },
+  lora_alpha: { kind: "number", min: 0, help: "LoRA alpha (the update is scaled by alpha / r)" },
+  lora_dropout: { kind: "number", min: 0, max: 0.99, help: "dropout on the adapter's input" },
+  lora_target_modules: { kind: "names", nullable: true, help: "modules to adapt (q_proj,v_proj,… or all-linear; default: PEFT's for the model type)" },
+  lora_modules_to_save: { kind: "names", nullable: true, help: "modules trained whole and saved with the adapter" },
+  use_rslora: { kind: "bool", help: "rsLoRA: scale by alpha / sqrt(r)" },
+};
+
+export const dropoutSpecs: Specs<DropoutField> = {
+  disable_dropout: { kind: "bool", help: "train without dropout (LoRA's lora_dropout)" },
 };
 
 /** The run's bookkeeping, the same for offline and on-policy trainers. */
@@ -130,6 +147,7 @@ export const trainingSpecs: Specs<TrainingArguments> = {
 
 export const sftSpecs: Specs<SFTConfig> = {
   ...trainingSpecs,
+  ...peftSpecs,
   max_length: { kind: "int", min: 2, help: "tokens per sequence (longer examples are truncated)" },
   packing: { kind: "bool", help: "pack several examples into each row" },
   completion_only_loss: { kind: "bool", help: "loss on completion tokens only" },
@@ -137,13 +155,15 @@ export const sftSpecs: Specs<SFTConfig> = {
 
 export const rewardSpecs: Specs<RewardConfig> = {
   ...trainingSpecs,
+  ...peftSpecs,
+  ...dropoutSpecs,
   max_length: { kind: "int", min: 2, help: "longest sequence; longer pairs are dropped" },
   center_rewards_coefficient: { kind: "number", min: 0, nullable: true, help: "weight of the reward-centring term" },
   truncation_mode: { kind: "choice", choices: ["drop", "keep_end"], help: "over-long pairs: drop them, or keep BOS + the last max_length-1 tokens" },
 };
 
-/** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, sampling, run bookkeeping. */
-export interface OnPolicyRunFields extends OptimizerFields {
+/** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, LoRA, sampling, run bookkeeping. */
+export interface OnPolicyRunFields extends OptimizerFields, PeftFields {
   /** Prompts per step. */
   batch_size: number;
   /** Steps (generation + updates) to run. */
@@ -161,6 +181,7 @@ export interface OnPolicyRunFields extends OptimizerFields {
 
 export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
   ...optimizerDefaults,
+  ...peftDefaults,
   batch_size: 8,
   total_steps: 100,
   lr_scheduler_type: "linear",
@@ -175,6 +196,7 @@ export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
 
 export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
   ...optimizerSpecs,
+  ...peftSpecs,
   learning_rate: { kind: "number", min: 0, help: "peak learning rate (annealed linearly by default)" },
   batch_size: { kind: "int", min: 1, help: "prompts per step" },
   total_steps: { kind: "int", min: 1, help: "steps (generation + updates)" },
@@ -200,6 +222,11 @@ function coerce(spec: FieldSpec, raw: unknown, where: string): unknown {
     else if (v === "false") v = false;
     if (typeof v !== "boolean") throw new ConfigError(`${where} must be true or false, got ${JSON.stringify(raw)}`);
     return v;
+  }
+  if (spec.kind === "names") {
+    const names = typeof v === "string" ? v.split(",").map((n) => n.trim()) : v;
+    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === "string" && n !== "")) throw new ConfigError(`${where} must be names separated by commas, or a list of names, got ${JSON.stringify(raw)}`);
+    return names;
   }
   if (spec.kind === "choice") {
     if (typeof v !== "string" || !spec.choices!.includes(v)) throw new ConfigError(`${where} must be one of ${spec.choices!.join(", ")}, got ${JSON.stringify(raw)}`);
@@ -252,17 +279,23 @@ export function resolveConfig<C extends object>(
 /** The config's fields as CLI flags (`--learning_rate`), for parseFlags; `--learning-rate` is accepted too (see normaliseFlagNames). */
 export function configFlags(specs: Record<string, FieldSpec>, defaults: object): Record<string, { type: "string"; help: string }> {
   return Object.fromEntries(
-    Object.entries(specs).map(([name, spec]) => [name, { type: "string" as const, help: `${spec.help} (default: ${JSON.stringify((defaults as Record<string, unknown>)[name])}) <${spec.kind === "bool" ? "BOOL" : spec.kind === "choice" ? "NAME" : "N"}>` }]),
+    Object.entries(specs).map(([name, spec]) => [name, { type: "string" as const, help: `${spec.help} (default: ${JSON.stringify((defaults as Record<string, unknown>)[name])}) <${{ bool: "BOOL", choice: "NAME", names: "NAMES", int: "N", number: "N" }[spec.kind]}>` }]),
   );
 }
 
-/** Rewrites `--learning-rate` to `--learning_rate` for config fields, as HfArgumentParser accepts both. */
+/**
+ * Rewrites `--learning-rate` to `--learning_rate` for config fields, as HfArgumentParser accepts
+ * both, and a true/false field given without a value (`--use_peft --lora_r 8`) to `--use_peft=true`.
+ */
 export function normaliseFlagNames(argv: string[], specs: Record<string, FieldSpec>): string[] {
-  return argv.map((arg) => {
-    const m = /^--([a-z0-9-]+)(=.*)?$/.exec(arg);
+  return argv.map((arg, i) => {
+    const m = /^--([a-z0-9_-]+)(=.*)?$/.exec(arg);
     if (!m) return arg;
     const underscored = m[1]!.replaceAll("-", "_");
-    return underscored in specs ? `--${underscored}${m[2] ?? ""}` : arg;
+    if (!(underscored in specs)) return arg;
+    const next = argv[i + 1];
+    const bare = m[2] === undefined && specs[underscored]!.kind === "bool" && (next === undefined || next.startsWith("--"));
+    return `--${underscored}${m[2] ?? (bare ? "=true" : "")}`;
   });
 }
 

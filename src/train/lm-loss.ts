@@ -1,7 +1,7 @@
 // The causal-LM training loss as a TrainStep loss: batches of token ids with a loss mask.
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { fullBatch, maskedNll, nextTokenHidden, nextTokenTargets } from "../models/forward.ts";
+import { fullBatch, maskedNll, nextTokenHidden, nextTokenTargets, withDropoutKey } from "../models/forward.ts";
 import type { ForwardBatch, Params } from "../models/types.ts";
 import { floatGrid, padRows } from "./batching.ts";
 import type { HeadLoss } from "./step.ts";
@@ -21,7 +21,7 @@ export function nextTokenLoss<B>(arch: Architecture, parts: { forward: (b: B) =>
   return {
     headWeight: arch.lmHeadName,
     temperatures: [1],
-    body: (params: Params, b: B) => ({ hidden: [nextTokenHidden(arch, params, parts.forward(b))], extra: {} }),
+    body: (params: Params, b: B, rng?: Array) => ({ hidden: [nextTokenHidden(arch, params, withDropoutKey(parts.forward(b), rng))], extra: {} }),
     targets: (b: B) => [nextTokenTargets(parts.inputIds(b))],
     loss: ([logprobs], _extra, b: B) => {
       const mask = parts.lossMask(b);

@@ -15,9 +15,11 @@ import { architectureFor } from "../models/architecture.ts";
 import { parseConfig } from "../models/config.ts";
 import { initParams } from "../models/params.ts";
 import { lmBatchFromRows, lmLoss } from "./lm-loss.ts";
-import { formatPlan } from "./memory-plan.ts";
 import { sftMemoryPlan } from "./sft.ts";
 import { TrainStep } from "./step.ts";
+import { initAdapter, withAdapter } from "../models/lora.ts";
+import { adapterShape, formatPlan } from "./memory-plan.ts";
+import { loraConfigFor, peftDefaults } from "./peft-config.ts";
 
 const cli = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
@@ -61,6 +63,34 @@ test("a training step's heap stays under its memory plan, and within 1.6x of it"
   }
 });
 
+test("a LoRA training step (adapter on every linear projection, dropout on) stays under its plan, which counts the frozen base once and the adapter's moments", async () => {
+  await initEngine();
+  for (const [label, s] of Object.entries(shapes)) {
+    wasmMemoryStats({ reset: true });
+    const arch = architectureFor(parseConfig(s.config, label));
+    const base = initParams(arch, 0);
+    const lora = loraConfigFor({ ...peftDefaults, use_peft: true, lora_target_modules: ["all-linear"] }, arch, "CAUSAL_LM", "");
+    let params = initAdapter(arch, lora, base, 1);
+    const rows = Array.from({ length: s.rows }, (_, r) => Array.from({ length: s.length }, (_, i) => (i * 31 + r * 7) % arch.vocabSize));
+    const step = new TrainStep(lmLoss(withAdapter(arch, lora)), { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1, rngSeed: 0 });
+    let state = step.init(params);
+    let grown = 0;
+    for (let k = 1; k <= 2; k++) {
+      const batch = lmBatchFromRows(rows, rows.map((r) => r.map(() => 1)), s.length);
+      ({ params, state } = await step.step(params, state, [batch], 1e-3, k, base));
+      release(batch);
+      grown = Math.max(grown, wasmMemoryStats()!.peakLiveBytes);
+    }
+    const config = { per_device_train_batch_size: s.rows, per_device_eval_batch_size: 1 };
+    const plan = sftMemoryPlan(arch, config, s.length, adapterShape(arch, lora, true));
+    assert.ok(grown <= plan.total, `${label}: measured ${(grown / 2 ** 20).toFixed(0)} MiB, planned ${(plan.total / 2 ** 20).toFixed(0)} MiB\n${formatPlan(plan)}`);
+    assert.ok(plan.total <= 1.6 * grown, `${label}: planned ${(plan.total / 2 ** 20).toFixed(0)} MiB for a measured ${(grown / 2 ** 20).toFixed(0)} MiB: too cautious\n${formatPlan(plan)}`);
+    assert.ok(plan.total < sftMemoryPlan(arch, config, s.length).total, "LoRA plans less than full fine-tuning");
+    release([params, state, base]);
+    step.dispose();
+  }
+});
+
 /** An HF directory with only config.json: enough to plan, and proof that the weights never load. */
 function configOnly(dir: string, config: Record<string, unknown>): string {
   mkdirSync(dir, { recursive: true });
@@ -93,6 +123,19 @@ test("rlhf sft --dry-run prints the plan; a run that cannot fit is refused in on
   const refused = sft(qwen, ["--per_device_train_batch_size", "8", "--max_length", "1024", "--packing", "true"]);
   assert.equal(refused.status, 1);
   const message = refused.stderr.trim().split("\n").at(-1)!;
-  assert.match(message, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); the weights, gradients and AdamW moments alone take [\d.]+ GiB: full fine-tuning at this size cannot fit/);
+  assert.match(message, /^rlhf sft: needs about [\d.]+ GiB of engine memory, more than jax-js's 4 GiB \(.*\); the weights, gradients and AdamW moments alone take [\d.]+ GiB: full fine-tuning at this size cannot fit, whatever the batch; use a smaller model/);
   assert.doesNotMatch(refused.stderr, /\n\s+at /, "no stack trace");
+
+  // At a batch LoRA fits, the refusal of full fine-tuning says so; with --use_peft the plan counts
+  // the frozen weights once and the adapter's moments, and the run is not refused.
+  const small = ["--per_device_train_batch_size", "1", "--max_length", "128"];
+  const suggested = sft(qwen, small);
+  assert.equal(suggested.status, 1);
+  assert.match(suggested.stderr.trim().split("\n").at(-1)!, /full fine-tuning at this size cannot fit, whatever the batch; train with --use_peft \(a LoRA adapter on the frozen model: about [\d.]+ GiB by the plan\)/);
+  const peft = sft(qwen, [...small, "--use_peft", "--dry-run"]);
+  assert.equal(peft.status, 0, peft.stderr);
+  assert.match(peft.stdout, /model base weights\s+188\d MiB\s+494.0M parameters, frozen/);
+  assert.match(peft.stdout, /model adapter AdamW moments\s+\d+ MiB/);
+  assert.doesNotMatch(peft.stdout, /^\s+model AdamW moments/m);
+  assert.match(peft.stdout, /fits \(\d+% of the engine's 4 GiB\)/);
 });

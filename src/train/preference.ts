@@ -11,11 +11,11 @@ import type { LossOutput } from "../algorithms/loss.ts";
 import { averageSequenceLogps, sequenceLogps } from "../algorithms/sequence.ts";
 import type { DpoLengths } from "../data/dpo-data.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { fullBatch, nextTokenHidden, nextTokenLogprobs, nextTokenTargets } from "../models/forward.ts";
+import { fullBatch, nextTokenHidden, nextTokenLogprobs, nextTokenTargets, withDropoutKey } from "../models/forward.ts";
 import type { Params } from "../models/types.ts";
 import { bucketLength, completionSequences, type CompletionSequences } from "./batching.ts";
 import type { TrainingArguments } from "./config.ts";
-import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainedModelItems, trainPassItems, weightItems, type AdapterShape, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
 import type { PreferenceTrainingArguments } from "./preference-config.ts";
 import type { HeadLoss } from "./step.ts";
 
@@ -83,7 +83,7 @@ export function completionHeadLoss<B extends CompletionSequences>(arch: Architec
   return {
     headWeight: arch.lmHeadName,
     temperatures: [1],
-    body: (params, b) => ({ hidden: [nextTokenHidden(arch, params, fullBatch(b.inputIds, b.positionIds, b.attentionMask))], extra: {} }),
+    body: (params, b, rng) => ({ hidden: [nextTokenHidden(arch, params, withDropoutKey(fullBatch(b.inputIds, b.positionIds, b.attentionMask), rng))], extra: {} }),
     targets: (b) => [nextTokenTargets(b.inputIds)],
     loss: ([tokenLogps], _extra, b) => {
       const [n, t] = b.inputIds.shape as [number, number];
@@ -144,14 +144,16 @@ export function preferenceMemoryPlan(
   config: Pick<TrainingArguments, "per_device_train_batch_size" | "per_device_eval_batch_size">,
   length: number,
   reference?: Architecture,
+  adapter?: AdapterShape,
+  headBudget?: number,
 ): MemoryPlan {
   const shape = modelShape(arch);
   const rows = rowsPerExample * config.per_device_train_batch_size;
-  const train = trainPassItems("policy", shape, { rows, length, headTokens: rows * (length - 1) });
+  const train = trainPassItems("policy", shape, { rows, length, headTokens: rows * (length - 1) }, headBudget, adapter);
   const evalRows = rowsPerExample * config.per_device_eval_batch_size;
   const scoring: MemoryItem[] = [
     ...(reference ? weightItems("reference", modelShape(reference), false) : []),
     ...inferencePassItems(reference ? "reference" : "policy", reference ? modelShape(reference) : shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) }),
   ];
-  return plan([...weightItems("policy", shape, true), ...largerOf(train, scoring)]);
+  return plan([...trainedModelItems("policy", shape, adapter), ...largerOf(train, scoring)], adapter !== undefined);
 }

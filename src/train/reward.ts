@@ -10,14 +10,14 @@ import { rewardModelLoss } from "../algorithms/reward-model.ts";
 import type { PreferenceExample } from "../data/datasets.ts";
 import { architectureFor, asSequenceClassifier, defaultPadId, SCORE_HEAD, type Architecture } from "../models/architecture.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { disposeCache, fullBatch } from "../models/forward.ts";
+import { disposeCache, fullBatch, withDropoutKey } from "../models/forward.ts";
 import { linear } from "../models/layers.ts";
 import type { LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { bucketLength, floatGrid, padRows, type PaddedRows } from "./batching.ts";
 import type { RewardConfig } from "./config.ts";
 import type { LossFn } from "./step.ts";
-import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainedModelItems, trainPassItems, type AdapterShape, type MemoryPlan } from "./memory-plan.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
 /**
@@ -108,9 +108,9 @@ export function rewardBatch(examples: readonly PreferenceExample[], maxLength: n
   return { batch, tokens: rows.reduce((s, r) => s + r.length, 0), weight: pairs.length };
 }
 
-/** One scalar per row: the final hidden state at the row's last real token · score.weight → [N]. */
-export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch): Array {
-  const { hidden, present } = arch.body(params, fullBatch(b.inputIds, b.positionIds, b.attentionMask)); // [N, T, D]
+/** One scalar per row: the final hidden state at the row's last real token · score.weight → [N]. `rng`: a training pass's dropout key. */
+export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch, rng?: Array): Array {
+  const { hidden, present } = arch.body(params, withDropoutKey(fullBatch(b.inputIds, b.positionIds, b.attentionMask), rng)); // [N, T, D]
   disposeCache(present);
   const [n, t] = b.lastToken.shape as [number, number];
   const atLast = np.sum(hidden.mul(b.lastToken.reshape([n, t, 1])), 1); // [N, D]
@@ -119,8 +119,8 @@ export function rewardScores(arch: Architecture, params: Params, b: ScoreBatch):
 
 /** Bradley-Terry over the batch's pairs (mean over pairs, as TRL), with its accuracy and margin metrics. */
 export function rewardLoss(arch: Architecture, config: Pick<RewardConfig, "center_rewards_coefficient">): LossFn<RewardBatch> {
-  return (params: Params, b: RewardBatch) => {
-    const scores = rewardScores(arch, params, b); // [N]
+  return (params: Params, b: RewardBatch, rng?: Array) => {
+    const scores = rewardScores(arch, params, b, rng); // [N]
     const n = scores.shape[0]!;
     const column = scores.reshape([n, 1]);
     const chosen = np.matmul(b.chosen, column.ref).reshape([b.chosen.shape[0]!]); // [P]
@@ -143,12 +143,14 @@ export function rewardModelFromCausalLm(model: LoadedModel, options: { seed: num
   const arch = architectureFor(config);
   const { ["lm_head.weight"]: head, ...params } = model.params;
   if (head) release(head);
-  const d = arch.hiddenSize;
-  const rng = new HostRng(options.seed);
-  const score = new Float32Array(d);
-  for (let i = 0; i < d; i++) score[i] = rng.normal() / Math.sqrt(d + 1);
-  params[SCORE_HEAD] = fromHost(score, [1, d]);
+  params[SCORE_HEAD] = freshScoreHead(arch.hiddenSize, options.seed);
   return { config, arch, params };
+}
+
+/** A fresh scalar head [1, D], N(0, 1/√(D+1)) (seeded), as transformers initialises a classifier's. */
+export function freshScoreHead(d: number, seed: number): Array {
+  const rng = new HostRng(seed);
+  return fromHost(Float32Array.from({ length: d }, () => rng.normal() / Math.sqrt(d + 1)), [1, d]);
 }
 
 /** Pad id for reward-model batches: the tokenizer's, else the config's, else the architecture's default (Llama's <unk>, GPT-2's EOS). Saved as config.pad_token_id. */
@@ -237,12 +239,17 @@ export function rewardTask(
  * LM it starts from, head included: a slight overestimate), one micro-batch of records, each
  * record's responses a row of at most `length` tokens.
  */
-export function rewardMemoryPlan(arch: Architecture, config: Pick<RewardConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">, data: { responsesPerRecord: number; length: number }): MemoryPlan {
+export function rewardMemoryPlan(
+  arch: Architecture,
+  config: Pick<RewardConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">,
+  data: { responsesPerRecord: number; length: number },
+  adapter?: AdapterShape,
+): MemoryPlan {
   const shape = modelShape(arch);
   const rows = (n: number) => Math.max(1, n) * data.responsesPerRecord;
-  const train = trainPassItems("model", shape, { rows: rows(config.per_device_train_batch_size), length: data.length, headTokens: 0 });
+  const train = trainPassItems("model", shape, { rows: rows(config.per_device_train_batch_size), length: data.length, headTokens: 0 }, undefined, adapter);
   const evaluate = inferencePassItems("model", shape, { rows: rows(config.per_device_eval_batch_size), length: data.length, headTokens: 0 });
-  return plan([...weightItems("model", shape, true), ...largerOf(train, evaluate)]);
+  return plan([...trainedModelItems("model", shape, adapter), ...largerOf(train, evaluate)], adapter !== undefined);
 }
 
 /** Rows per record and the longest row of preference data, for rewardMemoryPlan. */

@@ -9,7 +9,7 @@ import { MASK_VALUE } from "../models/layers.ts";
 import { bucketLength, floatGrid, intGrid } from "./batching.ts";
 import type { SFTConfig } from "./config.ts";
 import type { HeadLoss } from "./step.ts";
-import { inferencePassItems, largerOf, modelShape, plan, trainPassItems, weightItems, type MemoryPlan } from "./memory-plan.ts";
+import { inferencePassItems, largerOf, modelShape, plan, trainedModelItems, trainPassItems, type AdapterShape, type MemoryPlan } from "./memory-plan.ts";
 import { nextTokenLoss } from "./lm-loss.ts";
 import type { DeviceBatch, TrainTask } from "./trainer.ts";
 
@@ -122,12 +122,18 @@ export function sftTask(
   };
 }
 
-/** Engine memory of an SFT run: the model trained with AdamW, one micro-batch of `length`-token rows. */
-export function sftMemoryPlan(arch: Architecture, config: Pick<SFTConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">, length: number): MemoryPlan {
+/** Engine memory of an SFT run: the model (or a LoRA adapter on it) trained with AdamW, one micro-batch of `length`-token rows. */
+export function sftMemoryPlan(
+  arch: Architecture,
+  config: Pick<SFTConfig, "per_device_train_batch_size" | "per_device_eval_batch_size">,
+  length: number,
+  adapter?: AdapterShape,
+  headBudget?: number,
+): MemoryPlan {
   const shape = modelShape(arch);
   const rows = Math.max(config.per_device_train_batch_size, 1);
-  const train = trainPassItems("model", shape, { rows, length, headTokens: rows * (length - 1) });
+  const train = trainPassItems("model", shape, { rows, length, headTokens: rows * (length - 1) }, headBudget, adapter);
   const evalRows = config.per_device_eval_batch_size;
-  const evaluate = inferencePassItems("model", shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) });
-  return plan([...weightItems("model", shape, true), ...largerOf(train, evaluate)]);
+  const evaluate = inferencePassItems("model", shape, { rows: evalRows, length, headTokens: evalRows * (length - 1) }, headBudget);
+  return plan([...trainedModelItems("model", shape, adapter), ...largerOf(train, evaluate)], adapter !== undefined);
 }

@@ -1,15 +1,22 @@
 // One optimizer step for any loss: value-and-gradient, optional gradient accumulation over
 // micro-batches, clipping by global norm, AdamW. With one micro-batch everything is one compiled
 // program; with several, gradients are summed on the device between two compiled halves.
-import { tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
+// Only the trainable parameters get gradients: frozen ones (a LoRA adapter's base) are differentiated
+// along with them inside the compiled program, whose compiler then drops their unused gradients
+// (a frozen weight closed over by the differentiated function instead would keep about its own
+// size again in the backward pass's saved values); no clipping term or Adam moment of theirs exists.
+import { np, tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
 import { compile, compileConsuming, fromHost, keep, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
 import { headBackward, headForward } from "../models/lm-head.ts";
 import type { LossOutput } from "../algorithms/loss.ts";
 
 
-/** A traced loss over parameters and a batch (a tree of arrays). */
-export type LossFn<B> = (params: Params, batch: B) => LossOutput;
+/**
+ * A traced loss over parameters and a batch (a tree of arrays). `rng`, a PRNG key, is given in
+ * training passes that have randomness (LoRA's dropout); a loss that uses none ignores it.
+ */
+export type LossFn<B> = (params: Params, batch: B, rng?: Array) => LossOutput;
 
 /**
  * A loss that reads the language-model head only through log p(target) at some positions (SFT,
@@ -22,8 +29,8 @@ export interface HeadLoss<B, X = Record<string, Array>> {
   headWeight: string;
   /** Logits are divided by these, one per group of positions (1 = plain). */
   temperatures: number[];
-  /** Differentiable in params: per group, the hidden states [N, D] whose next token is scored; and any other outputs the loss needs. */
-  body(params: Params, batch: B): { hidden: Array[]; extra: X };
+  /** Differentiable in params: per group, the hidden states [N, D] whose next token is scored; and any other outputs the loss needs. `rng` as LossFn's. */
+  body(params: Params, batch: B, rng?: Array): { hidden: Array[]; extra: X };
   /** Per group, the scored token ids [N] int32. */
   targets(batch: B): Array[];
   /** Differentiable in `logprobs` (per group, [N]) and `extra`. */
@@ -44,21 +51,48 @@ export function headLossValue<B, X>(spec: HeadLoss<B, X>, params: Params, batch:
   return spec.loss(logprobs, extra, batch);
 }
 
-type ValueAndGrad<B> = (params: Params, batch: B) => [[Array, Record<string, Array>], Params];
+/** What a pass reads besides the trained parameters and the batch: the frozen parameters, and the pass's PRNG key if it has one. */
+export interface PassInputs {
+  frozen: Params;
+  rng?: Array;
+}
 
-/** `[[loss, metrics], gradients]` of either kind of loss, as the step computes them. Traced. */
+type ValueAndGrad<B> = (params: Params, batch: B, pass?: PassInputs) => [[Array, Record<string, Array>], Params];
+
+/**
+ * `[[loss, metrics], gradients]` of either kind of loss, as the step computes them: the loss sees
+ * `{...pass.frozen, ...params}`, the gradients cover `params` only. Traced.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function lossAndGradients<B>(loss: LossFn<B> | HeadLoss<B, any>, headBudget?: number): ValueAndGrad<B> {
   return isHeadLoss(loss) ? headGrad(loss, headBudget) : autodiffGrad(loss);
 }
 
-/** Loss, metrics and gradients of a plain loss, by autodiff. */
+/**
+ * The gradients of `trained` out of those of every parameter the pass read: the frozen ones'
+ * are disposed, so that the compiled program never computes them.
+ */
+function trainedOnly(grads: Params, trained: Params): Params {
+  const kept: Params = {};
+  for (const [name, g] of Object.entries(grads)) {
+    if (name in trained) kept[name] = g;
+    else g.dispose();
+  }
+  return kept;
+}
+
+/** Loss, metrics and gradients of a plain loss, by autodiff (valueAndGrad differentiates its first argument only). */
 function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
-  const lossWithAux = (p: Params, b: B) => {
-    const out = lossFn(p, b);
+  // The key travels in a tree that has no entry without one (an argument may not be undefined).
+  const lossWithAux = (p: Params, b: B, key: { rng?: Array }) => {
+    const out = lossFn(p, b, key.rng);
     return [out.loss, out.metrics] as [Array, Record<string, Array>];
   };
-  return valueAndGrad(lossWithAux, { hasAux: true }) as unknown as ValueAndGrad<B>;
+  const vg = valueAndGrad(lossWithAux, { hasAux: true }) as unknown as (p: Params, b: B, key: { rng?: Array }) => [[Array, Record<string, Array>], Params];
+  return (params, batch, pass = { frozen: {} }) => {
+    const [out, grads] = vg({ ...pass.frozen, ...params }, batch, pass.rng ? { rng: pass.rng } : {});
+    return [out, trainedOnly(grads, params)];
+  };
 }
 
 /**
@@ -66,10 +100,13 @@ function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
  * function of the log-probs, the head's own backward in between.
  */
 function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): ValueAndGrad<B> {
-  return (params: Params, batch: B) => {
+  return (params: Params, batch: B, pass: PassInputs = { frozen: {} }) => {
     type BodyOut = { hidden: Array[]; extra: X };
-    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)((p: Params) => spec.body(p, tree.ref(batch)), [tree.ref(params)]) as [BodyOut, (ct: BodyOut) => [Params]];
-    const weight = params[spec.headWeight]!;
+    const body = (p: Params) => spec.body(p, tree.ref(batch), pass.rng);
+    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)(body, [tree.ref({ ...pass.frozen, ...params })]) as [BodyOut, (ct: BodyOut) => [Params]];
+    // A frozen head (a tied embedding, or an lm_head LoRA leaves alone) gets no gradient at all.
+    const headTrained = spec.headWeight in params;
+    const weight = (headTrained ? params : pass.frozen)[spec.headWeight]!;
     const targets = spec.targets(tree.ref(batch));
     const forwards = out.hidden.map((h, i) => headForward(h.ref, weight.ref, targets[i]!.ref, { temperature: spec.temperatures[i]!, budget, keepLogits: true }));
     const lossOfOutputs = (y: { logprobs: Array[]; extra: X }) => {
@@ -80,12 +117,12 @@ function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): Value
     const [[loss, metrics], cotangent] = vg({ logprobs: forwards.map((f) => f.logprobs), extra: out.extra });
     let headWeightGrad: Array | null = null;
     const hiddenGrads = out.hidden.map((h, i) => {
-      const g = headBackward(h, weight.ref, targets[i]!, forwards[i]!, cotangent.logprobs[i]!, { temperature: spec.temperatures[i]!, budget, weightGrad: true });
-      headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
+      const g = headBackward(h, weight.ref, targets[i]!, forwards[i]!, cotangent.logprobs[i]!, { temperature: spec.temperatures[i]!, budget, weightGrad: headTrained });
+      if (headTrained) headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
       return g.hidden;
     });
-    const [grads] = pullback({ hidden: hiddenGrads, extra: cotangent.extra });
-    grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
+    const grads = trainedOnly(pullback({ hidden: hiddenGrads, extra: cotangent.extra })[0], params);
+    if (headTrained) grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
     return [[loss, metrics], grads];
   };
 }
@@ -96,6 +133,12 @@ export interface TrainStepConfig {
   maxGradNorm: number | null;
   /** Most logits that exist at once in a HeadLoss's head (models/lm-head.ts); its default otherwise. */
   headBudget?: number;
+  /**
+   * Seeds the PRNG key each training pass gets (LossFn's `rng`), a function of this seed, the step
+   * number and the micro-batch, so a resumed run draws what an uninterrupted one drew. Unset: the
+   * passes get no key (no dropout).
+   */
+  rngSeed?: number;
 }
 
 export interface StepResult {
@@ -127,12 +170,12 @@ export class TrainStep<B> {
       return { params: next.params, state: next.state, norm };
     };
     // The step consumes the old weights and moments, so each is freed once its update is written.
-    this.#fused = compileConsuming((params: Params, state: AdamWState, batch: B, lr: Array, bc1: Array, bc2: Array) => {
-      const [[loss, metrics], grads] = vg(keep(params), batch);
+    this.#fused = compileConsuming((params: Params, state: AdamWState, batch: B, lr: Array, bc1: Array, bc2: Array, pass: PassInputs) => {
+      const [[loss, metrics], grads] = vg(keep(params), batch, pass);
       return { loss, metrics, ...clipAndUpdate(params, state, grads, lr, bc1, bc2) };
     });
-    this.#grads = compile((params: Params, batch: B) => {
-      const [[loss, metrics], grads] = vg(params, batch);
+    this.#grads = compile((params: Params, batch: B, pass: PassInputs) => {
+      const [[loss, metrics], grads] = vg(params, batch, pass);
       return { loss, metrics, grads };
     });
     this.#apply = compileConsuming(clipAndUpdate);
@@ -144,16 +187,17 @@ export class TrainStep<B> {
 
   /**
    * Runs one optimizer step (number `stepNumber`, 1-based, for Adam's bias correction) over the
-   * micro-batches. Consumes `params` and `state` and returns their successors; the micro-batches
-   * are borrowed.
+   * micro-batches. Consumes `params` (the trained ones) and `state` and returns their successors;
+   * the micro-batches and `frozen` (parameters the loss reads but nothing trains) are borrowed.
    */
-  async step(params: Params, state: AdamWState, microBatches: B[], lr: number, stepNumber: number): Promise<StepResult> {
+  async step(params: Params, state: AdamWState, microBatches: B[], lr: number, stepNumber: number, frozen: Params = {}): Promise<StepResult> {
     if (microBatches.length === 0) throw new Error("TrainStep.step: no micro-batches");
     const s = stepScalars(this.#config.adamw, stepNumber, lr);
     const scalars = [fromHost([s.lr], []), fromHost([s.biasCorrection1], []), fromHost([s.biasCorrection2], [])] as const;
+    const pass = (micro: number): PassInputs => (this.#config.rngSeed === undefined ? { frozen } : { frozen, rng: passKey(this.#config.rngSeed, stepNumber, micro) });
     let out: { params: Params; state: AdamWState; norm: Array; loss: Array; metrics: Record<string, Array> };
     if (microBatches.length === 1) {
-      out = this.#fused(params, state, keep(microBatches[0]!), ...scalars);
+      out = this.#fused(params, state, keep(microBatches[0]!), ...scalars, { ...pass(0), frozen: keep(frozen) });
     } else {
       // Mean of micro-batch gradients: the loss is a mean per micro-batch, so the accumulated
       // gradient equals the full batch's when micro-batches have equal weight.
@@ -161,8 +205,10 @@ export class TrainStep<B> {
       let sum: Params | null = null;
       let lossSum: Array | null = null;
       let metricSum: Record<string, Array> = {};
-      for (const mb of microBatches) {
-        const g = this.#grads(params, mb);
+      for (const [m, mb] of microBatches.entries()) {
+        const inputs = pass(m);
+        const g = this.#grads(params, mb, inputs);
+        inputs.rng?.dispose();
         sum = sum === null ? g.grads : tree.map((a: Array, b: Array) => a.add(b), sum, g.grads) as Params;
         lossSum = lossSum === null ? g.loss : lossSum.add(g.loss);
         metricSum = Object.keys(metricSum).length === 0 ? g.metrics : (tree.map((a: Array, b: Array) => a.add(b), metricSum, g.metrics) as Record<string, Array>);
@@ -181,4 +227,9 @@ export class TrainStep<B> {
     this.#grads.dispose();
     this.#apply.dispose();
   }
+}
+
+/** The PRNG key of micro-batch `micro` of step `step`: threefry's two key words from the seed, the micro-batch and the step. */
+function passKey(seed: number, step: number, micro: number): Array {
+  return np.array(Uint32Array.from([(seed ^ Math.imul(micro + 1, 0x9e3779b9)) >>> 0, step >>> 0]), { dtype: np.uint32 });
 }

@@ -108,11 +108,12 @@ export async function assertResumesAfterKill(dir: string, args: (output: string)
   assert.equal(await exit, "SIGKILL", "the run finished before it could be killed");
   const last = listCheckpoints(killed).at(-1)!.step;
   assert.ok(last >= killAt && last < total, `killed at checkpoint ${last} of ${total}`);
-  assert.ok(!existsSync(join(killed, "config.json")), "a killed run published a final model");
+  assert.ok(!existsSync(join(killed, "config.json")) && !existsSync(join(killed, "adapter_config.json")), "a killed run published a final model");
 
   const resumed = runRlhfOk([...args(killed), "--resume"]);
   assert.match(resumed.stderr, new RegExp(`resuming from .*checkpoint-${last} \\(step ${last} of ${total}\\)`));
-  const weights = (d: string) => readFileSync(join(d, "model.safetensors"));
+  // A LoRA run's weights are its adapter's.
+  const weights = (d: string) => readFileSync(join(d, existsSync(join(d, "adapter_model.safetensors")) ? "adapter_model.safetensors" : "model.safetensors"));
   assert.ok(weights(straight).equals(weights(killed)), "final weights differ");
   assert.ok(weights(join(straight, `checkpoint-${total}`)).equals(weights(join(killed, `checkpoint-${total}`))), "last checkpoints differ");
   const logged = (d: string) =>

@@ -10,14 +10,17 @@ import type { AdamWState } from "../engine/optim.ts";
 import { HostRng } from "../engine/random.ts";
 import { learningRateAt, type ScheduleConfig } from "../engine/schedule.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { saveModel, type GenerationConfig } from "../models/load.ts";
+import type { GenerationConfig } from "../models/load.ts";
+import type { LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { checkpointDir, configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from "./checkpoint.ts";
+import { checkpointDir, completionMarker, configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, saveModelOf, type SavedModel, type TrainerState } from "./checkpoint.ts";
 import { ConfigError, stepPlan, type TrainingArguments } from "./config.ts";
+import { CheckpointError } from "../io/errors.ts";
 import { MetricsLog, type MetricRecord } from "./metrics-log.ts";
 import { Progress } from "./progress.ts";
 import { trainStepConfig } from "./optimizer.ts";
+import { PEFT_FIELDS } from "./peft-config.ts";
 import { headLossValue, isHeadLoss, TrainStep, type HeadLoss, type LossFn } from "./step.ts";
 
 export interface DeviceBatch<B> {
@@ -44,6 +47,13 @@ export interface TrainTask<E, B> {
   /** The loss, trained and evaluated on the held-out split. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   loss: LossFn<B> | HeadLoss<B, any>;
+  /**
+   * LoRA: the params `train` takes are an adapter (models/lora.ts) on this frozen base, which the
+   * loss reads and nothing trains (borrowed for the run); saves are PEFT adapter directories.
+   */
+  adapter?: { base: Params; config: LoraConfig };
+  /** Most logits the LM head holds at once (the memory plan's choice, memory-plan.ts HEAD_BUDGETS); lm-head.ts's default otherwise. */
+  headBudget?: number;
 }
 // The losses' metrics (e.g. accuracy, margin) are logged under their own names and as eval_<name>.
 
@@ -100,7 +110,10 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
 
   await mkdir(options.outputDir, { recursive: true });
   const metrics = new MetricsLog(options.outputDir);
-  const trainStep = new TrainStep(task.loss, trainStepConfig(config));
+  // Dropout draws a key per pass only where there is dropout: LoRA's lora_dropout.
+  const dropout = (task.adapter?.config.lora_dropout ?? 0) > 0;
+  const trainStep = new TrainStep(task.loss, { ...trainStepConfig(config), ...(dropout ? { rngSeed: config.seed } : {}), ...(task.headBudget !== undefined ? { headBudget: task.headBudget } : {}) });
+  const frozen = task.adapter?.base ?? {};
 
   let optimizer: AdamWState;
   let state: TrainerState = {
@@ -116,9 +129,10 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   };
   const latest = options.resume ? latestCheckpoint(options.outputDir) : null;
   if (latest) {
-    release(params);
     const ckpt = await loadCheckpoint(latest.dir, { check: checkTrainerState });
     const changed = checkResumable(ckpt.state, state, latest.dir);
+    checkSameParameters(ckpt.model.params, params, latest.dir);
+    release(params);
     params = ckpt.model.params;
     optimizer = ckpt.optimizer;
     state = { ...ckpt.state, max_steps: totalSteps, config: { ...config } };
@@ -159,7 +173,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
       const lr = learningRateAt(schedule, state.global_step);
       let result;
       try {
-        result = await trainStep.step(params, optimizer, micro.map((b) => b.batch), lr, step);
+        result = await trainStep.step(params, optimizer, micro.map((b) => b.batch), lr, step, frozen);
       } finally {
         release(micro.map((b) => b.batch));
       }
@@ -194,7 +208,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
       }
       if (evaluator && (step % evalEvery === 0 || last)) await evaluate();
       if (step % config.save_steps === 0 || last) {
-        lastSaved = await saveCheckpoint(options.outputDir, { model: { config: task.modelConfig, params, ...savedAlong(task) }, optimizer, state: structuredClone(state) });
+        lastSaved = await saveCheckpoint(options.outputDir, { model: savedModel(task, params), optimizer, state: structuredClone(state) });
         await pruneCheckpoints(options.outputDir, config.save_total_limit);
       }
       if (options.stopAfterStep !== undefined && step >= options.stopAfterStep && !last) {
@@ -204,7 +218,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
     }
     progress?.finish();
     // A run resumed after its last step finished re-publishes the final weights (idempotent).
-    await publishFinal(options.outputDir, task, params, state);
+    await publishFinal(options.outputDir, savedModel(task, params), state);
     release(optimizer);
     return { params, state, finalCheckpoint: checkpointDir(options.outputDir, state.global_step) };
   } catch (err) {
@@ -222,7 +236,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   }
 
   async function evaluate(): Promise<void> {
-    const record = { ...(await evaluator!.run(params)), epoch: round(state.epoch), step: state.global_step };
+    const record = { ...(await evaluator!.run({ ...frozen, ...params })), epoch: round(state.epoch), step: state.global_step };
     emit(record);
     if (!progress || progress.interactive) say(`eval at step ${state.global_step}: ${Object.entries(record).filter(([k]) => k.startsWith("eval_")).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(" ")}`);
   }
@@ -245,7 +259,19 @@ function checkResumable(saved: TrainerState, fresh: TrainerState, dir: string): 
     throw new ConfigError(`${dir} was trained on other data (fingerprint ${saved.data_fingerprint}, now ${fresh.data_fingerprint}); resume with the same --data and split settings`);
   }
   // The length of the run may change on resume (max_steps, num_train_epochs): not worth a notice.
-  return configChanges(saved.config, fresh.config, ORDER_FIELDS, dir).filter((c) => !/^(max_steps|num_train_epochs) /.test(c));
+  // The LoRA fields fix what is trained, so they may not change.
+  return configChanges(saved.config, fresh.config, [...ORDER_FIELDS, ...PEFT_FIELDS], dir).filter((c) => !/^(max_steps|num_train_epochs) /.test(c));
+}
+
+/** A checkpoint must hold the parameters this run trains, name for name and shape for shape. */
+function checkSameParameters(saved: Params, fresh: Params, dir: string): void {
+  const describe = (p: Params) => Object.keys(p).sort().map((k) => `${k} [${p[k]!.shape.join(", ")}]`);
+  const [have, want] = [describe(saved), describe(fresh)];
+  const differ = want.find((w, i) => have[i] !== w) ?? have[want.length];
+  if (have.length !== want.length || differ !== undefined) {
+    release(saved);
+    throw new CheckpointError(`${dir} holds other parameters than this run trains (${differ ?? "a different count"}); resume with the settings it was trained with`);
+  }
 }
 
 function checkTrainerState(state: Record<string, unknown>, path: string): TrainerState {
@@ -255,26 +281,33 @@ function checkTrainerState(state: Record<string, unknown>, path: string): Traine
   return state as unknown as TrainerState;
 }
 
-/** What a save carries besides the weights: the tokenizer and generation_config.json, when the task has them. */
-function savedAlong<E, B>(task: TrainTask<E, B>): { tokenizer?: Tokenizer; generationConfig?: GenerationConfig } {
-  return { ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}), ...(task.generationConfig ? { generationConfig: task.generationConfig } : {}) };
+/** What a save of `params` holds: the model (or adapter) with the tokenizer and generation_config.json, when the task has them. */
+function savedModel<E, B>(task: TrainTask<E, B>, params: Params): SavedModel {
+  return {
+    config: task.modelConfig,
+    params,
+    ...(task.tokenizer ? { tokenizer: task.tokenizer } : {}),
+    ...(task.generationConfig ? { generationConfig: task.generationConfig } : {}),
+    ...(task.adapter ? { adapter: task.adapter.config } : {}),
+  };
 }
 
 /**
- * The final weights at the top of DIR too, so DIR itself loads as a model. Files are moved in one
- * by one with config.json last: a DIR whose config.json is present holds complete weights.
+ * The final weights at the top of DIR too, so DIR itself loads as a model (or as the adapter).
+ * Files are moved in one by one with config.json (adapter_config.json) last: a DIR that has it
+ * holds complete weights.
  */
-async function publishFinal<E, B>(outputDir: string, task: TrainTask<E, B>, params: Params, state: TrainerState): Promise<void> {
+async function publishFinal(outputDir: string, model: SavedModel, state: TrainerState): Promise<void> {
   const staging = join(outputDir, `.final-tmp-${process.pid}`);
+  const marker = completionMarker(model);
   // trainer_state.json travels along so `rm eval --split eval` can re-make the held-out split.
-  const extraFiles = { "trainer_state.json": JSON.stringify(state, null, 1) + "\n" };
-  await saveModel(staging, task.modelConfig, params, { extraFiles, ...savedAlong(task) });
-  await rm(join(outputDir, "config.json"), { force: true });
+  await saveModelOf(staging, model, { "trainer_state.json": JSON.stringify(state, null, 1) + "\n" });
+  await rm(join(outputDir, marker), { force: true });
   const { readdir } = await import("node:fs/promises");
-  const files = (await readdir(staging)).filter((f) => f !== "config.json");
+  const files = (await readdir(staging)).filter((f) => f !== marker);
   for (const f of files) await rename(join(staging, f), join(outputDir, f));
-  await copyFile(join(staging, "config.json"), join(outputDir, ".config.json.tmp"));
-  await rename(join(outputDir, ".config.json.tmp"), join(outputDir, "config.json"));
+  await copyFile(join(staging, marker), join(outputDir, `.${marker}.tmp`));
+  await rename(join(outputDir, `.${marker}.tmp`), join(outputDir, marker));
   await rm(staging, { recursive: true, force: true });
 }
 
@@ -286,7 +319,7 @@ class Evaluator<E, B> {
   constructor(task: TrainTask<E, B>) {
     this.#task = task;
     const loss = task.loss;
-    this.#loss = compile((params: Params, batch: B) => (isHeadLoss(loss) ? headLossValue(loss, params, batch) : loss(params, batch)));
+    this.#loss = compile((params: Params, batch: B) => (isHeadLoss(loss) ? headLossValue(loss, params, batch, task.headBudget) : loss(params, batch)));
   }
 
   async run(params: Params): Promise<MetricRecord> {

@@ -16,6 +16,9 @@ Without --eval-data, eval_split_ratio of the pairs is held out (seeded). Checkpo
 DIR/checkpoint-N every save_steps and at the end, the final model to DIR, metrics (rewards/chosen,
 rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, loss, and
 eval_ versions) to DIR/metrics.jsonl; --resume continues from the latest checkpoint exactly.
+--use_peft trains a LoRA adapter on the frozen model instead (TRL's lora_* fields; dropout off
+unless --disable_dropout false, as TRL): the reference is the model itself with the adapter off, and
+checkpoints and DIR are PEFT adapter directories.
 Config fields are TRL's (defaults below), set by --config FILE (JSON or YAML) or by flags.`;
 
 export const command = preferenceCommand({

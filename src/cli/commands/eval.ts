@@ -2,7 +2,7 @@
 // JSON object (--json) or a table; --samples keeps every completion with its reward.
 import { writeFile } from "node:fs/promises";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
+import { baseFlag, numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
@@ -34,9 +34,9 @@ export function samplingSettings(v: Record<string, unknown>): SamplingSettings {
   };
 }
 
-/** A causal LM named by a flag, refusing reward models (a common mix-up of paths). */
-export async function loadCausalLm(path: string | undefined, flag: string): Promise<LoadedModel> {
-  const model = await loadModel(requireFlag(path, flag));
+/** A causal LM named by a flag (`base` for an adapter's), refusing reward models (a common mix-up of paths). */
+export async function loadCausalLm(path: string | undefined, flag: string, base?: string): Promise<LoadedModel> {
+  const model = await loadModel(requireFlag(path, flag), { base });
   if (isSequenceClassifier(model.config)) throw new UsageError(`--${flag} ${model.path} is a reward model (sequence classifier); it needs a causal LM`);
   return model;
 }
@@ -66,6 +66,7 @@ messages) or .txt lines.`;
 const flags = {
   policy: { type: "string", help: "the trained policy: llama2.c .bin or HF directory <PATH>" },
   reference: { type: "string", help: "the reference (e.g. the SFT model it started from) <PATH>" },
+  ...baseFlag,
   reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   tokenizer: { type: "string", help: "tokenizer of both models <PATH> (default: found with the policy)" },
@@ -86,8 +87,8 @@ export const command: Command = {
     requireFlag(v.reference, "reference");
     const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));
 
-    const policy = await loadCausalLm(v.policy, "policy");
-    const reference = await loadCausalLm(v.reference, "reference");
+    const policy = await loadCausalLm(v.policy, "policy", v.base);
+    const reference = await loadCausalLm(v.reference, "reference", v.base);
     if (policy.arch.vocabSize !== reference.arch.vocabSize) {
       throw new UsageError(`the policy's vocabulary (${policy.arch.vocabSize} tokens) differs from the reference's (${reference.arch.vocabSize}); the KL needs one tokenizer for both`);
     }

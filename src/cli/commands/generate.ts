@@ -1,5 +1,5 @@
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { disposeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
 import { Generator } from "../../generation/generate.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
@@ -10,7 +10,8 @@ Samples a continuation of the prompt (or of BOS alone) and prints the text; --js
 {"prompt_ids", "completion_ids", "text", "logprobs"} instead. --temperature 0 is greedy.`;
 
 const flags = {
-  model: { type: "string", help: "model: a llama2.c .bin file or a Hugging Face directory <PATH>" },
+  model: { type: "string", help: "model: a llama2.c .bin file, a Hugging Face directory or a LoRA adapter directory <PATH>" },
+  ...baseFlag,
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
   prompt: { type: "string", default: "", help: "text to continue <TEXT>" },
   "max-new-tokens": { type: "string", default: "256", help: "tokens to generate at most <N>" },
@@ -28,7 +29,7 @@ export const command: Command = {
     const parsed = parseFlags(argv, usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
-    const model = await loadModel(requireFlag(v.model, "model"));
+    const model = await loadModel(requireFlag(v.model, "model"), { base: v.base });
     const tokenizer = await resolveTokenizer(model, v.tokenizer);
     const promptIds = tokenizer.encode(v.prompt ?? "", { addSpecialTokens: true });
     if (promptIds.length === 0) {

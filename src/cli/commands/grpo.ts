@@ -3,13 +3,12 @@
 import type { Command } from "../command.ts";
 import { parseFlags, UsageError } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
-import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
-import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
-import { copyParams } from "../../models/params.ts";
+import { memoryReport } from "../../train/memory-plan.ts";
+import { policyModels } from "../../rl/policy-models.ts";
 import { GroupTrainer, grpo, type GroupAlgorithm, type GroupProgress } from "../../rl/group-trainer.ts";
 import { defaultGrpoRunConfig, GROUP_FIXED_FIELDS, groupRunSpecs, type GroupRunConfig } from "../../rl/group-config.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
-import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, criticFreePlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
 
 const descriptions = {
   grpo: `GRPO (DeepSeekMath; TRL's GRPOTrainer): num_generations completions per prompt, advantages are
@@ -34,8 +33,10 @@ The reward is a reward-model directory (a sequence classifier) or a .mjs/.ts mod
 are summed (PATH@WEIGHT weights one).
 Metrics go to DIR/metrics.jsonl under TRL's names, sample completions to DIR/samples.jsonl,
 checkpoints to DIR/checkpoint-N (resumable with --resume), and the final policy to DIR/policy (a
-Hugging Face directory). Config fields can come from --config FILE (JSON/YAML) and be overridden
-by flags (--num_generations or --num-generations).`;
+Hugging Face directory; with --use_peft, a LoRA adapter on the frozen policy, which is also the
+reference with the adapter off; lora_dropout stays on unless --disable_dropout, as in TRL). Config
+fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num_generations or
+--num-generations).`;
   const flags = { ...onPolicyFlags, ...configFlags(specs, defaults) } as const;
 
   return {
@@ -53,25 +54,15 @@ by flags (--num_generations or --num-generations).`;
       }
       const inputs = await readOnPolicyInputs(v, name, config.max_completion_length);
       const completions = config.batch_size * config.num_generations;
-      const memory = onPolicyMemoryPlan({
-        policy: inputs.described.arch,
-        reference: true,
-        rewardModels: inputs.rewardArchs,
-        rolloutRows: completions,
-        promptLength: inputs.promptLength,
-        responseLength: config.max_completion_length + 1,
-        updateRows: completions / config.gradient_accumulation_steps,
-      });
-      if (v["dry-run"]) {
-        process.stdout.write(formatPlan(memory));
-        return 0;
-      }
-      checkPlan(memory, `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`);
+      const dropout = !config.disable_dropout;
+      const advice = `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`;
+      const { memory, dryRun } = checkOnPolicyPlan(inputs, config, dropout, v["dry-run"], advice, criticFreePlan(inputs, { rolloutRows: completions, updateRows: completions / config.gradient_accumulation_steps, responseLength: config.max_completion_length + 1 }));
+      if (dryRun) return 0;
       const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
       const { tokenizer, prompts, eosIds, output } = inputs;
       process.stderr.write(`${name}: ${prompts.length} prompts, ${config.batch_size} × ${config.num_generations} completions per step, reward ${reward.name}\n`);
       // The reference is always the starting policy, also when resuming; the trainer only reads it.
-      const reference = policyModel.params;
+      const models = policyModels(policyModel, config, { seed: config.seed, dropout });
       const common = { algorithm, config, tokenizer, prompts, reward, eosIds };
       try {
         await runOnPolicy<GroupProgress>({
@@ -81,13 +72,13 @@ by flags (--num_generations or --num-generations).`;
           config,
           fixedFields: GROUP_FIXED_FIELDS,
           prompts,
-          policy: policySave(policyModel, tokenizer),
+          policy: policySave(policyModel, tokenizer, models.adapter),
           create: (resume) =>
             resume
-              ? new GroupTrainer({ ...common, models: { arch: policyModel.arch, policy: resume.policy, reference }, resume: { progress: resume.progress, optimizer: resume.optimizer } })
-              : new GroupTrainer({ ...common, models: { arch: policyModel.arch, policy: copyParams(policyModel.params), reference } }),
+              ? new GroupTrainer({ ...common, models: { ...models, policy: resume.policy }, resume: { progress: resume.progress, optimizer: resume.optimizer } })
+              : new GroupTrainer({ ...common, models: { ...models, policy: models.fresh() } }),
           headline: (m) => `reward ${fmt(m.reward)} ± ${fmt(m.reward_std)} kl ${fmt(m["objective/kl"])} len ${fmt(m["completions/mean_length"])} loss ${fmt(m.loss)}`,
-          finalNote: memoryReport(memory),
+          finalNote: () => memoryReport(memory),
         });
       } finally {
         reward.dispose();

@@ -17,7 +17,9 @@ log-probs are computed once before training. Without --eval-data, eval_split_rat
 is held out (seeded; a pair stays whole). Checkpoints go to DIR/checkpoint-N every save_steps and at
 the end, the final model to DIR, metrics (kl, rewards/chosen_sum, rewards/rejected_sum,
 logps/chosen_sum, logps/rejected_sum, count/chosen, count/rejected, loss, and eval_ versions) to
-DIR/metrics.jsonl; --resume continues from the latest checkpoint exactly. Config fields are TRL's
+DIR/metrics.jsonl; --resume continues from the latest checkpoint exactly. --use_peft trains a LoRA
+adapter on the frozen model (the reference: the model with the adapter off; PEFT adapter
+directories; dropout off unless --disable_dropout false, as TRL). Config fields are TRL's
 (defaults below), set by --config FILE (JSON or YAML) or by flags.`;
 
 const count = (xs: readonly KtoExample[]) => `${xs.filter((e) => e.label).length} desirable + ${xs.filter((e) => !e.label).length} undesirable`;

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
+import { baseFlag, numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, resolveTokenizer } from "../../models/load.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
@@ -29,7 +29,8 @@ preference and are skipped (the count is printed). The reward is a reward-model 
 exporting \`reward(prompts, completions)\`; several --reward flags are summed (PATH@WEIGHT).`;
 
 const flags = {
-  policy: { type: "string", help: "the model to sample from: llama2.c .bin or HF directory <PATH>" },
+  policy: { type: "string", help: "the model to sample from: llama2.c .bin, HF directory or LoRA adapter directory <PATH>" },
+  ...baseFlag,
   reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "JSON-lines file to write <FILE>" },
@@ -52,7 +53,7 @@ export const command: Command = {
     const settings = { ...samplingSettings(v), k: numberFlag(v.k, "k", 4, { min: 2, integer: true }) };
     const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));
 
-    const policy = await loadCausalLm(v.policy, "policy");
+    const policy = await loadCausalLm(v.policy, "policy", v.base);
     checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
     const eosIds = eosIdsOf(policy, tokenizer);

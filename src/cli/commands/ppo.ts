@@ -1,17 +1,20 @@
 // `rlhf ppo`: the trainer of src/rl/ppo-trainer.ts on the shared on-policy run loop.
 import type { Command } from "../command.ts";
-import { parseFlags } from "../command.ts";
+import { parseFlags, UsageError } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
-import { describeModel } from "../../models/load.ts";
-import { checkPlan, formatPlan, memoryReport } from "../../train/memory-plan.ts";
+import { describeModel, type LoadedModel } from "../../models/load.ts";
+import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
+import type { Params } from "../../models/types.ts";
+import { memoryReport } from "../../train/memory-plan.ts";
+import { plannedAdapter } from "../../train/peft-config.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
-import { copyParams } from "../../models/params.ts";
+import { policyModels } from "../../rl/policy-models.ts";
 import { PpoTrainer, type PpoProgress } from "../../rl/ppo-trainer.ts";
 import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs } from "../../rl/ppo-config.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
-import { initialValueModel } from "../../rl/ppo-value.ts";
+import { initialValueModel, valueAdapterOn } from "../../rl/ppo-value.ts";
 import { readSftData } from "../../data/datasets.ts";
-import { fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 
@@ -21,7 +24,10 @@ backbone with a fresh head (--value-model to choose another). Metrics go to DIR/
 under TRL's names, sample completions to DIR/samples.jsonl, checkpoints to DIR/checkpoint-N
 (resumable with --resume), and the final policy to DIR/policy (a Hugging Face directory).
 With --ptx-data, each update also takes ptx_coef × the next-token loss on that data (InstructGPT's
-PPO-ptx), logged as loss/ptx_avg.
+PPO-ptx), logged as loss/ptx_avg. --use_peft trains a LoRA adapter on the frozen policy, and the
+value model is a second adapter with a fresh head on the same frozen weights, which the reference
+(the adapter off) reads too: one copy of the model's weights for all three. DIR/policy and the
+checkpoints (value/ too) are then PEFT adapter directories. Dropout is off, as in TRL's PPOTrainer.
 Config fields can come from --config FILE (JSON/YAML) and be overridden by flags (--kl_coef or --kl-coef).`;
 
 const flags = {
@@ -44,27 +50,38 @@ export const command: Command = {
     const ptxPath = v["ptx-data"] as string | undefined;
     if (!ptxPath) config.ptx_coef = 0;
     const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
-    const valueSource = (v["value-model"] as string | undefined) ?? inputs.rewardDirs[0];
-    const updateRows = Math.max(1, Math.floor(config.batch_size / config.num_mini_batches));
-    const memory = onPolicyMemoryPlan({
-      policy: described.arch,
-      value: valueSource ? (await describeModel(valueSource)).arch : described.arch,
-      reference: true,
-      rewardModels: inputs.rewardArchs,
-      rolloutRows: config.batch_size,
-      promptLength,
-      responseLength: config.response_length + 1,
-      updateRows,
-      ...(ptx ? { ptx: { rows: updateRows, length: Math.min(described.arch.maxPositions, promptLength + config.response_length + 1) } } : {}),
-    });
-    if (v["dry-run"]) {
-      process.stdout.write(formatPlan(memory));
-      return 0;
-    }
-    checkPlan(memory, `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise num_mini_batches (now ${config.num_mini_batches}) so that each update holds fewer rows`);
+    if (config.use_peft && v["value-model"]) throw new UsageError("--value-model: with --use_peft the value model is an adapter on the policy's base (it cannot start from another model)");
+    const valueSource = config.use_peft ? undefined : ((v["value-model"] as string | undefined) ?? inputs.rewardDirs[0]);
+    const updateRows = Math.max(1, Math.floor(Math.max(1, Math.floor(config.batch_size / config.num_mini_batches)) / config.gradient_accumulation_steps));
+    const valueArch = valueSource ? (await describeModel(valueSource)).arch : described.arch;
+    const padTokenId = tokenizer.padTokenId ?? eosIds[0]!;
+    const classifier = architectureFor(asSequenceClassifier(described.config, padTokenId));
+    const { memory, dryRun } = checkOnPolicyPlan(
+      inputs,
+      config,
+      false,
+      v["dry-run"],
+      `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise num_mini_batches (now ${config.num_mini_batches}) or gradient_accumulation_steps (now ${config.gradient_accumulation_steps}) so that each update holds fewer rows`,
+      (adapter) =>
+        onPolicyMemoryPlan({
+          policy: described.arch,
+          value: valueArch,
+          ...(adapter ? { adapter, valueAdapter: plannedAdapter(classifier, config, "SEQ_CLS", false) } : {}),
+          reference: true,
+          rewardModels: inputs.rewardArchs,
+          rolloutRows: config.batch_size,
+          promptLength,
+          responseLength: config.response_length + 1,
+          updateRows,
+          ...(ptx ? { ptx: { rows: updateRows, length: Math.min(described.arch.maxPositions, promptLength + config.response_length + 1) } } : {}),
+        }),
+    );
+    if (dryRun) return 0;
     const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
-    // The starting policy's weights are only ever read from here on: they are the reference.
-    const reference = policyModel.params;
+    // TRL's PPOTrainer trains without dropout. The starting weights are only ever read: the reference (and with LoRA the base).
+    const models = policyModels(policyModel, config, { seed: config.seed, dropout: false });
+    const valueLora = config.use_peft ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
+    const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, frozen: models.frozen });
     const common = { config, tokenizer, prompts, reward, eosIds, ...(ptx ? { ptx } : {}) };
     try {
       await runOnPolicy<PpoProgress>({
@@ -74,19 +91,19 @@ export const command: Command = {
         config,
         fixedFields: PPO_FIXED_FIELDS,
         prompts,
-        policy: policySave(policyModel, tokenizer),
+        policy: policySave(policyModel, tokenizer, models.adapter),
         others: ["value"],
         create: async (resume) => {
           if (resume) {
             const value = resume.others.value!;
-            const models = { arch: policyModel.arch, policy: resume.policy, reference, valueConfig: value.config, valueArch: value.arch, value: value.params };
-            return new PpoTrainer({ ...common, models, resume: { progress: resume.progress, optimizer: resume.optimizer } });
+            const valueModel = valueLora ? { ...valueLora, value: value.params } : { ...valueOf(value), value: value.params };
+            return new PpoTrainer({ ...common, models: { ...policyParts(resume.policy), ...valueModel }, resume: { progress: resume.progress, optimizer: resume.optimizer } });
           }
-          const value = await initialValueModel(policyModel, valueSource, { seed: config.seed, padTokenId: tokenizer.padTokenId ?? eosIds[0]! });
-          return new PpoTrainer({ ...common, models: { arch: policyModel.arch, policy: copyParams(policyModel.params), reference, ...value } });
+          const value = valueLora ? { ...valueLora, value: valueLora.fresh() } : await initialValueModel(policyModel, valueSource, { seed: config.seed, padTokenId });
+          return new PpoTrainer({ ...common, models: { ...policyParts(models.fresh()), ...value } });
         },
         headline: (m) => `score ${fmt(m["objective/scores"])} kl ${fmt(m["objective/kl"])} rlhf_reward ${fmt(m["objective/rlhf_reward"])} len ${fmt(m["response_length"])}`,
-        finalNote: memoryReport(memory),
+        finalNote: () => memoryReport(memory),
       });
     } finally {
       reward.dispose();
@@ -94,3 +111,9 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** The config and architecture of a value model a checkpoint holds whole (a resumed run's use_peft is its checkpoint's). */
+function valueOf(saved: LoadedModel | Pick<LoadedModel, "params">): { valueConfig: LoadedModel["config"]; valueArch: LoadedModel["arch"] } {
+  if (!("config" in saved)) throw new Error("the checkpoint's value model is a LoRA adapter");
+  return { valueConfig: saved.config, valueArch: saved.arch };
+}

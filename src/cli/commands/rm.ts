@@ -2,13 +2,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
-import { numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
 import { isSequenceClassifier } from "../../models/config.ts";
 import { describeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
 import { clampMaxLength, planOnly, readRunConfig, runTraining, trainingRunFlags } from "../offline-command.ts";
 import { configFlags, defaultRewardConfig, normaliseFlagNames, rewardSpecs } from "../../train/config.ts";
 import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../data/datasets.ts";
+import { adapterRun, runPlans } from "../../train/peft-config.ts";
+import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 
@@ -19,7 +21,10 @@ const usage = `Usage: rlhf rm train|eval|score [options]
       the last token, Bradley-Terry loss -log σ(r_chosen − r_rejected [− margin]); a ranking of K
       responses gives all K(K−1)/2 pairs in one batch, ties none. Data: JSON lines with
       "chosen"/"rejected" (optional "prompt", "margin"), or "responses"+"ranking"(+"ties"), or the
-      rt-polarity folder. The model is saved as a *ForSequenceClassification with num_labels 1.
+      rt-polarity folder. The model is saved as a *ForSequenceClassification with num_labels 1;
+      with --use_peft, a LoRA adapter (task_type SEQ_CLS, the fresh score head trained whole in
+      modules_to_save) on the frozen --model, saved as PEFT saves it, which eval, score and the
+      RL trainers' --reward load over --model.
   rlhf rm eval --model DIR --data FILE [--split all|eval|train] [--json]
       Accuracy (share of pairs with r_chosen > r_rejected), mean margin and pair count. --split eval
       scores only the pairs that \`rm train\` held out of the same file (same seed and ratio).
@@ -38,6 +43,7 @@ function skipInvalid(name: string, skip: boolean | undefined): ReadOptions {
 
 const common = {
   model: { type: "string", help: "model: for train a causal LM (or a reward model to continue); otherwise a trained reward model <PATH>" },
+  ...baseFlag,
   data: { type: "string", help: "preference data: JSON lines (.jsonl, .jsonl.gz) or the rt-polarity folder <FILE>" },
   tokenizer: { type: "string", help: "tokenizer file or directory <PATH> (default: found beside or inside the model)" },
   "skip-invalid": { type: "boolean", help: "skip malformed records (counted; the first one's file:line and reason on stderr) instead of stopping" },
@@ -84,7 +90,7 @@ async function trainRm(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
   const config = readRunConfig(v, defaultRewardConfig, rewardSpecs);
-  const described = await describeModel(modelPath);
+  const described = await describeModel(modelPath, { base: v.base });
   const tokenizer = await resolveTokenizer(described, v.tokenizer);
   clampMaxLength(config, described.arch, "rm");
   const padId = rewardPadId(tokenizer.padTokenId, described.config);
@@ -97,18 +103,24 @@ async function trainRm(argv: string[]): Promise<number> {
   const all = load(dataPath);
   const data = v["eval-data"] ? { train: all, eval: load(v["eval-data"]) } : splitHeldOut(all, config.eval_split_ratio, config.seed);
   process.stderr.write(`rm: ${data.train.length} training records, ${data.eval.length} held out\n`);
-  const memory = rewardMemoryPlan(described.arch, config, rewardDataShape([...data.train, ...data.eval], config.max_length));
-  if (planOnly(memory, v["dry-run"], config)) return 0;
-  const rm = rewardModelFromCausalLm(await loadModel(modelPath), { seed: config.seed, padTokenId: padId });
-  const task = rewardTask(rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId);
-  return runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, rm.params, memory, (state) => {
+  const shape = rewardDataShape([...data.train, ...data.eval], config.max_length);
+  const classifier = isSequenceClassifier(described.config) ? described.arch : architectureFor(asSequenceClassifier(described.config, padId));
+  const plans = runPlans(config, classifier, "SEQ_CLS", !config.disable_dropout, (adapter) => rewardMemoryPlan(described.arch, config, shape, adapter));
+  if (planOnly(plans, v["dry-run"], config)) return 0;
+  const model = await loadModel(modelPath, { base: v.base });
+  const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
+  // LoRA: an adapter on the classifier made from --model, its fresh `score` head trained whole
+  // (modules_to_save), saved as PEFT saves a SEQ_CLS adapter over --model.
+  const lora = config.use_peft ? adapterRun({ ...model, ...rm }, config, "SEQ_CLS", { seed: config.seed, dropout: !config.disable_dropout }) : null;
+  const task = { ...rewardTask(lora?.arch ?? rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId), ...(lora ? { adapter: lora.adapter } : {}) };
+  return runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, lora?.params ?? rm.params, plans.memory, (state) => {
     const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
     return `reward model in ${output}${last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : ""}`;
   });
 }
 
-async function loadRewardModel(path: string, tokenizerPath?: string) {
-  const model = await loadModel(path);
+async function loadRewardModel(path: string, tokenizerPath?: string, base?: string) {
+  const model = await loadModel(path, { base });
   if (!isSequenceClassifier(model.config) || (model.config.num_labels ?? 2) !== 1) {
     release(model.params);
     throw new UsageError(`${path} is not a reward model (a *ForSequenceClassification with num_labels 1); train one with \`rlhf rm train\``);
@@ -117,9 +129,9 @@ async function loadRewardModel(path: string, tokenizerPath?: string) {
   return { model, tokenizer, padId: rewardPadId(tokenizer.padTokenId, model.config) };
 }
 
-/** The training run's saved config (seed, split ratio, max_length), when the model came from `rm train`. */
+/** The training run's saved config (seed, split ratio, max_length), when the model (or adapter) came from `rm train`. */
 function trainingConfig(model: LoadedModel): Record<string, unknown> | null {
-  const path = join(model.path, "trainer_state.json");
+  const path = join(model.adapter?.dir ?? model.path, "trainer_state.json");
   if (!existsSync(path)) return null;
   return (JSON.parse(readFileSync(path, "utf8")) as TrainerState).config;
 }
@@ -128,7 +140,7 @@ async function evalRm(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, usage, evalFlags);
   if (!parsed) return 0;
   const v = parsed.values;
-  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer, v.base);
   const trained = trainingConfig(model);
   const maxLength = numberFlag(v["max-length"], "max-length", Math.min(model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity), { min: 1, integer: true, max: model.arch.maxPositions });
   const dataPath = requireFlag(v.data, "data");
@@ -155,7 +167,7 @@ async function scoreRm(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, usage, scoreFlags);
   if (!parsed) return 0;
   const v = parsed.values;
-  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer);
+  const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer, v.base);
   const dataPath = requireFlag(v.data, "data");
   const context = model.arch.maxPositions;
   const eos = tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [];
