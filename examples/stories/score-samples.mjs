@@ -2,11 +2,13 @@
 // reference and the KL with standard errors, and the same completions scored by the independent
 // lexicon (lexicon-reward.mjs). Each held-out opening has several samples that share it, so the
 // standard errors treat openings as the independent units: the spread of the per-opening means of
-// (policy − reference), divided by √openings.
+// (policy − reference), divided by √openings. It also counts degenerate samples (a word three times
+// in a row, "colorful colorful colorful"), the plainest sign of a policy exploiting its reward model.
 //
 //   node examples/stories/score-samples.mjs runs/stories/eval-dpo-beta=0.1.jsonl   → one JSON line
 import { readFileSync } from "node:fs";
-import { lexiconScore } from "./lexicon-reward.mjs";
+import { fileURLToPath } from "node:url";
+import { lexiconScore, words } from "./lexicon-reward.mjs";
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -21,16 +23,22 @@ function clustered(rows, value) {
 }
 
 const round = (x) => Number(x.toFixed(4));
-const [file] = process.argv.slice(2);
-if (!file) throw new Error("usage: node examples/stories/score-samples.mjs SAMPLES.jsonl");
-const rows = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-const lexicon = rows.map((r) => ({ ...r, ours: lexiconScore(r.completion), theirs: lexiconScore(r.reference_completion) }));
-const gain = clustered(rows, (r) => r.reward - r.reference_reward);
-const kl = clustered(rows, (r) => r.kl);
-const lexiconGain = clustered(lexicon, (r) => r.ours - r.theirs);
-const wins = mean(lexicon.map((r) => (r.ours > r.theirs ? 1 : r.ours === r.theirs ? 0.5 : 0)));
-console.log(
-  JSON.stringify({
+
+/** Whether some word of `text` comes three times in a row. */
+export function repeatsAWord(text) {
+  const w = words(text);
+  return w.some((word, i) => i >= 2 && word === w[i - 1] && word === w[i - 2]);
+}
+
+/** The summary of one `rlhf eval --samples` file (see the header). */
+export function scoreSamples(file) {
+  const rows = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+  const lexicon = rows.map((r) => ({ ...r, ours: lexiconScore(r.completion), theirs: lexiconScore(r.reference_completion) }));
+  const gain = clustered(rows, (r) => r.reward - r.reference_reward);
+  const kl = clustered(rows, (r) => r.kl);
+  const lexiconGain = clustered(lexicon, (r) => r.ours - r.theirs);
+  const wins = mean(lexicon.map((r) => (r.ours > r.theirs ? 1 : r.ours === r.theirs ? 0.5 : 0)));
+  return {
     reward_gain: round(gain.mean),
     reward_gain_se: round(gain.se),
     kl_se: round(kl.se),
@@ -39,6 +47,14 @@ console.log(
     lexicon_gain: round(lexiconGain.mean),
     lexicon_gain_se: round(lexiconGain.se),
     lexicon_win_rate: round(wins),
+    repetition: round(mean(rows.map((r) => (repeatsAWord(r.completion) ? 1 : 0)))),
+    reference_repetition: round(mean(rows.map((r) => (repeatsAWord(r.reference_completion) ? 1 : 0)))),
     samples: rows.length,
-  }),
-);
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [file] = process.argv.slice(2);
+  if (!file) throw new Error("usage: node examples/stories/score-samples.mjs SAMPLES.jsonl");
+  console.log(JSON.stringify(scoreSamples(file)));
+}

@@ -1,0 +1,39 @@
+// Prints run.sh's results (OUT/results.jsonl) as the Markdown table of the README and
+// docs/stories-experiments.md, so the published numbers are read from the runs, never copied by hand.
+// Rows keep results.jsonl's order (the order run.sh evaluated them); the reference row comes first.
+// The scores are recomputed from each row's samples file beside results.jsonl (score-samples.mjs),
+// so a column added there reaches rows evaluated before it existed.
+//
+//   node examples/stories/table.mjs runs/stories/results.jsonl [--methods ppo,dpo,...]
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { scoreSamples } from "./score-samples.mjs";
+
+const args = process.argv.slice(2);
+const file = args.find((a) => !a.startsWith("--"));
+const methodsFlag = args.indexOf("--methods");
+const methods = methodsFlag >= 0 ? args[methodsFlag + 1].split(",") : null;
+if (!file) throw new Error("usage: node examples/stories/table.mjs RESULTS.jsonl [--methods ppo,dpo,...]");
+
+const results = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+const shown = (methods ? results.filter((r) => methods.includes(r.method)) : results).map((r) => ({
+  ...r,
+  scores: scoreSamples(join(dirname(file), `eval-${r.method}-${r.knob}.jsonl`)),
+}));
+
+const signed = (x, digits) => `${x < 0 ? "−" : "+"}${Math.abs(x).toFixed(digits)}`;
+const plain = (x, digits) => (x < 0 ? `−${Math.abs(x).toFixed(digits)}` : x.toFixed(digits));
+// "kl_coef=0.05,lr=1e-4" → "kl_coef 0.05, lr 1e-4"
+const setting = (knob) => knob.split(",").map((part) => part.replace("=", " ")).join(", ");
+
+const first = shown[0];
+const percent = (x) => `${Math.round(100 * x)}%`;
+console.log("| method | setting | RM reward (gain ± s.e.) | KL | lexicon gain ± s.e. | win rate (RM) | win rate (lexicon) | repeats |");
+console.log("|---|---|---|---|---|---|---|---|");
+console.log(`| reference (stories260K) | | ${plain(first.eval.reference_reward, 2)} | 0 | (lexicon ${plain(first.scores.reference_lexicon, 3)}) | | | ${percent(first.scores.reference_repetition)} |`);
+for (const { method, knob, eval: e, scores: s } of shown) {
+  console.log(
+    `| ${method} | ${setting(knob)} | ${plain(e.reward, 2)} (${signed(s.reward_gain, 2)} ± ${s.reward_gain_se.toFixed(2)}) ` +
+      `| ${e.kl.toFixed(1)} | ${signed(s.lexicon_gain, 3)} ± ${s.lexicon_gain_se.toFixed(3)} | ${e.win_rate.toFixed(2)} | ${s.lexicon_win_rate.toFixed(2)} | ${percent(s.repetition)} |`,
+  );
+}
