@@ -100,7 +100,14 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
       const rowsPerExample = Math.max(1, ...all.map((e) => layout.completions(e).length));
       const rowLength = preferenceRowLength(all, layout, maxLength);
       const dropout = !config.disable_dropout;
-      const plans = runPlans(config, arch, "CAUSAL_LM", dropout, (adapter, headBudget) => preferenceMemoryPlan(arch, rowsPerExample, config, rowLength, describedRef?.arch, adapter, headBudget));
+      const plans = runPlans(
+        config,
+        arch,
+        "CAUSAL_LM",
+        dropout,
+        (adapter, layout) => preferenceMemoryPlan(arch, rowsPerExample, config, rowLength, { ...(describedRef ? { reference: describedRef.arch } : {}), ...(adapter ? { adapter } : {}), ...layout }),
+        rowsPerExample > 1,
+      );
       if (planOnly(plans, v["dry-run"], config)) return 0;
       const model = await loadModel(modelPath, { base: v.base });
 
@@ -122,7 +129,7 @@ export function preferenceCommand<C extends PreferenceTrainingArguments, R, E ex
 
       // LoRA: the reference log-probs above are the base's (TRL's reference with the adapter off).
       const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", { seed: config.seed, dropout }) : null;
-      const task = { ...algorithm.task(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padId), headBudget: plans.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
+      const task = { ...algorithm.task(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padId), ...plans.layout, ...(lora ? { adapter: lora.adapter } : {}) };
       const outcome = (state: { log_history: MetricRecord[] }) => `final ${lora ? "adapter" : "model"} in ${output}${algorithm.outcome(state.log_history)}`;
       return runTraining({ name, command: name, output, resume: v.resume }, task, lora?.params ?? model.params, plans.memory, outcome);
     },

@@ -6,7 +6,8 @@
 // and flushes left). Compared: the reference's sequence log-probs (withReferenceLogps, in batches of
 // two sorted by length, against TRL's concatenated forward), and for the policy the sigmoid loss,
 // TRL's rewards/* and logps/* metrics, every parameter's gradient and their global norm (the
-// grad_norm TRL logs), through the gradient the training step takes.
+// grad_norm TRL logs), through the gradient the training step takes: over the batch whole, and with
+// its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -104,29 +105,33 @@ test("DPO matches TRL's (PyTorch): reference log-probs, sigmoid loss, rewards/* 
   });
 
   const { batch } = dpoBatch(pairs, model.arch.maxPositions, padId);
-  const vg = lossAndGradients(dpoLoss(model.arch, config));
-  const step = compile((p: Params, b: DpoBatch) => {
-    const [[loss, metrics], grads] = vg(p, b);
-    return { loss, metrics, grads };
-  });
-  const out = step(policy, batch);
-  const loss = await toNumber(out.loss);
-  assert.ok(Math.abs(loss - torch.loss) < 1e-5, `loss ${loss} vs TRL's ${torch.loss}`);
-  // The policy moved far enough from the reference for the metrics to say something.
-  assert.ok(Math.abs(torch.metrics["rewards/margins"]!) > 0.05 && Math.abs(loss - Math.LN2) > 0.01, JSON.stringify(torch));
-  for (const [name, theirs] of Object.entries(torch.metrics)) {
-    const ours = await toNumber(out.metrics[name]!);
-    const tolerance = name.startsWith("logps/") ? 1e-5 * Math.abs(theirs) : 1e-5;
-    assert.ok(Math.abs(ours - theirs) < tolerance, `${name}: ${ours} vs TRL's ${theirs}`);
+  // The batch whole, and its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts).
+  for (const rowParts of [false, true]) {
+    const what = rowParts ? "in row parts: " : "";
+    const vg = lossAndGradients(dpoLoss(model.arch, config), undefined, rowParts);
+    const step = compile((p: Params, b: DpoBatch) => {
+      const [[loss, metrics], grads] = vg(p, b);
+      return { loss, metrics, grads };
+    });
+    const out = step(policy, batch);
+    const loss = await toNumber(out.loss);
+    assert.ok(Math.abs(loss - torch.loss) < 1e-5, `${what}loss ${loss} vs TRL's ${torch.loss}`);
+    // The policy moved far enough from the reference for the metrics to say something.
+    assert.ok(Math.abs(torch.metrics["rewards/margins"]!) > 0.05 && Math.abs(loss - Math.LN2) > 0.01, JSON.stringify(torch));
+    for (const [name, theirs] of Object.entries(torch.metrics)) {
+      const ours = await toNumber(out.metrics[name]!);
+      const tolerance = name.startsWith("logps/") ? 1e-5 * Math.abs(theirs) : 1e-5;
+      assert.ok(Math.abs(ours - theirs) < tolerance, `${what}${name}: ${ours} vs TRL's ${theirs}`);
+    }
+    let squares = 0;
+    for (const [name, g] of Object.entries(out.grads) as [string, Array][]) {
+      const ours = await toHost(g);
+      squares += ours.reduce((a, x) => a + x * x, 0);
+      const err = normRelError(ours, torchGrads.get(`grad.${name}`)!.data);
+      assert.ok(err < 1e-4, `${what}${name}: gradient relative error ${err}`);
+    }
+    assert.ok(Math.abs(Math.sqrt(squares) - torch.grad_norm) < 1e-4 * torch.grad_norm, `${what}grad_norm ${Math.sqrt(squares)} vs TRL's ${torch.grad_norm}`);
+    step.dispose();
   }
-  let squares = 0;
-  for (const [name, g] of Object.entries(out.grads) as [string, Array][]) {
-    const ours = await toHost(g);
-    squares += ours.reduce((a, x) => a + x * x, 0);
-    const err = normRelError(ours, torchGrads.get(`grad.${name}`)!.data);
-    assert.ok(err < 1e-4, `${name}: gradient relative error ${err}`);
-  }
-  assert.ok(Math.abs(Math.sqrt(squares) - torch.grad_norm) < 1e-4 * torch.grad_norm, `grad_norm ${Math.sqrt(squares)} vs TRL's ${torch.grad_norm}`);
-  step.dispose();
   release([policy, batch, model.params]);
 });

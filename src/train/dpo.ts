@@ -35,13 +35,23 @@ export function dpoLayout(config: Pick<DPOConfig, "loss_type">): PreferenceLayou
   return { completions: pairCompletions, average: dpoUsesAverageLogps(config.loss_type) };
 }
 
-/** The config's DPO loss over a batch, with TRL's metrics (rewards/*, logps/*). */
+/**
+ * The config's DPO loss over a batch, with TRL's metrics (rewards/*, logps/*). It reads a pair's rows
+ * through their sequence log-probs only, so the step may differentiate the chosen rows and the
+ * rejected rows one after the other (RowValues).
+ */
 export function dpoLoss(arch: Architecture, config: DPOConfig): HeadLoss<DpoBatch, Record<string, never>> {
   const loss = dpoLosses[config.loss_type];
-  return completionHeadLoss<DpoBatch>(arch, dpoLayout(config).average, (logps, b) => {
-    const pairs = b.refChosen.shape[0]!;
-    return loss({ policyChosen: logps.ref.slice([0, pairs]), policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
-  });
+  const chosenThenRejected = (b: DpoBatch) => [{ rows: b.refChosen.shape[0]! }, { rows: b.refChosen.shape[0]! }];
+  return completionHeadLoss<DpoBatch>(
+    arch,
+    dpoLayout(config).average,
+    (logps, b) => {
+      const pairs = b.refChosen.shape[0]!;
+      return loss({ policyChosen: logps.ref.slice([0, pairs]), policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
+    },
+    chosenThenRejected,
+  );
 }
 
 /** Pairs cut to the config's lengths (see fitDpoExample), and how many were cut. */

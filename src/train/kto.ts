@@ -120,14 +120,24 @@ export function ktoBatch(items: readonly KtoItem[], maxLength: number, padId: nu
   return { batch, tokens, weight: n };
 }
 
-/** The config's KTO loss over a batch, with TRL's metrics (kl, rewards/*_sum, logps/*_sum, count/*). */
+/**
+ * The config's KTO loss over a batch, with TRL's metrics (kl, rewards/*_sum, logps/*_sum, count/*).
+ * The KL rows reach it only through the reference point z₀, a constant: the step may run them
+ * forward only, apart from the completions (RowValues).
+ */
 export function ktoHeadLoss(arch: Architecture, config: KTOTrainingConfig): HeadLoss<KtoBatch, Record<string, never>> {
   const loss = ktoLosses[config.loss_type];
-  return completionHeadLoss<KtoBatch>(arch, ktoLayout.average, (logps, b) => {
-    const size = b.labels.shape[0]!;
-    const kl = b.referenceKl ? { policyKl: logps.ref.slice([size, 2 * size]), referenceKl: b.referenceKl } : {};
-    return loss({ policy: logps.slice([0, size]), reference: b.reference, labels: b.labels, ...kl }, config);
-  });
+  const completionsThenKl = (b: KtoBatch) => [{ rows: b.labels.shape[0]! }, ...(b.referenceKl ? [{ rows: b.labels.shape[0]!, constant: true }] : [])];
+  return completionHeadLoss<KtoBatch>(
+    arch,
+    ktoLayout.average,
+    (logps, b) => {
+      const size = b.labels.shape[0]!;
+      const kl = b.referenceKl ? { policyKl: logps.ref.slice([size, 2 * size]), referenceKl: b.referenceKl } : {};
+      return loss({ policy: logps.slice([0, size]), reference: b.reference, labels: b.labels, ...kl }, config);
+    },
+    completionsThenKl,
+  );
 }
 
 /** The shared trainer's task for KTO over examples that already carry their reference log-probs. */

@@ -44,7 +44,8 @@ const SLACK = 1.15;
  * Qwen2.5's shapes); a whole LoRA DPO run at Qwen2.5-0.5B's shape, 2 × 224, reached 1.10 of its items.
  */
 const LORA_SLACK = 1.1;
-const FLOAT = 4;
+/** Bytes per float32. */
+export const FLOAT_BYTES = 4;
 /** Floats per attention score kept for the backward pass (scores and probabilities). */
 const TRAIN_FLOATS_PER_SCORE = 2;
 /** Gradients, clipped gradients and the update's new weights, as a share of the trainable bytes. */
@@ -127,7 +128,7 @@ export function weightItems(name: string, shape: ModelShape, trained: boolean): 
 }
 
 function parameterItems(name: string, params: number, trained: boolean, detail = `${count(params)} parameters`): MemoryItem[] {
-  const bytes = params * FLOAT;
+  const bytes = params * FLOAT_BYTES;
   const items: MemoryItem[] = [{ what: `${name} weights`, bytes, detail }];
   if (trained) {
     items.push({ what: `${name} AdamW moments`, bytes: 2 * bytes, detail: "two per parameter" });
@@ -180,7 +181,7 @@ export function adapterItems(name: string, adapter: AdapterShape): MemoryItem[] 
 }
 
 function headBytes(tokens: number, vocab: number, budget: number): number {
-  return 2 * FLOAT * Math.min(tokens * vocab, budget);
+  return 2 * FLOAT_BYTES * Math.min(tokens * vocab, budget);
 }
 
 /**
@@ -191,13 +192,13 @@ export function trainPassItems(name: string, shape: ModelShape, pass: PassShape,
   const tokens = pass.rows * pass.length;
   const perOutput = shape.trainFloatsPerOutput * (adapter ? LORA_ACTIVATION_SHARE : 1);
   const items: MemoryItem[] = [
-    { what: `${name} activations`, bytes: FLOAT * tokens * shape.layers * perOutput * shape.layerOutputs, detail: `${shape.layers} layers × ${pass.rows} × ${pass.length} tokens` },
-    { what: `${name} attention scores`, bytes: FLOAT * TRAIN_FLOATS_PER_SCORE * pass.rows * shape.heads * pass.length ** 2 * shape.layers, detail: `${shape.heads} heads × ${pass.length}² per row and layer` },
+    { what: `${name} activations`, bytes: FLOAT_BYTES * tokens * shape.layers * perOutput * shape.layerOutputs, detail: `${shape.layers} layers × ${pass.rows} × ${pass.length} tokens` },
+    { what: `${name} attention scores`, bytes: FLOAT_BYTES * TRAIN_FLOATS_PER_SCORE * pass.rows * shape.heads * pass.length ** 2 * shape.layers, detail: `${shape.heads} heads × ${pass.length}² per row and layer` },
   ];
   if (adapter) {
     const perToken = LORA_FLOATS_PER_RANK * adapter.layerRanks + (adapter.dropout ? LORA_DROPOUT_FLOATS_PER_INPUT : LORA_FLOATS_PER_INPUT) * adapter.layerInputs;
     const detail = adapter.dropout ? "adapted inputs (dropped out) and low-rank activations" : "adapted inputs and low-rank activations";
-    items.push({ what: `${name} adapter activations`, bytes: FLOAT * tokens * shape.layers * perToken, detail });
+    items.push({ what: `${name} adapter activations`, bytes: FLOAT_BYTES * tokens * shape.layers * perToken, detail });
   }
   if (pass.headTokens > 0) {
     items.push({ what: `${name} LM head`, bytes: headBytes(pass.headTokens, shape.vocab, headBudget), detail: `${count(pass.headTokens)} tokens × ${count(shape.vocab)} vocabulary, in blocks of ≤ ${count(headBudget)} logits` });
@@ -209,17 +210,17 @@ export function trainPassItems(name: string, shape: ModelShape, pass: PassShape,
 export function inferencePassItems(name: string, shape: ModelShape, pass: PassShape, headBudget = HEAD_BLOCK_VALUES): MemoryItem[] {
   const tokens = pass.rows * pass.length;
   const bytes =
-    FLOAT * tokens * INFERENCE_FLOATS_PER_OUTPUT * shape.layerOutputs +
-    FLOAT * TRAIN_FLOATS_PER_SCORE * pass.rows * shape.heads * pass.length ** 2 +
+    FLOAT_BYTES * tokens * INFERENCE_FLOATS_PER_OUTPUT * shape.layerOutputs +
+    FLOAT_BYTES * TRAIN_FLOATS_PER_SCORE * pass.rows * shape.heads * pass.length ** 2 +
     (pass.headTokens > 0 ? headBytes(pass.headTokens, shape.vocab, headBudget) / 2 : 0);
   return [{ what: `${name} forward pass`, bytes, detail: `${pass.rows} × ${pass.length} tokens, no gradients` }];
 }
 
 /** KV-cached sampling of `rows` sequences of up to `length` tokens (cache written by blending: two copies). */
 export function generationItems(name: string, shape: ModelShape, rows: number, length: number, transposedCopy: number): MemoryItem[] {
-  const cache = 2 * 2 * FLOAT * shape.layers * rows * length * shape.kvHeads * shape.headDim;
+  const cache = 2 * 2 * FLOAT_BYTES * shape.layers * rows * length * shape.kvHeads * shape.headDim;
   const items: MemoryItem[] = [{ what: `${name} KV cache`, bytes: cache, detail: `${rows} sequences × ${length} positions` }];
-  if (transposedCopy > 0) items.push({ what: `${name} decoding weights`, bytes: FLOAT * transposedCopy, detail: "transposed copies for decode steps" });
+  if (transposedCopy > 0) items.push({ what: `${name} decoding weights`, bytes: FLOAT_BYTES * transposedCopy, detail: "transposed copies for decode steps" });
   return items;
 }
 
@@ -234,15 +235,25 @@ export const HEAD_BUDGETS = [HEAD_BLOCK_VALUES, HEAD_BLOCK_VALUES / 2, HEAD_BLOC
 /** A plan this close to the limit gets a smaller head block when one exists: the plan's margin for error is gone. */
 const HEAD_BLOCK_ROOM = 0.95;
 
+/** How a run lays out a training pass: the LM head's block size, and whether a batch's rows are differentiated in parts (HeadLoss.rowValues). */
+export interface PassLayout {
+  headBudget: number;
+  rowParts: boolean;
+}
+
 /**
- * The plan of a run at the largest head block that fits with some room (the default whenever
- * anything does, so such a run plans and trains as before), and that block; the smallest block's
- * plan when none does.
+ * The plan of a run at the first layout that fits with some room, and that layout: the batch
+ * whole at each head block size, largest first (the default whenever anything fits, so such a
+ * run plans and trains as before), then, when its loss allows it (`canPartRows`: DPO, KTO), its
+ * rows in parts at each block size; the last layout's plan when none fits. Whole batches come
+ * first: parts cost one more forward pass over the later parts, smaller head blocks a few more
+ * passes over the head's weight.
  */
-export function planWithHeadBudget(planFor: (headBudget: number) => MemoryPlan): { memory: MemoryPlan; headBudget: number } {
-  for (const headBudget of HEAD_BUDGETS) {
-    const memory = planFor(headBudget);
-    if (memory.total <= HEAD_BLOCK_ROOM * memory.limit || headBudget === HEAD_BUDGETS.at(-1)) return { memory, headBudget };
+export function planLayout(planFor: (layout: PassLayout) => MemoryPlan, canPartRows = false): { memory: MemoryPlan; layout: PassLayout } {
+  const layouts = [false, ...(canPartRows ? [true] : [])].flatMap((rowParts) => HEAD_BUDGETS.map((headBudget) => ({ headBudget, rowParts })));
+  for (const [i, layout] of layouts.entries()) {
+    const memory = planFor(layout);
+    if (memory.total <= HEAD_BLOCK_ROOM * memory.limit || i === layouts.length - 1) return { memory, layout };
   }
   throw new Error("unreachable");
 }

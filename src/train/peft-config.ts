@@ -9,7 +9,7 @@ import type { LoadedModel } from "../models/load.ts";
 import { initAdapter, LoraError, resolveTargetModules, withAdapter, type LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
 import { SCORE_HEAD } from "../models/architecture.ts";
-import { adapterShape, planWithHeadBudget, type AdapterShape, type MemoryPlan } from "./memory-plan.ts";
+import { adapterShape, planLayout, type AdapterShape, type MemoryPlan, type PassLayout } from "./memory-plan.ts";
 
 /** The sequence classifier's head module (transformers' `score`), which a SEQ_CLS adapter trains whole. */
 const SCORE_MODULE = SCORE_HEAD.slice(0, -".weight".length);
@@ -80,19 +80,26 @@ export function plannedAdapter(arch: Architecture, fields: PeftFields, taskType:
   return adapterShape(arch, loraConfigFor(fields, arch, taskType, ""), dropout);
 }
 
-/** A run's memory plan, the LM head's block size it assumes, and for full fine-tuning the plan with --use_peft (which a refusal may suggest). */
+/** A run's memory plan, the pass layout it assumes (the LM head's block size, rows in parts), and for full fine-tuning the plan with --use_peft (which a refusal may suggest). */
 export interface RunPlans {
   memory: MemoryPlan;
-  headBudget: number;
+  layout: PassLayout;
   lora?: MemoryPlan;
 }
 
 /**
- * A run's plans from `planFor` (given the adapter when the run trains one, and the head's block
- * size: the largest that fits, see planWithHeadBudget).
+ * A run's plans from `planFor` (given the adapter when the run trains one, and the pass layout:
+ * the first that fits, see planLayout; `canPartRows`: the run's loss may take its rows in parts).
  */
-export function runPlans(fields: PeftFields, arch: Architecture, taskType: LoraConfig["task_type"], dropout: boolean, planFor: (adapter: AdapterShape | undefined, headBudget: number) => MemoryPlan): RunPlans {
-  const withAdapter = (adapter?: AdapterShape) => planWithHeadBudget((budget) => planFor(adapter, budget));
+export function runPlans(
+  fields: PeftFields,
+  arch: Architecture,
+  taskType: LoraConfig["task_type"],
+  dropout: boolean,
+  planFor: (adapter: AdapterShape | undefined, layout: PassLayout) => MemoryPlan,
+  canPartRows = false,
+): RunPlans {
+  const withAdapter = (adapter?: AdapterShape) => planLayout((layout) => planFor(adapter, layout), canPartRows);
   if (fields.use_peft) return withAdapter(plannedAdapter(arch, fields, taskType, dropout));
   const full = withAdapter();
   try {

@@ -15,9 +15,9 @@ import { fullBatch, nextTokenHidden, nextTokenLogprobs, nextTokenTargets, withDr
 import type { Params } from "../models/types.ts";
 import { bucketLength, completionSequences, type CompletionSequences } from "./batching.ts";
 import type { TrainingArguments } from "./config.ts";
-import { inferencePassItems, largerOf, modelShape, plan, trainedModelItems, trainPassItems, weightItems, type AdapterShape, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
+import { FLOAT_BYTES, inferencePassItems, largerOf, modelShape, plan, trainedModelItems, trainPassItems, weightItems, type AdapterShape, type MemoryItem, type MemoryPlan } from "./memory-plan.ts";
 import type { PreferenceTrainingArguments } from "./preference-config.ts";
-import type { HeadLoss } from "./step.ts";
+import type { HeadLoss, RowValues } from "./step.ts";
 
 /** How an algorithm's examples become rows of prompt + completion. */
 export interface PreferenceLayout<E extends { prompt: readonly number[] }> {
@@ -78,18 +78,33 @@ export function completionLogps(arch: Architecture, params: Params, s: Completio
 /**
  * A preference loss as the shared step runs it (the LM head in blocks): one forward pass over the
  * batch's rows, and `loss` given their sequence log-probs [R] in row order (see completionSums).
+ * Those are all it reads of the rows, so the step may differentiate the rows in `parts` (the
+ * algorithm's: DPO's chosen rows and its rejected rows) one after another (RowValues).
  */
-export function completionHeadLoss<B extends CompletionSequences>(arch: Architecture, average: boolean, loss: (logps: Array, batch: B) => LossOutput): HeadLoss<B, Record<string, never>> {
+export function completionHeadLoss<B extends CompletionSequences>(
+  arch: Architecture,
+  average: boolean,
+  loss: (logps: Array, batch: B) => LossOutput,
+  parts: RowValues<B>["parts"],
+): HeadLoss<B, Record<string, never>> {
+  const values = ([tokenLogps]: Array[], b: B) => {
+    const [n, t] = b.inputIds.shape as [number, number];
+    return completionSums(tokenLogps!.reshape([n, t - 1]), b.completionMask, average);
+  };
   return {
     headWeight: arch.lmHeadName,
     temperatures: [1],
     body: (params, b, rng) => ({ hidden: [nextTokenHidden(arch, params, withDropoutKey(fullBatch(b.inputIds, b.positionIds, b.attentionMask), rng))], extra: {} }),
     targets: (b) => [nextTokenTargets(b.inputIds)],
-    loss: ([tokenLogps], _extra, b) => {
-      const [n, t] = b.inputIds.shape as [number, number];
-      return loss(completionSums(tokenLogps!.reshape([n, t - 1]), b.completionMask, average), b);
-    },
+    loss: (tokenLogps, _extra, b) => loss(values(tokenLogps, b), b),
+    rowValues: { parts, rows: (b, from, to) => ({ ...b, ...sequenceRows(b, from, to) }), values, loss },
   };
+}
+
+/** Rows [from, to) of a batch's sequences. Traced. */
+function sequenceRows(s: CompletionSequences, from: number, to: number): CompletionSequences {
+  const rows = (a: Array) => a.ref.slice([from, to]);
+  return { inputIds: rows(s.inputIds), positionIds: rows(s.positionIds), attentionMask: rows(s.attentionMask), completionMask: rows(s.completionMask) };
 }
 
 /** Prompt + the longest completion of an example, in tokens. */
@@ -135,21 +150,26 @@ export function preferenceRowLength<E extends { prompt: readonly number[] }>(exa
 
 /**
  * Engine memory of a preference run: the policy trained with AdamW on micro-batches of
- * rowsPerExample × per_device_train_batch_size rows of at most `length` tokens; before training,
- * the reference's log-probs (the starting model's, or a separate `reference` model's weights alongside).
+ * rowsPerExample × per_device_train_batch_size rows of at most `length` tokens, or with `rowParts`
+ * one part of per_device_train_batch_size rows at a time (RowValues: the gradients of the parts
+ * done are held meanwhile); before training, the reference's log-probs (the starting model's, or a
+ * separate `reference` model's weights alongside).
  */
 export function preferenceMemoryPlan(
   arch: Architecture,
   rowsPerExample: number,
   config: Pick<TrainingArguments, "per_device_train_batch_size" | "per_device_eval_batch_size">,
   length: number,
-  reference?: Architecture,
-  adapter?: AdapterShape,
-  headBudget?: number,
+  options: { reference?: Architecture; adapter?: AdapterShape; headBudget?: number; rowParts?: boolean } = {},
 ): MemoryPlan {
+  const { reference, adapter, headBudget, rowParts = false } = options;
   const shape = modelShape(arch);
-  const rows = rowsPerExample * config.per_device_train_batch_size;
+  const rows = (rowParts ? 1 : rowsPerExample) * config.per_device_train_batch_size;
   const train = trainPassItems("policy", shape, { rows, length, headTokens: rows * (length - 1) }, headBudget, adapter);
+  if (rowParts) {
+    const trained = FLOAT_BYTES * (adapter ? adapter.params : shape.params);
+    train.push({ what: "policy gradients of a row part", bytes: trained, detail: `held while the next part runs (${rowsPerExample} parts of ${rows} rows each)` });
+  }
   const evalRows = rowsPerExample * config.per_device_eval_batch_size;
   const scoring: MemoryItem[] = [
     ...(reference ? weightItems("reference", modelShape(reference), false) : []),

@@ -5,7 +5,9 @@
 // along with them inside the compiled program, whose compiler then drops their unused gradients
 // (a frozen weight closed over by the differentiated function instead would keep about its own
 // size again in the backward pass's saved values); no clipping term or Adam moment of theirs exists.
-import { np, tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
+// A loss that reads its rows only through one value per row (DPO, KTO) may have them differentiated
+// in parts, one after another, so that one part's activations exist at a time (RowValues).
+import { np, random, tree, valueAndGrad, vjp, type Array } from "../engine/runtime.ts";
 import { compile, compileConsuming, fromHost, keep, toNumber } from "../engine/arrays.ts";
 import { adamw, clipByGlobalNorm, globalNorm, stepScalars, type AdamWConfig, type AdamWState, type Params } from "../engine/optim.ts";
 import { headBackward, headForward } from "../models/lm-head.ts";
@@ -35,6 +37,29 @@ export interface HeadLoss<B, X = Record<string, Array>> {
   targets(batch: B): Array[];
   /** Differentiable in `logprobs` (per group, [N]) and `extra`. */
   loss(logprobs: Array[], extra: X, batch: B): LossOutput;
+  /** Set when the loss reads the rows only through one value per row: then `loss` is `rowValues.loss(rowValues.values(logprobs, batch), batch)`. */
+  rowValues?: RowValues<B>;
+}
+
+/**
+ * A HeadLoss that reads a batch's rows only through one value per row (a completion's sequence
+ * log-prob: DPO's chosen and rejected rows, KTO's completions and KL rows). The step may then
+ * differentiate the rows in parts, each part's forward and backward pass before the next part's, so
+ * that one part's activations exist at a time instead of the batch's (TrainStepConfig.rowParts).
+ */
+export interface RowValues<B> {
+  /**
+   * The batch's rows as consecutive parts of `rows` rows. A `constant` part's values reach the loss
+   * only as constants (KTO's KL rows, under stop_gradient): its rows are never differentiated. The
+   * first part is not constant.
+   */
+  parts(batch: B): { rows: number; constant?: boolean }[];
+  /** Rows [from, to) of a batch, for `body`, `targets` and `values`. */
+  rows(batch: B, from: number, to: number): B;
+  /** One value per row [R] from the rows' log-probs (per group, as `loss` gets them). */
+  values(logprobs: Array[], batch: B): Array;
+  /** The loss from every row's value [R], in row order. */
+  loss(values: Array, batch: B): LossOutput;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -61,11 +86,18 @@ type ValueAndGrad<B> = (params: Params, batch: B, pass?: PassInputs) => [[Array,
 
 /**
  * `[[loss, metrics], gradients]` of either kind of loss, as the step computes them: the loss sees
- * `{...pass.frozen, ...params}`, the gradients cover `params` only. Traced.
+ * `{...pass.frozen, ...params}`, the gradients cover `params` only; with `rowParts`, a HeadLoss's rows
+ * in the parts its RowValues gives, one after another. Traced.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function lossAndGradients<B>(loss: LossFn<B> | HeadLoss<B, any>, headBudget?: number): ValueAndGrad<B> {
-  return isHeadLoss(loss) ? headGrad(loss, headBudget) : autodiffGrad(loss);
+export function lossAndGradients<B>(loss: LossFn<B> | HeadLoss<B, any>, headBudget?: number, rowParts = false): ValueAndGrad<B> {
+  if (!isHeadLoss(loss)) {
+    if (rowParts) throw new Error("lossAndGradients: rowParts needs a HeadLoss with rowValues");
+    return autodiffGrad(loss);
+  }
+  if (!rowParts) return headGrad(loss, headBudget);
+  if (!loss.rowValues) throw new Error("lossAndGradients: rowParts needs a HeadLoss with rowValues");
+  return rowPartsGrad(loss, loss.rowValues, headBudget);
 }
 
 /**
@@ -101,30 +133,105 @@ function autodiffGrad<B>(lossFn: LossFn<B>): ValueAndGrad<B> {
  */
 function headGrad<B, X>(spec: HeadLoss<B, X>, budget: number | undefined): ValueAndGrad<B> {
   return (params: Params, batch: B, pass: PassInputs = { frozen: {} }) => {
-    type BodyOut = { hidden: Array[]; extra: X };
-    const body = (p: Params) => spec.body(p, tree.ref(batch), pass.rng);
-    const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)(body, [tree.ref({ ...pass.frozen, ...params })]) as [BodyOut, (ct: BodyOut) => [Params]];
-    // A frozen head (a tied embedding, or an lm_head LoRA leaves alone) gets no gradient at all.
-    const headTrained = spec.headWeight in params;
-    const weight = (headTrained ? params : pass.frozen)[spec.headWeight]!;
-    const targets = spec.targets(tree.ref(batch));
-    const forwards = out.hidden.map((h, i) => headForward(h.ref, weight.ref, targets[i]!.ref, { temperature: spec.temperatures[i]!, budget, keepLogits: true }));
-    const lossOfOutputs = (y: { logprobs: Array[]; extra: X }) => {
-      const o = spec.loss(y.logprobs, y.extra, tree.ref(batch));
-      return [o.loss, o.metrics] as [Array, Record<string, Array>];
-    };
-    const vg = valueAndGrad(lossOfOutputs, { hasAux: true }) as unknown as (y: { logprobs: Array[]; extra: X }) => [[Array, Record<string, Array>], { logprobs: Array[]; extra: X }];
-    const [[loss, metrics], cotangent] = vg({ logprobs: forwards.map((f) => f.logprobs), extra: out.extra });
-    let headWeightGrad: Array | null = null;
-    const hiddenGrads = out.hidden.map((h, i) => {
-      const g = headBackward(h, weight.ref, targets[i]!, forwards[i]!, cotangent.logprobs[i]!, { temperature: spec.temperatures[i]!, budget, weightGrad: headTrained });
-      if (headTrained) headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
-      return g.hidden;
+    let out: [Array, Record<string, Array>] | null = null;
+    const grads = backwardPass(spec, params, batch, pass, budget, (logprobs, extra) => {
+      const lossOfOutputs = (y: { logprobs: Array[]; extra: X }) => {
+        const o = spec.loss(y.logprobs, y.extra, tree.ref(batch));
+        return [o.loss, o.metrics] as [Array, Record<string, Array>];
+      };
+      const vg = valueAndGrad(lossOfOutputs, { hasAux: true }) as unknown as (y: { logprobs: Array[]; extra: X }) => [[Array, Record<string, Array>], { logprobs: Array[]; extra: X }];
+      const [lossAndMetrics, cotangent] = vg({ logprobs, extra });
+      out = lossAndMetrics;
+      return cotangent;
     });
-    const grads = trainedOnly(pullback({ hidden: hiddenGrads, extra: cotangent.extra })[0], params);
-    if (headTrained) grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
-    return [[loss, metrics], grads];
+    return [out!, grads];
   };
+}
+
+/**
+ * One forward and backward pass of a HeadLoss's body and head over `batch`: `backOf` is given the
+ * head's log-probs (per group) and the body's other outputs and returns their cotangents (the
+ * loss's gradient); the gradients of `params` (the trained ones) come back. Traced.
+ */
+function backwardPass<B, X>(
+  spec: HeadLoss<B, X>,
+  params: Params,
+  batch: B,
+  pass: PassInputs,
+  budget: number | undefined,
+  backOf: (logprobs: Array[], extra: X) => { logprobs: Array[]; extra: X },
+): Params {
+  type BodyOut = { hidden: Array[]; extra: X };
+  const body = (p: Params) => spec.body(p, tree.ref(batch), pass.rng);
+  const [out, pullback] = (vjp as unknown as (f: (p: Params) => BodyOut, primals: [Params]) => unknown)(body, [tree.ref({ ...pass.frozen, ...params })]) as [BodyOut, (ct: BodyOut) => [Params]];
+  // A frozen head (a tied embedding, or an lm_head LoRA leaves alone) gets no gradient at all.
+  const headTrained = spec.headWeight in params;
+  const weight = (headTrained ? params : pass.frozen)[spec.headWeight]!;
+  const targets = spec.targets(tree.ref(batch));
+  const forwards = out.hidden.map((h, i) => headForward(h.ref, weight.ref, targets[i]!.ref, { temperature: spec.temperatures[i]!, budget, keepLogits: true }));
+  const cotangent = backOf(forwards.map((f) => f.logprobs), out.extra);
+  let headWeightGrad: Array | null = null;
+  const hiddenGrads = out.hidden.map((h, i) => {
+    const g = headBackward(h, weight.ref, targets[i]!, forwards[i]!, cotangent.logprobs[i]!, { temperature: spec.temperatures[i]!, budget, weightGrad: headTrained });
+    if (headTrained) headWeightGrad = headWeightGrad === null ? g.weight! : headWeightGrad.add(g.weight!);
+    return g.hidden;
+  });
+  const grads = trainedOnly(pullback({ hidden: hiddenGrads, extra: cotangent.extra })[0], params);
+  if (headTrained) grads[spec.headWeight] = grads[spec.headWeight]!.add(headWeightGrad!);
+  return grads;
+}
+
+/**
+ * Loss, metrics and gradients of a HeadLoss with RowValues, one part of the rows at a time. The
+ * loss L(v₁, …, v_K) couples the parts only through their values, so dL/dθ = Σ_k (∂L/∂v_k)·dv_k/dθ.
+ * The values of every part but the first are computed first, without gradients; the first part's
+ * forward pass then gives the loss and every ∂L/∂v_k, and each part's backward pass takes its own
+ * (a later part's forward pass runs again for it, a constant part's never). The cost: one more
+ * forward pass over the later parts. With a PRNG key (dropout), each part draws from its own.
+ */
+function rowPartsGrad<B>(spec: HeadLoss<B, Record<string, never>>, split: RowValues<B>, budget: number | undefined): ValueAndGrad<B> {
+  return (params: Params, batch: B, pass: PassInputs = { frozen: {} }) => {
+    const sizes = split.parts(batch);
+    if (sizes[0]?.constant) throw new Error("rowPartsGrad: the first part of the rows is constant");
+    const starts = sizes.map((_, k) => sizes.slice(0, k).reduce((n, s) => n + s.rows, 0));
+    const parts = sizes.map(({ rows, constant }, k) => ({ batch: split.rows(tree.ref(batch), starts[k]!, starts[k]! + rows), constant: constant ?? false }));
+    const keys = pass.rng ? random.split(pass.rng, parts.length) : null; // [K, 2]
+    const partPass = (k: number): PassInputs => (keys ? { frozen: pass.frozen, rng: keys.ref.slice([k, k + 1]).reshape([2]) } : { frozen: pass.frozen });
+    const valuesOf = (logprobs: Array[], part: B) => split.values(logprobs, tree.ref(part));
+    const later = parts.slice(1).map((part, i) => partValues(spec, params, part.batch, partPass(i + 1), budget, valuesOf));
+    let out: [Array, Record<string, Array>] | null = null;
+    let valueCotangents: Array[] = [];
+    const grads: Params[] = [];
+    for (const [k, part] of parts.entries()) {
+      if (part.constant) continue;
+      grads.push(
+        backwardPass(spec, params, part.batch, partPass(k), budget, (logprobs) => {
+          const [values, pullValues] = (vjp as unknown as (f: (lp: Array[]) => Array, primals: [Array[]]) => [Array, (ct: Array) => [Array[]]])((lp) => valuesOf(lp, part.batch), [logprobs]);
+          if (k === 0) {
+            const lossOfValues = (vs: Array[]) => {
+              const o = split.loss(np.concatenate(vs, 0), tree.ref(batch));
+              return [o.loss, o.metrics] as [Array, Record<string, Array>];
+            };
+            const vg = valueAndGrad(lossOfValues, { hasAux: true }) as unknown as (vs: Array[]) => [[Array, Record<string, Array>], Array[]];
+            [out, valueCotangents] = vg([values, ...later]);
+          } else values.dispose();
+          return { logprobs: pullValues(valueCotangents[k]!)[0], extra: {} };
+        }),
+      );
+    }
+    keys?.dispose();
+    const total = grads.reduce((sum, g) => tree.map((a: Array, b: Array) => a.add(b), sum, g) as Params);
+    return [out!, total];
+  };
+}
+
+/** A part's row values without gradients: its forward pass and the head's log-probs, nothing kept. Traced. */
+function partValues<B>(spec: HeadLoss<B, Record<string, never>>, params: Params, batch: B, pass: PassInputs, budget: number | undefined, valuesOf: (logprobs: Array[], part: B) => Array): Array {
+  const { hidden } = spec.body(tree.ref({ ...pass.frozen, ...params }), tree.ref(batch), pass.rng);
+  const targets = spec.targets(tree.ref(batch));
+  const weight = { ...pass.frozen, ...params }[spec.headWeight]!;
+  const logprobs = hidden.map((h, i) => headForward(h, weight.ref, targets[i]!, { temperature: spec.temperatures[i]!, budget }).logprobs);
+  return valuesOf(logprobs, batch);
 }
 
 export interface TrainStepConfig {
@@ -133,6 +240,8 @@ export interface TrainStepConfig {
   maxGradNorm: number | null;
   /** Most logits that exist at once in a HeadLoss's head (models/lm-head.ts); its default otherwise. */
   headBudget?: number;
+  /** Differentiate a HeadLoss's rows in the parts its RowValues gives, one after another (less memory, one more forward pass over the later parts). */
+  rowParts?: boolean;
   /**
    * Seeds the PRNG key each training pass gets (LossFn's `rng`), a function of this seed, the step
    * number and the micro-batch, so a resumed run draws what an uninterrupted one drew. Unset: the
@@ -161,7 +270,7 @@ export class TrainStep<B> {
     this.#config = config;
     const opt = adamw(config.adamw);
     this.#opt = opt;
-    const vg = lossAndGradients(lossFn, config.headBudget);
+    const vg = lossAndGradients(lossFn, config.headBudget, config.rowParts);
     const clipAndUpdate = (params: Params, state: AdamWState, grads: Params, lr: Array, bc1: Array, bc2: Array) => {
       let norm: Array;
       if (config.maxGradNorm !== null) ({ grads, norm } = clipByGlobalNorm(grads, config.maxGradNorm));

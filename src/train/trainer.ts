@@ -52,8 +52,10 @@ export interface TrainTask<E, B> {
    * loss reads and nothing trains (borrowed for the run); saves are PEFT adapter directories.
    */
   adapter?: { base: Params; config: LoraConfig };
-  /** Most logits the LM head holds at once (the memory plan's choice, memory-plan.ts HEAD_BUDGETS); lm-head.ts's default otherwise. */
+  /** Most logits the LM head holds at once (the memory plan's choice, memory-plan.ts planLayout); lm-head.ts's default otherwise. */
   headBudget?: number;
+  /** Differentiate the loss's rows in parts (TrainStepConfig.rowParts; the memory plan's choice, memory-plan.ts planLayout). */
+  rowParts?: boolean;
 }
 // The losses' metrics (e.g. accuracy, margin) are logged under their own names and as eval_<name>.
 
@@ -112,7 +114,7 @@ export async function train<E, B>(task: TrainTask<E, B>, params: Params, options
   const metrics = new MetricsLog(options.outputDir);
   // Dropout draws a key per pass only where there is dropout: LoRA's lora_dropout.
   const dropout = (task.adapter?.config.lora_dropout ?? 0) > 0;
-  const trainStep = new TrainStep(task.loss, { ...trainStepConfig(config), ...(dropout ? { rngSeed: config.seed } : {}), ...(task.headBudget !== undefined ? { headBudget: task.headBudget } : {}) });
+  const trainStep = new TrainStep(task.loss, { ...trainStepConfig(config), ...(dropout ? { rngSeed: config.seed } : {}), ...(task.headBudget !== undefined ? { headBudget: task.headBudget } : {}), ...(task.rowParts ? { rowParts: true } : {}) });
   const frozen = task.adapter?.base ?? {};
 
   let optimizer: AdamWState;

@@ -44,13 +44,13 @@ export const command: Command = {
     const data = { train: sftRows(split.train, config), eval: sftRows(split.eval, { ...config, packing: false }) };
     process.stderr.write(`sft: ${split.train.length} training examples (${data.train.length} rows${config.packing ? ", packed" : ""}), ${data.eval.length} held out\n`);
     const length = paddedLength([...data.train, ...data.eval], config);
-    const plans = runPlans(config, described.arch, "CAUSAL_LM", true, (adapter, headBudget) => sftMemoryPlan(described.arch, config, length, adapter, headBudget));
+    const plans = runPlans(config, described.arch, "CAUSAL_LM", true, (adapter, layout) => sftMemoryPlan(described.arch, config, length, adapter, layout.headBudget));
     if (planOnly(plans, v["dry-run"], config)) return 0;
     const memory = plans.memory;
     const model = await loadModel(modelPath, { base: v.base });
     // TRL's SFTTrainer keeps dropout on.
     const lora = config.use_peft ? adapterRun(model, config, "CAUSAL_LM", { seed: config.seed, dropout: true }) : null;
-    const task = { ...sftTask(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padIdOf(tokenizer)), headBudget: plans.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
+    const task = { ...sftTask(lora?.arch ?? model.arch, config, data, savedWith(model, tokenizer), padIdOf(tokenizer)), headBudget: plans.layout.headBudget, ...(lora ? { adapter: lora.adapter } : {}) };
     return runTraining({ name: "sft", command: "sft", output, resume: v.resume }, task, lora?.params ?? model.params, memory, (state) => {
       const evals = state.log_history.filter((r) => "eval_loss" in r);
       return `final model in ${output}${evals.length ? ` (held-out completion loss ${evals[0]!.eval_loss!.toFixed(4)} -> ${evals.at(-1)!.eval_loss!.toFixed(4)})` : ""}`;
