@@ -6,6 +6,7 @@ import { detectCheckpoint, type CheckpointFormat } from "../io/detect.ts";
 import { CheckpointError } from "../io/errors.ts";
 import { readConfigJson, readGenerationConfigJson, readHfWeights, writeHfDirectory, type JsonObject } from "../io/hf-dir.ts";
 import { readLlama2c } from "../io/llama2c.ts";
+import { refuseNonFinite } from "../io/finite.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -64,6 +65,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     tensors = parametersFromCheckpoint(config, stored.tensors, stored.metadata, path);
     generation = await generationConfigOf(path);
   }
+  refuseNonFinite(tensors, path);
   const arch = architectureFor(config);
   const params = paramsFromTensors(arch, tensors, path);
   return { config, arch, params, path, format, ...generation };
