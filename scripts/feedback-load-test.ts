@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { addUser } from "../src/feedback/server/auth.ts";
+import { addUser } from "../src/feedback/server/users.ts";
 import { openStore, type StoreOptions } from "../src/feedback/server/db.ts";
 import { spawnServer, type ServerProcess } from "../src/feedback/server/test-support.ts";
 import type { AnswerResponse, NextItem, Project } from "../src/feedback/shared/schema.ts";
