@@ -94,7 +94,7 @@ export async function resolveTokenizer(model: ModelDescription, explicit?: strin
   if (explicit) return checkVocab(await loadTokenizer(explicit), model, explicit);
   if (model.format === "hf-dir") {
     if (!existsSync(join(model.path, "tokenizer.json")) && !existsSync(join(model.path, "vocab.json"))) {
-      throw new Error(`${model.path} has no tokenizer.json; pass --tokenizer PATH`);
+      throw new CheckpointError(`${model.path} has no tokenizer.json; pass --tokenizer PATH`);
     }
     return checkVocab(await loadTokenizer(model.path), model, model.path);
   }
@@ -104,14 +104,14 @@ export async function resolveTokenizer(model: ModelDescription, explicit?: strin
     const tok = await loadTokenizer(candidate);
     if (tok.vocabSize === model.arch.vocabSize) return tok;
   }
-  throw new Error(
+  throw new CheckpointError(
     `no tokenizer with ${model.arch.vocabSize} tokens beside ${model.path} (looked for tok${model.arch.vocabSize}.bin, tokenizer.bin); pass --tokenizer PATH`,
   );
 }
 
 function checkVocab(tok: Tokenizer, model: ModelDescription, source: string): Tokenizer {
   if (tok.vocabSize > model.arch.vocabSize) {
-    throw new Error(`${source}: tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.arch.vocabSize}`);
+    throw new CheckpointError(`${source}: tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.arch.vocabSize}`);
   }
   return tok;
 }

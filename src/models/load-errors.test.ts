@@ -1,13 +1,14 @@
-// A checkpoint holding NaN or infinite weights (a diverged run) is refused on load, in one line
-// naming the file and the tensor, instead of generating garbage and exiting 0.
+// Checkpoints the CLI must refuse as input errors (one line, no stack): weights holding NaN or
+// infinite values (a diverged run), which generated garbage and exited 0, and a missing tokenizer.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CheckpointError } from "../io/errors.ts";
+import { CheckpointError, InputError } from "../io/errors.ts";
 import { refuseNonFinite } from "../io/finite.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
-import { loadModel, saveModel } from "./load.ts";
+import { loadTokenizer } from "../tokenizers/load.ts";
+import { loadModel, resolveTokenizer, saveModel } from "./load.ts";
 
 test("refuseNonFinite names the tensor, the count and the first bad value; finite tensors pass", () => {
   const ok = new Map([["a", { shape: [2], data: new Float32Array([1, -0]) }]]);
@@ -26,4 +27,12 @@ test("loadModel refuses a checkpoint with one NaN weight, naming the directory a
   stored.tensors.get("model.norm.weight")!.data[3] = NaN;
   await writeSafetensors(file, stored.tensors, { metadata: stored.metadata });
   await assert.rejects(loadModel(dir), (e: Error) => e instanceof CheckpointError && e.message.startsWith(`${dir}: tensor model.norm.weight holds 1 non-finite value`));
+});
+
+test("a model directory without a tokenizer is an input error (one line from the CLI, no 'internal error')", async () => {
+  const dir = join(await tempDir(), "no-tokenizer");
+  const model = await loadModel(sharedData("llama2c/stories260K.bin"));
+  await saveModel(dir, model.config, model.params);
+  await assert.rejects(resolveTokenizer(await loadModel(dir)), (e: Error) => e instanceof InputError && e.message === `${dir} has no tokenizer.json; pass --tokenizer PATH`);
+  await assert.rejects(loadTokenizer(join(dir, "none.json")), (e: Error) => e instanceof InputError && /tokenizer not found/.test(e.message));
 });
