@@ -3,7 +3,13 @@
 // over its overlap. With --kill-after the server is killed with SIGKILL mid-run, restarted, and the
 // labelers' unacknowledged requests are retried with the same request ids.
 //
-//   npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--think-ms 0] [--kill-after SECONDS]
+// Closed loop (the default): each labeler answers as soon as the last answer came back (after
+// --think-ms), so a slow server slows the arrivals and hides its own latency. Open loop (--rate R):
+// each labeler starts a judgement (GET next, then POST the answer) at Poisson arrivals, R a second
+// on average, whether or not the previous one is done; a judgement that has to wait for the
+// previous one counts the wait in its GET's latency (no coordinated omission).
+//
+//   npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--think-ms 0 | --rate R] [--kill-after SECONDS]
 //                            [--database-url postgres://... | --db FILE] [--cpu-prof DIR]
 //
 // --cpu-prof writes the server's V8 CPU profile to DIR (open it in Chrome DevTools or speedscope).
@@ -14,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { addUser } from "../src/feedback/server/auth.ts";
+import { addUser } from "../src/feedback/server/users.ts";
 import { openStore, type StoreOptions } from "../src/feedback/server/db.ts";
 import { spawnServer, type ServerProcess } from "../src/feedback/server/test-support.ts";
 import type { AnswerResponse, NextItem, Project } from "../src/feedback/shared/schema.ts";
@@ -27,12 +33,13 @@ export interface LoadOptions {
   items: number;
   killAfterMs?: number; // SIGKILL the server this long into the run, then restart it
   thinkMs?: number; // pause between a labeler's answers (0: as fast as the server allows)
+  ratePerLabeler?: number; // open loop: judgements per second per labeler, Poisson arrivals (thinkMs is ignored)
   cpuProfDir?: string; // write the server's CPU profile here
   log?: (line: string) => void;
 }
 
 export interface LoadReport {
-  labelers: number; think_ms: number; seconds: number; requests: number; answers_acked: number; answers_per_s: number;
+  labelers: number; think_ms: number; mode: "closed" | "open"; rate_per_labeler: number | null; seconds: number; requests: number; answers_acked: number; answers_per_s: number;
   replays_checked: number; transport_errors: number; http_errors: Record<string, number>;
   latency_ms: { p50: number; p95: number; p99: number; max: number };
   latency_ms_by_route: Record<string, { p50: number; p99: number; n: number }>;
@@ -108,8 +115,9 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
   const acked = new Map<string, { id: string; item: string; token: string }>(); // request_id -> answer
   const httpErrors: Record<string, number> = {};
   let requests = 0, transportErrors = 0, replays = 0, down = false;
-  const timed = async (route: string, token: string, method: string, path: string, body?: unknown) => {
-    const t0 = performance.now();
+  // `since`: when the request was due (open loop), if that is earlier than when it could be sent.
+  const timed = async (route: string, token: string, method: string, path: string, body?: unknown, since?: number) => {
+    const t0 = Math.min(since ?? Infinity, performance.now());
     const r = await call(token, method, path, body);
     const ms = performance.now() - t0;
     requests++;
@@ -123,10 +131,17 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
 
   const labeler = async (token: string) => {
     let pending: { item: string; body: Record<string, unknown> } | undefined; // sent, not acknowledged
+    let due = start; // open loop: when this labeler's next judgement arrives
     while (performance.now() < deadline) {
       try {
         if (!pending) {
-          const next = await timed("GET next", token, "GET", `/api/projects/${project.id}/next`);
+          if (opts.ratePerLabeler) {
+            due += (-Math.log(1 - Math.random()) / opts.ratePerLabeler) * 1000; // exponential gaps: Poisson arrivals
+            if (due >= deadline) return;
+            const wait = due - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          }
+          const next = await timed("GET next", token, "GET", `/api/projects/${project.id}/next`, undefined, opts.ratePerLabeler ? due : undefined);
           if (next.status === 204) return;
           if (next.status !== 200) { httpErrors[`next ${next.status}`] = (httpErrors[`next ${next.status}`] ?? 0) + 1; continue; }
           const item = next.json as NextItem;
@@ -150,7 +165,7 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
           if (again.status !== 200 || (again.json as AnswerResponse).id !== a.id) httpErrors["replay mismatch"] = (httpErrors["replay mismatch"] ?? 0) + 1;
         }
         pending = undefined;
-        if (opts.thinkMs) await new Promise((r) => setTimeout(r, opts.thinkMs! * (0.5 + Math.random())));
+        if (opts.thinkMs && !opts.ratePerLabeler) await new Promise((r) => setTimeout(r, opts.thinkMs! * (0.5 + Math.random())));
       } catch {
         // Connection refused or reset: the server is down (killed on purpose). Keep `pending`, retry.
         transportErrors++;
@@ -200,7 +215,8 @@ async function drive(opts: LoadOptions, dbArgs: string[], admin: string, tokens:
     return [route, { p50: round(pct(s, 50)), p99: round(pct(s, 99)), n: s.length }];
   }));
   return {
-    labelers: opts.labelers, think_ms: opts.thinkMs ?? 0, seconds: round(seconds), requests, answers_acked: acked.size, answers_per_s: round(acked.size / seconds),
+    labelers: opts.labelers, think_ms: opts.ratePerLabeler ? 0 : opts.thinkMs ?? 0,
+    mode: opts.ratePerLabeler ? "open" : "closed", rate_per_labeler: opts.ratePerLabeler ?? null, seconds: round(seconds), requests, answers_acked: acked.size, answers_per_s: round(acked.size / seconds),
     replays_checked: replays, transport_errors: transportErrors, http_errors: httpErrors,
     latency_ms: { p50: round(pct(all, 50)), p95: round(pct(all, 95)), p99: round(pct(all, 99)), max: round(all.at(-1) ?? 0) },
     latency_ms_by_route: byRoute, server_killed: killed, cpu_ms_per_request: cpu,
@@ -213,12 +229,12 @@ async function main() {
   const { values: v } = parseArgs({
     options: {
       duration: { type: "string", default: "60" }, labelers: { type: "string", default: "50" }, overlap: { type: "string", default: "3" },
-      items: { type: "string" }, "think-ms": { type: "string", default: "0" }, "kill-after": { type: "string" }, db: { type: "string" }, "database-url": { type: "string" },
+      items: { type: "string" }, "think-ms": { type: "string", default: "0" }, rate: { type: "string" }, "kill-after": { type: "string" }, db: { type: "string" }, "database-url": { type: "string" },
       "cpu-prof": { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) {
-    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--think-ms 0] [--kill-after SECONDS] [--db FILE | --database-url URL] [--cpu-prof DIR]");
+    console.log("usage: npm run feedback:load -- [--duration 60] [--labelers 50] [--overlap 3] [--items N] [--think-ms 0 | --rate R] [--kill-after SECONDS] [--db FILE | --database-url URL] [--cpu-prof DIR]");
     return 0;
   }
   const durationMs = Number(v.duration) * 1000;
@@ -229,6 +245,7 @@ async function main() {
     labelers, durationMs, overlap: Number(v.overlap),
     items: v.items ? Number(v.items) : Math.max(1000, Math.ceil((labelers * durationMs) / 1000 * 30 / Number(v.overlap))),
     thinkMs: Number(v["think-ms"]),
+    ratePerLabeler: v.rate === undefined ? undefined : Number(v.rate),
     killAfterMs: v["kill-after"] ? Number(v["kill-after"]) * 1000 : undefined,
     cpuProfDir: v["cpu-prof"],
     log: (l) => console.error(l),

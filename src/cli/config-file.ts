@@ -2,10 +2,10 @@
 // configs shipped in the repository's configs/ folder (`smollm2-135m`). Every failure is one line
 // that names the file, and for a bad field the field.
 import { existsSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { parseConfig, type ModelConfig } from "../models/config.ts";
+import { readInputText } from "../io/text-file.ts";
 import { UsageError } from "./command.ts";
 
 /** The repository's configs/ folder. */
@@ -28,13 +28,7 @@ export function resolveConfigPath(arg: string): string {
 
 export async function readModelConfig(arg: string): Promise<{ path: string; config: ModelConfig }> {
   const path = resolveConfigPath(arg);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EISDIR") throw new UsageError(`${path} is a directory; --config takes a config.json file`);
-    throw err;
-  }
+  const text = readInputText(path, "config.json file");
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -13,8 +13,8 @@
 //
 // Every error names file:line and the field. With `skipInvalid`, malformed records are skipped
 // instead, and one line says how many and why the first one was.
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { gunzipSync } from "node:zlib";
+import { existsSync, statSync } from "node:fs";
+import { numberedLines, readInputText } from "../io/text-file.ts";
 import { expandRanking, tieGroups } from "../algorithms/reward-model.ts";
 import { HostRng } from "../engine/random.ts";
 import { applyChatTemplate, promptText, type ChatMessage } from "../tokenizers/chat.ts";
@@ -66,10 +66,7 @@ export type RecordLine = { where: string; record: Json } | { where: string; inva
  * "file: record N"); lines that are not JSON come back as `invalid`. A missing or empty file throws.
  */
 export function readRecordLines(path: string): RecordLine[] {
-  if (!existsSync(path)) throw new DataError(`data file not found: ${path}`);
-  if (statSync(path).isDirectory()) throw new DataError(`${path} is a directory; expected a .jsonl, .jsonl.gz or .json file`);
-  const raw = readFileSync(path);
-  const text = (path.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+  const text = readInputText(path, "data file");
   let lines: RecordLine[];
   if (/\.json(\.gz)?$/.test(path)) {
     let list: unknown;
@@ -81,14 +78,12 @@ export function readRecordLines(path: string): RecordLine[] {
     if (!Array.isArray(list)) throw new DataError(`${path}: expected a JSON list of records`);
     lines = list.map((record, i) => ({ record: record as Json, where: `${path}: record ${i + 1}` }));
   } else {
-    lines = [];
-    text.split("\n").forEach((line, i) => {
-      if (line.trim() === "") return;
-      const where = `${path}:${i + 1}`;
+    lines = numberedLines(text).map(({ line, text }) => {
+      const where = `${path}:${line}`;
       try {
-        lines.push({ record: JSON.parse(line) as Json, where });
+        return { record: JSON.parse(text) as Json, where };
       } catch (err) {
-        lines.push({ invalid: `not valid JSON (${(err as Error).message})`, where });
+        return { invalid: `not valid JSON (${(err as Error).message})`, where };
       }
     });
   }

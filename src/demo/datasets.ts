@@ -7,7 +7,7 @@
 //   comparisons-gold.jsonl                     the held-out pairs ordered by the gold reward instead
 //   ppo-prompts.txt, eval-prompts.txt          prompts, one a line, for PPO and for the evaluation
 // Held-out files hold other stories and other prompts than the training files.
-import { writeFileSync } from "node:fs";
+import { writeFileAtomicSync } from "../io/atomic.ts";
 import { join } from "node:path";
 import type { HostRng } from "../engine/random.ts";
 import { Generator } from "../generation/generate.ts";
@@ -22,7 +22,7 @@ export interface DataFiles {
 }
 
 function writeJsonl(path: string, records: readonly object[]): void {
-  writeFileSync(path, records.map((r) => JSON.stringify(r) + "\n").join(""));
+  writeFileAtomicSync(path, records.map((r) => JSON.stringify(r) + "\n").join(""));
 }
 
 /** `count` prompts: PROMPT_LEN letters of the language each, as text. */
@@ -33,7 +33,7 @@ export function samplePrompts(lang: SyntheticLanguage, rng: HostRng, count: numb
 /** `count` prompts in a prompt file (.txt, one a line), as the on-policy commands and `rlhf eval` read them. */
 export function writePrompts(dir: string, name: string, lang: SyntheticLanguage, rng: HostRng, count: number): string {
   const path = join(dir, `${name}.txt`);
-  writeFileSync(path, samplePrompts(lang, rng, count).map((p) => p + "\n").join(""));
+  writeFileAtomicSync(path, samplePrompts(lang, rng, count).map((p) => p + "\n").join(""));
   return path;
 }
 

@@ -64,6 +64,14 @@ test("feedback CLI: user add prints a working token once, import reads JSONL, ex
     const exported = await cli("export", "--project", "proj", "--format", "ranking", "--out", out, "--db", db);
     assert.equal(exported.code, 0, exported.err);
     assert.equal(readFileSync(out, "utf8"), "", "nothing answered yet");
+    // A write that fails is a failed command: one line naming the path and why, no partial file
+    // (a full disk: io/writers.test.ts, as the export writes nothing yet here).
+    for (const [bad, why] of [[dir, "it is a directory"], [join(out, "x.jsonl"), "not a directory"]]) {
+      const failed = await cli("export", "--project", "proj", "--out", bad!, "--db", db);
+      assert.equal(failed.code, 1, `export --out ${bad}`);
+      assert.match(failed.err, new RegExp(`^rlhf feedback: cannot write ${bad}: .*${why}`));
+      assert.doesNotMatch(failed.err.trim(), /\n|exported/);
+    }
     assert.equal((await cli("export", "--project", "proj", "--aggregate", "mean", "--db", db)).code, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });

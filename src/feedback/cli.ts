@@ -1,21 +1,23 @@
 // `rlhf feedback ...`: run the labeling server and manage its users, items and exports.
-import { createWriteStream, readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { z } from "zod";
+import { checkWritable, writeFileAtomic } from "../io/atomic.ts";
+import { numberedLines, readInputBytes, readInputText } from "../io/text-file.ts";
 import { ImportItem, Prompt, Role } from "./shared/schema.ts";
 import { buildApp } from "./server/app.ts";
-import { addUser } from "./server/auth.ts";
 import { openStore, type Store } from "./server/db.ts";
-import { HttpError } from "./server/errors.ts";
 import { exportLines } from "./server/export.ts";
 import { DEFAULT_LEASE_MS } from "./server/labeling.ts";
 import { importItems, projectByName } from "./server/projects.ts";
+import { addUser, listUsers, revokeToken, rotateToken, setDisabled } from "./server/users.ts";
 
 type SampleCompletions = (opts: {
   model: string; tokenizer?: string; prompts: string[]; k: number; maxNewTokens?: number; temperature?: number; seed?: number;
 }) => Promise<string[][]>;
 
-const DB_HELP = `  --db FILE              SQLite database file (default feedback.sqlite; created and migrated on first use)
+const DB_HELP = `  --db FILE              SQLite database file (default feedback.sqlite; created readable by its owner only, and
+                         migrated, on first use)
   --database-url URL     PostgreSQL instead: postgres://user:pass@host:port/db`;
 const dbOptions = { db: { type: "string" }, "database-url": { type: "string" }, help: { type: "boolean", short: "h" } } as const;
 
@@ -23,25 +25,39 @@ const HELP: Record<string, string> = {
   "": `usage: rlhf feedback <command> [options]
 
   serve        run the labeling web app and its HTTP API
-  user add     add an admin or labeler and print their API token
+  user         add, list, rotate, revoke, disable or enable users and their API tokens
   import       add items from a JSONL file to a project
   generate     sample K responses per prompt from a model and add them as items
   export       write a project's answers as JSON lines for the reward-model and DPO trainers
 
 Run \`rlhf feedback <command> --help\` for a command's options.`,
   serve: `usage: rlhf feedback serve [--db FILE | --database-url URL] [--host 127.0.0.1] [--port 8080] [--lease-minutes 10]
+                           [--tls-cert FILE --tls-key FILE]
 
 Serves the API under /api and the built web UI (dist/feedback-client/) at /. Runs schema migrations on start.
+One server per SQLite file (a second one refuses to start); run several on PostgreSQL. Without TLS, API tokens
+travel in clear text: off loopback, serve behind a TLS proxy or give --tls-cert and --tls-key.
 ${DB_HELP}
-  --lease-minutes N      how long a served item holds its slot for the labeler before others may take it`,
-  "user add": `usage: rlhf feedback user add NAME --role admin|labeler [--db FILE | --database-url URL]
+  --host ADDRESS         address to listen on (0.0.0.0: every interface)
+  --lease-minutes N      how long a served item holds its slot for the labeler before others may take it (>= 1)
+  --tls-cert FILE        PEM certificate (chain) to serve HTTPS with, and --tls-key FILE its PEM private key`,
+  user: `usage: rlhf feedback user add NAME --role admin|labeler [--expires-days N]
+       rlhf feedback user list [--json]
+       rlhf feedback user rotate NAME [--expires-days N]
+       rlhf feedback user revoke NAME | disable NAME | enable NAME
+                                                   [--db FILE | --database-url URL] on each
 
-Prints the new user's API token once; only its hash is stored. The web UI signs in with it.
+add and rotate print the user's API token once; only its hash is stored. The web UI signs in with it.
+rotate replaces a lost or leaked token (the old one stops working at once); revoke only stops it.
+disable refuses every token of the user until enable; answers are kept either way. list shows each
+user's role, token status, expiry, last use (to the minute) and answer count.
+  --expires-days N       the token stops working after N days (default: never)
 ${DB_HELP}`,
   import: `usage: rlhf feedback import --project NAME FILE.jsonl [--db FILE | --database-url URL]
 
 Each line: {"id"?: string, "prompt": string | [{"role", "content"}], "responses": [string, ...], "gold"?: answer}
 A gold answer uses response indices: {"ranking": [1, 0], "ties"?: [[i, j]]} or {"ratings": [5, 2, ...]}.
+Errors name FILE:LINE. Ids must be unique within the file and the project.
 ${DB_HELP}`,
   generate: `usage: rlhf feedback generate --project NAME --model PATH --prompts FILE [--k 4] [--tokenizer PATH]
                               [--max-new-tokens 256] [--temperature 1] [--seed 0] [--db FILE | --database-url URL]
@@ -54,20 +70,27 @@ ${DB_HELP}`,
 
 preference: {"prompt", "chosen", "rejected", ...} per decided response pair (TRL's preference format).
 ranking:    {"prompt", "responses", "ranking": [indices best first], "ties"?, "ratings"?, ...}.
-Default format: preference for pairwise projects, ranking otherwise. Writes to stdout without --out.
+Default format: preference for pairwise projects, ranking otherwise. Writes to stdout without --out; with
+--out the file is replaced whole or, when the write fails, left as it was (and the command fails).
 ${DB_HELP}`,
 };
 
+class FeedbackUsageError extends Error {}
+
 function args<O extends ParseArgsConfig["options"]>(argv: string[], options: O) {
-  return parseArgs({ args: argv, options: { ...dbOptions, ...options }, allowPositionals: true, strict: true });
+  try {
+    return parseArgs({ args: argv, options: { ...dbOptions, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new FeedbackUsageError(`${(e as Error).message.split(". ")[0]} (see --help)`);
+  }
 }
 
-const openFrom = (v: { db?: string; "database-url"?: string }) => openStore({ db: v.db, databaseUrl: v["database-url"] });
+const openFrom = (v: { db?: string; "database-url"?: string }, server = false) => openStore({ db: v.db, databaseUrl: v["database-url"], server });
 
-function intOption(value: string | undefined, name: string, fallback: number): number {
+function intOption(value: string | undefined, name: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min) throw new FeedbackUsageError(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -76,13 +99,43 @@ async function withStore<T>(v: { db?: string; "database-url"?: string }, fn: (s:
   try { return await fn(store); } finally { await store.close(); }
 }
 
+const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\./.test(host);
+const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host);
+
+// The addresses a client can use: the bound one, or for 0.0.0.0 / :: each interface's.
+function reachableAt(host: string, port: number, scheme: string): string[] {
+  if (host !== "0.0.0.0" && host !== "::") return [`${scheme}://${urlHost(host)}:${port}`];
+  const all = Object.values(networkInterfaces()).flat().filter((i) => i && (host === "::" || i.family === "IPv4"));
+  return all.map((i) => `${scheme}://${urlHost(i!.address)}:${port}`);
+}
+
 async function serve(argv: string[]): Promise<number> {
-  const { values: v } = args(argv, { host: { type: "string" }, port: { type: "string" }, "lease-minutes": { type: "string" } });
+  const { values: v } = args(argv, {
+    host: { type: "string" }, port: { type: "string" }, "lease-minutes": { type: "string" },
+    "tls-cert": { type: "string" }, "tls-key": { type: "string" },
+  });
   if (v.help) return help("serve");
-  const store = await openFrom(v);
-  const app = buildApp({ store, leaseMs: intOption(v["lease-minutes"], "lease-minutes", DEFAULT_LEASE_MS / 60_000) * 60_000 });
-  const address = await app.listen({ host: v.host ?? "127.0.0.1", port: intOption(v.port, "port", 8080) });
-  console.log(`feedback server listening on ${address} (${store.dialect})`);
+  const leaseMs = intOption(v["lease-minutes"], "lease-minutes", DEFAULT_LEASE_MS / 60_000, 1) * 60_000;
+  const port = intOption(v.port, "port", 8080);
+  const host = v.host ?? "127.0.0.1";
+  if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new FeedbackUsageError("give both --tls-cert and --tls-key, or neither");
+  const tls = v["tls-cert"] ? { cert: readInputBytes(v["tls-cert"], "certificate file"), key: readInputBytes(v["tls-key"]!, "key file") } : undefined;
+  const store = await openFrom(v, true);
+  const app = buildApp({ store, leaseMs, tls });
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    await store.close();
+    throw new Error(`cannot listen on ${urlHost(host)}:${port}: ${(e as Error).message}`);
+  }
+  const bound = app.server.address() as { address: string; port: number };
+  const scheme = tls ? "https" : "http";
+  const urls = reachableAt(bound.address, bound.port, scheme);
+  console.log(`feedback server listening on ${scheme}://${urlHost(bound.address)}:${bound.port} (${store.dialect})` +
+    (urls.length > 1 || urls[0] !== `${scheme}://${urlHost(bound.address)}:${bound.port}` ? `; reachable at ${urls.join(", ")}` : ""));
+  if (!tls && !isLoopback(bound.address)) {
+    console.error("warning: plain HTTP on a non-loopback address: API tokens travel in clear text. Serve behind a TLS proxy, or give --tls-cert and --tls-key (README: Feedback, Exposure).");
+  }
   await new Promise<void>((done) => {
     const stop = () => { void app.close().then(() => store.close()).then(done); };
     process.once("SIGINT", stop);
@@ -91,36 +144,94 @@ async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function userAdd(argv: string[]): Promise<number> {
-  const { values: v, positionals } = args(argv, { role: { type: "string" } });
-  if (v.help) return help("user add");
-  if (positionals.length !== 1) throw new Error("give exactly one user NAME");
-  const role = Role.safeParse(v.role);
-  if (!role.success) throw new Error("--role must be admin or labeler");
-  const { user, token } = await withStore(v, (s) => addUser(s, positionals[0]!, role.data));
-  console.error(`added ${user.role} ${user.name} (${user.id}); the token is shown only now:`);
-  console.log(token);
-  return 0;
+const expiresOption = { "expires-days": { type: "string" } } as const;
+function expiresDays(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new FeedbackUsageError(`--expires-days must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
 }
 
-function readJsonl<T extends z.ZodType>(file: string, schema: T): z.output<T>[] {
-  return readFileSync(file, "utf8").split("\n").flatMap((line, i) => {
-    if (!line.trim()) return [];
+function oneName(positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new FeedbackUsageError(`give exactly one user NAME: rlhf feedback user ${usage}`);
+  return positionals[0]!;
+}
+
+const when = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString().slice(0, 16).replace("T", " "));
+
+async function user(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h") return help("user");
+  switch (sub) {
+    case "add": {
+      const { values: v, positionals } = args(rest, { role: { type: "string" }, ...expiresOption });
+      if (v.help) return help("user");
+      const name = oneName(positionals, "add NAME --role admin|labeler");
+      const role = Role.safeParse(v.role);
+      if (!role.success) throw new FeedbackUsageError("--role must be admin or labeler");
+      const { user, token } = await withStore(v, (s) => addUser(s, name, role.data, expiresDays(v["expires-days"])));
+      console.error(`added ${user.role} ${user.name} (${user.id}); the token is shown only now:`);
+      console.log(token);
+      return 0;
+    }
+    case "rotate": {
+      const { values: v, positionals } = args(rest, expiresOption);
+      if (v.help) return help("user");
+      const name = oneName(positionals, "rotate NAME");
+      const token = await withStore(v, (s) => rotateToken(s, name, expiresDays(v["expires-days"])));
+      console.error(`new token for ${name}; the old one no longer works. It is shown only now:`);
+      console.log(token);
+      return 0;
+    }
+    case "revoke": case "disable": case "enable": {
+      const { values: v, positionals } = args(rest, {});
+      if (v.help) return help("user");
+      const name = oneName(positionals, `${sub} NAME`);
+      await withStore(v, (s) => (sub === "revoke" ? revokeToken(s, name) : setDisabled(s, name, sub === "disable")));
+      console.error(sub === "revoke" ? `revoked ${name}'s token; rlhf feedback user rotate ${name} issues a new one` : `${sub}d ${name}`);
+      return 0;
+    }
+    case "list": {
+      const { values: v, positionals } = args(rest, { json: { type: "boolean" } });
+      if (v.help) return help("user");
+      if (positionals.length) throw new FeedbackUsageError("rlhf feedback user list takes no NAME");
+      const users = await withStore(v, listUsers);
+      if (v.json) {
+        for (const u of users) console.log(JSON.stringify(u));
+        return 0;
+      }
+      const rows = [["name", "role", "status", "expires", "last used", "answers"],
+        ...users.map((u) => [u.name, u.role, u.status, when(u.token_expires_at), when(u.last_used_at), String(u.answers)])];
+      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+      for (const r of rows) console.log(r.map((x, c) => x.padEnd(widths[c]!)).join("  ").trimEnd());
+      return 0;
+    }
+    default: throw new FeedbackUsageError(`unknown user command ${JSON.stringify(sub)}: add, list, rotate, revoke, disable or enable`);
+  }
+}
+
+// One line per problem, for a terminal: zod's own rendering spans several lines per issue.
+const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.length ? i.path.join(".") + ": " : ""}${i.message}`).join("; ");
+
+/** Each non-blank line of a JSON-lines file parsed with `schema`, with its line number; errors name FILE:LINE. */
+function readJsonl<T extends z.ZodType>(file: string, what: string, schema: T): { line: number; value: z.output<T> }[] {
+  return numberedLines(readInputText(file, what)).map(({ line, text }) => {
     let json: unknown;
-    try { json = JSON.parse(line); } catch (e) { throw new Error(`${file}:${i + 1}: not JSON: ${(e as Error).message}`); }
+    try { json = JSON.parse(text); } catch (e) { throw new FeedbackUsageError(`${file}:${line}: not JSON: ${(e as Error).message}`); }
     const r = schema.safeParse(json);
-    if (!r.success) throw new Error(`${file}:${i + 1}: ${z.prettifyError(r.error)}`);
-    return [r.data];
+    if (!r.success) throw new FeedbackUsageError(`${file}:${line}: ${issues(r.error)}`);
+    return { line, value: r.data };
   });
 }
 
 async function importCmd(argv: string[]): Promise<number> {
   const { values: v, positionals } = args(argv, { project: { type: "string" } });
   if (v.help) return help("import");
-  if (!v.project || positionals.length !== 1) throw new Error("usage: rlhf feedback import --project NAME FILE.jsonl");
-  const items = readJsonl(positionals[0]!, ImportItem);
-  if (items.length === 0) throw new Error(`${positionals[0]}: no items`);
-  const ids = await withStore(v, async (s) => importItems(s, await projectByName(s, v.project!), items));
+  if (!v.project || positionals.length !== 1) throw new FeedbackUsageError("usage: rlhf feedback import --project NAME FILE.jsonl");
+  const file = positionals[0]!;
+  const lines = readJsonl(file, "file of items (JSON lines)", ImportItem);
+  if (lines.length === 0) throw new FeedbackUsageError(`${file}: no items`);
+  const ids = await withStore(v, async (s) => importItems(s, await projectByName(s, v.project!), lines.map((l) => l.value), (n) => `${file}:${lines[n]!.line}`));
   console.error(`imported ${ids.length} items into ${v.project}`);
   return 0;
 }
@@ -131,19 +242,20 @@ async function generate(argv: string[]): Promise<number> {
     k: { type: "string" }, "max-new-tokens": { type: "string" }, temperature: { type: "string" }, seed: { type: "string" },
   });
   if (v.help) return help("generate");
-  if (!v.project || !v.model || !v.prompts || positionals.length) throw new Error("usage: rlhf feedback generate --project NAME --model PATH --prompts FILE [--k 4]");
+  if (!v.project || !v.model || !v.prompts || positionals.length) throw new FeedbackUsageError("usage: rlhf feedback generate --project NAME --model PATH --prompts FILE [--k 4]");
   const k = intOption(v.k, "k", 4);
-  if (k < 2) throw new Error("--k must be at least 2: an item compares 2+ responses");
-  const lines = readFileSync(v.prompts, "utf8").split("\n").filter((l) => l.trim());
-  const prompts = lines.map((line, i) => {
-    if (!line.trimStart().startsWith("{")) return { prompt: line };
-    const r = z.object({ id: z.string().optional(), prompt: Prompt }).safeParse(JSON.parse(line));
-    if (!r.success) throw new Error(`${v.prompts}:${i + 1}: ${z.prettifyError(r.error)}`);
-    if (typeof r.data.prompt !== "string") throw new Error(`${v.prompts}:${i + 1}: generate takes text prompts only`);
+  if (k < 2) throw new FeedbackUsageError("--k must be at least 2: an item compares 2+ responses");
+  const prompts = numberedLines(readInputText(v.prompts, "prompt file")).map(({ line, text }) => {
+    if (!text.trimStart().startsWith("{")) return { prompt: text };
+    let json: unknown;
+    try { json = JSON.parse(text); } catch (e) { throw new FeedbackUsageError(`${v.prompts}:${line}: not JSON: ${(e as Error).message}`); }
+    const r = z.object({ id: z.string().optional(), prompt: Prompt }).safeParse(json);
+    if (!r.success) throw new FeedbackUsageError(`${v.prompts}:${line}: ${issues(r.error)}`);
+    if (typeof r.data.prompt !== "string") throw new FeedbackUsageError(`${v.prompts}:${line}: generate takes text prompts only`);
     return r.data as { id?: string; prompt: string };
   });
   const temperature = v.temperature === undefined ? undefined : Number(v.temperature);
-  if (temperature !== undefined && !(temperature >= 0)) throw new Error("--temperature must be a number >= 0");
+  if (temperature !== undefined && !(temperature >= 0)) throw new FeedbackUsageError("--temperature must be a number >= 0");
   // Loaded lazily: sampling pulls in the model engine, which no other subcommand needs.
   // The path is a variable so this file typechecks on its own; the signature is the agreed one.
   const samplerPath = "../generation/sample-texts.ts";
@@ -164,14 +276,15 @@ async function exportCmd(argv: string[]): Promise<number> {
     project: { type: "string" }, format: { type: "string" }, aggregate: { type: "string" }, out: { type: "string" },
   });
   if (v.help) return help("export");
-  if (!v.project || positionals.length) throw new Error("usage: rlhf feedback export --project NAME [--format preference|ranking] [--aggregate all|majority]");
-  if (v.format !== undefined && v.format !== "preference" && v.format !== "ranking") throw new Error("--format must be preference or ranking");
-  if (v.aggregate !== undefined && v.aggregate !== "all" && v.aggregate !== "majority") throw new Error("--aggregate must be all or majority");
+  if (!v.project || positionals.length) throw new FeedbackUsageError("usage: rlhf feedback export --project NAME [--format preference|ranking] [--aggregate all|majority]");
+  if (v.format !== undefined && v.format !== "preference" && v.format !== "ranking") throw new FeedbackUsageError("--format must be preference or ranking");
+  if (v.aggregate !== undefined && v.aggregate !== "all" && v.aggregate !== "majority") throw new FeedbackUsageError("--aggregate must be all or majority");
+  if (v.out) checkWritable(v.out);
   const lines = await withStore(v, async (s) => exportLines(s, await projectByName(s, v.project!), v.format as "preference" | undefined, (v.aggregate ?? "all") as "all"));
-  const out = v.out ? createWriteStream(v.out) : process.stdout;
-  for (const l of lines) out.write(l + "\n");
-  if (v.out) await new Promise<void>((done, fail) => (out as ReturnType<typeof createWriteStream>).end(() => done()).on("error", fail));
-  console.error(`exported ${lines.length} lines from ${v.project}`);
+  const text = lines.map((l) => l + "\n").join("");
+  if (v.out) await writeFileAtomic(v.out, text);
+  else await new Promise<void>((done, fail) => process.stdout.write(text, (e) => (e ? fail(e) : done())));
+  console.error(`exported ${lines.length} lines from ${v.project}${v.out ? ` to ${v.out}` : ""}`);
   return 0;
 }
 
@@ -185,18 +298,18 @@ export async function feedbackCli(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case "serve": return await serve(rest);
-      case "user":
-        if (rest[0] === "add") return await userAdd(rest.slice(1));
-        if (rest[0] === "--help" || rest[0] === "-h") return help("user add");
-        throw new Error("usage: rlhf feedback user add NAME --role admin|labeler");
+      case "user": return await user(rest);
       case "import": return await importCmd(rest);
       case "generate": return await generate(rest);
       case "export": return await exportCmd(rest);
       case undefined: case "--help": case "-h": case "help": return help("");
-      default: throw new Error(`unknown feedback command ${JSON.stringify(cmd)}\n\n${HELP[""]}`);
+      default: throw new FeedbackUsageError(`unknown feedback command ${JSON.stringify(cmd)} (rlhf feedback --help lists them)`);
     }
   } catch (e) {
-    console.error(`rlhf feedback: ${e instanceof HttpError || e instanceof Error ? e.message : String(e)}`);
+    // One line: every error here is about the input, the database or the network, and its message
+    // names which; RLHF_DEBUG=1 adds the stack for a bug report.
+    const err = e instanceof Error ? e : new Error(String(e));
+    console.error(`rlhf feedback: ${process.env.RLHF_DEBUG === "1" ? err.stack : err.message.replace(/\s*\n\s*/g, "; ")}`);
     return 1;
   }
 }

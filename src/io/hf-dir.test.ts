@@ -77,5 +77,7 @@ test("what is not a checkpoint we read is refused in one line naming the file (a
   await writeFile(join(dir, "pytorch_model.bin"), "PK");
   await refused(/only pytorch_model\.bin \(pickle\) found.*save_pretrained\(dir, safe_serialization=True\).*model\.safetensors/);
   await writeFile(join(dir, "generation_config.json"), "[1]");
-  await assert.rejects(readGenerationConfigJson(dir), /generation_config\.json: not valid JSON \(expected a JSON object\)/);
+  await assert.rejects(readGenerationConfigJson(dir), /generation_config\.json: expected a JSON object$/);
+  await writeFile(join(dir, "generation_config.json"), "\ufeff" + JSON.stringify({ eos_token_id: 2 }));
+  assert.deepEqual(await readGenerationConfigJson(dir), { eos_token_id: 2 }, "a byte-order mark (Windows editors) is accepted");
 });

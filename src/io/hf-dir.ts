@@ -5,6 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeDirAtomic } from "./atomic.ts";
 import { CheckpointError } from "./errors.ts";
+import { stripBom } from "./text-file.ts";
 import { readSafetensors, readShardedSafetensors, serializeSafetensors } from "./safetensors.ts";
 import type { TensorMap } from "./tensors.ts";
 
@@ -24,14 +25,15 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 async function readJsonObject(path: string): Promise<JsonObject> {
-  const text = await readFile(path, "utf8");
+  const text = stripBom(await readFile(path, "utf8"));
+  let json: unknown;
   try {
-    const json: unknown = JSON.parse(text);
-    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error("expected a JSON object");
-    return json as JsonObject;
+    json = JSON.parse(text);
   } catch (err) {
     throw new CheckpointError(`${path}: not valid JSON (${(err as Error).message})`);
   }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new CheckpointError(`${path}: expected a JSON object`);
+  return json as JsonObject;
 }
 
 /** config.json of a checkpoint directory as a JSON object (errors name the file). */

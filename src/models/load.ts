@@ -7,6 +7,7 @@ import { detectCheckpoint, type CheckpointFormat } from "../io/detect.ts";
 import { CheckpointError } from "../io/errors.ts";
 import { readConfigJson, readGenerationConfigJson, readHfWeights, writeHfDirectory, type JsonObject } from "../io/hf-dir.ts";
 import { readLlama2c } from "../io/llama2c.ts";
+import { refuseNonFinite } from "../io/finite.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { loadTokenizer } from "../tokenizers/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -83,6 +84,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     tensors = parametersFromCheckpoint(config, stored.tensors, stored.metadata, path);
     generation = await generationConfigOf(path);
   }
+  refuseNonFinite(tensors, path);
   const arch = architectureFor(config);
   const params = paramsFromTensors(arch, tensors, path);
   return { config, arch, params, path, format, ...generation };
@@ -189,7 +191,7 @@ export async function resolveTokenizer(model: ModelDescription, explicit?: strin
   if (model.adapter && hasTokenizerFiles(model.adapter.dir)) return checkVocab(await loadTokenizer(model.adapter.dir), model, model.adapter.dir);
   if (model.format === "hf-dir") {
     if (!hasTokenizerFiles(model.path)) {
-      throw new Error(`${model.path} has no tokenizer.json; pass --tokenizer PATH`);
+      throw new CheckpointError(`${model.path} has no tokenizer.json; pass --tokenizer PATH`);
     }
     return checkVocab(await loadTokenizer(model.path), model, model.path);
   }
@@ -199,7 +201,7 @@ export async function resolveTokenizer(model: ModelDescription, explicit?: strin
     const tok = await loadTokenizer(candidate);
     if (tok.vocabSize === model.arch.vocabSize) return tok;
   }
-  throw new Error(
+  throw new CheckpointError(
     `no tokenizer with ${model.arch.vocabSize} tokens beside ${model.path} (looked for tok${model.arch.vocabSize}.bin, tokenizer.bin); pass --tokenizer PATH`,
   );
 }
@@ -210,7 +212,7 @@ function hasTokenizerFiles(dir: string): boolean {
 
 function checkVocab(tok: Tokenizer, model: ModelDescription, source: string): Tokenizer {
   if (tok.vocabSize > model.arch.vocabSize) {
-    throw new Error(`${source}: tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.arch.vocabSize}`);
+    throw new CheckpointError(`${source}: tokenizer has ${tok.vocabSize} tokens but the model's vocabulary has ${model.arch.vocabSize}`);
   }
   return tok;
 }

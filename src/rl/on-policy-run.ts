@@ -11,10 +11,10 @@
 // shapes is refused; other changed settings are reported.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AdamWState } from "../engine/optim.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import { appendToFile, writeFileAtomic } from "../io/atomic.ts";
 import { CheckpointError } from "../io/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { GenerationConfig } from "../models/load.ts";
@@ -155,7 +155,7 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
         progress.line(`step ${step}: ${run.headline(report.metrics)}`);
       }
       if (step % config.sample_steps === 0 || step === 1) {
-        await appendFile(samplesPath, report.samples.slice(0, 4).map((s) => JSON.stringify({ step, ...s }) + "\n").join(""));
+        await appendToFile(samplesPath, report.samples.slice(0, 4).map((s) => JSON.stringify({ step, ...s }) + "\n").join(""));
       }
       if (step % config.save_steps === 0 || last) {
         const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, progress: structuredClone(trainer.progress) };

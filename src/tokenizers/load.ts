@@ -3,6 +3,7 @@ import { stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { loadGpt2Tokenizer, loadHfTokenizer } from "./hf.ts";
 import { loadLlama2cTokenizer } from "./llama2c.ts";
+import { InputError } from "../io/errors.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /**
@@ -12,7 +13,7 @@ import type { Tokenizer } from "./tokenizer.ts";
  */
 export async function loadTokenizer(path: string): Promise<Tokenizer> {
   const kind = await kindOf(path);
-  if (kind === "missing") throw new Error(`tokenizer not found: ${path}`);
+  if (kind === "missing") throw new InputError(`tokenizer not found: ${path}`);
   if (kind === "file") {
     if (!path.endsWith(".json")) return loadLlama2cTokenizer(path);
     const config = join(dirname(path), "tokenizer_config.json");
@@ -26,7 +27,7 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
   if ((await kindOf(inDir("vocab.json"))) === "file" && (await kindOf(inDir("merges.txt"))) === "file") {
     return loadGpt2Tokenizer(inDir("vocab.json"), inDir("merges.txt"));
   }
-  throw new Error(`no tokenizer in directory ${path}: expected tokenizer.json, or vocab.json and merges.txt (${basename(path)} has neither)`);
+  throw new InputError(`no tokenizer in directory ${path}: expected tokenizer.json, or vocab.json and merges.txt (${basename(path)} has neither)`);
 }
 
 async function kindOf(path: string): Promise<"file" | "directory" | "missing"> {

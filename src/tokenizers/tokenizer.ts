@@ -1,7 +1,9 @@
 // The one tokenizer interface the rest of the stack codes against, plus the small pieces every
 // implementation shares: special-token names in tokenizer_config.json and atomic file writes.
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { InputError } from "../io/errors.ts";
 
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -74,16 +76,8 @@ export function savedConfig(
 
 /** Writes both files of a Hugging Face tokenizer; each lands whole or not at all. */
 export async function writeTokenizerFiles(dir: string, tokenizerJson: unknown, config: TokenizerConfig): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await writeJsonAtomic(join(dir, "tokenizer.json"), tokenizerJson);
-  await writeJsonAtomic(join(dir, "tokenizer_config.json"), config);
-}
-
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  // rename() within one directory is atomic, so a reader never sees a half-written file.
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await rename(tmp, path);
+  await writeFileAtomic(join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson, null, 2) + "\n");
+  await writeFileAtomic(join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
 }
 
 /** readFile with the one error people hit named plainly: the tokenizer file is not where they said. */
@@ -91,7 +85,8 @@ export async function readTokenizerFile(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`tokenizer file not found: ${path}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new InputError(`tokenizer file not found: ${path}`);
+    if ((err as NodeJS.ErrnoException).code === "EISDIR") throw new InputError(`${path} is a directory; expected a tokenizer file`);
     throw err;
   }
 }

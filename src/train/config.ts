@@ -2,7 +2,7 @@
 // RewardConfig; DPO's and KTO's build on preference-config.ts), loaded from defaults < a
 // JSON/YAML file < command-line flags. Every field has a spec (kind, range, help), and the spec
 // tables are typed so that a field without one fails to compile.
-import { readFileSync } from "node:fs";
+import { readInputText } from "../io/text-file.ts";
 import { parse as parseYaml } from "yaml";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
@@ -242,7 +242,7 @@ function coerce(spec: FieldSpec, raw: unknown, where: string): unknown {
 
 /** Reads a JSON or YAML config file (by extension; YAML is a superset of JSON, so others parse as YAML). */
 export function readConfigFile(path: string): Record<string, unknown> {
-  const text = readFileSync(path, "utf8");
+  const text = readInputText(path, "config file");
   let parsed: unknown;
   try {
     parsed = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);

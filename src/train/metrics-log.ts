@@ -1,8 +1,9 @@
 // DIR/metrics.jsonl: one JSON object per logging (or evaluation) step, with TRL's metric names.
 // Appends are plain writes without fsync (a lost last line after a power cut is harmless); on
 // resume the lines past the checkpoint's step are dropped so the file reads like one clean run.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { appendToFileSync, writeFileAtomicSync } from "../io/atomic.ts";
 
 /** One record of metrics.jsonl; the names are listed, per trainer, in src/algorithms/METRICS.md. */
 export type MetricRecord = Record<string, number>;
@@ -15,7 +16,7 @@ export class MetricsLog {
   }
 
   append(record: MetricRecord): void {
-    appendFileSync(this.path, JSON.stringify(record) + "\n");
+    appendToFileSync(this.path, JSON.stringify(record) + "\n");
   }
 
   /** Every record written so far (a torn last line is skipped). */
@@ -37,6 +38,6 @@ export class MetricsLog {
   truncateAfter(step: number): void {
     if (!existsSync(this.path)) return;
     const kept = this.read().filter((r) => (r.step ?? 0) <= step);
-    writeFileSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+    writeFileAtomicSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
   }
 }

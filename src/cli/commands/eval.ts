@@ -1,6 +1,6 @@
 // `rlhf eval`: a trained policy against its reference under a reward (src/rl/evaluate.ts), as one
 // JSON object (--json) or a table; --samples keeps every completion with its reward.
-import { writeFile } from "node:fs/promises";
+import { checkWritable, writeFileAtomic } from "../../io/atomic.ts";
 import type { Command } from "../command.ts";
 import { baseFlag, numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../../models/load.ts";
@@ -86,6 +86,7 @@ export const command: Command = {
     const settings: EvalSettings = { ...samplingSettings(v), num_samples: numberFlag(v["num-samples"], "num-samples", 1, { min: 1, integer: true }) };
     requireFlag(v.reference, "reference");
     const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));
+    if (v.samples) checkWritable(v.samples);
 
     const policy = await loadCausalLm(v.policy, "policy", v.base);
     const reference = await loadCausalLm(v.reference, "reference", v.base);
@@ -112,7 +113,7 @@ export const command: Command = {
     });
     if (v.samples) {
       const lines = samples.map(({ prompt_index, sample_index, prompt: _rendered, ...rest }) => JSON.stringify({ prompt: prompts[prompt_index], sample: sample_index, ...rest }));
-      await writeFile(v.samples, lines.join("\n") + "\n");
+      await writeFileAtomic(v.samples, lines.join("\n") + "\n");
     }
     reward.dispose();
     disposeModel(policy);

@@ -1,6 +1,5 @@
 // `rlhf pairs`: preference data from a policy and a reward (src/rl/pairs.ts), for DPO or a reward model.
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { checkWritable, writeFileAtomic } from "../../io/atomic.ts";
 import type { Command } from "../command.ts";
 import { baseFlag, numberFlag, parseFlags, requireFlag, requireRepeated, UsageError } from "../command.ts";
 import { disposeModel, resolveTokenizer } from "../../models/load.ts";
@@ -52,6 +51,7 @@ export const command: Command = {
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(", ")}, got "${format}"`);
     const settings = { ...samplingSettings(v), k: numberFlag(v.k, "k", 4, { min: 2, integer: true }) };
     const prompts = await readPromptFile(requireFlag(v.prompts, "prompts"));
+    checkWritable(output);
 
     const policy = await loadCausalLm(v.policy, "policy", v.base);
     checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
@@ -74,8 +74,7 @@ export const command: Command = {
     reward.dispose();
     disposeModel(policy);
     const { records, tied } = preferenceRecords(scored, format as (typeof FORMATS)[number]);
-    await mkdir(dirname(output), { recursive: true });
-    await writeFile(output, records.map((r) => JSON.stringify(r) + "\n").join(""));
+    await writeFileAtomic(output, records.map((r) => JSON.stringify(r) + "\n").join(""));
     process.stderr.write(`pairs: wrote ${records.length} ${format} records to ${output}; skipped ${tied} prompt${tied === 1 ? "" : "s"} whose ${settings.k} completions all scored the same\n`);
     return 0;
   },

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { checkWritable, writeFileAtomic } from "../../io/atomic.ts";
 import type { Command } from "../command.ts";
 import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { release } from "../../engine/arrays.ts";
@@ -167,6 +167,7 @@ async function scoreRm(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, usage, scoreFlags);
   if (!parsed) return 0;
   const v = parsed.values;
+  if (v.output) checkWritable(v.output);
   const { model, tokenizer, padId } = await loadRewardModel(requireFlag(v.model, "model"), v.tokenizer, v.base);
   const dataPath = requireFlag(v.data, "data");
   const context = model.arch.maxPositions;
@@ -214,7 +215,7 @@ async function scoreRm(argv: string[]): Promise<number> {
     return { scores: s };
   });
   const text = lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
-  if (v.output) await writeFile(v.output, text);
+  if (v.output) await writeFileAtomic(v.output, text);
   else process.stdout.write(text);
   return 0;
 }

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { AnswerResponse, ImportItemsResponse, NextItem, Project, ProjectStats } from "../shared/schema.ts";
 import { buildApp } from "./app.ts";
-import { addUser } from "./auth.ts";
+import { addUser } from "./users.ts";
 import { openStore, type Store } from "./db.ts";
 
 let dir: string, store: Store, app: FastifyInstance;

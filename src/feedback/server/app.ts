@@ -1,106 +1,200 @@
-// The feedback HTTP server: routes, authentication, request validation and the built web UI.
-// Each route is: check role, parse the body with the shared schema, call one store function.
+// The feedback HTTP server: routes, request checks, headers, logs and the built web UI.
+// Each route is declared with route(): who may call it, how large a body it takes and the shared
+// schemas of its parameters, query and body; the handler calls one store function.
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import type { Server } from "node:http";
+import type { Socket } from "node:net";
 import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance } from "fastify";
-import { z } from "zod";
+import { sql } from "kysely";
 import {
-  AnswerRequest, CreateProjectRequest, ExportQuery, ImportItemsRequest,
+  AnswerRequest, CreateProjectRequest, ExportQuery, ImportItemsRequest, ItemParams, ProjectParams,
   type ImportItemsResponse, type Me, type ProjectDetail, type ProjectSummary,
 } from "../shared/schema.ts";
-import { requireRole } from "./auth.ts";
+import { authenticate, AuthThrottle } from "./auth.ts";
 import type { Store } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import { exportLines } from "./export.ts";
+import { storageFault } from "./faults.ts";
 import { nextItem, submitAnswer, DEFAULT_LEASE_MS } from "./labeling.ts";
 import { createProject, getProject, importItems, listProjects, progressOf, projectJson } from "./projects.ts";
+import { declaredBodyBytes, guardRoutes, route, routeConfig } from "./route.ts";
 import { projectStats } from "./stats.ts";
 
 export interface AppOptions {
   store: Store;
   leaseMs?: number;
   staticDir?: string; // the built web UI; served at / when the folder exists
-  logger?: boolean;
+  /** Where the JSON log lines go (default stderr): every 5xx, with its cause and request id. */
+  log?: { write(line: string): void };
+  throttle?: AuthThrottle;
+  tls?: { key: Buffer; cert: Buffer };
+  limits?: Partial<ConnectionLimits>;
 }
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL("../../../dist/feedback-client/", import.meta.url));
 const SMALL_BODY = 64 * 1024; // answers and projects
 const IMPORT_BODY = 64 * 1024 * 1024; // item imports
 
-function parse<T extends z.ZodType>(schema: T, data: unknown): z.output<T> {
-  const r = schema.safeParse(data);
-  if (!r.success) throw new HttpError(400, z.prettifyError(r.error));
-  return r.data;
-}
+// Model outputs are untrusted: the UI renders them as text, and this policy forbids inline and
+// foreign scripts and styles anyway; forms (markdown guidelines included) may post only here.
+export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; " +
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-type P = { Params: { project: string } };
+// Slow or idle clients hold a connection for at most these, and at most `maxConnections` are
+// open at once (more are closed on arrival): a thousand slow-loris connections cost little.
+export interface ConnectionLimits {
+  maxConnections: number;
+  headersTimeout: number; // ms to send the request's headers
+  requestTimeout: number; // ms for the whole request: a 64 MiB import over a slow link fits
+  connectionTimeout: number; // ms a socket may sit idle
+  keepAliveTimeout: number; // ms between requests on a kept-alive connection
+}
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  maxConnections: 1000, headersTimeout: 10_000, requestTimeout: 120_000, connectionTimeout: 60_000, keepAliveTimeout: 5_000,
+};
+
+// Node 20's own headersTimeout closes a slow client only when it is the only one pending (probed:
+// two or more connections that never finish their headers are all kept), so every socket also
+// gets its own timer: the headers of each request must arrive within `ms` of connecting or of
+// the previous answer. Bodies are then bounded by requestTimeout and the route's size limit.
+function closeSlowHeaders(server: Server, event: "connection" | "secureConnection", ms: number): void {
+  const timers = new WeakMap<Socket, NodeJS.Timeout>();
+  const arm = (socket: Socket) => {
+    clearTimeout(timers.get(socket));
+    timers.set(socket, setTimeout(() => socket.destroy(), ms).unref());
+  };
+  server.on(event, arm);
+  server.on("request", (req, res) => {
+    clearTimeout(timers.get(req.socket));
+    res.once("finish", () => { if (!req.socket.destroyed) arm(req.socket); });
+  });
+}
 
 export function buildApp(opts: AppOptions): FastifyInstance {
   const { store } = opts;
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: SMALL_BODY });
-  const anyone = { preHandler: requireRole(store, "admin", "labeler") };
-  const admin = { preHandler: requireRole(store, "admin") };
-  const labeler = { preHandler: requireRole(store, "labeler") };
+  const throttle = opts.throttle ?? new AuthThrottle();
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  // Node checks the two request timeouts every connectionsCheckingInterval (30 s by default).
+  const server = { headersTimeout: limits.headersTimeout, connectionsCheckingInterval: Math.min(1000, limits.headersTimeout) };
+  const app = Fastify({
+    connectionTimeout: limits.connectionTimeout, keepAliveTimeout: limits.keepAliveTimeout, requestTimeout: limits.requestTimeout,
+    ...(opts.tls ? { https: { ...opts.tls, ...server } } : { http: server }),
+    bodyLimit: SMALL_BODY,
+    genReqId: () => randomBytes(6).toString("base64url"),
+    logger: { level: "warn", stream: opts.log ?? process.stderr },
+  });
+  app.server.maxConnections = limits.maxConnections;
+  closeSlowHeaders(app.server, opts.tls ? "secureConnection" : "connection", limits.headersTimeout);
+  guardRoutes(app);
 
-  app.addHook("onSend", async (_req, reply) => {
-    reply.header("x-content-type-options", "nosniff");
+  // Before the body is read: the route's access (401/403/429), then its size limit (413).
+  // Requests no route matches get GET/HEAD for static files and 404 for anything else.
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+    const config = routeConfig(req);
+    if (!config) {
+      if (req.method !== "GET" && req.method !== "HEAD") throw new HttpError(404, "not found");
+      return;
+    }
+    if (config.access !== "public") await authenticate(store, throttle, req, config.access);
+    if (declaredBodyBytes(req) > config.bodyLimit) {
+      throw new HttpError(413, config.bodyLimit ? `body too large: this route takes at most ${config.bodyLimit} bytes` : "this route takes no body");
+    }
+  });
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-content-type-options", "nosniff").header("content-security-policy", CSP).header("referrer-policy", "no-referrer");
+    if (req.url.startsWith("/api/") || req.url.startsWith("/healthz")) reply.header("cache-control", "no-store");
+    // Refused before its body was read (401, 413...): close rather than read and discard the rest.
+    if (!req.raw.complete) reply.header("connection", "close");
   });
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof HttpError) return reply.code(err.status).send({ error: err.message });
+    if (err instanceof HttpError) return reply.code(err.status).headers(err.headers).send({ error: err.message });
     const status = (err as { statusCode?: number }).statusCode;
     // Fastify's own client errors: malformed JSON (400), body too large (413), unsupported media type (415).
     if (status && status >= 400 && status < 500) return reply.code(status).send({ error: err instanceof Error ? err.message : String(err) });
-    req.log.error(err);
-    return reply.code(500).send({ error: "internal server error" });
+    const fault = storageFault(err);
+    req.log.error({ err, status: fault?.status ?? 500, method: req.method, url: req.url, user: req.user?.name }, "request failed");
+    if (fault?.retryAfter) reply.header("retry-after", String(fault.retryAfter));
+    return reply.code(fault?.status ?? 500).send({ error: fault?.message ?? "internal server error", request_id: req.id });
   });
 
-  app.get("/healthz", async () => ({ ok: true }));
-
-  app.get("/api/me", anyone, async (req): Promise<Me> => req.user!);
-
-  app.get("/api/projects", anyone, async (req): Promise<ProjectSummary[]> => {
-    const out: ProjectSummary[] = [];
-    for (const p of await listProjects(store)) {
-      const { guidelines: _, ...summary } = projectJson(p);
-      out.push({ ...summary, progress: await progressOf(store.db, p, req.user!) });
-    }
-    return out;
+  const anyone = ["admin", "labeler"] as const;
+  route(app, {
+    method: "GET", url: "/healthz", access: "public", bodyLimit: 0,
+    // Reads a table, so a database that is gone, locked out or unreadable shows here.
+    handler: async ({ reply }) => {
+      try {
+        await sql`select count(*) from users`.execute(store.db);
+        return { ok: true, database: store.dialect };
+      } catch (e) {
+        return reply.code(503).send({ ok: false, database: store.dialect, error: storageFault(e)?.message ?? "the database does not answer" });
+      }
+    },
   });
 
-  app.post("/api/projects", admin, async (req, reply) => {
-    const project = await createProject(store, parse(CreateProjectRequest, req.body));
-    return reply.code(201).send(project);
+  route(app, { method: "GET", url: "/api/me", access: anyone, bodyLimit: 0, handler: async ({ user }): Promise<Me> => user });
+
+  route(app, {
+    method: "GET", url: "/api/projects", access: anyone, bodyLimit: 0,
+    handler: async ({ user }): Promise<ProjectSummary[]> => {
+      const out: ProjectSummary[] = [];
+      for (const p of await listProjects(store)) {
+        const { guidelines: _, ...summary } = projectJson(p);
+        out.push({ ...summary, progress: await progressOf(store.db, p, user) });
+      }
+      return out;
+    },
   });
 
-  app.get<P>("/api/projects/:project", anyone, async (req): Promise<ProjectDetail> => {
-    const p = await getProject(store.db, req.params.project);
-    return { ...projectJson(p), progress: await progressOf(store.db, p, req.user!) };
+  route(app, {
+    method: "POST", url: "/api/projects", access: ["admin"], bodyLimit: SMALL_BODY, body: CreateProjectRequest,
+    handler: async ({ body, reply }) => reply.code(201).send(await createProject(store, body)),
   });
 
-  app.post<P>("/api/projects/:project/items", { ...admin, bodyLimit: IMPORT_BODY }, async (req, reply) => {
-    const p = await getProject(store.db, req.params.project);
-    const ids = await importItems(store, p, parse(ImportItemsRequest, req.body));
-    return reply.code(201).send({ imported: ids.length, item_ids: ids } satisfies ImportItemsResponse);
+  route(app, {
+    method: "GET", url: "/api/projects/:project", access: anyone, bodyLimit: 0, params: ProjectParams,
+    handler: async ({ params, user }): Promise<ProjectDetail> => {
+      const p = await getProject(store.db, params.project);
+      return { ...projectJson(p), progress: await progressOf(store.db, p, user) };
+    },
   });
 
-  app.get<P>("/api/projects/:project/next", labeler, async (req, reply) => {
-    const item = await nextItem(store, req.user!, req.params.project, leaseMs);
-    return item ? item : reply.code(204).send();
+  route(app, {
+    method: "POST", url: "/api/projects/:project/items", access: ["admin"], bodyLimit: IMPORT_BODY, params: ProjectParams, body: ImportItemsRequest,
+    handler: async ({ params, body, reply }) => {
+      const ids = await importItems(store, await getProject(store.db, params.project), body);
+      return reply.code(201).send({ imported: ids.length, item_ids: ids } satisfies ImportItemsResponse);
+    },
   });
 
-  app.post<{ Params: { item: string } }>("/api/items/:item/answers", labeler, async (req, reply) => {
-    const answer = await submitAnswer(store, req.user!, req.params.item, parse(AnswerRequest, req.body));
-    return reply.code(answer.replayed ? 200 : 201).send(answer);
+  route(app, {
+    method: "GET", url: "/api/projects/:project/next", access: ["labeler"], bodyLimit: 0, params: ProjectParams,
+    handler: async ({ params, user, reply }) => (await nextItem(store, user, params.project, leaseMs)) ?? reply.code(204).send(),
   });
 
-  app.get<P>("/api/projects/:project/stats", admin, async (req) => projectStats(store, await getProject(store.db, req.params.project)));
+  route(app, {
+    method: "POST", url: "/api/items/:item/answers", access: ["labeler"], bodyLimit: SMALL_BODY, params: ItemParams, body: AnswerRequest,
+    handler: async ({ params, body, user, reply }) => {
+      const answer = await submitAnswer(store, user, params.item, body);
+      return reply.code(answer.replayed ? 200 : 201).send(answer);
+    },
+  });
 
-  app.get<P>("/api/projects/:project/export", admin, async (req, reply) => {
-    const q = parse(ExportQuery, req.query);
-    const lines = await exportLines(store, await getProject(store.db, req.params.project), q.format, q.aggregate);
-    return reply.type("application/x-ndjson; charset=utf-8").send(lines.map((l) => l + "\n").join(""));
+  route(app, {
+    method: "GET", url: "/api/projects/:project/stats", access: ["admin"], bodyLimit: 0, params: ProjectParams,
+    handler: async ({ params }) => projectStats(store, await getProject(store.db, params.project)),
+  });
+
+  route(app, {
+    method: "GET", url: "/api/projects/:project/export", access: ["admin"], bodyLimit: 0, params: ProjectParams, query: ExportQuery,
+    handler: async ({ params, query, reply }) => {
+      const lines = await exportLines(store, await getProject(store.db, params.project), query.format, query.aggregate);
+      return reply.type("application/x-ndjson; charset=utf-8").send(lines.map((l) => l + "\n").join(""));
+    },
   });
 
   serveStatic(app, opts.staticDir ?? DEFAULT_STATIC_DIR);
@@ -112,14 +206,13 @@ const MIME: Record<string, string> = {
   ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
   ".woff2": "font/woff2", ".map": "application/json",
 };
-// Model outputs are untrusted: the UI renders them as text, and this policy forbids inline and foreign scripts anyway.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 // A few lines instead of a plugin: GET a file under `root`, or index.html for client-side routes.
 function serveStatic(app: FastifyInstance, root: string) {
   app.setNotFoundHandler((req, reply) => {
-    const path = decodeURIComponent(req.url.split("?")[0]!);
-    if (req.method !== "GET" || path.startsWith("/api/") || !existsSync(root)) return reply.code(404).send({ error: "not found" });
+    let path: string;
+    try { path = decodeURIComponent(req.url.split("?")[0]!); } catch { return reply.code(400).send({ error: "malformed url" }); }
+    if (req.method !== "GET" || path.startsWith("/api/") || path.includes("\0") || !existsSync(root)) return reply.code(404).send({ error: "not found" });
     const base = resolve(root);
     let file = resolve(join(base, path));
     if (file !== base && !file.startsWith(base + sep)) return reply.code(404).send({ error: "not found" });
@@ -127,6 +220,8 @@ function serveStatic(app: FastifyInstance, root: string) {
       if (extname(path)) return reply.code(404).send({ error: "not found" });
       file = join(base, "index.html");
     }
-    return reply.header("content-security-policy", CSP).type(MIME[extname(file)] ?? "application/octet-stream").send(readFileSync(file));
+    // Built assets have content hashes in their names; index.html must be checked every time.
+    const cache = extname(file) === ".html" ? "no-cache" : "public, max-age=3600";
+    return reply.header("cache-control", cache).type(MIME[extname(file)] ?? "application/octet-stream").send(readFileSync(file));
   });
 }

@@ -1,13 +1,21 @@
 // Storage for the feedback server: one Kysely instance over SQLite (embedded default) or PostgreSQL
 // (several server instances). Queries are written once with Kysely, so every value reaches the
 // database as a bound parameter; the few dialect differences (row locks) are flagged by `dialect`.
+import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect, type Generated } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Generated } from "kysely";
 import pg from "pg";
+import { StoreError } from "./errors.ts";
 import { groupCommit, type Work } from "./group-commit.ts";
 import { migrate } from "./migrations.ts";
+import { holdServerLock } from "./server-lock.ts";
 
-export interface UsersTable { id: string; name: string; role: string; token_hash: string; created_at: number }
+export interface UsersTable {
+  id: string; name: string; role: string; token_hash: string; created_at: number;
+  // Epoch milliseconds or null: when the token stops working, was revoked, the user was disabled.
+  token_expires_at: number | null; token_revoked_at: number | null; disabled_at: number | null;
+  last_used_at: number | null; // updated at most once a minute (auth.ts)
+}
 export interface ProjectsTable {
   id: string; name: string; task: string; overlap: number; guidelines: string; gold_every: number; created_at: number;
   item_count: Generated<number>; complete_count: Generated<number>;
@@ -49,32 +57,84 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export interface StoreOptions { db?: string; databaseUrl?: string }
+export interface StoreOptions {
+  db?: string; databaseUrl?: string;
+  /**
+   * Opening for `feedback serve`: on SQLite, hold the file's server lock (a second server on the
+   * same file refuses to start; the CLI's other commands may still use it) and check the file's
+   * integrity. Both databases are checked for writability on every open.
+   */
+  server?: boolean;
+}
 
 // COUNT(*) and BIGINT columns come back from pg as strings; every such value here is far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
 
 export async function openStore(opts: StoreOptions): Promise<Store> {
-  let store: Store;
-  if (opts.databaseUrl) {
-    if (!/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new Error("--database-url must start with postgres://");
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 20 });
-    const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
-    store = { db, dialect: "postgres", write: (work) => db.transaction().execute(work), close: () => db.destroy() };
-  } else {
-    const file = opts.db ?? "feedback.sqlite";
-    const sqlite = new Database(file);
-    sqlite.pragma("journal_mode = WAL");
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl) : openSqlite(opts.db ?? "feedback.sqlite", opts.server ?? false);
+}
+
+// Every start-up failure is one StoreError naming the database; the CLI prints it as one line.
+async function checked<T>(where: string, step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (e instanceof StoreError) throw e;
+    throw new StoreError(`${where}: ${(e as Error).message}`);
+  }
+}
+
+async function openPostgres(url: string): Promise<Store> {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new StoreError("--database-url must start with postgres://");
+  const where = `PostgreSQL at ${url.replace(/\/\/[^@/]*@/, "//")}`; // without the password
+  const pool = new pg.Pool({ connectionString: url, max: 20 });
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  const store: Store = { db, dialect: "postgres", write: (work) => db.transaction().execute(work), close: () => db.destroy() };
+  try {
+    const readOnly = await checked(where, async () => (await sql<{ transaction_read_only: string }>`show transaction_read_only`.execute(db)).rows[0]!.transaction_read_only);
+    if (readOnly === "on") throw new StoreError(`${where}: the database is read-only (a standby?); the server needs to write`);
+    await checked(where, () => migrate(db));
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}
+
+async function openSqlite(file: string, server: boolean): Promise<Store> {
+  // Answers and tokens are private: a new database file (and the -wal and -shm files SQLite
+  // creates beside it with the same mode) is readable by its owner only.
+  if (existsSync(file) && statSync(file).isDirectory()) throw new StoreError(`${file} is a directory; --db takes a SQLite database file`);
+  await checked(file, () => { if (!existsSync(file)) closeSync(openSync(file, "wx", 0o600)); });
+  const lock = server ? holdServerLock(file) : undefined;
+  let sqlite: Database.Database | undefined;
+  try {
+    sqlite = await checked(file, () => new Database(file));
+    const s = sqlite;
+    await checked(`${file} (is it a SQLite database?)`, () => s.pragma("journal_mode = WAL"));
     // FULL fsyncs the WAL on every commit: an answer acknowledged over HTTP survives kill -9 and power
     // loss. Concurrent answers share a commit (group-commit.ts), so the fsyncs do not queue up.
-    sqlite.pragma("synchronous = FULL");
-    sqlite.pragma("foreign_keys = ON");
-    sqlite.pragma("busy_timeout = 5000");
-    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-    store = { db, dialect: "sqlite", write: groupCommit(db), close: () => db.destroy() };
+    s.pragma("synchronous = FULL");
+    s.pragma("foreign_keys = ON");
+    s.pragma("busy_timeout = 5000");
+    if (server) {
+      const problems = await checked(file, () => s.pragma("quick_check(5)") as { quick_check: string }[]);
+      if (problems[0]?.quick_check !== "ok") {
+        throw new StoreError(`${file} is corrupt (${problems.map((p) => p.quick_check).join("; ")}); restore it from a backup`);
+      }
+    }
+    // A file opened without write permission opens read-only, and would fail only at the first
+    // answer: write the header's user_version (to its own value) now instead.
+    await checked(`${file}: cannot write the database`, () => s.pragma(`user_version = ${Number(s.pragma("user_version", { simple: true }))}`));
+  } catch (e) {
+    sqlite?.close();
+    lock?.release();
+    throw e;
   }
+  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const store: Store = { db, dialect: "sqlite", write: groupCommit(db), close: async () => { await db.destroy(); lock?.release(); } };
   try {
-    await migrate(store.db);
+    await checked(file, () => migrate(db));
   } catch (e) {
     await store.close();
     throw e;

@@ -1,8 +1,14 @@
 import { randomBytes } from "node:crypto";
+import { InputError } from "../../io/errors.ts";
+
+/** The database cannot be used (missing, locked by another server, corrupt, read-only): one line naming it. */
+export class StoreError extends InputError {}
+
+export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 503 | 507;
 
 // Thrown anywhere in a request; the app's error handler turns it into `{"error": message}`.
 export class HttpError extends Error {
-  constructor(readonly status: 400 | 401 | 403 | 404 | 409 | 413, message: string) {
+  constructor(readonly status: HttpStatus, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
   }
 }

@@ -10,7 +10,7 @@ import { randomInt } from "node:crypto";
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { AnswerRequest, AnswerResponse, NextItem, Prompt, Task } from "../shared/schema.ts";
 import { validateJudgement } from "./answers.ts";
-import type { User } from "./auth.ts";
+import type { User } from "./users.ts";
 import { isUniqueViolation, type Store, type Tables } from "./db.ts";
 import { HttpError, newId } from "./errors.ts";
 import { getProject, progressOf, type ProjectRow } from "./projects.ts";

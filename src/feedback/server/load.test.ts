@@ -32,6 +32,15 @@ test("SQLite: 10 labelers for 5 s lose nothing, duplicate nothing, respect the o
   assert.ok(r.latency_ms.p99 < 1000, `p99 ${r.latency_ms.p99} ms`);
 });
 
+test("SQLite, open loop: judgements arrive at the set rate whatever the server's speed (10 labelers x 4/s for 3 s: about 120)", async () => {
+  const r = await runLoad({ store: { db: join(dir, "open.sqlite") }, labelers: 10, durationMs: 3000, overlap: 3, items: 3000, ratePerLabeler: 4 });
+  console.log(`sqlite open-loop load: ${r.answers_acked} answers, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms`);
+  assertClean(r);
+  assert.equal(r.mode, "open");
+  // Poisson with mean 120: 80-160 is four standard deviations either side. A closed loop would answer thousands.
+  assert.ok(r.answers_acked >= 80 && r.answers_acked <= 160, `${r.answers_acked} answers`);
+});
+
 test("SQLite: kill -9 of the server mid-run loses no acknowledged answer", async () => {
   const r = await runLoad({ store: { db: join(dir, "crash.sqlite") }, labelers: 8, durationMs: 4000, overlap: 2, items: 3000, killAfterMs: 1500 });
   assert.ok(r.server_killed);

@@ -88,6 +88,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex("answers_progress").on("answers").columns(["project_id", "labeler_id", "item_open"]).execute();
     },
   },
+  // Tokens that can be revoked, rotated and expire, users that can be disabled (their answers
+  // stay: deleting a user who answered would break the answers' foreign key), and when each token
+  // was last used. All null for existing users: active, no expiry, not used yet.
+  "0003_token_lifecycle": {
+    async up(db: Kysely<any>) {
+      for (const column of ["token_expires_at", "token_revoked_at", "disabled_at", "last_used_at"]) {
+        await db.schema.alterTable("users").addColumn(column, "bigint").execute();
+      }
+    },
+  },
 };
 
 export async function migrate(db: Kysely<any>): Promise<void> {

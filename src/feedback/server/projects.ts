@@ -4,7 +4,7 @@ import type { CreateProjectRequest, ImportItem, Progress, Project, Prompt, Task 
 import { goldJudgement } from "./answers.ts";
 import { isUniqueViolation, type Store, type Tables } from "./db.ts";
 import { HttpError, newId } from "./errors.ts";
-import type { User } from "./auth.ts";
+import type { User } from "./users.ts";
 
 export interface ProjectRow extends Omit<Project, "created_at"> { created_at: number; item_count: number; complete_count: number }
 
@@ -32,7 +32,7 @@ export async function getProject(db: Kysely<Tables>, id: string): Promise<Projec
 
 export async function projectByName(store: Store, name: string): Promise<ProjectRow> {
   const p = await store.db.selectFrom("projects").selectAll().where("name", "=", name).executeTakeFirst();
-  if (!p) throw new Error(`no project named ${JSON.stringify(name)}`);
+  if (!p) throw new HttpError(404, `no project named ${JSON.stringify(name)}`);
   return p as ProjectRow;
 }
 
@@ -43,14 +43,36 @@ export async function listProjects(store: Store): Promise<ProjectRow[]> {
 // Several thousand bound values per statement stays below SQLite's and PostgreSQL's parameter limits.
 const CHUNK = 500;
 
-export async function importItems(store: Store, project: ProjectRow, items: ImportItem[]): Promise<string[]> {
+// Item ids given twice in one import, or already in the project: refused with where each one is.
+async function checkItemIds(store: Store, project: ProjectRow, items: ImportItem[], where: (n: number) => string): Promise<void> {
+  const first = new Map<string, number>();
+  items.forEach((it, n) => {
+    if (it.id === undefined) return;
+    const seen = first.get(it.id);
+    if (seen !== undefined) throw new HttpError(409, `${where(n)}: item id ${JSON.stringify(it.id)} was already given at ${where(seen)}`);
+    first.set(it.id, n);
+  });
+  const ids = [...first.keys()];
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const taken = await store.db.selectFrom("items").select("external_id")
+      .where("project_id", "=", project.id).where("external_id", "in", ids.slice(i, i + CHUNK)).executeTakeFirst();
+    if (taken) {
+      const id = taken.external_id!;
+      throw new HttpError(409, `${where(first.get(id)!)}: item id ${JSON.stringify(id)} is already in project ${JSON.stringify(project.name)}`);
+    }
+  }
+}
+
+/** `where(n)` names items[n] in errors: "item #n+1" for the API, file:line for `feedback import`. */
+export async function importItems(store: Store, project: ProjectRow, items: ImportItem[], where = (n: number) => `item #${n + 1}`): Promise<string[]> {
   const task = project.task as Task;
   const now = Date.now();
   const itemRows: Tables["items"][] = [];
   const responseRows: Tables["responses"][] = [];
+  await checkItemIds(store, project, items, where);
   items.forEach((it, n) => {
-    const where = it.id !== undefined ? `item ${JSON.stringify(it.id)}` : `item #${n + 1}`;
-    if (task === "pairwise" && it.responses.length !== 2) throw new HttpError(400, `${where}: a pairwise project needs exactly 2 responses`);
+    const at = `${where(n)}${it.id !== undefined ? ` (item ${JSON.stringify(it.id)})` : ""}`;
+    if (task === "pairwise" && it.responses.length !== 2) throw new HttpError(400, `${at}: a pairwise project needs exactly 2 responses`);
     const id = newId("i");
     const responseIds = it.responses.map((text, position) => {
       const rid = newId("r");
@@ -58,7 +80,7 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
       return rid;
     });
     if (it.gold) {
-      try { goldJudgement(task, it.gold, responseIds); } catch (e) { throw new HttpError(400, `${where}: ${(e as Error).message}`); }
+      try { goldJudgement(task, it.gold, responseIds); } catch (e) { throw new HttpError(400, `${at}: ${(e as Error).message}`); }
     }
     itemRows.push({
       id, project_id: project.id, external_id: it.id ?? null, seq: n, prompt: JSON.stringify(it.prompt satisfies Prompt),
@@ -77,7 +99,8 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
       await trx.updateTable("projects").set((eb) => ({ item_count: eb("item_count", "+", added) })).where("id", "=", project.id).execute();
     });
   } catch (e) {
-    if (isUniqueViolation(e)) throw new HttpError(409, "an item id is already used in this project (or repeated in the import)");
+    // An import that ran at the same time took one of the ids after checkItemIds looked.
+    if (isUniqueViolation(e)) throw new HttpError(409, "an item id is already used in this project (given by an import that ran at the same time)");
     throw e;
   }
   return itemRows.map((r) => r.id);

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
-export interface ServerProcess { url: string; child: ChildProcess; stop(): Promise<void>; kill9(): Promise<void> }
+export interface ServerProcess { url: string; child: ChildProcess; stderr(): string; stop(): Promise<void>; kill9(): Promise<void> }
 
 // `dbArgs` is e.g. ["--db", file] or ["--database-url", url]; `nodeArgs` go to node itself (--cpu-prof).
 export async function spawnServer(dbArgs: string[], extra: string[] = [], nodeArgs: string[] = []): Promise<ServerProcess> {
@@ -18,8 +18,9 @@ export async function spawnServer(dbArgs: string[], extra: string[] = [], nodeAr
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  let err = "";
   const url = await new Promise<string>((resolve, reject) => {
-    let out = "", err = "";
+    let out = "";
     child.stdout!.on("data", (d) => {
       out += d;
       const m = /listening on (http:\/\/\S+)/.exec(out);
@@ -30,7 +31,7 @@ export async function spawnServer(dbArgs: string[], extra: string[] = [], nodeAr
     setTimeout(() => reject(new Error(`feedback server did not start in 30 s:\n${err}`)), 30_000).unref();
   });
   return {
-    url, child,
+    url, child, stderr: () => err,
     async stop() { child.kill("SIGTERM"); await exited; },
     async kill9() { child.kill("SIGKILL"); await exited; },
   };

@@ -13,9 +13,14 @@
 //   POST /api/items/:item/answers             labeler    AnswerRequest -> AnswerResponse (201 new, 200 replay of the same request_id)
 //   GET  /api/projects/:project/stats         admin      -> ProjectStats
 //   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson)
-// Errors are ErrorResponse `{"error": "..."}` with 400 (invalid), 401 (no or unknown token),
-// 403 (wrong role), 404 (unknown project or item), 409 (conflict: item full, already answered,
-// request_id reused for another item, item not assigned), 413 (body too large).
+//   GET  /healthz                             no token   -> {"ok": true} or 503 {"ok": false, "error"} when the database fails
+// Errors are ErrorResponse `{"error": "..."}` with 400 (invalid), 401 (no, unknown, revoked or
+// expired token, or a disabled user), 403 (wrong role), 404 (unknown project or item), 409
+// (conflict: item full, already answered, request_id reused for another item, item not assigned),
+// 413 (body too large for the route), 429 (too many failed sign-ins from this address; see
+// Retry-After), 503/507 (database busy or disk full; retry later), 500 (a bug: the answer's
+// request_id is in the server's log). Authentication and the size limit are checked before any
+// of the body is read. Every answer has an x-request-id header.
 import { z } from "zod";
 
 export const ROLES = ["admin", "labeler"] as const;
@@ -33,12 +38,20 @@ export const LIKERT_MAX = 7;
 
 const MAX_TEXT = 200_000; // one prompt or response, in characters
 
-// Any text, except NUL characters, which PostgreSQL cannot store: refused alike on both databases.
-const Text = (max: number) => z.string().max(max).refine((s) => !s.includes("\u0000"), "NUL characters are not allowed");
+// Every string a client sends (bodies, queries, path parameters) is one of these two, so both
+// databases see the same strings: no NUL (PostgreSQL cannot store it, SQLite would keep it), no
+// lone UTF-16 surrogate (not encodable as UTF-8: both would store U+FFFD instead), and a length cap.
+const LONE_SURROGATE = /\p{Cs}/u; // with the u flag a well-formed pair is one code point, not Cs
+export const Text = (max: number, min = 0) => z.string().min(min).max(max)
+  .refine((s) => !s.includes("\u0000"), "NUL characters are not allowed")
+  .refine((s) => !LONE_SURROGATE.test(s), "unpaired UTF-16 surrogates are not allowed (the text is not valid Unicode)");
+// The server's own ids (projects, items, responses) and the labelers' request ids: a short
+// alphabet, so a malformed one is a 400 before any query runs.
+export const Id = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "expected an id: 1-128 letters, digits, _ . : -");
 const MAX_RESPONSES = 16;
 
 export const ChatMessage = z.object({
-  role: z.string().min(1).max(64),
+  role: Text(64, 1),
   content: Text(MAX_TEXT),
 });
 export type ChatMessage = z.infer<typeof ChatMessage>;
@@ -99,7 +112,7 @@ export type GoldAnswer = z.infer<typeof GoldAnswer>;
 
 // One line of `feedback import` JSONL, or one element of the POST .../items array.
 export const ImportItem = z.object({
-  id: z.string().min(1).max(200).optional(), // the caller's id, kept as `external_id` and in exports
+  id: Text(200, 1).optional(), // the caller's id, kept as `external_id` and in exports
   prompt: Prompt,
   responses: z.array(Text(MAX_TEXT)).min(2).max(MAX_RESPONSES),
   gold: GoldAnswer.optional(),
@@ -132,8 +145,8 @@ export const NextItem = z.object({
 export type NextItem = z.infer<typeof NextItem>;
 
 // Request ids make a submission idempotent: the same (labeler, request_id) replays the first answer.
-const RequestId = z.string().min(1).max(128);
-const ResponseId = z.string().min(1).max(64);
+const RequestId = Text(128, 1);
+const ResponseId = Id;
 const Rationale = Text(10_000).optional();
 
 // POST /api/items/:item/answers. Exactly one of: `skip: true`; `ranking` (pairwise and ranking
@@ -172,6 +185,11 @@ export type AnswerResponse = z.infer<typeof AnswerResponse>;
 
 export const EXPORT_FORMATS = ["preference", "ranking"] as const;
 export const EXPORT_AGGREGATES = ["all", "majority"] as const;
+// Path parameters: /api/projects/:project/... and /api/items/:item/...
+export const ProjectParams = z.strictObject({ project: Id });
+export const ItemParams = z.strictObject({ item: Id });
+export const NoQuery = z.strictObject({});
+
 export const ExportQuery = z.strictObject({
   format: z.enum(EXPORT_FORMATS).optional(), // default: preference for pairwise, ranking otherwise
   aggregate: z.enum(EXPORT_AGGREGATES).default("all"),
@@ -225,5 +243,5 @@ export const ProjectStats = z.object({
 });
 export type ProjectStats = z.infer<typeof ProjectStats>;
 
-export const ErrorResponse = z.object({ error: z.string() });
+export const ErrorResponse = z.object({ error: z.string(), request_id: z.string().optional() });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
