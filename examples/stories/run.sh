@@ -121,6 +121,11 @@ if has dpo-sweep; then
   dpo dpo-40x-ep3-beta0.3 "beta=0.3,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $HELD_OUT --eval_steps 54
   pairs pairs-k16.jsonl 6 16 $PROMPTS 0    # 258 pairs, best vs worst of 16
   dpo dpo-k16 "beta=0.1,pairs=258of16,ep=3" pairs-k16.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 16
+  # RPO (rpo_alpha): the chosen completions' NLL added to the loss holds their likelihood up, which
+  # plain DPO lets fall (logps/chosen −46 → −60 in one epoch over these pairs) at a cost in KL.
+  for epochs in 1 2; do
+    dpo dpo-40x-ep$epochs-rpo1 "beta=0.1,rpo_alpha=1,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --rpo_alpha 1 --num_train_epochs $epochs $HELD_OUT --eval_steps 27
+  done
   # What the mark is worth: the same 1,720 pairs with it removed, so every completion ends in EOS.
   [[ -f "$OUT/pairs-40x-eos.jsonl" ]] || sed -E 's/,"(chosen|rejected)_truncated":true//g' "$OUT/pairs-40x.jsonl" > "$OUT/pairs-40x-eos.jsonl"
   dpo dpo-40x-ep1-eos "beta=0.1,pairs=1720,ep=1,eos-on-every-completion" pairs-40x-eos.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27

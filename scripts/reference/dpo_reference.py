@@ -9,9 +9,11 @@ roll(input_ids, -1)), summed per row. The reference model's log-probs come from 
 without gradients (precompute_ref_log_probs gives the same numbers). Then the sigmoid loss
 -log σ(β h) with h = (π_c − π_r) − (ref_c − ref_r), TRL's rewards/* and logps/* metrics, and the
 gradient of the loss for every parameter with their global norm (the grad_norm the Trainer logs).
+With `rpo_alpha` set, TRL's RPO term is added: rpo_alpha × the cross-entropy of the chosen rows'
+completion tokens (their mean token NLL over the batch), logged as `nll_loss`.
 
 Reads DIR/policy and DIR/reference ({config.json, model.safetensors}, HF Llama names) and
-DIR/pairs.json ({beta, pad_id, pairs: [{prompt, chosen, rejected}: token ids]}); writes
+DIR/pairs.json ({beta, pad_id, rpo_alpha (or null), pairs: [{prompt, chosen, rejected}: token ids]}); writes
 DIR/reference.json (log-probs, loss, metrics, grad_norm) and DIR/reference.safetensors (`grad.<name>`).
 
     OPENBLAS_NUM_THREADS=2 /usr/bin/python3 scripts/reference/dpo_reference.py DIR
@@ -92,7 +94,8 @@ def flush_left(mask, *tensors):
 
 
 def concatenated_logps(config, weights, batch, pad_id):
-    """Sequence log-probs [2B] of the completions (chosen rows first), TRL's concatenated_forward."""
+    """Sequence log-probs [2B] of the completions (chosen rows first), TRL's concatenated_forward,
+    and the completion-token counts [2B]."""
     c = concatenated_inputs(batch, pad_id)
     input_ids = torch.cat([c["prompt_input_ids"], c["completion_input_ids"]], dim=1)
     attention_mask = torch.cat([c["prompt_attention_mask"], c["completion_attention_mask"]], dim=1)
@@ -105,26 +108,30 @@ def concatenated_logps(config, weights, batch, pad_id):
     labels[~loss_mask] = 0
     per_token = torch.gather(logits.log_softmax(-1), dim=2, index=labels.unsqueeze(2)).squeeze(2)
     per_token = per_token.masked_fill(~loss_mask, 0)
-    return per_token.sum(-1)
+    return per_token.sum(-1), loss_mask.sum(-1)
 
 
 def main(directory):
     with open(os.path.join(directory, "pairs.json")) as f:
         spec = json.load(f)
-    beta, pad_id, pairs = spec["beta"], spec["pad_id"], spec["pairs"]
+    beta, pad_id, pairs, rpo_alpha = spec["beta"], spec["pad_id"], spec["pairs"], spec.get("rpo_alpha")
     batch = collate(pairs, pad_id)
     n = len(pairs)
 
     ref_config, ref_params = load(os.path.join(directory, "reference"))
     with torch.no_grad():
-        ref = concatenated_logps(ref_config, forward_weights(ref_config, ref_params), batch, pad_id)
+        ref, _ = concatenated_logps(ref_config, forward_weights(ref_config, ref_params), batch, pad_id)
     config, params = load(os.path.join(directory, "policy"))
     params = {k: v.requires_grad_(True) for k, v in params.items()}
-    policy = concatenated_logps(config, forward_weights(config, params), batch, pad_id)
+    policy, tokens = concatenated_logps(config, forward_weights(config, params), batch, pad_id)
 
     chosen, rejected, ref_chosen, ref_rejected = policy[:n], policy[n:], ref[:n], ref[n:]
     logits = (chosen - rejected) - (ref_chosen - ref_rejected)
     loss = (-F.logsigmoid(beta * logits)).mean()
+    # TRL's nll_loss: cross-entropy over every completion token of the chosen rows, one mean.
+    nll = -chosen.sum() / tokens[:n].sum()
+    if rpo_alpha is not None:
+        loss = loss + rpo_alpha * nll
     chosen_rewards = beta * (chosen - ref_chosen).detach()
     rejected_rewards = beta * (rejected - ref_rejected).detach()
     loss.backward()
@@ -144,6 +151,7 @@ def main(directory):
             "rewards/margins": (chosen_rewards - rejected_rewards).mean().item(),
             "logps/chosen": chosen.detach().mean().item(),
             "logps/rejected": rejected.detach().mean().item(),
+            **({"nll_loss": nll.item()} if rpo_alpha is not None else {}),
         },
         "grad_norm": grad_norm.item(),
         "torch_version": torch.__version__,

@@ -78,6 +78,15 @@ export function dpoIpoLoss(logps: DpoLogps, beta: number): LossOutput {
   return { loss: np.mean(np.square(h.sub(1 / (2 * beta)))), metrics };
 }
 
+/**
+ * RPO's term (Pang et al. 2024; TRL's rpo_alpha): the chosen completions' negative log-likelihood,
+ * the mean over all their tokens in the batch (TRL's cross-entropy over the chosen rows), from their
+ * sequence log-probs [B] (sums over tokens) and token counts [B].
+ */
+export function chosenNll(chosenLogps: Array, chosenTokens: Array): Array {
+  return np.sum(chosenLogps).neg().div(np.sum(chosenTokens));
+}
+
 /** The variant a config names, so a trainer picks once instead of branching per step. */
 export const dpoLosses: { [K in DpoLossType]: (logps: DpoLogps, config: { beta: number; label_smoothing: number }) => LossOutput } = {
   sigmoid: (logps, c) => dpoSigmoidLoss(logps, c.beta, c.label_smoothing),

@@ -7,7 +7,8 @@
 // two sorted by length, against TRL's concatenated forward), and for the policy the sigmoid loss,
 // TRL's rewards/* and logps/* metrics, every parameter's gradient and their global norm (the
 // grad_norm TRL logs), through the gradient the training step takes: over the batch whole, and with
-// its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts).
+// its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts); and again with
+// RPO's term (rpo_alpha: the chosen rows' mean token NLL added, nll_loss logged).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -76,7 +77,7 @@ interface TorchDpo {
   grad_norm: number;
 }
 
-test("DPO matches TRL's (PyTorch): reference log-probs, sigmoid loss, rewards/* and logps/*, every gradient and grad_norm", async () => {
+test("DPO matches TRL's (PyTorch): reference log-probs, sigmoid loss, rewards/* and logps/*, every gradient and grad_norm; with rpo_alpha too", async () => {
   await initEngine();
   const model = await loadModel(sharedData("llama2c/stories260K.bin"));
   const tokenizer = await resolveTokenizer(model);
@@ -90,11 +91,17 @@ test("DPO matches TRL's (PyTorch): reference log-probs, sigmoid loss, rewards/* 
   const policy = await perturbed(model.params, 7);
   await saveModel(join(dir, "reference"), model.config, model.params);
   await saveModel(join(dir, "policy"), model.config, policy);
-  writeFileSync(join(dir, "pairs.json"), JSON.stringify({ beta: config.beta, pad_id: padId, pairs: examples }));
-  const r = spawnSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "2" } });
-  assert.equal(r.status, 0, `${SCRIPT} failed (is python3-torch installed? run scripts/setup-test-deps.sh):\n${r.stderr}`);
-  const torch = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8")) as TorchDpo;
-  const torchGrads = (await readSafetensors(join(dir, "reference.safetensors"))).tensors;
+  /** TRL's numbers for these pairs under `rpo_alpha`. */
+  const reference = async (rpoAlpha: number | null) => {
+    writeFileSync(join(dir, "pairs.json"), JSON.stringify({ beta: config.beta, pad_id: padId, rpo_alpha: rpoAlpha, pairs: examples }));
+    const r = spawnSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "2" } });
+    assert.equal(r.status, 0, `${SCRIPT} failed (is python3-torch installed? run scripts/setup-test-deps.sh):\n${r.stderr}`);
+    return {
+      torch: JSON.parse(readFileSync(join(dir, "reference.json"), "utf8")) as TorchDpo,
+      torchGrads: (await readSafetensors(join(dir, "reference.safetensors"))).tensors,
+    };
+  };
+  const { torch } = await reference(null);
 
   // Reference log-probs: sums of 30–60 token log-probs of about −1.5 each, so 1e-5 relative is float32 rounding.
   const pairs = await withReferenceLogps(model.arch, model.params, examples, config, padId);
@@ -105,33 +112,41 @@ test("DPO matches TRL's (PyTorch): reference log-probs, sigmoid loss, rewards/* 
   });
 
   const { batch } = dpoBatch(pairs, model.arch.maxPositions, padId);
-  // The batch whole, and its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts).
-  for (const rowParts of [false, true]) {
-    const what = rowParts ? "in row parts: " : "";
-    const vg = lossAndGradients(dpoLoss(model.arch, config), undefined, rowParts);
-    const step = compile((p: Params, b: DpoBatch) => {
-      const [[loss, metrics], grads] = vg(p, b);
-      return { loss, metrics, grads };
-    });
-    const out = step(policy, batch);
-    const loss = await toNumber(out.loss);
-    assert.ok(Math.abs(loss - torch.loss) < 1e-5, `${what}loss ${loss} vs TRL's ${torch.loss}`);
-    // The policy moved far enough from the reference for the metrics to say something.
-    assert.ok(Math.abs(torch.metrics["rewards/margins"]!) > 0.05 && Math.abs(loss - Math.LN2) > 0.01, JSON.stringify(torch));
-    for (const [name, theirs] of Object.entries(torch.metrics)) {
-      const ours = await toNumber(out.metrics[name]!);
-      const tolerance = name.startsWith("logps/") ? 1e-5 * Math.abs(theirs) : 1e-5;
-      assert.ok(Math.abs(ours - theirs) < tolerance, `${what}${name}: ${ours} vs TRL's ${theirs}`);
+  let plainLoss = 0;
+  for (const rpoAlpha of [null, 0.5]) {
+    const { torch, torchGrads } = await reference(rpoAlpha);
+    if (rpoAlpha === null) plainLoss = torch.loss;
+    // RPO's term is large enough here to tell (the chosen rows' NLL is ~1.5 nats a token).
+    else assert.ok(torch.loss - plainLoss > 0.5 && Object.keys(torch.metrics).includes("nll_loss"), JSON.stringify(torch));
+    // The batch whole, and its chosen rows and rejected rows differentiated apart (TrainStepConfig.rowParts).
+    for (const rowParts of [false, true]) {
+      const what = `rpo_alpha ${rpoAlpha}${rowParts ? ", in row parts" : ""}: `;
+      const vg = lossAndGradients(dpoLoss(model.arch, { ...config, rpo_alpha: rpoAlpha }), undefined, rowParts);
+      const step = compile((p: Params, b: DpoBatch) => {
+        const [[loss, metrics], grads] = vg(p, b);
+        return { loss, metrics, grads };
+      });
+      const out = step(policy, batch);
+      const loss = await toNumber(out.loss);
+      assert.ok(Math.abs(loss - torch.loss) < 1e-5, `${what}loss ${loss} vs TRL's ${torch.loss}`);
+      // The policy moved far enough from the reference for the metrics to say something.
+      assert.ok(Math.abs(torch.metrics["rewards/margins"]!) > 0.05 && Math.abs(plainLoss - Math.LN2) > 0.01, JSON.stringify(torch));
+      assert.deepEqual(Object.keys(out.metrics).sort(), Object.keys(torch.metrics).sort(), `${what}the metrics TRL logs`);
+      for (const [name, theirs] of Object.entries(torch.metrics)) {
+        const ours = await toNumber(out.metrics[name]!);
+        const tolerance = name.startsWith("logps/") ? 1e-5 * Math.abs(theirs) : 1e-5;
+        assert.ok(Math.abs(ours - theirs) < tolerance, `${what}${name}: ${ours} vs TRL's ${theirs}`);
+      }
+      let squares = 0;
+      for (const [name, g] of Object.entries(out.grads) as [string, Array][]) {
+        const ours = await toHost(g);
+        squares += ours.reduce((a, x) => a + x * x, 0);
+        const err = normRelError(ours, torchGrads.get(`grad.${name}`)!.data);
+        assert.ok(err < 1e-4, `${what}${name}: gradient relative error ${err}`);
+      }
+      assert.ok(Math.abs(Math.sqrt(squares) - torch.grad_norm) < 1e-4 * torch.grad_norm, `${what}grad_norm ${Math.sqrt(squares)} vs TRL's ${torch.grad_norm}`);
+      step.dispose();
     }
-    let squares = 0;
-    for (const [name, g] of Object.entries(out.grads) as [string, Array][]) {
-      const ours = await toHost(g);
-      squares += ours.reduce((a, x) => a + x * x, 0);
-      const err = normRelError(ours, torchGrads.get(`grad.${name}`)!.data);
-      assert.ok(err < 1e-4, `${what}${name}: gradient relative error ${err}`);
-    }
-    assert.ok(Math.abs(Math.sqrt(squares) - torch.grad_norm) < 1e-4 * torch.grad_norm, `${what}grad_norm ${Math.sqrt(squares)} vs TRL's ${torch.grad_norm}`);
-    step.dispose();
   }
   release([policy, batch, model.params]);
 });

@@ -102,26 +102,31 @@ test("with the policy equal to the reference the sigmoid loss is ln 2 and every 
   release(params);
 });
 
-for (const lossType of ["sigmoid", "ipo", "hinge", "robust"] as DpoLossType[]) {
-  test(`smoke test, loss_type ${lossType}: finite losses, every parameter changed, exactly TRL's documented metrics, the reference stays cached`, async () => {
+for (const [lossType, rpoAlpha] of [["sigmoid", null], ["ipo", null], ["hinge", null], ["robust", null], ["sigmoid", 1]] as [DpoLossType, number | null][]) {
+  test(`smoke test, loss_type ${lossType}${rpoAlpha === null ? "" : `, rpo_alpha ${rpoAlpha}`}: finite losses, every parameter changed, exactly TRL's documented metrics, the reference stays cached`, async () => {
     await initEngine();
     const dir = await tempDir();
     const { modelConfig, arch, params } = tiny();
     const before = await hostParams(params);
-    const cfg = config({ loss_type: lossType, label_smoothing: lossType === "robust" ? 0.1 : 0 });
+    const cfg = config({ loss_type: lossType, label_smoothing: lossType === "robust" ? 0.1 : 0, rpo_alpha: rpoAlpha });
     const all = await withReferenceLogps(arch, params, pairs(20), cfg, 0);
     const data = { train: all.slice(0, 16), eval: all.slice(16) };
     const cached = data.eval.map((p) => [p.refChosen, p.refRejected]);
     const result = await train(dpoTask(arch, cfg, data, { modelConfig }, 0), params, { outputDir: dir, evaluateAtStart: true, ...quiet });
     assertAllChanged(before, await hostParams(result.params));
     const logs = result.state.log_history;
-    assertLogsDocumented(logs, "DPO");
-    const names = documentedMetrics("DPO");
+    assertLogsDocumented(logs, "DPO", rpoAlpha === null ? undefined : "Logged with rpo_alpha");
+    const names = [...documentedMetrics("DPO"), ...(rpoAlpha === null ? [] : documentedMetrics("DPO", "Logged with rpo_alpha"))];
     for (const r of logs.filter((x) => "loss" in x)) {
       for (const k of ["loss", ...names, "grad_norm", "learning_rate", "epoch", "step"]) assert.ok(Number.isFinite(r[k]), `${k} in ${JSON.stringify(r)}`);
     }
     const [start, end] = logs.filter((x) => "eval_loss" in x);
-    for (const k of names) assert.ok(k.startsWith("logps") || Math.abs(start![`eval_${k}`]!) < 1e-5, `eval_${k} at step 0: ${start![`eval_${k}`]}`);
+    for (const k of names) assert.ok(k.startsWith("logps") || k === "nll_loss" || Math.abs(start![`eval_${k}`]!) < 1e-5, `eval_${k} at step 0: ${start![`eval_${k}`]}`);
+    // RPO's NLL is the chosen completions' token-mean −log π: at step 0, −Σ ref_c / Σ |chosen|.
+    if (rpoAlpha !== null) {
+      const nll = -data.eval.reduce((a, p) => a + p.refChosen, 0) / data.eval.reduce((a, p) => a + p.chosen.length, 0);
+      assert.ok(Math.abs(start!.eval_nll_loss! - nll) < 1e-5 && Math.abs(start!.eval_loss! - Math.LN2 - rpoAlpha * nll) < 1e-5, JSON.stringify(start));
+    }
     assert.equal(start!.step, 0);
     // The held-out rewards after training are β(π_trained − the cached starting log-probs).
     assert.deepEqual(data.eval.map((p) => [p.refChosen, p.refRejected]), cached);
@@ -130,7 +135,8 @@ for (const lossType of ["sigmoid", "ipo", "hinge", "robust"] as DpoLossType[]) {
     const expected = mean(now.map((p, i) => cfg.beta * (p.refChosen - data.eval[i]!.refChosen)));
     assert.ok(Math.abs(end!["eval_rewards/chosen"]! - expected) < 1e-4, `${end!["eval_rewards/chosen"]} vs ${expected}`);
     assert.ok(Math.abs(expected) > 1e-3, "training moved the policy away from the reference");
-    if (lossType === "sigmoid") assert.ok(end!["eval_rewards/margins"]! > 0 && end!.eval_loss! < Math.LN2, JSON.stringify(end));
+    const dpoPart = end!.eval_loss! - (rpoAlpha ?? 0) * (end!.eval_nll_loss ?? 0);
+    if (lossType === "sigmoid") assert.ok(end!["eval_rewards/margins"]! > 0 && dpoPart < Math.LN2, JSON.stringify(end));
     release(result.params);
   });
 }

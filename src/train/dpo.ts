@@ -4,7 +4,8 @@
 // log-probs of every pair are computed once, before training, and travel with the examples
 // (preference.ts: what DPO shares with KTO).
 import { fromHost } from "../engine/arrays.ts";
-import { dpoLosses, dpoUsesAverageLogps } from "../algorithms/dpo.ts";
+import { chosenNll, dpoLosses, dpoUsesAverageLogps } from "../algorithms/dpo.ts";
+import { np } from "../engine/runtime.ts";
 import { fitDpoExample, type DpoExample } from "../data/dpo-data.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
@@ -42,16 +43,32 @@ export function dpoLayout(config: Pick<DPOConfig, "loss_type">): PreferenceLayou
  */
 export function dpoLoss(arch: Architecture, config: DPOConfig): HeadLoss<DpoBatch, Record<string, never>> {
   const loss = dpoLosses[config.loss_type];
+  const average = dpoLayout(config).average;
   const chosenThenRejected = (b: DpoBatch) => [{ rows: b.refChosen.shape[0]! }, { rows: b.refChosen.shape[0]! }];
   return completionHeadLoss<DpoBatch>(
     arch,
-    dpoLayout(config).average,
+    average,
     (logps, b) => {
       const pairs = b.refChosen.shape[0]!;
-      return loss({ policyChosen: logps.ref.slice([0, pairs]), policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
+      const chosen = logps.ref.slice([0, pairs]);
+      const out = loss({ policyChosen: config.rpo_alpha === null ? chosen : chosen.ref, policyRejected: logps.slice([pairs, 2 * pairs]), refChosen: b.refChosen, refRejected: b.refRejected }, config);
+      if (config.rpo_alpha === null) return out;
+      const nll = rpoNll(chosen, b, pairs, average);
+      return { loss: out.loss.add(nll.ref.mul(config.rpo_alpha)), metrics: { ...out.metrics, nll_loss: nll } };
     },
     chosenThenRejected,
   );
+}
+
+/**
+ * RPO's NLL of the chosen rows (the first `pairs` rows) from their sequence log-probs: each row's
+ * completion tokens are counted as the log-probs were (the mask from position 1), and averaged
+ * log-probs (IPO) are turned back into sums first.
+ */
+function rpoNll(chosen: Array, b: DpoBatch, pairs: number, average: boolean): Array {
+  const t = b.completionMask.shape[1]!;
+  const tokens = np.sum(b.completionMask.ref.slice([0, pairs], [1, t]), 1); // [B]
+  return chosenNll(average ? chosen.mul(tokens.ref) : chosen, tokens);
 }
 
 /** Pairs cut to the config's lengths (see fitDpoExample), and how many were cut. */

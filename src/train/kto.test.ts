@@ -81,7 +81,7 @@ test("reference log-probs score completion tokens only, as DPO's do; with the po
   const cfg = config();
   const data = await withRefs(arch, params, { train: examples(6), eval: [] }, cfg);
   // The same rows as DPO pairs (completion as chosen, KL completion as rejected) give the same sums.
-  const asPairs = await dpoReferenceLogps(arch, params, data.train.map((e) => ({ prompt: e.prompt, chosen: e.completion, rejected: e.klCompletion! })), { ...cfg, beta: 0.1, loss_type: "sigmoid", label_smoothing: 0 }, 0);
+  const asPairs = await dpoReferenceLogps(arch, params, data.train.map((e) => ({ prompt: e.prompt, chosen: e.completion, rejected: e.klCompletion! })), { ...cfg, beta: 0.1, loss_type: "sigmoid", label_smoothing: 0, rpo_alpha: null }, 0);
   data.train.forEach((e, i) => assert.ok(Math.abs(e.refLogp - asPairs[i]!.refChosen) < 1e-5 && Math.abs(e.refKlLogp! - asPairs[i]!.refRejected) < 1e-5, `${i}`));
   for (const budget of [undefined, 7]) {
     // Blocks of at most 7 logits: the head runs one token at a time, as at a real vocabulary.

@@ -143,8 +143,8 @@ export function documentedMetrics(heading: string, line = "Logged"): string[] {
  * model", "DPO", "KTO"; none for SFT), or on the held-out split eval_loss, eval_<name> of each
  * of the loss's, and epoch; every record also step.
  */
-export function assertLogsDocumented(history: readonly Record<string, number>[], lossSection?: string): void {
-  const own = lossSection ? documentedMetrics(lossSection) : [];
+export function assertLogsDocumented(history: readonly Record<string, number>[], lossSection?: string, optionLine?: string): void {
+  const own = lossSection ? [...documentedMetrics(lossSection), ...(optionLine ? documentedMetrics(lossSection, optionLine) : [])] : [];
   const train = [...documentedMetrics("rlhf sft, rlhf rm train"), ...own, "step"].sort();
   const heldOut = ["eval_loss", ...own.map((k) => `eval_${k}`), "epoch", "step"].sort();
   assert.ok(history.some((r) => "loss" in r) && history.some((r) => "eval_loss" in r), "the run logged both kinds of record");
