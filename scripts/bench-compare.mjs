@@ -7,8 +7,11 @@
 // of each metric, ratio = ours / torch per metric (median over rounds), rounds the per-round ratios.
 // `--config NAME` (a shipped config's name or a config.json path) compares `rlhf bench --config`
 // with bench_torch.py --config at that model's shape instead; workloads that do not fit our engine
-// are shown as "did not fit" and left out of the ratios. Every ratio is ours / torch, so for the
-// tokens/s metrics a ratio below 1 means ours is slower.
+// are shown as "did not fit" and left out of the ratios. `--config NAME --use_peft` compares the
+// LoRA DPO step (`rlhf bench --config --use_peft`, bench_torch.py --use_peft: TRL's LoRA defaults
+// on both sides, LoRA in plain PyTorch there); a round whose two adapters differ in size stops the
+// comparison. Every ratio is ours / torch, so for the tokens/s metrics a ratio below 1 means ours
+// is slower.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -26,7 +29,14 @@ if (configPath !== undefined && !existsSync(configPath)) {
   process.stderr.write(`[bench:compare] --config: no file ${configArg}, and no configs/${configArg}.json\n`);
   process.exit(2);
 }
-const METRICS = configPath
+const usePeft = process.argv.includes("--use_peft");
+if (usePeft && configPath === undefined) {
+  process.stderr.write("[bench:compare] --use_peft needs --config NAME (the LoRA DPO step is timed at a real model's shape)\n");
+  process.exit(2);
+}
+const METRICS = usePeft
+  ? ["dpo_step_ms", "dpo_tokens_per_s", "peak_rss_mb"]
+  : configPath
   ? ["forward_ms", "forward_tokens_per_s", "generate_64_ms", "generate_tokens_per_s", "train_step_ms", "train_tokens_per_s", "peak_rss_mb"]
   : ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
 // Both sides default to the same repetitions (10, or 3 with --config); --runs sets both.
@@ -100,12 +110,16 @@ const torchEnv = { OPENBLAS_NUM_THREADS: "2", ...openblasCoreType() };
 const oursResults = [];
 const torchResults = [];
 const rounds = [];
-const shape = configPath ? ["--config", configPath] : [];
+const shape = [...(configPath ? ["--config", configPath] : []), ...(usePeft ? ["--use_peft"] : [])];
 const runsArgs = runs === undefined ? [] : ["--runs", runs];
 const didNotFit = (result) => Object.keys(result.did_not_fit ?? {}).length > 0;
 for (let r = 1; r <= roundCount; r++) {
   const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json", ...shape, ...runsArgs], {}, didNotFit);
   const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", ...shape, ...runsArgs], torchEnv);
+  if (usePeft && ours.lora?.adapter_params !== torch.lora?.adapter_params) {
+    process.stderr.write(`[bench:compare] the two sides trained different adapters: ours ${JSON.stringify(ours.lora)}, torch ${JSON.stringify(torch.lora)}\n`);
+    process.exit(1);
+  }
   const ratio = {};
   for (const m of METRICS) {
     if (typeof ours[m] === "number" && typeof torch[m] === "number" && torch[m] > 0) ratio[m] = ours[m] / torch[m];

@@ -1,11 +1,12 @@
 // `rlhf bench --config` on a tiny config: the JSON result has every metric (timings are not checked),
-// --profile profiles the same shape, and running out of the engine's memory is told apart from bugs.
+// --use_peft times the LoRA DPO step alone, --profile profiles the same shape, and running out of
+// the engine's memory is told apart from bugs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../io/test-helpers.ts";
-import { runRlhfOk } from "../cli/test-helpers.ts";
+import { runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 import type { ModelBenchResult } from "./model-bench.ts";
 import { isEngineOutOfMemory } from "../engine/out-of-memory.ts";
 
@@ -31,7 +32,9 @@ test("rlhf bench --config times the three workloads at the config's shape and re
   }
   // The weights are live through every workload; training adds two AdamW moments and gradients.
   assert.ok(out.train_engine_peak_mb! > out.forward_engine_peak_mb! && out.engine_heap_mb >= out.train_engine_peak_mb!, JSON.stringify(out));
-  assert.ok(out.peak_rss_mb > 0 && out.train_plan_mb > 0);
+  assert.ok(out.peak_rss_mb > 0 && out.train_plan_mb! > 0);
+  assert.equal(out.dpo_step_ms, null);
+  assert.equal(out.lora, null);
   assert.deepEqual(out.did_not_fit, {});
   assert.deepEqual(out.shapes, {
     forward: "forward pass, batch 1 × 512",
@@ -40,6 +43,26 @@ test("rlhf bench --config times the three workloads at the config's shape and re
   });
   assert.deepEqual([out.runs, out.warmup], [1, 1]);
   assert.match(r.stderr, /bench: forward pass, batch 1 × 512 at .*tiny\.json \(18,912 parameters\)…/);
+});
+
+test("rlhf bench --config --use_peft times the LoRA DPO step alone, with TRL's LoRA defaults", async () => {
+  const config = await tinyConfig();
+  const r = runRlhfOk(["bench", "--config", config, "--use_peft", "--runs", "1", "--json"]);
+  const out = JSON.parse(r.stdout) as ModelBenchResult;
+  assert.ok(out.dpo_step_ms! > 0 && out.dpo_engine_peak_mb! > 0, JSON.stringify(out));
+  // One pair: two rows of 128 + 128 tokens a step.
+  assert.ok(Math.abs(out.dpo_tokens_per_s! - (1000 * 512) / out.dpo_step_ms!) <= 0.1 * out.dpo_tokens_per_s!, JSON.stringify(out));
+  // r 16 on q_proj [32 → 32] and v_proj [32 → 16]: A [16, 32] and B [out, 16] each.
+  assert.deepEqual(out.lora, { adapter_params: 16 * 32 + 32 * 16 + 16 * 32 + 16 * 16, r: 16, lora_alpha: 32, target_modules: ["q_proj", "v_proj"] });
+  for (const m of ["forward_ms", "train_step_ms", "generate_64_ms", "train_plan_mb"] as const) assert.equal(out[m], null, m);
+  assert.deepEqual(out.shapes, { dpo: "LoRA DPO step, 1 pair × 2 rows of (128-token prompt + 128-token completion) (AdamW on the adapter)" });
+  assert.deepEqual(out.did_not_fit, {});
+});
+
+test("rlhf bench --use_peft without --config is a usage error", () => {
+  const r = runRlhf(["bench", "--use_peft"]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--use_peft: needs --config/);
 });
 
 test("rlhf bench --profile --config profiles the workload at the config's shape", async () => {

@@ -1,6 +1,6 @@
-// `rlhf bench --config`: the three workloads at a real model's shape with random weights
-// (workloads.ts, realSizeSpec), each timed, with its tokens per second and the engine memory it
-// needed. Workloads run smallest first and each frees its state before the next; one that does not
+// `rlhf bench --config`: the workloads at a real model's shape with random weights (workloads.ts,
+// realSizeSpec), each timed, with its tokens per second and the engine memory it needed: the
+// forward pass, generation and the SFT step, or with --use_peft the LoRA DPO step alone. Workloads run smallest first and each frees its state before the next; one that does not
 // fit the engine's 4 GiB is reported as such and the others still run.
 import { wasmMemoryStats } from "../engine/runtime.ts";
 import { isEngineOutOfMemory } from "../engine/out-of-memory.ts";
@@ -10,9 +10,15 @@ import type { ModelConfig } from "../models/config.ts";
 import { architectureFor } from "../models/architecture.ts";
 import { sftMemoryPlan } from "../train/sft.ts";
 import { medianMs } from "./standard.ts";
+import { adapterShapes, type LoraConfig } from "../models/lora.ts";
+import { benchLoraConfig, dpoStepTokens } from "./dpo-workload.ts";
 import { describeWorkload, modelWorkloads, realSizeSpec, type WorkloadName, type WorkloadSpec } from "./workloads.ts";
 
-/** Metric names shared with scripts/reference/bench_torch.py --config; null where it did not fit. */
+/**
+ * Metric names shared with scripts/reference/bench_torch.py --config; null where it did not fit
+ * (did_not_fit names it) or was not run (the forward pass, generation and SFT step with --use_peft,
+ * the LoRA DPO step without).
+ */
 export interface ModelBenchResult {
   config: string;
   model_type: string;
@@ -23,44 +29,54 @@ export interface ModelBenchResult {
   train_tokens_per_s: number | null;
   generate_64_ms: number | null;
   generate_tokens_per_s: number | null;
+  dpo_step_ms: number | null;
+  dpo_tokens_per_s: number | null;
   /** Most bytes live in the engine during each workload (weights included), MiB. */
   forward_engine_peak_mb: number | null;
   train_engine_peak_mb: number | null;
   generate_engine_peak_mb: number | null;
+  dpo_engine_peak_mb: number | null;
+  /** The LoRA DPO step's adapter: its parameter count, rank, alpha and target modules; null when it was not run. */
+  lora: { adapter_params: number; r: number; lora_alpha: number; target_modules: LoraConfig["target_modules"] } | null;
   /** The engine heap's high-water mark over the whole run (what the wasm memory had to hold), MiB. */
   engine_heap_mb: number;
-  /** What `rlhf sft`'s memory plan estimates for the training step (with allocator slack), MiB: to set beside the measured peak. */
-  train_plan_mb: number;
+  /** What `rlhf sft`'s memory plan estimates for the SFT step (with allocator slack), MiB: to set beside the measured peak; null when it was not run. */
+  train_plan_mb: number | null;
   peak_rss_mb: number;
   /** Workloads that ran out of the engine's 4 GiB, with what they were. */
   did_not_fit: Partial<Record<WorkloadName, string>>;
-  shapes: Record<WorkloadName, string>;
+  shapes: Partial<Record<WorkloadName, string>>;
   runs: number;
   warmup: number;
   threads: number;
   relaxed_simd: boolean;
 }
 
-const ORDER: WorkloadName[] = ["forward", "generate", "train"]; // training needs the most; it goes last
+/** What runs without --use_peft: training needs the most memory, so it goes last. */
+export const FULL_WORKLOADS: WorkloadName[] = ["forward", "generate", "train"];
+/** What runs with --use_peft. */
+export const PEFT_WORKLOADS: WorkloadName[] = ["dpo"];
 
 export async function runModelBenchmark(
   config: ModelConfig,
-  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; log?: (msg: string) => void },
+  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; workloads?: WorkloadName[]; log?: (msg: string) => void },
 ): Promise<ModelBenchResult> {
   const spec = options.spec ?? realSizeSpec;
   const runs = options.runs ?? 3;
   const warmup = options.warmup ?? 1;
   const log = options.log ?? (() => {});
+  const order = options.workloads ?? FULL_WORKLOADS;
   const w = await modelWorkloads(config, spec);
   const tokens: Record<WorkloadName, number> = {
     forward: spec.forward.batch * spec.forward.length,
     train: spec.train.batch * spec.train.length,
     generate: spec.generate.batch * spec.generate.newTokens,
+    dpo: dpoStepTokens(spec.dpo),
   };
   const ms: Partial<Record<WorkloadName, number>> = {};
   const peak: Partial<Record<WorkloadName, number>> = {};
   const didNotFit: Partial<Record<WorkloadName, string>> = {};
-  for (const name of ORDER) {
+  for (const name of order) {
     const what = `${describeWorkload(name, spec)} at ${options.source} (${parameterCount(w.params)} parameters)`;
     log(what);
     wasmMemoryStats({ reset: true });
@@ -77,6 +93,9 @@ export async function runModelBenchmark(
   w.dispose();
   const perSecond = (name: WorkloadName) => (ms[name] === undefined ? null : round((1000 * tokens[name]) / ms[name]!));
   const mib = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 2 ** 20));
+  const arch = architectureFor(config);
+  const lora = benchLoraConfig(arch);
+  const adapterParams = Object.values(adapterShapes(arch, lora)).reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
   return {
     config: options.source,
     model_type: config.model_type,
@@ -87,14 +106,18 @@ export async function runModelBenchmark(
     train_tokens_per_s: perSecond("train"),
     generate_64_ms: ms.generate === undefined ? null : round(ms.generate),
     generate_tokens_per_s: perSecond("generate"),
+    dpo_step_ms: ms.dpo === undefined ? null : round(ms.dpo),
+    dpo_tokens_per_s: perSecond("dpo"),
     forward_engine_peak_mb: mib(peak.forward),
     train_engine_peak_mb: mib(peak.train),
     generate_engine_peak_mb: mib(peak.generate),
+    dpo_engine_peak_mb: mib(peak.dpo),
+    lora: order.includes("dpo") ? { adapter_params: adapterParams, r: lora.r, lora_alpha: lora.lora_alpha, target_modules: lora.target_modules } : null,
     engine_heap_mb: round(heap / 2 ** 20),
-    train_plan_mb: round(sftMemoryPlan(architectureFor(config), { per_device_train_batch_size: spec.train.batch, per_device_eval_batch_size: spec.train.batch }, spec.train.length).total / 2 ** 20),
+    train_plan_mb: order.includes("train") ? round(sftMemoryPlan(arch, { per_device_train_batch_size: spec.train.batch, per_device_eval_batch_size: spec.train.batch }, spec.train.length).total / 2 ** 20) : null,
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     did_not_fit: didNotFit,
-    shapes: { forward: describeWorkload("forward", spec), train: describeWorkload("train", spec), generate: describeWorkload("generate", spec) },
+    shapes: Object.fromEntries(order.map((name) => [name, describeWorkload(name, spec)])),
     runs,
     warmup,
     threads: kernelThreadCount(),

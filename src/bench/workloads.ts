@@ -1,5 +1,5 @@
-// The benchmark's three workloads over one model with random weights: a training step, a forward
-// pass, and KV-cached generation. Shared by the timing benchmark (standard.ts, model-bench.ts) and
+// The benchmark's workloads over one model with random weights: a training step, a forward pass,
+// KV-cached generation, and a LoRA DPO step (dpo-workload.ts; `rlhf bench --use_peft`). Shared by the timing benchmark (standard.ts, model-bench.ts) and
 // the kernel profiler (kernel-profile.ts). The standard benchmark model (configs/bench-standard.json)
 // is GPT-2 style, vocab 512, context 128, d_model 256, 4 layers, 4 heads, MLP 1024, pre-LN, untied
 // head; batch 8 x 128; Adam. `--config` runs a real model's shape (realSizeSpec).
@@ -16,39 +16,53 @@ import { Generator } from "../generation/generate.ts";
 import type { AdamWState } from "../engine/optim.ts";
 import { TrainStep, type TrainStepConfig } from "../train/step.ts";
 import { lmBatchFromRows, lmLoss } from "../train/lm-loss.ts";
+import { loraDpoWorkload, type DpoWorkloadSpec } from "./dpo-workload.ts";
 
 const standardConfigUrl = new URL("../../configs/bench-standard.json", import.meta.url);
 export const standardConfig = parseConfig(JSON.parse(readFileSync(standardConfigUrl, "utf8")), "configs/bench-standard.json");
 
-export type WorkloadName = "train" | "forward" | "generate";
-export const workloadNames: WorkloadName[] = ["train", "forward", "generate"];
+export type WorkloadName = "train" | "forward" | "generate" | "dpo";
+export const workloadNames: WorkloadName[] = ["train", "forward", "generate", "dpo"];
 
-/** The sizes of the three workloads (same fields as scripts/reference/bench_torch.py's). */
+/** The sizes of the workloads (same fields as scripts/reference/bench_torch.py's). */
 export interface WorkloadSpec {
   /** One optimizer step over `batch` rows of `length` tokens, every next token a target. */
   train: { batch: number; length: number; lr: number; step: TrainStepConfig };
   forward: { batch: number; length: number };
   /** Greedy, `batch` sequences of a `promptLength`-token prompt, then `newTokens` tokens. */
   generate: { batch: number; promptLength: number; newTokens: number };
+  /** One LoRA DPO step (dpo-workload.ts). */
+  dpo: DpoWorkloadSpec;
 }
+
+const clippedAdamW = { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1 };
 
 export const standardSpec: WorkloadSpec = {
   train: { batch: 8, length: 128, lr: 1e-3, step: { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: null } },
   forward: { batch: 8, length: 128 },
   generate: { batch: 8, promptLength: 64, newTokens: 64 },
+  dpo: { pairs: 4, promptLength: 64, completionLength: 64, lr: 1e-6, step: clippedAdamW },
 };
 
-/** A real model's shape (`rlhf bench --config`): SFT with TRL's defaults (AdamW, no decay, clip 1). */
+/**
+ * A real model's shape (`rlhf bench --config`): SFT with TRL's defaults (AdamW, no decay, clip 1);
+ * LoRA DPO on one pair of 256-token rows, with DPOConfig's default learning rate.
+ */
 export const realSizeSpec: WorkloadSpec = {
-  train: { batch: 1, length: 512, lr: 2e-5, step: { adamw: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }, maxGradNorm: 1 } },
+  train: { batch: 1, length: 512, lr: 2e-5, step: clippedAdamW },
   forward: { batch: 1, length: 512 },
   generate: { batch: 8, promptLength: 16, newTokens: 64 },
+  dpo: { pairs: 1, promptLength: 128, completionLength: 128, lr: 1e-6, step: clippedAdamW },
 };
 
 /** What each workload computes, for messages: "SFT training step, batch 1 × 512 (AdamW)". */
 export function describeWorkload(name: WorkloadName, spec: WorkloadSpec): string {
   if (name === "train") return `training step, batch ${spec.train.batch} × ${spec.train.length} (AdamW)`;
   if (name === "forward") return `forward pass, batch ${spec.forward.batch} × ${spec.forward.length}`;
+  if (name === "dpo") {
+    const d = spec.dpo;
+    return `LoRA DPO step, ${d.pairs} pair${d.pairs === 1 ? "" : "s"} × 2 rows of (${d.promptLength}-token prompt + ${d.completionLength}-token completion) (AdamW on the adapter)`;
+  }
   const g = spec.generate;
   return `generation, ${g.batch} sequences × (${g.promptLength}-token prompt + ${g.newTokens} new tokens)`;
 }
@@ -130,6 +144,17 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): P
         dispose: () => generator.dispose(),
       };
     },
+    dpo: () => {
+      // Set up at its first run (the warm-up): the reference log-probs are a forward pass.
+      let built: Awaited<ReturnType<typeof loraDpoWorkload>> | null = null;
+      return {
+        run: async () => {
+          built ??= await loraDpoWorkload(arch, weights(), spec.dpo, () => rng.int(arch.vocabSize));
+          await built.run();
+        },
+        dispose: () => built?.dispose(),
+      };
+    },
   };
   const live = new Map<WorkloadName, { run: () => Promise<void>; dispose: () => void }>();
   const workload = (name: WorkloadName) => {
@@ -142,7 +167,7 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): P
     live.delete(name);
   };
   return {
-    run: { train: () => workload("train").run(), forward: () => workload("forward").run(), generate: () => workload("generate").run() },
+    run: { train: () => workload("train").run(), forward: () => workload("forward").run(), generate: () => workload("generate").run(), dpo: () => workload("dpo").run() },
     params: countParams(weights()),
     release: releaseOne,
     dispose: () => {

@@ -3,14 +3,14 @@ import type { Command } from "../command.ts";
 import { numberFlag, parseFlags, UsageError } from "../command.ts";
 import { runStandardBenchmark } from "../../bench/standard.ts";
 import { modelWorkloads, realSizeSpec, standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
-import { parameterCount, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
+import { FULL_WORKLOADS, parameterCount, PEFT_WORKLOADS, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
 import { formatProfile, profileKernels } from "../../bench/kernel-profile.ts";
 import { kernelThreadCount } from "../../engine/worker-shim.ts";
 import { readModelConfig } from "../config-file.ts";
 
 const usage = `Usage: rlhf bench [--json] [--runs N]
-       rlhf bench --config CONFIG.json [--json] [--runs N]
-       rlhf bench --profile train|forward|generate [--config CONFIG.json] [--top N] [--json]
+       rlhf bench --config CONFIG.json [--use_peft] [--json] [--runs N]
+       rlhf bench --profile train|forward|generate|dpo [--config CONFIG.json] [--top N] [--json]
 
 Times the standard benchmark model (GPT-2 style, 3.45M parameters, batch 8 x 128): a full
 training step with Adam, a forward pass, and KV-cached generation of 64 tokens for 8 sequences.
@@ -24,6 +24,13 @@ workload needed and the process's peak RSS. A workload that does not fit the eng
 on stderr and null in the result; the others still run, and the exit status is 1.
 npm run bench:compare -- --config NAME runs the same shape in PyTorch.
 
+--use_peft (with --config) times a LoRA DPO step instead: one pair, a chosen and a rejected row of a
+128-token prompt + a 128-token completion, the sigmoid loss at beta 0.1, AdamW (lr 1e-6, clipping
+at 1) on an adapter with TRL's defaults (r 16, alpha 32, PEFT's target modules for the model type:
+q_proj,v_proj for Llama and Qwen2, c_attn for GPT-2), its dropout off, on the frozen weights; the
+reference log-probs (the adapter off) are computed once before the timing, as rlhf dpo does.
+npm run bench:compare -- --config NAME --use_peft runs the same step in PyTorch.
+
 --profile times every kernel of one workload and groups them by shape of work (output size,
 reduction, inputs): where the time goes. It runs on one kernel thread (RLHF_THREADS=1), where
 dispatch is synchronous and each kernel's own time can be measured.`;
@@ -32,7 +39,8 @@ const flags = {
   json: { type: "boolean", help: "print one JSON object" },
   config: { type: "string", help: "time (or profile) a real model's shape: its config.json or a shipped name <CONFIG>" },
   runs: { type: "string", help: "timed repetitions, median reported (default 10, with --config 3); with --profile, traced repetitions (default 3) <N>" },
-  profile: { type: "string", help: "profile the kernels of one workload: train, forward or generate <WORKLOAD>" },
+  use_peft: { type: "boolean", help: "with --config: time a LoRA DPO step (TRL's LoRA defaults) instead" },
+  profile: { type: "string", help: "profile the kernels of one workload: train, forward, generate or dpo (LoRA DPO) <WORKLOAD>" },
   top: { type: "string", default: "25", help: "with --profile: rows of the table <N>" },
 } as const;
 
@@ -43,7 +51,8 @@ export const command: Command = {
     if (!parsed) return 0;
     const v = parsed.values;
     if (v.profile !== undefined) return profile(v.profile, argv, { config: v.config, runs: v.runs, top: v.top, json: v.json ?? false });
-    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false });
+    if (v.use_peft && v.config === undefined) throw new UsageError("--use_peft: needs --config (the LoRA DPO step is timed at a real model's shape)");
+    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false, usePeft: v.use_peft ?? false });
     // 10 timed repetitions by default; a profile needs only 3 traced ones.
     const runs = numberFlag(v.runs, "runs", 10, { min: 1, integer: true });
     const result = await runStandardBenchmark({ runs, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
@@ -57,10 +66,11 @@ export const command: Command = {
   },
 };
 
-async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean }): Promise<number> {
+async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean }): Promise<number> {
   const { path, config } = await readModelConfig(configArg);
   const runs = numberFlag(o.runs, "runs", 3, { min: 1, integer: true });
-  const result = await runModelBenchmark(config, { source: path, runs, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+  const workloads = o.usePeft ? PEFT_WORKLOADS : FULL_WORKLOADS;
+  const result = await runModelBenchmark(config, { source: path, runs, workloads, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
   for (const line of Object.values(result.did_not_fit)) process.stderr.write(`rlhf bench: ${line}\n`);
   process.stdout.write(o.json ? JSON.stringify(result) + "\n" : formatModelResult(result));
   return Object.keys(result.did_not_fit).length > 0 ? 1 : 0;
@@ -69,11 +79,16 @@ async function benchModel(configArg: string, o: { runs: string | undefined; json
 function formatModelResult(r: ModelBenchResult): string {
   const row = (label: string, ms: number | null, perSecond: number | null, peak: number | null) =>
     ms === null ? `${label}: did not fit in the engine's 4 GiB` : `${label}: ${ms} ms, ${perSecond} tokens/s, engine peak ${peak} MiB`;
+  const rows = {
+    forward: [r.forward_ms, r.forward_tokens_per_s, r.forward_engine_peak_mb],
+    generate: [r.generate_64_ms, r.generate_tokens_per_s, r.generate_engine_peak_mb],
+    train: [r.train_step_ms, r.train_tokens_per_s, r.train_engine_peak_mb],
+    dpo: [r.dpo_step_ms, r.dpo_tokens_per_s, r.dpo_engine_peak_mb],
+  } as const;
+  const adapter = r.lora ? `; LoRA r ${r.lora.r}, alpha ${r.lora.lora_alpha} on ${[r.lora.target_modules].flat().join(", ")}: ${parameterCount(r.lora.adapter_params)} trained` : "";
   return [
-    `${r.config}: ${parameterCount(r.params)} parameters, ${r.threads} kernel threads`,
-    row(`  ${r.shapes.forward}`, r.forward_ms, r.forward_tokens_per_s, r.forward_engine_peak_mb),
-    row(`  ${r.shapes.generate}`, r.generate_64_ms, r.generate_tokens_per_s, r.generate_engine_peak_mb),
-    row(`  ${r.shapes.train}`, r.train_step_ms, r.train_tokens_per_s, r.train_engine_peak_mb),
+    `${r.config}: ${parameterCount(r.params)} parameters${adapter}, ${r.threads} kernel threads`,
+    ...Object.entries(r.shapes).map(([name, shape]) => row(`  ${shape}`, ...rows[name as keyof typeof rows])),
     `  engine heap ${r.engine_heap_mb} MiB · peak RSS ${r.peak_rss_mb} MB`,
   ].join("\n") + "\n";
 }
