@@ -6,7 +6,8 @@
 //
 //   node --import tsx --test test/e2e/feedback-export-rm.test.ts
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,10 +50,16 @@ let db = "";
 let server: ServerProcess | undefined;
 const tokens: Record<string, string> = {};
 
-function rlhf(args: string[]): { stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 120_000 });
-  assert.equal(r.status, 0, `rlhf ${args.join(" ")} exited with ${r.status}:\n${r.stderr}`);
-  return r;
+// Asynchronous, so that this process's HTTP client keeps running while a command does: a client
+// blocked for longer than the server's keep-alive timeout would send its next request on a
+// connection the server has already closed.
+async function rlhf(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await promisify(execFile)(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 });
+  } catch (e) {
+    const err = e as { code?: unknown; stderr?: string };
+    assert.fail(`rlhf ${args.join(" ")} exited with ${String(err.code)}:\n${err.stderr ?? String(e)}`);
+  }
 }
 
 async function api<T>(who: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
@@ -69,7 +76,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "feedback-rm-"));
   db = join(dir, "feedback.sqlite");
   for (const [name, role] of [["ada", "admin"], ["lin", "labeler"], ["kim", "labeler"]] as const) {
-    tokens[name] = rlhf(["feedback", "user", "add", name, "--role", role, "--db", db]).stdout.trim();
+    tokens[name] = (await rlhf(["feedback", "user", "add", name, "--role", role, "--db", db])).stdout.trim();
   }
   server = await spawnServer(["--db", db]);
 });
@@ -102,7 +109,7 @@ test("a labeled ranking project exports in both formats, and each export trains 
 
   for (const aggregate of ["all", "majority"]) {
     for (const format of ["preference", "ranking"]) {
-      const viaCli = rlhf(["feedback", "export", "--project", "stories", "--format", format, "--aggregate", aggregate, "--db", db]).stdout;
+      const viaCli = (await rlhf(["feedback", "export", "--project", "stories", "--format", format, "--aggregate", aggregate, "--db", db])).stdout;
       const viaHttp = (await api<string>("ada", "GET", `/api/projects/${project.id}/export?format=${format}&aggregate=${aggregate}`)).body;
       assert.equal(viaCli, viaHttp, `${format}/${aggregate}: the CLI and the HTTP export differ`);
       writeFileSync(join(dir, `${format}-${aggregate}.jsonl`), viaCli);
@@ -124,7 +131,7 @@ test("a labeled ranking project exports in both formats, and each export trains 
   for (const format of ["preference", "ranking"]) {
     const data = join(dir, `${format}-all.jsonl`);
     const out = join(dir, `rm-${format}`);
-    const { stderr } = rlhf(trainArgs(data, out));
+    const { stderr } = await rlhf(trainArgs(data, out));
     assert.doesNotMatch(stderr, /dropped/, `${format}: the trainer dropped exported pairs`);
     const m = /rm: (\d+) training records, (\d+) held out/.exec(stderr);
     assert.ok(m, stderr);
@@ -139,7 +146,7 @@ test("a labeled ranking project exports in both formats, and each export trains 
     // rm eval reloads the saved model (refusing anything but a num_labels-1 classifier) and reads
     // the majority export of the other format with the same reader.
     const other = format === "preference" ? "ranking" : "preference";
-    const evaluated = JSON.parse(rlhf(["rm", "eval", "--model", out, "--data", join(dir, `${other}-majority.jsonl`), "--json"]).stdout) as { n: number; accuracy: number };
+    const evaluated = JSON.parse((await rlhf(["rm", "eval", "--model", out, "--data", join(dir, `${other}-majority.jsonl`), "--json"])).stdout) as { n: number; accuracy: number };
     assert.ok(evaluated.n > 0 && Number.isFinite(evaluated.accuracy), JSON.stringify(evaluated));
   }
 });
