@@ -6,7 +6,8 @@
 # how many, a second round on its own samples); GRPO's loss types; online DPO; KTO. Every policy is
 # evaluated on held-out openings against the reference (RM reward, KL, win rate, and the independent
 # lexicon score of lexicon-reward.mjs). Results go to OUT/results.jsonl, one line per evaluation;
-# docs/stories-experiments.md reads them.
+# `node examples/stories/table.mjs OUT/results.jsonl` prints them as the README's and
+# docs/stories-experiments.md's table.
 #
 #   bash examples/stories/run.sh [OUT] [STAGE...]
 #
@@ -110,29 +111,27 @@ dpo() {
 HELD_OUT="--eval-data $OUT/pairs-eval.jsonl"
 
 if has dpo; then
-  # The README's earlier recipe (258 pairs, 3 epochs), then 1,720 pairs for 1 and 2 epochs, and
-  # sharper pairs: best vs worst of 8 on 860 openings.
-  dpo dpo-beta0.3 "beta=0.3,pairs=258,ep=3" pairs.jsonl --beta 0.3 --num_train_epochs 3
-  for epochs in 1 2; do
-    dpo dpo-40x-ep$epochs "beta=0.1,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --num_train_epochs $epochs $HELD_OUT --eval_steps 27
+  # The README's earlier recipe (258 pairs, 3 epochs) at beta 0.3 and 1; then 1,720 pairs, plain
+  # (likelihood displacement: the chosen log-probs fall and KL grows), with RPO's NLL term holding
+  # them up (rpo_alpha 1), and at beta 0.3 over 3 epochs.
+  for beta in 0.3 1; do
+    dpo "dpo-beta$beta" "beta=$beta,pairs=258,ep=3" pairs.jsonl --beta $beta --num_train_epochs 3
   done
-  dpo dpo-k8-20x "beta=0.1,pairs=860of8,ep=2" pairs-k8-20x.jsonl --beta 0.1 --num_train_epochs 2 $HELD_OUT --eval_steps 27
+  dpo dpo-40x-ep1 "beta=0.1,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
+  dpo dpo-40x-ep1-rpo1 "beta=0.1,rpo_alpha=1,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --rpo_alpha 1 --num_train_epochs 1 $HELD_OUT --eval_steps 27
+  dpo dpo-40x-ep3-beta0.3 "beta=0.3,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $HELD_OUT --eval_steps 54
 fi
 
 if has dpo-sweep; then
-  for beta in 0.1 1; do
-    dpo "dpo-beta$beta" "beta=$beta,pairs=258,ep=3" pairs.jsonl --beta $beta --num_train_epochs 3
-  done
+  dpo dpo-beta0.1 "beta=0.1,pairs=258,ep=3" pairs.jsonl --beta 0.1 --num_train_epochs 3
+  dpo dpo-40x-ep2 "beta=0.1,pairs=1720,ep=2" pairs-40x.jsonl --beta 0.1 --num_train_epochs 2 $HELD_OUT --eval_steps 27
   dpo dpo-40x-ep3 "beta=0.1,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 54
   dpo dpo-40x-ep3-lr3e-5 "beta=0.1,lr=3e-5,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.1 --num_train_epochs 3 --learning_rate 3e-5 $HELD_OUT --eval_steps 54
-  dpo dpo-40x-ep3-beta0.3 "beta=0.3,pairs=1720,ep=3" pairs-40x.jsonl --beta 0.3 --num_train_epochs 3 $HELD_OUT --eval_steps 54
+  dpo dpo-40x-ep2-rpo1 "beta=0.1,rpo_alpha=1,pairs=1720,ep=2" pairs-40x.jsonl --beta 0.1 --rpo_alpha 1 --num_train_epochs 2 $HELD_OUT --eval_steps 27
+  # Sharper pairs: best vs worst of 8 on 860 openings (pairs-40x's number of samples), of 16 on 258.
+  dpo dpo-k8-20x "beta=0.1,pairs=860of8,ep=2" pairs-k8-20x.jsonl --beta 0.1 --num_train_epochs 2 $HELD_OUT --eval_steps 27
   pairs pairs-k16.jsonl 6 16 $PROMPTS 0    # 258 pairs, best vs worst of 16
   dpo dpo-k16 "beta=0.1,pairs=258of16,ep=3" pairs-k16.jsonl --beta 0.1 --num_train_epochs 3 $HELD_OUT --eval_steps 16
-  # RPO (rpo_alpha): the chosen completions' NLL added to the loss holds their likelihood up, which
-  # plain DPO lets fall (logps/chosen −46 → −60 in one epoch over these pairs) at a cost in KL.
-  for epochs in 1 2; do
-    dpo dpo-40x-ep$epochs-rpo1 "beta=0.1,rpo_alpha=1,pairs=1720,ep=$epochs" pairs-40x.jsonl --beta 0.1 --rpo_alpha 1 --num_train_epochs $epochs $HELD_OUT --eval_steps 27
-  done
   # What the mark is worth: the same 1,720 pairs with it removed, so every completion ends in EOS.
   [[ -f "$OUT/pairs-40x-eos.jsonl" ]] || sed -E 's/,"(chosen|rejected)_truncated":true//g' "$OUT/pairs-40x.jsonl" > "$OUT/pairs-40x-eos.jsonl"
   dpo dpo-40x-ep1-eos "beta=0.1,pairs=1720,ep=1,eos-on-every-completion" pairs-40x-eos.jsonl --beta 0.1 --num_train_epochs 1 $HELD_OUT --eval_steps 27

@@ -1,25 +1,32 @@
 // Prints run.sh's results (OUT/results.jsonl) as the Markdown table of the README and
 // docs/stories-experiments.md, so the published numbers are read from the runs, never copied by hand.
-// Rows keep results.jsonl's order (the order run.sh evaluated them); the reference row comes first.
+// The reference row first, then the rows grouped by method (PPO, DPO, KTO, online DPO, GRPO, others),
+// each group by KL, so each method's reward-against-KL frontier reads down the table.
 // The scores are recomputed from each row's samples file beside results.jsonl (score-samples.mjs),
 // so a column added there reaches rows evaluated before it existed.
 //
-//   node examples/stories/table.mjs runs/stories/results.jsonl [--methods ppo,dpo,...]
+//   node examples/stories/table.mjs runs/stories/results.jsonl [--methods ppo,dpo,...] [--only REGEX]
+//
+// --only keeps the rows whose "METHOD KNOB" (e.g. "dpo beta=0.3,pairs=1720,ep=3") the regex matches.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { scoreSamples } from "./score-samples.mjs";
 
 const args = process.argv.slice(2);
-const file = args.find((a) => !a.startsWith("--"));
+const file = args.find((a, i) => !a.startsWith("--") && (i === 0 || !args[i - 1].startsWith("--")));
 const methodsFlag = args.indexOf("--methods");
 const methods = methodsFlag >= 0 ? args[methodsFlag + 1].split(",") : null;
-if (!file) throw new Error("usage: node examples/stories/table.mjs RESULTS.jsonl [--methods ppo,dpo,...]");
+const onlyFlag = args.indexOf("--only");
+const only = onlyFlag >= 0 ? new RegExp(args[onlyFlag + 1]) : null;
+if (!file) throw new Error("usage: node examples/stories/table.mjs RESULTS.jsonl [--methods ppo,dpo,...] [--only REGEX]");
 
 const results = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-const shown = (methods ? results.filter((r) => methods.includes(r.method)) : results).map((r) => ({
-  ...r,
-  scores: scoreSamples(join(dirname(file), `eval-${r.method}-${r.knob}.jsonl`)),
-}));
+const ORDER = ["ppo", "dpo", "kto", "online-dpo", "grpo"];
+const rank = (method) => (ORDER.includes(method) ? ORDER.indexOf(method) : ORDER.length);
+const shown = results
+  .filter((r) => (!methods || methods.includes(r.method)) && (!only || only.test(`${r.method} ${r.knob}`)))
+  .map((r) => ({ ...r, scores: scoreSamples(join(dirname(file), `eval-${r.method}-${r.knob}.jsonl`)) }))
+  .sort((a, b) => rank(a.method) - rank(b.method) || a.eval.kl - b.eval.kl);
 
 const signed = (x, digits) => `${x < 0 ? "−" : "+"}${Math.abs(x).toFixed(digits)}`;
 const plain = (x, digits) => (x < 0 ? `−${Math.abs(x).toFixed(digits)}` : x.toFixed(digits));
