@@ -40,5 +40,5 @@ test("rlhf bench --profile runs on one kernel thread and reports where the forwa
   assert.match(out.groups[0]!.reduction, /^Add:\d+$/);
   const bad = runRlhf(["bench", "--profile", "backward"]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--profile: expected one of train, forward, generate, got "backward"/);
+  assert.match(bad.stderr, /--profile: expected one of train, forward, generate, dpo, got "backward"/);
 });
