@@ -13,6 +13,7 @@ import type { Llama3RopeScaling } from "./config-fields.ts";
 import { causalLmForward, fullBatch, maskedLmLoss } from "./forward.ts";
 import { ropeInvFreq } from "./layers.ts";
 import { paramsFromTensors } from "./params.ts";
+import { normRelError } from "./test-helpers.ts";
 import type { TensorMap } from "../io/tensors.ts";
 import { TrainStep } from "../train/step.ts";
 
@@ -35,17 +36,6 @@ function loadFixture(name: string): Fixture {
 
 function tensorsOf(fx: Fixture): TensorMap {
   return new Map(Object.entries(fx.params).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
-}
-
-/** Norm-wise relative error ‖a−b‖₂ / ‖b‖₂: the tensor-level "1e-4 relative" criterion. */
-function normRelError(actual: Float32Array, expected: number[]): number {
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i]! - expected[i]!) ** 2;
-    ref += expected[i]! ** 2;
-  }
-  return Math.sqrt(diff / ref);
 }
 
 /** Largest |a-b| / max(|b|, floor) — elementwise relative error with a floor so near-zero entries don't dominate. */

@@ -26,3 +26,14 @@ export function loraReference(args: string[]): string {
   assert.equal(r.status, 0, `${script} ${args.join(" ")} failed (is python3-torch installed? run scripts/setup-test-deps.sh):\n${r.stderr}`);
   return r.stdout;
 }
+
+/** ‖a − b‖₂ / ‖b‖₂: how far a result is from a reference's, as one number (the PyTorch comparisons' "1e-4 relative"). */
+export function normRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let ref = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff += (a[i]! - b[i]!) ** 2;
+    ref += b[i]! ** 2;
+  }
+  return Math.sqrt(diff / ref);
+}

@@ -25,7 +25,8 @@ import { loadModel, resolveTokenizer, saveModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { defaultDPOConfig, type DPOConfig } from "./dpo-config.ts";
 import { dpoBatch, dpoLoss, withReferenceLogps, type DpoBatch } from "./dpo.ts";
-import { hostParams, normRelError } from "./test-helpers.ts";
+import { normRelError } from "../models/test-helpers.ts";
+import { hostParams } from "./test-helpers.ts";
 import { lossAndGradients } from "./step.ts";
 
 const PYTHON = "/usr/bin/python3";

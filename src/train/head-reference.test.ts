@@ -22,7 +22,7 @@ import { saveModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import { lmBatchFromRows, lmLoss, type LmBatch } from "./lm-loss.ts";
 import { lossAndGradients } from "./step.ts";
-import { normRelError } from "./test-helpers.ts";
+import { normRelError } from "../models/test-helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SCRIPT = fileURLToPath(new URL("../../scripts/reference/head_reference.py", import.meta.url));

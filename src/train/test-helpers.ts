@@ -150,14 +150,3 @@ export function assertLogsDocumented(history: readonly Record<string, number>[],
   assert.ok(history.some((r) => "loss" in r) && history.some((r) => "eval_loss" in r), "the run logged both kinds of record");
   for (const r of history) assert.deepEqual(Object.keys(r).sort(), "eval_loss" in r ? heldOut : train, "exactly the documented names");
 }
-
-/** ‖a − b‖ / ‖b‖: how far a result is from a reference's, as one number (the PyTorch comparisons). */
-export function normRelError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let ref = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    ref += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / ref);
-}
