@@ -15,6 +15,16 @@ export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   gradient_accumulation_steps: number;
 }
 
+/**
+ * Rows per mini-batch (one optimizer step) and per micro-batch (one forward and backward pass) when a
+ * rollout of `rows` responses is split num_mini_batches ways, each accumulated over
+ * gradient_accumulation_steps micro-batches: the trainer's split, and what the memory plan sizes.
+ */
+export function ppoUpdateRows(rows: number, config: Pick<PpoRunConfig, "num_mini_batches" | "gradient_accumulation_steps">): { miniBatch: number; microBatch: number } {
+  const miniBatch = Math.max(1, Math.floor(rows / config.num_mini_batches));
+  return { miniBatch, microBatch: Math.max(1, Math.floor(miniBatch / config.gradient_accumulation_steps)) };
+}
+
 export const defaultPpoRunConfig: PpoRunConfig = {
   ...onPolicyRunDefaults,
   ...defaultPPOConfig,

@@ -27,7 +27,7 @@ import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
-import type { PpoRunConfig } from "./ppo-config.ts";
+import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
 import { ppoAdvantages, ppoLoss, ppoRewards, ppoRolloutMetrics } from "../algorithms/ppo.ts";
 import type { Rows } from "../algorithms/sequence.ts";
@@ -246,9 +246,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     // Updates.
     const updateMetrics: Record<string, number[]> = {};
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
-    const mbSize = Math.max(1, Math.floor(b / c.num_mini_batches));
     // Each mini-batch's gradient is accumulated over gradient_accumulation_steps micro-batches.
-    const microSize = Math.max(1, Math.floor(mbSize / c.gradient_accumulation_steps));
+    const { miniBatch: mbSize, microBatch: microSize } = ppoUpdateRows(b, c);
     let optimizerSteps = 0;
     for (let epoch = 0; epoch < c.num_ppo_epochs; epoch++) {
       const order = this.#rng.shuffle(Array.from({ length: b }, (_, i) => i));

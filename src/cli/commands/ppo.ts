@@ -10,7 +10,7 @@ import { plannedAdapter } from "../../train/peft-config.ts";
 import { onPolicyMemoryPlan } from "../../rl/memory-plan.ts";
 import { policyModels } from "../../rl/policy-models.ts";
 import { PpoTrainer, type PpoProgress } from "../../rl/ppo-trainer.ts";
-import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs } from "../../rl/ppo-config.ts";
+import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs, ppoUpdateRows } from "../../rl/ppo-config.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
 import { initialValueModel, valueAdapterOn } from "../../rl/ppo-value.ts";
 import { readSftData } from "../../data/datasets.ts";
@@ -52,7 +52,7 @@ export const command: Command = {
     const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
     if (config.use_peft && v["value-model"]) throw new UsageError("--value-model: with --use_peft the value model is an adapter on the policy's base (it cannot start from another model)");
     const valueSource = config.use_peft ? undefined : ((v["value-model"] as string | undefined) ?? inputs.rewardDirs[0]);
-    const updateRows = Math.max(1, Math.floor(Math.max(1, Math.floor(config.batch_size / config.num_mini_batches)) / config.gradient_accumulation_steps));
+    const updateRows = ppoUpdateRows(config.batch_size, config).microBatch;
     const valueArch = valueSource ? (await describeModel(valueSource)).arch : described.arch;
     const padTokenId = tokenizer.padTokenId ?? eosIds[0]!;
     const classifier = architectureFor(asSequenceClassifier(described.config, padTokenId));
