@@ -9,6 +9,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { readSafetensors } from "../io/safetensors.ts";
+import { initEngine } from "../engine/runtime.ts";
+import { loadModel, saveModel } from "../models/load.ts";
+import { rewardModelFromCausalLm } from "../train/reward.ts";
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
 
@@ -99,4 +102,22 @@ test("LoRA PPO (policy adapter; value = a second adapter and head on the same fr
   const kl = (await records(straight, "metrics.jsonl")).map((m) => m["objective/kl"] as number);
   assert.equal(kl[0], 0);
   assert.ok(kl.slice(1).some((x) => x !== 0), kl.join(", "));
+});
+
+test("LoRA PPO with --value-model (TRL's setup: the policy an adapter, the value model that whole reward model, trained whole) resumes exactly, the value model whole in every checkpoint", { timeout: 240_000 }, async () => {
+  const dir = await tempDir();
+  await initEngine();
+  const rm = rewardModelFromCausalLm(await loadModel(sharedData("llama2c/stories260K.bin")), { seed: 5, padTokenId: 0 });
+  await saveModel(join(dir, "rm"), rm.config, rm.params);
+  const args = [...(await setup(dir)), "--use_peft", "--lora_r", "4", "--lora_target_modules", "all-linear", "--learning_rate", "3e-3", "--value-model", join(dir, "rm")];
+  const { straight, interrupted } = await assertPpoResumes(dir, args, "adapter_model.safetensors");
+  assert.ok(existsSync(join(interrupted, "checkpoint-4", "value", "config.json")) && !existsSync(join(interrupted, "checkpoint-4", "value", "adapter_config.json")), "a whole value model");
+  const [start, trained] = [await weights(join(dir, "rm", "model.safetensors")), await weights(join(straight, "checkpoint-4", "value", "model.safetensors"))];
+  assert.deepEqual([...trained.keys()].sort(), [...start.keys()].sort());
+  assert.ok([...start].some(([k, w]) => w.some((x, i) => x !== trained.get(k)![i])), "the value model's weights are trained");
+  // Moments of the policy's adapter and of every weight of the value model, nothing else.
+  const moments = [...(await weights(join(interrupted, "checkpoint-4", "optimizer.safetensors"))).keys()].map((k) => k.replace(/^exp_avg(_sq)?\./, ""));
+  const stray = moments.filter((k) => !/lora_[AB]\.weight$/.test(k) && !(k.startsWith("value/") && start.has(k.slice("value/".length))));
+  assert.deepEqual(stray, []);
+  assert.equal(new Set(moments.filter((k) => k.startsWith("value/"))).size, start.size);
 });

@@ -1,6 +1,6 @@
 // `rlhf ppo`: the trainer of src/rl/ppo-trainer.ts on the shared on-policy run loop.
 import type { Command } from "../command.ts";
-import { parseFlags, UsageError } from "../command.ts";
+import { parseFlags } from "../command.ts";
 import { configFlags, configOverrides, normaliseFlagNames, resolveConfig } from "../../train/config.ts";
 import { describeModel, type LoadedModel } from "../../models/load.ts";
 import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
@@ -26,8 +26,10 @@ under TRL's names, sample completions to DIR/samples.jsonl, checkpoints to DIR/c
 With --ptx-data, each update also takes ptx_coef × the next-token loss on that data (InstructGPT's
 PPO-ptx), logged as loss/ptx_avg. --use_peft trains a LoRA adapter on the frozen policy, and the
 value model is a second adapter with a fresh head on the same frozen weights, which the reference
-(the adapter off) reads too: one copy of the model's weights for all three. DIR/policy and the
-checkpoints (value/ too) are then PEFT adapter directories. Dropout is off, as in TRL's PPOTrainer.
+(the adapter off) reads too: one copy of the model's weights for all three. With --use_peft and
+--value-model RM the value model is that whole reward model, trained whole (TRL's setup: it starts
+out predicting the score, for a second copy of the weights and its optimizer moments). DIR/policy
+and the checkpoints are then PEFT adapter directories (value/ too when it is an adapter). Dropout is off, as in TRL's PPOTrainer.
 Config fields can come from --config FILE (JSON/YAML) and be overridden by flags (--kl_coef or --kl-coef).`;
 
 const flags = {
@@ -50,8 +52,10 @@ export const command: Command = {
     const ptxPath = v["ptx-data"] as string | undefined;
     if (!ptxPath) config.ptx_coef = 0;
     const ptx = ptxPath && config.ptx_coef > 0 ? { examples: readSftData(ptxPath, tokenizer), padId: tokenizer.padTokenId ?? eosIds[0]! } : undefined;
-    if (config.use_peft && v["value-model"]) throw new UsageError("--value-model: with --use_peft the value model is an adapter on the policy's base (it cannot start from another model)");
-    const valueSource = config.use_peft ? undefined : ((v["value-model"] as string | undefined) ?? inputs.rewardDirs[0]);
+    // With LoRA the value model is an adapter on the policy's base unless --value-model names one:
+    // then it is that whole model, trained whole beside the policy's adapter, as in TRL's PPOTrainer
+    // with a peft_config (it costs a full copy and its moments, but starts out predicting the score).
+    const valueSource = (v["value-model"] as string | undefined) ?? (config.use_peft ? undefined : inputs.rewardDirs[0]);
     const updateRows = ppoUpdateRows(config.batch_size, config).microBatch;
     const valueArch = valueSource ? (await describeModel(valueSource)).arch : described.arch;
     const padTokenId = tokenizer.padTokenId ?? eosIds[0]!;
@@ -66,7 +70,7 @@ export const command: Command = {
         onPolicyMemoryPlan({
           policy: described.arch,
           value: valueArch,
-          ...(adapter ? { adapter, valueAdapter: plannedAdapter(classifier, config, "SEQ_CLS", false) } : {}),
+          ...(adapter ? { adapter, ...(valueSource ? {} : { valueAdapter: plannedAdapter(classifier, config, "SEQ_CLS", false) }) } : {}),
           reference: true,
           rewardModels: inputs.rewardArchs,
           rolloutRows: config.batch_size,
@@ -80,7 +84,7 @@ export const command: Command = {
     const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
     // TRL's PPOTrainer trains without dropout. The starting weights are only ever read: the reference (and with LoRA the base).
     const models = policyModels(policyModel, config, { seed: config.seed, dropout: false });
-    const valueLora = config.use_peft ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
+    const valueLora = config.use_peft && !valueSource ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
     const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, frozen: models.frozen });
     const common = { config, tokenizer, prompts, reward, eosIds, ...(ptx ? { ptx } : {}) };
     try {
@@ -96,7 +100,9 @@ export const command: Command = {
         create: async (resume) => {
           if (resume) {
             const value = resume.others.value!;
-            const valueModel = valueLora ? { ...valueLora, value: value.params } : { ...valueOf(value), value: value.params };
+            // The checkpoint says which kind of value model the run trains (an adapter or a whole model).
+            const lora = !("config" in value) ? (valueLora ?? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId })) : null;
+            const valueModel = lora ? { ...lora, value: value.params } : { ...valueOf(value), value: value.params };
             return new PpoTrainer({ ...common, models: { ...policyParts(resume.policy), ...valueModel }, resume: { progress: resume.progress, optimizer: resume.optimizer } });
           }
           const value = valueLora ? { ...valueLora, value: valueLora.fresh() } : await initialValueModel(policyModel, valueSource, { seed: config.seed, padTokenId });
