@@ -239,6 +239,12 @@ if has lora; then
   for lr in 5e-4 1e-4; do
     ppo "ppo-lora-kl0.05-lr$lr" "lora,r=8,kl_coef=0.05,lr=$lr" --total_steps 40 --learning_rate $lr --kl_coef 0.05 --save_steps 20 $LORA
   done
+  # TRL's LoRA PPO: the policy an adapter, the value model the whole reward model (trained whole),
+  # as in the full runs, where it starts out predicting the score.
+  for lr in 5e-4 2e-4; do
+    ppo "ppo-lora-valuerm-kl0.05-lr$lr" "lora,r=8,value=rm,kl_coef=0.05,lr=$lr" --total_steps 40 --learning_rate $lr --kl_coef 0.05 --save_steps 20 \
+      --value-model "$OUT/rm" $LORA
+  done
   for lr in 1e-3 2e-4; do
     dpo "dpo-lora-40x-ep1-lr$lr" "lora,r=8,beta=0.1,lr=$lr,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 \
       --learning_rate $lr $HELD_OUT --eval_steps 27 $LORA
