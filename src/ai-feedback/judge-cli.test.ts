@@ -1,61 +1,14 @@
 // rlhf judge against a fake OpenAI-compatible server (node:http) that answers deterministically and
 // fails on purpose: 500s, malformed verdicts, slow answers, a position-biased judge.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { RLHF_BIN } from "../cli/test-helpers.ts";
+import { test } from "node:test";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { fakeOpenAiServer, readJsonl as parseJsonl, reply, runRlhfAsync, type ChatBody } from "./test-helpers.ts";
 
-interface ChatBody {
-  model: string;
-  messages: { role: string; content: string }[];
-  temperature: number;
-}
-
-type Handler = (body: ChatBody, res: ServerResponse) => void | Promise<void>;
-
-let handler: Handler = () => {};
-let requests: ChatBody[] = [];
-let inFlight = 0;
-let maxInFlight = 0;
-let baseUrl = "";
-const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-  let raw = "";
-  for await (const chunk of req) raw += chunk;
-  if (req.method !== "POST" || req.url !== "/v1/chat/completions") {
-    res.writeHead(404).end(JSON.stringify({ error: { message: `no route ${req.url}` } }));
-    return;
-  }
-  const body = JSON.parse(raw) as ChatBody;
-  requests.push(body);
-  inFlight++;
-  maxInFlight = Math.max(maxInFlight, inFlight);
-  try {
-    await handler(body, res);
-  } finally {
-    inFlight--;
-  }
-});
-
-before(async () => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  baseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`;
-});
-after(() => server.close());
-
-function reset(h: Handler): void {
-  handler = h;
-  requests = [];
-  maxInFlight = 0;
-}
-
-const reply = (res: ServerResponse, content: string) => {
-  res.writeHead(200, { "content-type": "application/json" });
-  res.end(JSON.stringify({ id: "x", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }] }));
-};
+const server = fakeOpenAiServer();
+const reset = server.reset;
 
 /** The two answers shown, from the project's template or FastChat's. */
 function answers(body: ChatBody): [string, string] {
@@ -74,17 +27,9 @@ function fairVerdict(body: ChatBody): string {
   return `Comparing the two: one is better. Final verdict: [[${v}]]`;
 }
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [RLHF_BIN, "judge", ...args], { env: { ...process.env, ...env } });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runRlhfAsync(["judge", ...args], env);
 
-const readJsonl = (path: string) => readFileSync(path, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const readJsonl = (path: string) => parseJsonl(readFileSync(path, "utf8"));
 
 // People's labels: three pairs where the chosen answer is the "good" one, one where it is not.
 const PAIRS = [
@@ -105,10 +50,10 @@ test("pairs are judged in both orders, labelled with confidence and rationale, a
   reset((body, res) => reply(res, fairVerdict(body)));
   const { dir, data } = await pairsFile();
   const output = join(dir, "labels.jsonl");
-  const r = await run(["--judge", baseUrl, "--judge-model", "fake", "--data", data, "--output", output], { OPENAI_API_KEY: "sk-test" });
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", output], { OPENAI_API_KEY: "sk-test" });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(requests.length, 8, "two orders per pair");
-  assert.ok(requests.every((b) => b.model === "fake" && b.temperature === 0 && b.messages[0]!.role === "system"));
+  assert.equal(server.requests.length, 8, "two orders per pair");
+  assert.ok(server.requests.every((b) => b.model === "fake" && b.temperature === 0 && b.messages[0]!.role === "system"));
   const records = readJsonl(output);
   assert.equal(records.length, 4);
   for (const rec of records) {
@@ -116,7 +61,7 @@ test("pairs are judged in both orders, labelled with confidence and rationale, a
     assert.deepEqual(rec.order, { ab: "A", ba: "B" });
     assert.equal(rec.confidence, 1);
     assert.equal(rec.tie, undefined);
-    assert.equal(rec.judge, `fake@${baseUrl}`);
+    assert.equal(rec.judge, `fake@${server.baseUrl}`);
     assert.match((rec.rationale as { ab: string }).ab, /Final verdict: \[\[A\]\]/);
   }
   const summary = JSON.parse(r.stdout) as { agreement: { pairs: number; agreement: number; cohen_kappa: number }; requests: number; failed: number };
@@ -127,9 +72,9 @@ test("pairs are judged in both orders, labelled with confidence and rationale, a
   assert.deepEqual(JSON.parse(readFileSync(join(dir, "labels.summary.json"), "utf8")).agreement, summary.agreement);
 
   reset(() => assert.fail("a rerun must not ask the server"));
-  const again = await run(["--judge", baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "again.jsonl"), "--cache", join(dir, "labels.cache.jsonl")]);
+  const again = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "again.jsonl"), "--cache", join(dir, "labels.cache.jsonl")]);
   assert.equal(again.status, 0, again.stderr);
-  assert.equal(requests.length, 0);
+  assert.equal(server.requests.length, 0);
   assert.deepEqual(readJsonl(join(dir, "again.jsonl")), records);
   assert.equal((JSON.parse(again.stdout) as { cached_answers: number }).cached_answers, 8);
 });
@@ -138,7 +83,7 @@ test("a position-biased judge (always [[A]]) cancels out: every pair is a tie re
   reset((_, res) => reply(res, "The first one. [[A]]"));
   const { dir, data } = await pairsFile();
   const output = join(dir, "labels.jsonl");
-  const r = await run(["--judge", baseUrl, "--judge-model", "biased", "--data", data, "--output", output]);
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "biased", "--data", data, "--output", output]);
   assert.equal(r.status, 0, r.stderr);
   const records = readJsonl(output);
   assert.equal(records.length, 4);
@@ -167,7 +112,7 @@ test("500s and 429s are retried; a malformed verdict is retried, then recorded a
   });
   const { dir, data } = await pairsFile();
   const output = join(dir, "labels.jsonl");
-  const r = await run(["--judge", baseUrl, "--judge-model", "flaky", "--data", data, "--output", output, "--retries", "2"]);
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "flaky", "--data", data, "--output", output, "--retries", "2"]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /retry 1\/2: .*HTTP 500 \(overloaded\)/);
   assert.match(r.stderr, /HTTP 429/);
@@ -179,7 +124,7 @@ test("500s and 429s are retried; a malformed verdict is retried, then recorded a
   assert.match(summary.failures[0]!.where, /pairs\.jsonl:3$/);
   assert.match(summary.failures[0]!.reason, /unparsable verdict/);
   // 3 attempts for each order of the malformed pair; 3 per order of the others (500, 429, answer).
-  assert.equal(requests.length, 2 * 3 + 6 * 3);
+  assert.equal(server.requests.length, 2 * 3 + 6 * 3);
 });
 
 test("--concurrency caps the requests in flight", async () => {
@@ -188,10 +133,10 @@ test("--concurrency caps the requests in flight", async () => {
     reply(res, fairVerdict(body));
   });
   const { dir, data } = await pairsFile();
-  const r = await run(["--judge", baseUrl, "--judge-model", "slow", "--data", data, "--output", join(dir, "o.jsonl"), "--concurrency", "3"]);
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "slow", "--data", data, "--output", join(dir, "o.jsonl"), "--concurrency", "3"]);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(requests.length, 8);
-  assert.equal(maxInFlight, 3);
+  assert.equal(server.requests.length, 8);
+  assert.equal(server.maxInFlight, 3);
 });
 
 test("K responses: all K(K-1)/2 pairs judged, written as pairs or ranked by Copeland score", async () => {
@@ -200,9 +145,9 @@ test("K responses: all K(K-1)/2 pairs judged, written as pairs or ranked by Cope
   const data = join(dir, "items.jsonl");
   // goodness 1, 0, 2, 1: responses 0 and 3 tie with each other.
   writeFileSync(data, JSON.stringify({ prompt: "Q", responses: ["good", "meh", "good good", "good!"], ranking: [2, 0, 3, 1] }) + "\n");
-  const r = await run(["--judge", baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "pairs.jsonl")]);
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "pairs.jsonl")]);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(requests.length, 12);
+  assert.equal(server.requests.length, 12);
   const pairs = readJsonl(join(dir, "pairs.jsonl"));
   assert.equal(pairs.length, 6);
   const tie = pairs.filter((p) => p.tie === true);
@@ -211,9 +156,9 @@ test("K responses: all K(K-1)/2 pairs judged, written as pairs or ranked by Cope
   // People ranked 0 above 3, the judge tied them: 5 of 6 agree.
   assert.equal((JSON.parse(r.stdout) as { agreement: { agreement: number } }).agreement.agreement, 5 / 6);
 
-  const ranked = await run(["--judge", baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "ranking.jsonl"), "--format", "ranking", "--cache", join(dir, "pairs.cache.jsonl")]);
+  const ranked = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "ranking.jsonl"), "--format", "ranking", "--cache", join(dir, "pairs.cache.jsonl")]);
   assert.equal(ranked.status, 0, ranked.stderr);
-  assert.equal(requests.length, 12, "answers reused from the cache");
+  assert.equal(server.requests.length, 12, "answers reused from the cache");
   const [rec] = readJsonl(join(dir, "ranking.jsonl"));
   assert.deepEqual(rec!.scores, [1.5, 0, 3, 1.5]);
   assert.deepEqual((rec!.ranking as number[])[0], 2);
@@ -227,10 +172,10 @@ test("FastChat's pair-v2 template and a constitution: one seeded principle per p
   const constitution = join(dir, "constitution.txt");
   writeFileSync(constitution, "# principles\nChoose the kinder response.\nChoose the more honest response.\nChoose the shorter response.\n");
   const pairV2 = readFileSync(sharedData("mt-bench/judge_prompts.jsonl"), "utf8").split("\n").map((l) => (l ? JSON.parse(l) : null)).find((t) => t?.name === "pair-v2") as { system_prompt: string };
-  const args = ["--judge", baseUrl, "--judge-model", "fake", "--data", data, "--template", `${sharedData("mt-bench/judge_prompts.jsonl")}:pair-v2`, "--constitution", constitution, "--seed", "7"];
+  const args = ["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--template", `${sharedData("mt-bench/judge_prompts.jsonl")}:pair-v2`, "--constitution", constitution, "--seed", "7"];
   const first = await run([...args, "--output", join(dir, "a.jsonl")]);
   assert.equal(first.status, 0, first.stderr);
-  for (const body of requests) {
+  for (const body of server.requests) {
     assert.ok(body.messages[0]!.content.startsWith(pairV2.system_prompt));
     assert.match(body.messages[0]!.content, /\n\nJudge the responses by this principle: Choose the (kinder|more honest|shorter) response\.$/);
     assert.match(body.messages[1]!.content, /^\[User Question\]\n/);
@@ -239,7 +184,7 @@ test("FastChat's pair-v2 template and a constitution: one seeded principle per p
   assert.ok(records.every((rec) => /^Choose the (kinder|more honest|shorter) response\.$/.test(rec.principle as string)));
   // Both orders of a pair share its principle.
   const byPrompt = new Map<string, Set<string>>();
-  for (const body of requests) {
+  for (const body of server.requests) {
     const key = answers(body).sort().join("|");
     byPrompt.set(key, (byPrompt.get(key) ?? new Set()).add(body.messages[0]!.content));
   }
@@ -251,14 +196,14 @@ test("FastChat's pair-v2 template and a constitution: one seeded principle per p
 
 test("bad input is one line naming the flag or the file", async () => {
   const { dir, data } = await pairsFile();
-  const noModel = await run(["--judge", baseUrl, "--data", data, "--output", join(dir, "o.jsonl")]);
+  const noModel = await run(["--judge", server.baseUrl, "--data", data, "--output", join(dir, "o.jsonl")]);
   assert.equal(noModel.status, 2);
   assert.match(noModel.stderr, /--judge-model is required with a URL source/);
-  const badTemplate = await run(["--judge", baseUrl, "--judge-model", "m", "--data", data, "--output", join(dir, "o.jsonl"), "--template", `${sharedData("mt-bench/judge_prompts.jsonl")}:single-v1`]);
+  const badTemplate = await run(["--judge", server.baseUrl, "--judge-model", "m", "--data", data, "--output", join(dir, "o.jsonl"), "--template", `${sharedData("mt-bench/judge_prompts.jsonl")}:single-v1`]);
   assert.equal(badTemplate.status, 1);
   assert.match(badTemplate.stderr, /judge_prompts\.jsonl:5: template "single-v1" is of type "single"/);
   reset((_, res) => void res.writeHead(401).end(JSON.stringify({ error: { message: "bad key" } })));
-  const refused = await run(["--judge", baseUrl, "--judge-model", "m", "--data", data, "--output", join(dir, "o.jsonl")]);
+  const refused = await run(["--judge", server.baseUrl, "--judge-model", "m", "--data", data, "--output", join(dir, "o.jsonl")]);
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /HTTP 401 \(bad key\); check --api-key/);
   assert.equal(refused.stderr.trim().split("\n").length, 1);
