@@ -5,7 +5,7 @@
 // principle). A torn last line from a killed run is skipped. Failures are not cached.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { appendToFile } from "../io/atomic.ts";
+import { appendToFile, writeFileAtomicSync } from "../io/atomic.ts";
 import { readInputText } from "../io/text-file.ts";
 import type { OrderVerdict } from "./verdict.ts";
 
@@ -13,7 +13,12 @@ export class JudgeCache {
   readonly #answers = new Map<string, OrderVerdict>();
 
   constructor(readonly path: string | null) {
-    if (path === null || !existsSync(path)) return;
+    if (path === null) return;
+    // Created now (with its folder), so the appends of the run have a file to go to.
+    if (!existsSync(path)) {
+      writeFileAtomicSync(path, "");
+      return;
+    }
     for (const line of readInputText(path, "judge cache").split("\n")) {
       try {
         const { key, verdict, rationale, p_a } = JSON.parse(line) as OrderVerdict & { key: string };

@@ -37,7 +37,8 @@ export function judgeItem(record: Json, where: string): JudgeItem {
     const split = record.prompt !== undefined
       ? { prompt: checkText(record.prompt, "prompt", where, true), chosen, rejected }
       : typeof chosen === "string" ? splitCommonPrefix(chosen, rejected as string) : splitCommonMessages(chosen, rejected as ChatMessage[]);
-    return { where, prompt: split.prompt, responses: [split.chosen, split.rejected], human: [{ chosen: 0, rejected: 1 }] };
+    // A tie record (rlhf judge's own output, re-labelled) carries no preference to agree with.
+    return { where, prompt: split.prompt, responses: [split.chosen, split.rejected], human: record.tie === true ? [] : [{ chosen: 0, rejected: 1 }] };
   }
   if (!("responses" in record)) throw new DataError(`${where}: expected "prompt" + "responses" (the feedback app's import format) or "chosen" + "rejected" (a pair to re-label)`);
   if (!Array.isArray(record.responses) || record.responses.length < 2) throw new DataError(`${where}: "responses" must be a list of at least 2 responses, got ${describeValue(record.responses)}`);

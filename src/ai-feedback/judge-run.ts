@@ -140,6 +140,11 @@ export interface Agreement {
   /** The same share among the pairs the judge did not call a tie. */
   agreement_without_ties: number | null;
   /**
+   * Share of the pairs where the order-averaged probability (p_first) leans to people's choice, ties
+   * included: a weak judge whose verdicts cancel out as ties may still lean the right way.
+   */
+  agreement_by_probability: number;
+  /**
    * Cohen's kappa between judge (first / second / tie) and people (first / second), each pair counted
    * in both orientations so that both of people's labels occur equally (a rater who always says
    * "first" has kappa 0 whatever the other does); without judge ties it is 2·agreement − 1.
@@ -149,7 +154,7 @@ export interface Agreement {
 
 export function agreementWithPeople(items: JudgeItem[], results: ComparisonResult[]): Agreement | null {
   const confusion = [[0, 0, 0], [0, 0, 0]]; // [people: first, second][judge: first, second, tie]
-  let pairs = 0, agreed = 0, ties = 0;
+  let pairs = 0, agreed = 0, ties = 0, leaned = 0;
   for (const r of results) {
     if (!("combined" in r)) continue;
     const { item, i, j } = r.comparison;
@@ -160,6 +165,7 @@ export function agreementWithPeople(items: JudgeItem[], results: ComparisonResul
     pairs++;
     if (judge === 2) ties++;
     if (judge === people) agreed++;
+    if (people === 0 ? r.combined.p_first > 0.5 : r.combined.p_first < 0.5) leaned++;
     confusion[people]![judge]! += 1;
     confusion[1 - people]![judge === 2 ? 2 : 1 - judge]! += 1; // the mirrored orientation
   }
@@ -170,6 +176,7 @@ export function agreementWithPeople(items: JudgeItem[], results: ComparisonResul
     agreement: agreed / pairs,
     judge_ties: ties,
     agreement_without_ties: pairs > ties ? agreed / (pairs - ties) : null,
+    agreement_by_probability: leaned / pairs,
     cohen_kappa: cohensKappa(square),
   };
 }

@@ -50,10 +50,10 @@ export function readJudgeTemplate(spec: string = DEFAULT_TEMPLATE_FILE): JudgeTe
     const names = entries.map((e) => String(e.value.name)).join(", ");
     throw new TemplateError(name === null ? `${file}: no pairwise template (type "pairwise")` : `${file}: no template named "${name}" (names: ${names})`);
   }
-  return checkTemplate(picked.value, picked.where);
+  return checkTemplate(picked.value, picked.where, file);
 }
 
-function checkTemplate(t: Record<string, unknown>, where: string): JudgeTemplate {
+function checkTemplate(t: Record<string, unknown>, where: string, file: string): JudgeTemplate {
   for (const field of ["system_prompt", "prompt_template", "output_format"]) {
     if (typeof t[field] !== "string") throw new TemplateError(`${where}: "${field}" must be a string`);
   }
@@ -63,7 +63,8 @@ function checkTemplate(t: Record<string, unknown>, where: string): JudgeTemplate
     if (!template.prompt_template.includes(slot)) throw new TemplateError(`${where}: "prompt_template" has no ${slot} (a pairwise template needs {question}, {answer_a} and {answer_b})`);
   }
   if (!verdictMarkers(template.output_format)) throw new TemplateError(`${where}: "output_format" is ${JSON.stringify(template.output_format)}; expected "[[A]]" (verdicts [[A]], [[B]], [[C]])`);
-  return { name: typeof t.name === "string" ? t.name : "unnamed", system_prompt: template.system_prompt, prompt_template: template.prompt_template, output_format: template.output_format, source: where };
+  const name = typeof t.name === "string" ? t.name : "unnamed";
+  return { name, system_prompt: template.system_prompt, prompt_template: template.prompt_template, output_format: template.output_format, source: `${file}:${name}` };
 }
 
 export interface JudgeMessages {

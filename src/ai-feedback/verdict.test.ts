@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../io/test-helpers.ts";
 import { drawPrinciples, readConstitution } from "./constitution.ts";
+import { judgeItem } from "./judge-data.ts";
 import { agreementWithPeople, type ComparisonResult } from "./judge-run.ts";
 import { renderJudgeMessages, splitTemplateSpec, type JudgeTemplate } from "./judge-template.ts";
 import { concurrencyLimit, RetryableError, withRetries } from "./retry.ts";
@@ -39,17 +40,18 @@ test("combineOrders: agreement, one tie, disagreement, position bias, log-probab
 
 test("agreementWithPeople: ties count as disagreement; kappa over both orientations", () => {
   const item = { where: "f:1", prompt: "q", responses: ["a", "b"], human: [{ chosen: 0, rejected: 1 }] };
-  const result = (winner: 0 | 1 | null): ComparisonResult => ({ comparison: { item: 0, i: 0, j: 1, principle: null }, ab: textVerdict("A", ""), ba: textVerdict("B", ""), combined: { winner, p_first: 0.5, confidence: 1 } });
+  const result = (winner: 0 | 1 | null, item: number, p_first: number): ComparisonResult => ({ comparison: { item, i: 0, j: 1, principle: null }, ab: textVerdict("A", ""), ba: textVerdict("B", ""), combined: { winner, p_first, confidence: 1 } });
   const items = [item, item, item, item];
-  const results = [result(0), result(0), result(1), result(null)].map((r, n) => ({ ...r, comparison: { ...r.comparison, item: n } }));
+  const results = [result(0, 0, 0.9), result(0, 1, 0.4), result(1, 2, 0.2), result(null, 3, 0.6)];
   const a = agreementWithPeople(items, results)!;
   assert.equal(a.pairs, 4);
   assert.equal(a.agreement, 0.5);
   assert.equal(a.agreement_without_ties, 2 / 3);
   assert.equal(a.judge_ties, 1);
+  assert.equal(a.agreement_by_probability, 0.5, "p_first 0.9 and 0.6 lean to people's first; 0.4 and 0.2 do not");
   // po = 0.5, human marginals (½, ½, 0), judge (3/8, 3/8, 1/4): pe = 3/8, κ = (0.5 − 0.375) / 0.625.
   assert.ok(Math.abs(a.cohen_kappa! - 0.2) < 1e-12);
-  assert.equal(agreementWithPeople([{ ...item, human: [] }], [result(0)]), null);
+  assert.equal(agreementWithPeople([{ ...item, human: [] }], [result(0, 0, 1)]), null);
 });
 
 test("templates: FILE:NAME split, one-pass substitution, principle slot or appended", () => {
@@ -98,4 +100,18 @@ test("withRetries: retryable errors retried with backoff, others thrown at once;
     active--;
   })));
   assert.equal(most, 2);
+});
+
+test("judge data: pairs (explicit or implicit prompt), items with and without people's ranking, errors naming the field", () => {
+  assert.deepEqual(judgeItem({ prompt: "Q", chosen: "a", rejected: "b" }, "f:1").human, [{ chosen: 0, rejected: 1 }]);
+  assert.deepEqual(judgeItem({ prompt: "Q", chosen: "a", rejected: "b", tie: true }, "f:1").human, [], "a tie record is no label");
+  const implicit = judgeItem({ chosen: "\n\nHuman: Hi\n\nAssistant: Hello there", rejected: "\n\nHuman: Hi\n\nAssistant: Go away" }, "f:2");
+  assert.equal(implicit.prompt, "\n\nHuman: Hi\n\nAssistant:");
+  assert.deepEqual(implicit.responses, [" Hello there", " Go away"]);
+  assert.deepEqual(judgeItem({ prompt: "Q", responses: ["a", "b", "c"] }, "f:3").human, []);
+  assert.deepEqual(judgeItem({ prompt: "Q", responses: ["a", "b", "c"], ranking: [2, 0, 1], ties: [[0, 1]] }, "f:3").human, [{ chosen: 2, rejected: 0 }, { chosen: 2, rejected: 1 }]);
+  assert.throws(() => judgeItem({ prompt: "Q", responses: ["a"] }, "f:4"), /f:4: "responses" must be a list of at least 2 responses/);
+  assert.throws(() => judgeItem({ prompt: "Q", chosen: "a" }, "f:5"), /f:5: "rejected" is missing/);
+  assert.throws(() => judgeItem({ prompt: "Q", responses: ["a", 3] }, "f:6"), /f:6: "responses\[1\]" must be a string or a list of \{role, content\} messages/);
+  assert.throws(() => judgeItem({ text: "x" }, "f:7"), /f:7: expected "prompt" \+ "responses"/);
 });
