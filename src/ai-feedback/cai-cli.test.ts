@@ -40,7 +40,8 @@ test("response → critique by a drawn principle → revision, two rounds; SFT r
   assert.equal(new Set(seeds).size, seeds.length, "every call samples with its own seed");
 
   const [text, chat] = readJsonl(readFileSync(join(dir, "cai.sft.jsonl"), "utf8"));
-  assert.equal(text!.completion, "Answer to Hi (revised) (revised)");
+  assert.deepEqual(text!.prompt, [{ role: "user", content: "Hi" }]);
+  assert.deepEqual(text!.completion, [{ role: "assistant", content: "Answer to Hi (revised) (revised)" }]);
   assert.equal(text!.initial, "Answer to Hi");
   const rounds = text!.revisions as { principle: string; critique: string; revision: string }[];
   assert.equal(rounds.length, 2);
@@ -48,7 +49,8 @@ test("response → critique by a drawn principle → revision, two rounds; SFT r
   assert.equal(rounds[1]!.critique, 'Critique of "Answer to Hi (revised)".');
   assert.deepEqual(chat!.completion, [{ role: "assistant", content: "Answer to Bye (revised) (revised)" }]);
   const pairs = readJsonl(readFileSync(join(dir, "cai.pairs.jsonl"), "utf8"));
-  assert.deepEqual(pairs[0], { prompt: "Hi", chosen: "Answer to Hi (revised) (revised)", rejected: "Answer to Hi" });
+  const m = (role: string, content: string) => [{ role, content }];
+  assert.deepEqual(pairs[0], { prompt: m("user", "Hi"), chosen: m("assistant", "Answer to Hi (revised) (revised)"), rejected: m("assistant", "Answer to Hi") });
   assert.deepEqual(pairs[1]!.rejected, [{ role: "assistant", content: "Answer to Bye" }]);
   // The trainers read both files.
   const tok = await loadLlama2cTokenizer(sharedData("llama2c/tok512.bin"));
@@ -62,7 +64,7 @@ test("a local model writes the same files, seeded", async () => {
   const first = await runRlhfAsync([...args, "--output", join(dir, "a")]);
   assert.equal(first.status, 0, first.stderr);
   const [record] = readJsonl(readFileSync(join(dir, "a.sft.jsonl"), "utf8"));
-  assert.equal(typeof record!.completion, "string");
+  assert.equal((record!.completion as { role: string }[])[0]!.role, "assistant");
   assert.equal((record!.revisions as unknown[]).length, 1);
   const second = await runRlhfAsync([...args, "--output", join(dir, "b")]);
   assert.equal(second.status, 0, second.stderr);

@@ -19,7 +19,9 @@ and rewrites it. Writes
                       "critique", "revision"}]}  (rlhf sft reads prompt + completion)
   OUTPUT.pairs.jsonl  {"prompt", "chosen": final revision, "rejected": first answer}  (rlhf dpo, rm);
                       a prompt whose revision equals its first answer gives no pair
-(OUTPUT's .jsonl, if any, is dropped). Chat prompts give message-list completions. The constitution
+(OUTPUT's .jsonl, if any, is dropped). Records are conversational (TRL's format: a text prompt
+becomes [{"role": "user", ...}], answers {"role": "assistant"} messages), as they were written: the
+answer is the assistant's turn after the user's, rendered with the chat template. The constitution
 is one principle per line or a JSON list of strings; the critique and revision requests are
 templates with a {principle} slot (--templates, a JSON object {"critique_request",
 "revision_request"}). SRC is an OpenAI-compatible base URL or a local model (llama2.c .bin, HF
@@ -40,8 +42,8 @@ const flags = {
 } as const;
 
 const asMessages = (prompt: PromptValue): ChatMessage[] => (typeof prompt === "string" ? [{ role: "user", content: prompt }] : prompt);
-/** A completion in the prompt's style: text for a text prompt, an assistant message for a chat. */
-const asCompletion = (prompt: PromptValue, text: string) => (typeof prompt === "string" ? text : [{ role: "assistant", content: text }]);
+/** Every answer was written as the assistant's turn after the user's, so the records are conversational. */
+const asCompletion = (text: string): ChatMessage[] => [{ role: "assistant", content: text }];
 
 export const command: Command = {
   summary: "Constitutional AI: critique and revise answers by principles, write SFT records and pairs",
@@ -92,8 +94,8 @@ export const command: Command = {
       model.dispose();
     }
 
-    const sft = prompts.map((prompt, i) => ({ prompt, completion: asCompletion(prompt, revised[i]!.final), initial: revised[i]!.initial, revisions: revised[i]!.rounds }));
-    const pairs = prompts.flatMap((prompt, i) => (revised[i]!.final === revised[i]!.initial ? [] : [{ prompt, chosen: asCompletion(prompt, revised[i]!.final), rejected: asCompletion(prompt, revised[i]!.initial) }]));
+    const sft = prompts.map((prompt, i) => ({ prompt: asMessages(prompt), completion: asCompletion(revised[i]!.final), initial: revised[i]!.initial, revisions: revised[i]!.rounds }));
+    const pairs = prompts.flatMap((prompt, i) => (revised[i]!.final === revised[i]!.initial ? [] : [{ prompt: asMessages(prompt), chosen: asCompletion(revised[i]!.final), rejected: asCompletion(revised[i]!.initial) }]));
     await writeFileAtomic(sftPath, sft.map((r) => JSON.stringify(r) + "\n").join(""));
     await writeFileAtomic(pairsPath, pairs.map((r) => JSON.stringify(r) + "\n").join(""));
     const truncated = local ? `; ${model.truncatedPrompts} conversations cut to the model's context` : "";
