@@ -58,6 +58,19 @@ test("response → critique by a drawn principle → revision, two rounds; SFT r
   assert.equal(readDpoData(join(dir, "cai.pairs.jsonl"), tok).length, 2);
 });
 
+test("a prompt whose requests keep failing is reported and left out; the others are written", async () => {
+  server.reset((body, res) => {
+    if (body.messages[0]!.content === "Boom") return void res.writeHead(503).end("down");
+    reply(res, `Answer ${body.messages.length}`);
+  });
+  const { dir, prompts, constitution } = await inputs(["Boom", "Fine"]);
+  const r = await runRlhfAsync(["cai", "revise", "--model", server.baseUrl, "--model-name", "fake", "--constitution", constitution, "--prompts", prompts, "--output", join(dir, "out"), "--retries", "1"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /cai revise: failed: prompt 1: .*HTTP 503 \(down\)/);
+  const sft = readJsonl(readFileSync(join(dir, "out.sft.jsonl"), "utf8"));
+  assert.deepEqual(sft.map((x) => x.prompt), [[{ role: "user", content: "Fine" }]]);
+});
+
 test("a local model writes the same files, seeded", async () => {
   const { dir, prompts, constitution } = await inputs(["Once upon a time, Lily"]);
   const args = ["cai", "revise", "--model", sharedData("llama2c/stories260K.bin"), "--constitution", constitution, "--prompts", prompts, "--max-tokens", "24"];

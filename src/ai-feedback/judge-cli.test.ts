@@ -127,6 +127,22 @@ test("500s and 429s are retried; a malformed verdict is retried, then recorded a
   assert.equal(server.requests.length, 2 * 3 + 6 * 3);
 });
 
+test("a 400 context_length_exceeded fails that pair only (OpenAI's error shape, as rlhf serve answers it)", async () => {
+  reset((body, res) => {
+    if (answers(body).includes("Rock.")) {
+      return void res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "This model's maximum context length is 512 tokens.", type: "invalid_request_error", param: "max_tokens", code: "context_length_exceeded" } }));
+    }
+    reply(res, fairVerdict(body));
+  });
+  const { dir, data } = await pairsFile();
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "small", "--data", data, "--output", join(dir, "o.jsonl")]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(server.requests.length, 8, "not retried");
+  const summary = JSON.parse(readFileSync(join(dir, "o.summary.json"), "utf8")) as { judged: number; failures: { reason: string }[] };
+  assert.equal(summary.judged, 3);
+  assert.match(summary.failures[0]!.reason, /HTTP 400 \(This model's maximum context length is 512 tokens\.\); a smaller --max-tokens may fit/);
+});
+
 test("--concurrency caps the requests in flight", async () => {
   reset(async (body, res) => {
     await new Promise((resolve) => setTimeout(resolve, 150));

@@ -6,7 +6,8 @@ import { cohensKappa } from "../feedback/server/agreement.ts";
 import { JudgeCache } from "./judge-cache.ts";
 import { shownText, type JudgeItem, type Text } from "./judge-data.ts";
 import { renderJudgeMessages, type JudgeTemplate } from "./judge-template.ts";
-import { ComparisonError, type Judge } from "./judges.ts";
+import { ItemFailure } from "./item-failure.ts";
+import type { Judge } from "./judges.ts";
 import { concurrencyLimit, RetryableError } from "./retry.ts";
 import { combineOrders, type Combined, type OrderVerdict } from "./verdict.ts";
 
@@ -75,7 +76,7 @@ export async function runComparisons(options: {
       const [ab, ba] = await Promise.all([ask(question, x, y, comparison.principle), ask(question, y, x, comparison.principle)]);
       result = { comparison, ab, ba, combined: combineOrders(ab, ba) };
     } catch (err) {
-      if (!(err instanceof RetryableError || err instanceof ComparisonError)) throw err;
+      if (!(err instanceof RetryableError || err instanceof ItemFailure)) throw err;
       failed++;
       result = { comparison, failure: err.message };
     }

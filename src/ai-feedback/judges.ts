@@ -7,12 +7,10 @@
 //                      p_a = p(A) / (p(A) + p(B)) from the two answers' log-probabilities.
 import type { ChatMessage } from "../tokenizers/chat.ts";
 import type { ChatModel, LocalModel } from "./chat-model.ts";
+import { ItemFailure } from "./item-failure.ts";
 import type { JudgeMessages } from "./judge-template.ts";
 import { RetryableError, withRetries, type RetryOptions } from "./retry.ts";
 import { parseVerdict, textVerdict, type OrderVerdict } from "./verdict.ts";
-
-/** A comparison that cannot be judged (its prompt does not fit the judge's context): recorded as failed. */
-export class ComparisonError extends Error {}
 
 export interface Judge {
   /** Identifies the judge in the output and the cache: the URL or path, and the model name. */
@@ -56,7 +54,7 @@ export function logprobJudge(local: LocalModel, prefix: string): Judge {
       const answers = ["A", "B"].map((a) => continuationIds(local, promptIds, prompt, a));
       const longest = promptIds.length + Math.max(...answers.map((a) => a.length));
       const context = local.loaded.arch.maxPositions;
-      if (longest > context) throw new ComparisonError(`the judge prompt is ${longest} tokens; ${local.source}'s context is ${context}`);
+      if (longest > context) throw new ItemFailure(`the judge prompt is ${longest} tokens; ${local.source}'s context is ${context}`);
       const [la, lb] = await local.answerLogprobs(answers.map((answer) => ({ prompt: promptIds, answer })));
       const p_a = 1 / (1 + Math.exp(lb! - la!));
       return { verdict: p_a > 0.5 ? "A" : p_a < 0.5 ? "B" : "C", rationale: null, p_a };

@@ -2,9 +2,11 @@
 // with {model, messages, temperature, max_tokens, seed}, the answer read from
 // choices[0].message.content. Any OpenAI-compatible server answers it (vLLM, SGLang, Ollama,
 // llama.cpp's server, a hosted API, rlhf serve). 429, 5xx, timeouts and network errors are
-// retryable; other 4xx (a wrong key, an unknown model) are the user's to fix and stop the run.
+// retryable; a 400 context_length_exceeded fails the one request (ItemFailure); other 4xx (a
+// wrong key, an unknown model) are the user's to fix and stop the run.
 import { InputError } from "../io/errors.ts";
 import type { ChatMessage } from "../tokenizers/chat.ts";
+import { ItemFailure } from "./item-failure.ts";
 import { RetryableError } from "./retry.ts";
 
 /** The server refused the request itself (401, 404...): retrying cannot help. */
@@ -53,9 +55,11 @@ export async function chatCompletion(endpoint: ChatEndpoint, request: ChatReques
     throw new RetryableError(`${url}: ${e.name === "TimeoutError" ? `no answer in ${endpoint.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ""}`}`);
   }
   if (!response.ok) {
-    const detail = errorMessage(text);
+    const { message: detail, code } = errorOf(text);
     const message = `${url}: HTTP ${response.status}${detail ? ` (${detail})` : ""}`;
     if (response.status === 429 || response.status >= 500) throw new RetryableError(message, retryAfterMs(response.headers.get("retry-after")));
+    // This conversation is too long for the model; the next one may fit.
+    if (code === "context_length_exceeded") throw new ItemFailure(`${message}; a smaller --max-tokens may fit`);
     const hint = response.status === 401 || response.status === 403 ? "; check --api-key or OPENAI_API_KEY" : response.status === 404 ? "; check the URL (it ends in /v1) and --judge-model" : "";
     throw new ChatEndpointError(`${message}${hint}`);
   }
@@ -70,11 +74,11 @@ export async function chatCompletion(endpoint: ChatEndpoint, request: ChatReques
   return content;
 }
 
-/** OpenAI's error shape {"error": {"message"}}, or the start of whatever else came back. */
-function errorMessage(text: string): string {
+/** OpenAI's error shape {"error": {"message", "code"}}, or the start of whatever else came back. */
+function errorOf(text: string): { message: string; code: string | null } {
   try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } })?.error?.message;
-    if (typeof message === "string") return message;
+    const error = (JSON.parse(text) as { error?: { message?: unknown; code?: unknown } })?.error;
+    if (typeof error?.message === "string") return { message: error.message, code: typeof error.code === "string" ? error.code : null };
   } catch { /* not JSON: show the text */ }
-  return text.slice(0, 200).trim();
+  return { message: text.slice(0, 200).trim(), code: null };
 }

@@ -6,7 +6,8 @@ import { openSource, siblingPath, sourceFlags, throttledProgress } from "../ai-s
 import { critiqueAndRevise, DEFAULT_CAI_TEMPLATES, readCaiTemplates, type Revised } from "../../ai-feedback/cai-revise.ts";
 import { LocalModel } from "../../ai-feedback/chat-model.ts";
 import { drawPrinciples, readConstitution } from "../../ai-feedback/constitution.ts";
-import { concurrencyLimit, withRetries } from "../../ai-feedback/retry.ts";
+import { ItemFailure } from "../../ai-feedback/item-failure.ts";
+import { concurrencyLimit, RetryableError, withRetries } from "../../ai-feedback/retry.ts";
 import { readPromptFile, type PromptValue } from "../../rl/prompts.ts";
 import type { ChatMessage } from "../../tokenizers/chat.ts";
 
@@ -82,24 +83,34 @@ export const command: Command = {
       limit(() => withRetries(() => model.complete(messages, o), { ...retry, onRetry: (e, n) => process.stderr.write(`cai revise: retry ${n}/${retry.retries}: ${e.message}\n`) }));
     const progress = throttledProgress("cai revise");
     let done = 0;
-    let revised: Revised[];
+    let revised: (Revised | null)[];
+    const failures: string[] = [];
     try {
       revised = await Promise.all(prompts.map(async (prompt, index) => {
-        // Seeds 2 · rounds + 1 apart (one answer, then a critique and a revision per round): every call has its own.
-        const r = await critiqueAndRevise(complete, asMessages(prompt), drawn.slice(index * rounds, (index + 1) * rounds), templates, { ...options, seed: seed + index * (2 * rounds + 1) });
-        progress(`${++done}/${prompts.length} prompts`, done === prompts.length);
+        let r: Revised | null = null;
+        try {
+          // Seeds 2 · rounds + 1 apart (one answer, then a critique and a revision per round): every call has its own.
+          r = await critiqueAndRevise(complete, asMessages(prompt), drawn.slice(index * rounds, (index + 1) * rounds), templates, { ...options, seed: seed + index * (2 * rounds + 1) });
+        } catch (err) {
+          // One prompt's failure (outlasted retries, too long for the model) is reported, not fatal.
+          if (!(err instanceof RetryableError || err instanceof ItemFailure)) throw err;
+          failures.push(`prompt ${index + 1}: ${err.message}`);
+        }
+        progress(`${++done}/${prompts.length} prompts (${failures.length} failed)`, done === prompts.length);
         return r;
       }));
     } finally {
       model.dispose();
     }
 
-    const sft = prompts.map((prompt, i) => ({ prompt: asMessages(prompt), completion: asCompletion(revised[i]!.final), initial: revised[i]!.initial, revisions: revised[i]!.rounds }));
-    const pairs = prompts.flatMap((prompt, i) => (revised[i]!.final === revised[i]!.initial ? [] : [{ prompt: asMessages(prompt), chosen: asCompletion(revised[i]!.final), rejected: asCompletion(revised[i]!.initial) }]));
+    const finished = prompts.flatMap((prompt, i) => (revised[i] ? [{ prompt: asMessages(prompt), r: revised[i]! }] : []));
+    const sft = finished.map(({ prompt, r }) => ({ prompt, completion: asCompletion(r.final), initial: r.initial, revisions: r.rounds }));
+    const pairs = finished.flatMap(({ prompt, r }) => (r.final === r.initial ? [] : [{ prompt, chosen: asCompletion(r.final), rejected: asCompletion(r.initial) }]));
     await writeFileAtomic(sftPath, sft.map((r) => JSON.stringify(r) + "\n").join(""));
     await writeFileAtomic(pairsPath, pairs.map((r) => JSON.stringify(r) + "\n").join(""));
     const truncated = local ? `; ${model.truncatedPrompts} conversations cut to the model's context` : "";
-    process.stderr.write(`cai revise: wrote ${sft.length} SFT records to ${sftPath} and ${pairs.length} pairs to ${pairsPath} (${sft.length - pairs.length} prompts unchanged by revision${truncated})\n`);
-    return 0;
+    for (const f of failures) process.stderr.write(`cai revise: failed: ${f}\n`);
+    process.stderr.write(`cai revise: wrote ${sft.length} SFT records to ${sftPath} and ${pairs.length} pairs to ${pairsPath} (${sft.length - pairs.length} prompts unchanged by revision, ${failures.length} failed${truncated})\n`);
+    return sft.length === 0 ? 1 : 0;
   },
 };
