@@ -2,7 +2,9 @@
 // format) asks nothing twice. One JSON line per answer, appended as it arrives: {"key", "verdict",
 // "rationale", "p_a"}; the key is a SHA-256 of everything the answer depends on (the judge's
 // source and model, the template's text, the question, the two answers in their order, the
-// principle). A torn last line from a killed run is skipped. Failures are not cached.
+// principle). A torn last line from a killed run is skipped. Failures are not cached. The judge
+// is named by its URL or path and model name, not its weights: a judge changed in place needs a
+// new cache file.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendToFile, writeFileAtomicSync } from "../io/atomic.ts";
