@@ -1,9 +1,11 @@
 // rlhf judge against a fake OpenAI-compatible server (node:http) that answers deterministically and
 // fails on purpose: 500s, malformed verdicts, slow answers, a position-biased judge.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { RLHF_BIN } from "../cli/test-helpers.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { fakeOpenAiServer, readJsonl as parseJsonl, reply, runRlhfAsync, type ChatBody } from "./test-helpers.ts";
 
@@ -77,6 +79,30 @@ test("pairs are judged in both orders, labelled with confidence and rationale, a
   assert.equal(server.requests.length, 0);
   assert.deepEqual(readJsonl(join(dir, "again.jsonl")), records);
   assert.equal((JSON.parse(again.stdout) as { cached_answers: number }).cached_answers, 8);
+});
+
+test("after a kill -9 mid-run, the rerun asks only what the cache does not hold", async () => {
+  const { dir, data } = await pairsFile();
+  const output = join(dir, "labels.jsonl");
+  let answered = 0;
+  let kill = () => {};
+  reset(async (body, res) => {
+    // Three answers, then silence until the judge is killed (200 ms: time to cache the third).
+    if (answered === 3) return void (await new Promise((resolve) => res.on("close", resolve)));
+    reply(res, fairVerdict(body));
+    if (++answered === 3) setTimeout(kill, 200);
+  });
+  const child = spawn(process.execPath, [RLHF_BIN, "judge", "--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", output, "--concurrency", "1"], { stdio: "ignore" });
+  kill = () => child.kill("SIGKILL");
+  await new Promise((resolve) => child.on("close", resolve));
+  assert.equal(existsSync(output), false, "killed before writing");
+  const cached = readFileSync(join(dir, "labels.cache.jsonl"), "utf8").split("\n").filter(Boolean).length;
+  assert.equal(cached, 3);
+  reset((body, res) => reply(res, fairVerdict(body)));
+  const r = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", output]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(server.requests.length, 8 - cached);
+  assert.equal(readJsonl(output).length, 4);
 });
 
 test("a position-biased judge (always [[A]]) cancels out: every pair is a tie record", async () => {
