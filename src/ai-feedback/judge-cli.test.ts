@@ -186,12 +186,13 @@ test("K responses: all K(K-1)/2 pairs judged, written as pairs or ranked by Cope
   const dir = await tempDir();
   const data = join(dir, "items.jsonl");
   // goodness 1, 0, 2, 1: responses 0 and 3 tie with each other.
-  writeFileSync(data, JSON.stringify({ prompt: "Q", responses: ["good", "meh", "good good", "good!"], ranking: [2, 0, 3, 1] }) + "\n");
+  writeFileSync(data, JSON.stringify({ id: "item-1", prompt: "Q", responses: ["good", "meh", "good good", "good!"], ranking: [2, 0, 3, 1] }) + "\n");
   const r = await run(["--judge", server.baseUrl, "--judge-model", "fake", "--data", data, "--output", join(dir, "pairs.jsonl")]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(server.requests.length, 12);
   const pairs = readJsonl(join(dir, "pairs.jsonl"));
   assert.equal(pairs.length, 6);
+  assert.ok(pairs.every((p) => p.id === "item-1"), "the feedback app's item id is carried");
   const tie = pairs.filter((p) => p.tie === true);
   assert.equal(tie.length, 1);
   assert.deepEqual([...(tie[0]!.responses_index as number[])].sort(), [0, 3]);
@@ -206,6 +207,7 @@ test("K responses: all K(K-1)/2 pairs judged, written as pairs or ranked by Cope
   assert.deepEqual((rec!.ranking as number[])[0], 2);
   assert.deepEqual((rec!.ranking as number[])[3], 1);
   assert.deepEqual(rec!.ties, [[0, 3]]);
+  assert.equal(rec!.id, "item-1");
 });
 
 test("FastChat's pair-v2 template and a constitution: one seeded principle per pair, appended to the system prompt", async () => {

@@ -16,6 +16,8 @@ export type Text = string | ChatMessage[];
 
 export interface JudgeItem {
   where: string;
+  /** The record's "id" (the feedback app's item id), carried into the output. */
+  id?: string | number;
   prompt: Text;
   responses: Text[];
   /** People's preferences among the responses (indices), when the record carries them. */
@@ -29,6 +31,11 @@ function checkText(value: unknown, field: string, where: string, allowEmpty: boo
 }
 
 export function judgeItem(record: Json, where: string): JudgeItem {
+  const id = typeof record.id === "string" || typeof record.id === "number" ? { id: record.id } : {};
+  return { ...id, ...itemOf(record, where) };
+}
+
+function itemOf(record: Json, where: string): JudgeItem {
   if ("chosen" in record || "rejected" in record) {
     for (const f of ["chosen", "rejected"]) if (!(f in record)) throw new DataError(`${where}: "${f}" is missing (a pair has "chosen" and "rejected")`);
     const chosen = checkText(record.chosen, "chosen", where, false);

@@ -94,6 +94,7 @@ export function pairRecord(item: JudgeItem, r: Extract<ComparisonResult, { combi
   // "ab": the verdict when the chosen response was shown as A; "ba": when it was shown as B.
   const [asA, asB] = firstChosen ? [r.ab, r.ba] : [r.ba, r.ab];
   return {
+    ...(item.id !== undefined ? { id: item.id } : {}),
     prompt: item.prompt,
     chosen: item.responses[chosen],
     rejected: item.responses[rejected],
@@ -129,7 +130,7 @@ export function rankingRecord(item: JudgeItem, results: Extract<ComparisonResult
   const ranking = Array.from({ length: k }, (_, i) => i).sort((a, b) => wins[b]! - wins[a]! || soft[b]! - soft[a]! || a - b);
   const ties: [number, number][] = [];
   ranking.forEach((a, n) => ranking.slice(n + 1).forEach((b) => { if (same(a, b)) ties.push([a, b]); }));
-  return { prompt: item.prompt, responses: item.responses, ranking, ...(ties.length ? { ties } : {}), scores: wins, judge };
+  return { ...(item.id !== undefined ? { id: item.id } : {}), prompt: item.prompt, responses: item.responses, ranking, ...(ties.length ? { ties } : {}), scores: wins, judge };
 }
 
 export interface Agreement {

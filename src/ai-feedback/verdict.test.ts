@@ -109,6 +109,7 @@ test("judge data: pairs (explicit or implicit prompt), items with and without pe
   assert.equal(implicit.prompt, "\n\nHuman: Hi\n\nAssistant:");
   assert.deepEqual(implicit.responses, [" Hello there", " Go away"]);
   assert.deepEqual(judgeItem({ prompt: "Q", responses: ["a", "b", "c"] }, "f:3").human, []);
+  assert.equal(judgeItem({ id: "item-7", prompt: "Q", responses: ["a", "b"] }, "f:3").id, "item-7");
   assert.deepEqual(judgeItem({ prompt: "Q", responses: ["a", "b", "c"], ranking: [2, 0, 1], ties: [[0, 1]] }, "f:3").human, [{ chosen: 2, rejected: 0 }, { chosen: 2, rejected: 1 }]);
   assert.throws(() => judgeItem({ prompt: "Q", responses: ["a"] }, "f:4"), /f:4: "responses" must be a list of at least 2 responses/);
   assert.throws(() => judgeItem({ prompt: "Q", chosen: "a" }, "f:5"), /f:5: "rejected" is missing/);
