@@ -46,7 +46,7 @@ export class LocalModel implements ChatModel {
   readonly model = null;
   #generator: Generator | null = null;
   #scorer: Scorer | null = null;
-  /** Prompts cut from the left to fit the context (counted for the summary). */
+  /** Conversations cut from the left to fit the context (reported by cai revise). */
   truncatedPrompts = 0;
 
   private constructor(readonly source: string, readonly loaded: LoadedModel, readonly tokenizer: Tokenizer) {}
@@ -64,6 +64,7 @@ export class LocalModel implements ChatModel {
 
   async complete(messages: ChatMessage[], o: CompletionOptions): Promise<string> {
     const context = this.loaded.arch.maxPositions;
+    // At most half the context is answer, so the conversation keeps the other half.
     const maxNew = Math.max(1, Math.min(o.maxTokens, context >> 1));
     let ids = this.tokenizer.encode(this.promptText(messages));
     // Keep the latest turns (and BOS) when the conversation outgrows the context: a small model's
