@@ -6,8 +6,8 @@
 //   [… critique, revision request(principle)] → revision (the next round's response)
 // The final revision is an SFT target; (final revision, first response) a preference pair.
 // The requests are templates with a {principle} slot (cai_prompts.json beside this file, in the
-// style of the paper's requests); each round starts from [prompt, latest response], so the conversation stays
-// within a small model's context.
+// style of the paper's requests); each round starts from [prompt, latest response], so the
+// conversation stays within a small model's context.
 import { fileURLToPath } from "node:url";
 import { InputError } from "../io/errors.ts";
 import { readInputText } from "../io/text-file.ts";
