@@ -9,6 +9,8 @@ import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { applyChatTemplate, type ChatMessage } from "../tokenizers/chat.ts";
 import { loadLlama2cTokenizer } from "../tokenizers/llama2c.ts";
 import { readPreferenceData, readRecords, readSftData, renderPreference, splitHeldOut } from "./datasets.ts";
+import { readDpoData } from "./dpo-data.ts";
+import { readKtoData } from "./kto-data.ts";
 
 const tok = await loadLlama2cTokenizer(sharedData("llama2c/tok512.bin"));
 
@@ -77,4 +79,16 @@ test("splitHeldOut: the same seed holds out the same records", () => {
   assert.equal(a.eval.length, 5);
   assert.deepEqual(splitHeldOut(records, 0.1, 3), a);
   assert.deepEqual([...a.train, ...a.eval].sort((x, y) => x - y), records);
+});
+
+test("tie records (rlhf judge's \"tie\": true) are skipped by the reward-model, DPO and KTO readers, with a count", async () => {
+  const tie = { ...pair, chosen: "maybe", tie: true, judge: "j", confidence: 0.5 };
+  const path = await file("judged.jsonl", [pair, tie, { ...pair, tie: false }]);
+  const warnings: string[] = [];
+  assert.equal(readPreferenceData(path, tok, { warn: (m) => warnings.push(m) }).length, 2);
+  assert.deepEqual(warnings, ['skipped 1 tie record ("tie": true)']);
+  assert.equal(readDpoData(path, tok).length, 2);
+  assert.equal(readKtoData(path, tok).length, 2);
+  const onlyTies = await file("ties.jsonl", [tie]);
+  assert.throws(() => readPreferenceData(onlyTies, tok), /ties\.jsonl: every record is a tie \("tie": true\); there is no preference to learn/);
 });

@@ -11,6 +11,7 @@
 //      of rt-polarity.pos chosen over line i of rt-polarity.neg). HH-RLHF's raw transcripts are
 //      one implicit-prompt pair each; `rlhf data convert --from hh-rlhf` splits off the prompt.
 //
+// Records marked "tie": true (rlhf judge's ties) are skipped with a count on stderr.
 // Every error names file:line and the field. With `skipInvalid`, malformed records are skipped
 // instead, and one line says how many and why the first one was.
 import { existsSync, statSync } from "node:fs";
@@ -107,7 +108,13 @@ class Skipped {
 function renderLines<T>(path: string, lines: RecordLine[], render: (record: Json, where: string) => T[], options: ReadOptions): T[] {
   const skipped = new Skipped();
   const out: T[] = [];
+  let ties = 0;
   for (const line of lines) {
+    // rlhf judge writes ties and order disagreements as "tie": true records: no preference to learn.
+    if ("record" in line && line.record?.tie === true) {
+      ties++;
+      continue;
+    }
     try {
       if ("invalid" in line) throw new DataError(`${line.where}: ${line.invalid}`);
       out.push(...render(line.record, line.where));
@@ -116,9 +123,14 @@ function renderLines<T>(path: string, lines: RecordLine[], render: (record: Json
       skipped.add(err.message);
     }
   }
+  const warn = options.warn ?? ((m) => process.stderr.write(m + "\n"));
+  if (ties > 0) {
+    if (out.length === 0 && skipped.count === 0) throw new DataError(`${path}: every record is a tie ("tie": true); there is no preference to learn`);
+    warn(`skipped ${ties} tie record${ties === 1 ? "" : "s"} ("tie": true)`);
+  }
   if (skipped.count > 0) {
     if (out.length === 0) throw new DataError(`${path}: no valid records (${skipped})`);
-    (options.warn ?? ((m) => process.stderr.write(m + "\n")))(skipped.toString());
+    warn(skipped.toString());
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { binomialTestHalf, fleissKappa, krippendorffAlpha } from "./agreement.ts";
+import { binomialTestHalf, cohensKappa, fleissKappa, krippendorffAlpha } from "./agreement.ts";
 
 const close = (actual: number | null, expected: number, tol = 1e-3) =>
   assert.ok(actual !== null && Math.abs(actual - expected) < tol, `${actual} is not ${expected}`);
@@ -49,4 +49,11 @@ test("binomial test against 1/2", () => {
   close(binomialTestHalf(5, 10), 1, 1e-12);
   close(binomialTestHalf(0, 5), 2 / 32, 1e-12); // P(0) + P(5)
   close(binomialTestHalf(9, 10), 22 / 1024, 1e-12); // P(0) + P(1) + P(9) + P(10)
+});
+
+test("Cohen's kappa: Wikipedia's worked example (po 0.7, pe 0.5 → 0.4), perfect agreement, undefined for one category", () => {
+  assert.ok(Math.abs(cohensKappa([[20, 5], [10, 15]])! - 0.4) < 1e-12);
+  assert.equal(cohensKappa([[3, 0, 0], [0, 4, 0], [0, 0, 2]]), 1);
+  assert.equal(cohensKappa([[5]]), null);
+  assert.equal(cohensKappa([[0, 0], [0, 0]]), null);
 });

@@ -16,6 +16,17 @@ export function fleissKappa(counts: number[][]): number | null {
   return pe === 1 ? null : (pBar - pe) / (1 - pe);
 }
 
+// Cohen's kappa of two raters from their confusion matrix: confusion[i][j] = items rater 1 put in
+// category i and rater 2 in category j. Null when chance agreement is 1 (kappa undefined).
+export function cohensKappa(confusion: number[][]): number | null {
+  const n = sum(confusion.map(sum));
+  if (n === 0) return null;
+  const k = confusion.length;
+  const po = sum(confusion.map((row, i) => row[i]!)) / n;
+  const pe = sum(Array.from({ length: k }, (_, c) => (sum(confusion[c]!) / n) * (sum(confusion.map((row) => row[c]!)) / n)));
+  return pe === 1 ? null : (po - pe) / (1 - pe);
+}
+
 export type AlphaMetric = "nominal" | "ordinal" | "interval";
 
 // Krippendorff's alpha from the coincidence matrix (Krippendorff, "Computing Krippendorff's
