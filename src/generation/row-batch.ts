@@ -1,0 +1,163 @@
+// A KV cache whose rows are independent sequences that come and go (continuous batching): each row
+// holds one sequence in slots 0..length-1 of a cache of S slots, with its own length and position,
+// so a sequence can join the batch while others are halfway through, and leave it at any step.
+// Rows move (the batch grows, shrinks, takes a new prompt) by multiplying the cache with a 0/1
+// placement matrix, which copies values exactly; a row's numbers never depend on its neighbours.
+import { np, type Array } from "../engine/runtime.ts";
+import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import type { Architecture } from "../models/architecture.ts";
+import type { KvCache, Params } from "../models/types.ts";
+import { decodingSteps } from "./steps.ts";
+
+/** out[i] = Σ_j placement[i, j] · cache[j] for every layer's keys and values: [B_in, S, nKV, hd] → [B_out, S, nKV, hd]. */
+function placed(cache: KvCache, placement: Array): KvCache {
+  const [bOut] = placement.shape as [number, number];
+  const move = (x: Array) => {
+    const [bIn, ...rest] = x.shape as number[];
+    return np.matmul(placement.ref, x.reshape([bIn!, -1])).reshape([bOut, ...rest]);
+  };
+  return { keys: cache.keys.map(move), values: cache.values.map(move) };
+}
+
+const addCaches = (a: KvCache, b: KvCache): KvCache => ({
+  keys: a.keys.map((k, i) => k.add(b.keys[i]!)),
+  values: a.values.map((v, i) => v.add(b.values[i]!)),
+});
+
+export class RowBatch {
+  readonly slots: number;
+  readonly #arch: Architecture;
+  readonly #params: Params;
+  readonly #steps;
+  readonly #rearrange = compile((cache: KvCache, placement: Array) => placed(cache, placement));
+  readonly #insert = compile((cache: KvCache, keep: Array, fresh: KvCache, put: Array) => addCaches(placed(cache, keep), placed(fresh, put)));
+  readonly #transposed: Array[];
+  #cache: KvCache | null = null;
+  #rows = 0;
+  // Host mirrors of each row: which slots hold keys, the next slot to write, the next position id.
+  #keyMask = new Float32Array(0);
+  #length = new Int32Array(0);
+
+  /** `params` stay the caller's; the batch only reads them. */
+  constructor(arch: Architecture, params: Params, slots: number) {
+    if (slots > arch.maxPositions) throw new Error(`row batch: ${slots} slots exceed the model's context of ${arch.maxPositions}`);
+    this.#arch = arch;
+    this.slots = slots;
+    this.#steps = decodingSteps(arch);
+    const names = arch.transposedForDecoding;
+    this.#transposed = names.length > 0 ? this.#steps.transpose(names.map((n) => params[n]!)) : [];
+    this.#params = { ...params, ...Object.fromEntries(names.map((n, i) => [n, this.#transposed[i]!])) };
+  }
+
+  /** Rows in the cache (free ones included). */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Tokens row r holds (0 for a free row). */
+  length(r: number): number {
+    return this.#length[r]!;
+  }
+
+  /**
+   * Resizes to `from.length` rows, new row i taking old row from[i] (-1: an empty row). Growing,
+   * shrinking and compacting are all this.
+   */
+  arrange(from: number[]): void {
+    const s = this.slots;
+    const keyMask = new Float32Array(from.length * s);
+    const length = new Int32Array(from.length);
+    const placement = new Float32Array(from.length * this.#rows);
+    from.forEach((j, i) => {
+      if (j < 0) return;
+      keyMask.set(this.#keyMask.subarray(j * s, (j + 1) * s), i * s);
+      length[i] = this.#length[j]!;
+      placement[i * this.#rows + j] = 1;
+    });
+    let cache: KvCache | null;
+    if (from.length === 0) {
+      cache = null;
+    } else if (this.#cache === null) {
+      const zeros = () => Array.from({ length: this.#arch.numLayers }, () => np.zeros([from.length, s, this.#arch.numKvHeads, this.#arch.headDim]));
+      cache = { keys: zeros(), values: zeros() };
+    } else {
+      const p = fromHost(placement, [from.length, this.#rows]);
+      cache = this.#rearrange(this.#cache, p);
+      release(p);
+    }
+    if (this.#cache) release(this.#cache);
+    this.#cache = cache;
+    this.#rows = from.length;
+    this.#keyMask = keyMask;
+    this.#length = length;
+  }
+
+  /** Empties row r (its slots are no longer read; the next insert overwrites them). */
+  clear(r: number): void {
+    this.#keyMask.fill(0, r * this.slots, (r + 1) * this.slots);
+    this.#length[r] = 0;
+  }
+
+  /**
+   * Reads `promptIds` once and puts its cache in each of `rows` (free rows: one prompt, n choices);
+   * returns the logits of the prompt's next token [V].
+   */
+  async insert(promptIds: number[], rows: number[]): Promise<Float32Array> {
+    const p = promptIds.length;
+    const s = this.slots;
+    if (p === 0 || p >= s) throw new Error(`row batch: a prompt of ${p} tokens does not fit ${s} slots`);
+    const inputs = [
+      intsFromHost(promptIds, [1, p]),
+      intsFromHost(promptIds.map((_, i) => i), [1, p]),
+      fromHost(new Float32Array(p).fill(1), [1, p]),
+      np.zeros([1, s - p, this.#arch.numKvHeads, this.#arch.headDim]),
+    ] as const;
+    const first = this.#steps.prefill(this.#params, ...inputs);
+    release(inputs);
+    const keep = new Float32Array(this.#rows * this.#rows);
+    const put = new Float32Array(this.#rows);
+    for (let r = 0; r < this.#rows; r++) keep[r * this.#rows + r] = rows.includes(r) ? 0 : 1;
+    for (const r of rows) {
+      put[r] = 1;
+      this.#keyMask.fill(0, r * s, (r + 1) * s);
+      this.#keyMask.fill(1, r * s, r * s + p);
+      this.#length[r] = p;
+    }
+    const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1])] as const;
+    const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1]);
+    release([placements, first.cache, this.#cache]);
+    this.#cache = cache;
+    return toHost(first.logits);
+  }
+
+  /**
+   * Feeds tokens[r] to every row in `active` (the others are left as they are) and returns the
+   * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore).
+   */
+  async step(tokens: Int32Array, active: readonly boolean[]): Promise<Float32Array> {
+    const [b, s] = [this.#rows, this.slots];
+    const slotOneHot = new Float32Array(b * s);
+    const positions = new Int32Array(b);
+    for (let r = 0; r < b; r++) {
+      if (!active[r]) continue;
+      const slot = this.#length[r]!;
+      if (slot >= s) throw new Error(`row batch: row ${r} is full (${s} slots)`);
+      this.#keyMask[r * s + slot] = 1;
+      slotOneHot[r * s + slot] = 1;
+      positions[r] = slot; // prompts start at slot 0, so a token's slot is its position
+      this.#length[r] = slot + 1;
+    }
+    const inputs = [intsFromHost(tokens, [b, 1]), intsFromHost(positions, [b, 1]), fromHost(this.#keyMask, [b, s]), fromHost(slotOneHot, [b, s])] as const;
+    const next = this.#steps.decode(this.#params, this.#cache!, ...inputs);
+    release([inputs, this.#cache]);
+    this.#cache = next.cache;
+    return toHost(next.logits);
+  }
+
+  dispose(): void {
+    if (this.#cache) release(this.#cache);
+    this.#cache = null;
+    release(this.#transposed);
+    for (const f of [this.#rearrange, this.#insert, ...Object.values(this.#steps)]) f.dispose();
+  }
+}
