@@ -78,8 +78,8 @@ export interface SchedulerOptions {
 export class Scheduler {
   readonly maxRows: number;
   readonly contextLength: number;
-  /** Forward passes so far, and the rows they carried in all (their ratio is the mean batch). */
-  readonly stats = { steps: 0, rowSteps: 0, prefills: 0 };
+  /** Forward passes so far, the rows they carried in all (their ratio is the mean batch), prompts read, choices cancelled mid-generation. */
+  readonly stats = { steps: 0, rowSteps: 0, prefills: 0, cancelled: 0 };
   readonly #batch: RowBatch;
   readonly #tokenizer: Tokenizer;
   readonly #eos: Set<number>;
@@ -135,6 +135,9 @@ export class Scheduler {
   async #run(): Promise<void> {
     try {
       while (this.#waiting.length > 0 || this.activeChoices > 0) {
+        // The engine's reads resolve without a trip through the event loop; without this turn, no
+        // chunk would reach its socket, no request join and no disconnect be seen until the batch ended.
+        await new Promise((resolve) => setImmediate(resolve));
         this.#dropCancelled();
         await this.#admit();
         const tokens = this.#sampleAll();
@@ -162,7 +165,9 @@ export class Scheduler {
 
   #dropCancelled(): void {
     this.#rows.forEach((c, r) => {
-      if (c?.request.cancelled) this.#free(r);
+      if (!c?.request.cancelled) return;
+      this.#free(r);
+      this.stats.cancelled++;
     });
     for (let i = this.#waiting.length - 1; i >= 0; i--) if (this.#waiting[i]!.cancelled) this.#waiting.splice(i, 1);
   }
