@@ -4,19 +4,12 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "./errors.ts";
-import type { ChoiceEvent, FinishReason, SampledToken, Scheduler, Submitted } from "./scheduler.ts";
+import type { ChoiceEvent, FinishReason, SampledToken, SamplingParams, Scheduler, Submitted } from "./scheduler.ts";
 import type { Shapes, Usage } from "./shapes.ts";
 
-export interface Job {
+export interface Job extends SamplingParams {
   /** One entry per prompt (completions may send several); choice index = prompt × n + choice. */
   prompts: number[][];
-  n: number;
-  temperature: number;
-  topP: number;
-  seed: number;
-  maxTokens: number;
-  stop: string[];
-  topLogprobs: number | null;
   stream: boolean;
   includeUsage: boolean;
   model: string;
@@ -85,8 +78,7 @@ function runChoices(
 ): Promise<void> {
   const submitted: Submitted[] = job.prompts.map((promptIds, p) =>
     scheduler.submit({
-      promptIds, n: job.n, temperature: job.temperature, topP: job.topP, seed: job.seed, maxTokens: job.maxTokens,
-      stop: job.stop, topLogprobs: job.topLogprobs,
+      ...job, promptIds,
       onEvent: (e) => {
         const index = p * job.n + e.choice;
         const c = choices[index]!;

@@ -30,8 +30,8 @@ export interface ChoiceEvent {
   finishReason: FinishReason | null;
 }
 
-export interface GenerationRequest {
-  promptIds: number[];
+/** How a request's choices are sampled (OpenAI's fields, resolved to values). */
+export interface SamplingParams {
   /** Choices sampled from the prompt (OpenAI's n), each in its own row. */
   n: number;
   temperature: number;
@@ -41,6 +41,10 @@ export interface GenerationRequest {
   stop: string[];
   /** Alternatives reported per token; null: no log-probabilities at all. */
   topLogprobs: number | null;
+}
+
+export interface GenerationRequest extends SamplingParams {
+  promptIds: number[];
   onEvent(event: ChoiceEvent): void;
 }
 
