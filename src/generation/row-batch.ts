@@ -2,7 +2,11 @@
 // holds one sequence in slots 0..length-1 of a cache of S slots, with its own length and position,
 // so a sequence can join the batch while others are halfway through, and leave it at any step.
 // Rows move (the batch grows, shrinks, takes a new prompt) by multiplying the cache with a 0/1
-// placement matrix, which copies values exactly; a row's numbers never depend on its neighbours.
+// placement matrix, which copies values exactly. S follows the longest sequence a row may reach
+// (a power of two, at most `maxSlots`): every step reads and rewrites the whole cache, so short
+// requests should not pay for the model's full context. Neither S nor the neighbours change a
+// row's numbers (checked bitwise); the engine's matmul does change kernels between 3 and 4 rows,
+// which moves logits by ~1e-5.
 import { np, type Array } from "../engine/runtime.ts";
 import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import type { Architecture } from "../models/architecture.ts";
@@ -24,8 +28,11 @@ const addCaches = (a: KvCache, b: KvCache): KvCache => ({
   values: a.values.map((v, i) => v.add(b.values[i]!)),
 });
 
+const MIN_SLOTS = 16;
+
 export class RowBatch {
-  readonly slots: number;
+  readonly maxSlots: number;
+  #slots = MIN_SLOTS;
   readonly #arch: Architecture;
   readonly #params: Params;
   readonly #steps;
@@ -37,12 +44,13 @@ export class RowBatch {
   // Host mirrors of each row: which slots hold keys, the next slot to write, the next position id.
   #keyMask = new Float32Array(0);
   #length = new Int32Array(0);
+  #reach = new Int32Array(0); // tokens each row may come to hold (prompt + completion)
 
   /** `params` stay the caller's; the batch only reads them. */
-  constructor(arch: Architecture, params: Params, slots: number) {
-    if (slots > arch.maxPositions) throw new Error(`row batch: ${slots} slots exceed the model's context of ${arch.maxPositions}`);
+  constructor(arch: Architecture, params: Params, maxSlots: number) {
+    if (maxSlots > arch.maxPositions) throw new Error(`row batch: ${maxSlots} slots exceed the model's context of ${arch.maxPositions}`);
     this.#arch = arch;
-    this.slots = slots;
+    this.maxSlots = maxSlots;
     this.#steps = decodingSteps(arch);
     const names = arch.transposedForDecoding;
     this.#transposed = names.length > 0 ? this.#steps.transpose(names.map((n) => params[n]!)) : [];
@@ -52,6 +60,11 @@ export class RowBatch {
   /** Rows in the cache (free ones included). */
   get rows(): number {
     return this.#rows;
+  }
+
+  /** Cache slots per row now. */
+  get slots(): number {
+    return this.#slots;
   }
 
   /** Tokens row r holds (0 for a free row). */
@@ -64,14 +77,16 @@ export class RowBatch {
    * shrinking and compacting are all this.
    */
   arrange(from: number[]): void {
-    const s = this.slots;
+    const s = this.#slots;
     const keyMask = new Float32Array(from.length * s);
     const length = new Int32Array(from.length);
+    const reach = new Int32Array(from.length);
     const placement = new Float32Array(from.length * this.#rows);
     from.forEach((j, i) => {
       if (j < 0) return;
       keyMask.set(this.#keyMask.subarray(j * s, (j + 1) * s), i * s);
       length[i] = this.#length[j]!;
+      reach[i] = this.#reach[j]!;
       placement[i * this.#rows + j] = 1;
     });
     let cache: KvCache | null;
@@ -90,22 +105,48 @@ export class RowBatch {
     this.#rows = from.length;
     this.#keyMask = keyMask;
     this.#length = length;
+    this.#reach = reach;
+  }
+
+  /** Resizes every row to the slots its longest sequence may need (eager ops: this happens on arrivals and departures, not every step). */
+  #fitSlots(reach: number): void {
+    let slots = MIN_SLOTS;
+    while (slots < reach) slots *= 2;
+    slots = Math.min(slots, this.maxSlots);
+    const old = this.#slots;
+    if (slots === old) return;
+    const b = this.#rows;
+    if (this.#cache) {
+      const resize = (x: Array) => (slots > old ? np.concatenate([x, np.zeros([b, slots - old, this.#arch.numKvHeads, this.#arch.headDim])], 1) : x.slice([], [0, slots]));
+      this.#cache = { keys: this.#cache.keys.map(resize), values: this.#cache.values.map(resize) };
+    }
+    const keyMask = new Float32Array(b * slots);
+    const kept = Math.min(old, slots);
+    for (let r = 0; r < b; r++) keyMask.set(this.#keyMask.subarray(r * old, r * old + kept), r * slots);
+    this.#keyMask = keyMask;
+    this.#slots = slots;
+  }
+
+  #longestReach(): number {
+    return this.#reach.reduce((m, x) => Math.max(m, x), 0);
   }
 
   /** Empties row r (its slots are no longer read; the next insert overwrites them). */
   clear(r: number): void {
-    this.#keyMask.fill(0, r * this.slots, (r + 1) * this.slots);
+    this.#keyMask.fill(0, r * this.#slots, (r + 1) * this.#slots);
     this.#length[r] = 0;
+    this.#reach[r] = 0;
   }
 
   /**
-   * Reads `promptIds` once and puts its cache in each of `rows` (free rows: one prompt, n choices);
-   * returns the logits of the prompt's next token [V].
+   * Reads `promptIds` once and puts its cache in each of `rows` (free rows: one prompt, n choices),
+   * which may grow to `reach` tokens; returns the logits of the prompt's next token [V].
    */
-  async insert(promptIds: number[], rows: number[]): Promise<Float32Array> {
+  async insert(promptIds: number[], rows: number[], reach: number): Promise<Float32Array> {
     const p = promptIds.length;
-    const s = this.slots;
-    if (p === 0 || p >= s) throw new Error(`row batch: a prompt of ${p} tokens does not fit ${s} slots`);
+    if (p === 0 || p >= reach || reach > this.maxSlots) throw new Error(`row batch: a prompt of ${p} tokens growing to ${reach} does not fit ${this.maxSlots} slots`);
+    this.#fitSlots(Math.max(reach, this.#longestReach()));
+    const s = this.#slots;
     const inputs = [
       intsFromHost(promptIds, [1, p]),
       intsFromHost(promptIds.map((_, i) => i), [1, p]),
@@ -122,6 +163,7 @@ export class RowBatch {
       this.#keyMask.fill(0, r * s, (r + 1) * s);
       this.#keyMask.fill(1, r * s, r * s + p);
       this.#length[r] = p;
+      this.#reach[r] = reach;
     }
     const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1])] as const;
     const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1]);
@@ -135,7 +177,8 @@ export class RowBatch {
    * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore).
    */
   async step(tokens: Int32Array, active: readonly boolean[]): Promise<Float32Array> {
-    const [b, s] = [this.#rows, this.slots];
+    this.#fitSlots(this.#longestReach());
+    const [b, s] = [this.#rows, this.#slots];
     const slotOneHot = new Float32Array(b * s);
     const positions = new Int32Array(b);
     for (let r = 0; r < b; r++) {

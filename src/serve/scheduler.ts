@@ -193,7 +193,7 @@ export class Scheduler {
       }
       this.#waiting.shift();
       const rows = free.slice(0, q.spec.n);
-      const logits = await this.#batch.insert(q.spec.promptIds, rows);
+      const logits = await this.#batch.insert(q.spec.promptIds, rows, q.spec.promptIds.length + q.spec.maxTokens);
       this.stats.prefills++;
       const seeds = new HostRng(q.spec.seed);
       rows.forEach((r, index) => {
