@@ -49,6 +49,9 @@ export const command: Command = {
     const bound = server.app.server.address() as { address: string; port: number };
     const where = `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
     process.stderr.write(`serving ${server.modelName} at http://${where}/v1 (batch up to ${maxBatch}, ${server.scheduler.contextLength} tokens per sequence)\n`);
+    if (!/^(127\.|::1$|localhost$)/.test(bound.address)) {
+      process.stderr.write("warning: plain HTTP on a non-loopback address: prompts, answers and the API key travel in clear text; serve behind a TLS proxy\n");
+    }
     await new Promise<void>((done) => {
       const stop = () => void server.close().then(done);
       process.once("SIGINT", stop);
