@@ -35,7 +35,7 @@ export async function respond(scheduler: Scheduler, job: Job, shapes: Shapes, re
   if (job.stream) {
     reply.hijack();
     reply.raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-request-id": req.id });
-    const write = (data: object | string) => reply.raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+    const write = (data: object | string) => !reply.raw.destroyed && reply.raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
     const chunk = (choice: object) => write({ ...header(shapes.chunkObject), choices: [choice], ...(job.includeUsage ? { usage: null } : {}) });
     choices.forEach((_, i) => {
       const opening = shapes.opening(i);

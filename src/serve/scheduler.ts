@@ -92,6 +92,7 @@ export class Scheduler {
   readonly #waiting: Queued[] = [];
   #rows: (Choice | null)[] = [];
   #running = false;
+  #disposed = false;
 
   constructor(arch: Architecture, params: Params, tokenizer: Tokenizer, eosTokenIds: number[], options: SchedulerOptions) {
     this.maxRows = options.maxRows;
@@ -115,6 +116,7 @@ export class Scheduler {
   }
 
   submit(spec: GenerationRequest): Submitted {
+    if (this.#disposed) throw new Error("the scheduler is closed");
     if (spec.n < 1 || spec.n > this.maxRows) throw new RangeError(`n must be between 1 and ${this.maxRows}`);
     if (spec.promptIds.length + spec.maxTokens > this.contextLength) throw new RangeError("prompt + max tokens exceed the context");
     let settle!: Queued["settle"];
@@ -154,6 +156,7 @@ export class Scheduler {
         const v = this.#vocab;
         this.#rows.forEach((c, r) => c && (c.logits = logits.subarray(r * v, (r + 1) * v)));
       }
+      if (this.#disposed) return;
       this.#batch.arrange([]);
       this.#rows = [];
     } catch (err) {
@@ -164,6 +167,7 @@ export class Scheduler {
       this.#batch.arrange([]);
     } finally {
       this.#running = false;
+      if (this.#disposed) this.#batch.dispose();
     }
   }
 
@@ -258,8 +262,16 @@ export class Scheduler {
     this.#rows = from.map((r) => (r < 0 ? null : this.#rows[r]!));
   }
 
+  /** Cancels every request; the batch's memory is freed now, or by the loop when a step is in flight. */
   dispose(): void {
-    this.#batch.dispose();
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const q of [...this.#waiting, ...this.#rows.flatMap((c) => (c ? [c.request] : []))]) {
+      q.cancelled = true;
+      q.settle.resolve();
+    }
+    this.#waiting.length = 0;
+    if (!this.#running) this.#batch.dispose();
   }
 }
 
