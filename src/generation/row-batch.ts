@@ -1,6 +1,7 @@
 // A KV cache whose rows are independent sequences that come and go (continuous batching): each row
-// holds one sequence in slots 0..length-1 of a cache of S slots, with its own length and position,
-// so a sequence can join the batch while others are halfway through, and leave it at any step.
+// holds one sequence in slots 0..length-1 of a cache of S slots (the first ones masked padding),
+// with its own length and positions, so a sequence can join the batch while others are halfway
+// through, and leave it at any step.
 // Rows move (the batch grows, shrinks, takes a new prompt) by multiplying the cache with a 0/1
 // placement matrix, which copies values exactly. S follows the longest sequence a row may reach
 // (a power of two, at most `maxSlots`): every step reads and rewrites the whole cache, so short
@@ -44,7 +45,8 @@ export class RowBatch {
   // Host mirrors of each row: which slots hold keys, the next slot to write, the next position id.
   #keyMask = new Float32Array(0);
   #length = new Int32Array(0);
-  #reach = new Int32Array(0); // tokens each row may come to hold (prompt + completion)
+  #reach = new Int32Array(0); // slots each row may come to fill (padded prompt + completion)
+  #pad = new Int32Array(0); // slots before each row's prompt
 
   /** `params` stay the caller's; the batch only reads them. */
   constructor(arch: Architecture, params: Params, maxSlots: number) {
@@ -67,11 +69,6 @@ export class RowBatch {
     return this.#slots;
   }
 
-  /** Tokens row r holds (0 for a free row). */
-  length(r: number): number {
-    return this.#length[r]!;
-  }
-
   /**
    * Resizes to `from.length` rows, new row i taking old row from[i] (-1: an empty row). Growing,
    * shrinking and compacting are all this.
@@ -81,12 +78,14 @@ export class RowBatch {
     const keyMask = new Float32Array(from.length * s);
     const length = new Int32Array(from.length);
     const reach = new Int32Array(from.length);
+    const pad = new Int32Array(from.length);
     const placement = new Float32Array(from.length * this.#rows);
     from.forEach((j, i) => {
       if (j < 0) return;
       keyMask.set(this.#keyMask.subarray(j * s, (j + 1) * s), i * s);
       length[i] = this.#length[j]!;
       reach[i] = this.#reach[j]!;
+      pad[i] = this.#pad[j]!;
       placement[i * this.#rows + j] = 1;
     });
     let cache: KvCache | null;
@@ -106,6 +105,7 @@ export class RowBatch {
     this.#keyMask = keyMask;
     this.#length = length;
     this.#reach = reach;
+    this.#pad = pad;
   }
 
   /** Resizes every row to the slots its longest sequence may need (eager ops: this happens on arrivals and departures, not every step). */
@@ -136,22 +136,39 @@ export class RowBatch {
     this.#keyMask.fill(0, r * this.#slots, (r + 1) * this.#slots);
     this.#length[r] = 0;
     this.#reach[r] = 0;
+    this.#pad[r] = 0;
   }
 
   /**
    * Reads `promptIds` once and puts its cache in each of `rows` (free rows: one prompt, n choices),
    * which may grow to `reach` tokens; returns the logits of the prompt's next token [V].
+   * The prompt is left-padded to a power of two (at least 16 tokens) when that still fits: jax-js
+   * compiles the prefill once per prompt length (0.1-1 s each), so a server that sees every length
+   * would keep compiling and keep every program. Pad slots are masked, and positions count real
+   * tokens only, so the padding changes no number but float32 rounding.
    */
   async insert(promptIds: number[], rows: number[], reach: number): Promise<Float32Array> {
     const p = promptIds.length;
     if (p === 0 || p >= reach || reach > this.maxSlots) throw new Error(`row batch: a prompt of ${p} tokens growing to ${reach} does not fit ${this.maxSlots} slots`);
-    this.#fitSlots(Math.max(reach, this.#longestReach()));
+    let width = MIN_SLOTS;
+    while (width < p) width *= 2;
+    if (width - p + reach > this.maxSlots) width = p;
+    const pad = width - p;
+    this.#fitSlots(Math.max(reach + pad, this.#longestReach()));
     const s = this.#slots;
+    const ids = new Int32Array(width);
+    const positions = new Int32Array(width);
+    const mask = new Float32Array(width);
+    promptIds.forEach((id, i) => {
+      ids[pad + i] = id;
+      positions[pad + i] = i;
+      mask[pad + i] = 1;
+    });
     const inputs = [
-      intsFromHost(promptIds, [1, p]),
-      intsFromHost(promptIds.map((_, i) => i), [1, p]),
-      fromHost(new Float32Array(p).fill(1), [1, p]),
-      np.zeros([1, s - p, this.#arch.numKvHeads, this.#arch.headDim]),
+      intsFromHost(ids, [1, width]),
+      intsFromHost(positions, [1, width]),
+      fromHost(mask, [1, width]),
+      np.zeros([1, s - width, this.#arch.numKvHeads, this.#arch.headDim]),
     ] as const;
     const first = this.#steps.prefill(this.#params, ...inputs);
     release(inputs);
@@ -161,9 +178,10 @@ export class RowBatch {
     for (const r of rows) {
       put[r] = 1;
       this.#keyMask.fill(0, r * s, (r + 1) * s);
-      this.#keyMask.fill(1, r * s, r * s + p);
-      this.#length[r] = p;
-      this.#reach[r] = reach;
+      this.#keyMask.fill(1, r * s + pad, r * s + width);
+      this.#length[r] = width;
+      this.#pad[r] = pad;
+      this.#reach[r] = reach + pad;
     }
     const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1])] as const;
     const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1]);
@@ -187,7 +205,7 @@ export class RowBatch {
       if (slot >= s) throw new Error(`row batch: row ${r} is full (${s} slots)`);
       this.#keyMask[r * s + slot] = 1;
       slotOneHot[r * s + slot] = 1;
-      positions[r] = slot; // prompts start at slot 0, so a token's slot is its position
+      positions[r] = slot - this.#pad[r]!;
       this.#length[r] = slot + 1;
     }
     const inputs = [intsFromHost(tokens, [b, 1]), intsFromHost(positions, [b, 1]), fromHost(this.#keyMask, [b, s]), fromHost(slotOneHot, [b, s])] as const;
