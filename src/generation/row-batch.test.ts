@@ -1,10 +1,17 @@
 // A row's logits depend on its own sequence only: not on the cache's slot count, not on the other
 // rows, not on the row moving when the batch is rearranged (all bitwise), and across the engine's
-// matmul kernels for fewer and more than 3 rows only by float32 rounding.
+// matmul kernels for fewer and more than 3 rows only by float32 rounding. Greedy decoding through
+// it is Generator's on Qwen2 and on GPT-2 (whose Conv1D weights it transposes once).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { release } from "../engine/arrays.ts";
+import { architectureFor } from "../models/architecture.ts";
+import { parseConfig } from "../models/config.ts";
 import { loadModel } from "../models/load.ts";
+import { initParams } from "../models/params.ts";
+import { Generator } from "./generate.ts";
 import { RowBatch } from "./row-batch.ts";
+import { argmax } from "./sampling.ts";
 
 const model = await loadModel("../shared/data/llama2c/stories260K.bin");
 const V = model.arch.vocabSize;
@@ -50,3 +57,31 @@ test("across batch sizes the engine's kernels differ only by float32 rounding", 
   const d = maxDiff(await trace(1, 0, 0), await trace(8, 3, 100));
   assert.ok(d < 1e-4, `max |Δlogit| ${d}`);
 });
+
+const tinyConfigs = {
+  qwen2: { model_type: "qwen2", vocab_size: 48, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64 },
+  "gpt2 (Conv1D, transposed for decoding)": { model_type: "gpt2", vocab_size: 48, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 64 },
+};
+
+for (const [label, json] of Object.entries(tinyConfigs)) {
+  test(`${label}: greedy decoding through the row batch is Generator's`, async () => {
+    const config = parseConfig(json, label);
+    const arch = architectureFor(config);
+    const params = initParams(arch, 3);
+    const promptIds = [1, 7, 30, 2, 11];
+    const [expected] = await new Generator(arch).generate(params, [promptIds], { maxNewTokens: 10, temperature: 0 });
+    const batch = new RowBatch(arch, params, 64);
+    batch.arrange([-1, -1]);
+    await batch.insert([1, 3], [0], 20); // a neighbour
+    let logits = await batch.insert(promptIds, [1], promptIds.length + 10);
+    const ids: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const row = i === 0 ? logits : logits.subarray(arch.vocabSize, 2 * arch.vocabSize);
+      ids.push(argmax(row));
+      logits = await batch.step(Int32Array.from([5, ids[i]!]), [true, true]);
+    }
+    batch.dispose();
+    release(params);
+    assert.deepEqual(ids, expected!.completionIds);
+  });
+}
