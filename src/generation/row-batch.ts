@@ -38,7 +38,12 @@ export class RowBatch {
   readonly #params: Params;
   readonly #steps;
   readonly #rearrange = compile((cache: KvCache, placement: Array) => placed(cache, placement));
-  readonly #insert = compile((cache: KvCache, keep: Array, fresh: KvCache, put: Array) => addCaches(placed(cache, keep), placed(fresh, put)));
+  // The prompt's cache arrives `width` slots long and is widened here, in this small program, so
+  // the prefill (the whole model) is compiled once per prompt width, not per width and slot count.
+  readonly #insert = compile((cache: KvCache, keep: Array, fresh: KvCache, put: Array, padSlots: Array) => {
+    const widen = (x: Array) => np.concatenate([x, padSlots.ref], 1);
+    return addCaches(placed(cache, keep), placed({ keys: fresh.keys.map(widen), values: fresh.values.map(widen) }, put));
+  });
   readonly #transposed: Array[];
   #cache: KvCache | null = null;
   #rows = 0;
@@ -168,7 +173,7 @@ export class RowBatch {
       intsFromHost(ids, [1, width]),
       intsFromHost(positions, [1, width]),
       fromHost(mask, [1, width]),
-      np.zeros([1, s - width, this.#arch.numKvHeads, this.#arch.headDim]),
+      np.zeros([1, 0, this.#arch.numKvHeads, this.#arch.headDim]),
     ] as const;
     const first = this.#steps.prefill(this.#params, ...inputs);
     release(inputs);
@@ -183,8 +188,8 @@ export class RowBatch {
       this.#pad[r] = pad;
       this.#reach[r] = reach + pad;
     }
-    const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1])] as const;
-    const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1]);
+    const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1]), np.zeros([1, s - width, this.#arch.numKvHeads, this.#arch.headDim])] as const;
+    const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1], placements[2]);
     release([placements, first.cache, this.#cache]);
     this.#cache = cache;
     return toHost(first.logits);
