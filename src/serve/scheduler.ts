@@ -110,11 +110,6 @@ export class Scheduler {
     return this.#rows.filter(Boolean).length;
   }
 
-  /** Rows the batch computes now (free ones included). */
-  get batchRows(): number {
-    return this.#batch.rows;
-  }
-
   submit(spec: GenerationRequest): Submitted {
     if (this.#disposed) throw new Error("the scheduler is closed");
     if (spec.n < 1 || spec.n > this.maxRows) throw new RangeError(`n must be between 1 and ${this.maxRows}`);

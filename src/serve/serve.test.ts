@@ -129,6 +129,12 @@ test("a seeded request gives the same text alone and batched with others", async
   assert.ok(steps < 40, `${steps} steps for 7 choices of 30 tokens`);
 });
 
+test("more choices than rows: requests wait for free rows, and each gets its own seed's text", async () => {
+  const ask = (seed: number) => client.completions.create({ model, prompt: story, max_tokens: 12, n: 4, temperature: 1, seed });
+  const together = await Promise.all([ask(1), ask(2), ask(3)]); // 12 choices, 8 rows
+  assert.deepEqual(together[2]!.choices.map((c) => c.text), (await ask(3)).choices.map((c) => c.text));
+});
+
 test("a request that arrives mid-generation joins the running batch at the next step", async () => {
   const stream = await client.completions.create({ model, prompt: story, max_tokens: 120, temperature: 0.7, seed: 1, stream: true });
   const chunks: OpenAI.Completion[] = [];
