@@ -1,10 +1,10 @@
 // Serving throughput: `rlhf serve` in its own process, driven over HTTP by the official openai
-// client. One stream alone, then S streams at once (S different seeds, batched by the server's
-// scheduler), each `--repeats` times; prints tokens/s in all and per stream, the time to the first
-// token, and the server's mean rows per forward pass. Every stream samples (temperature 1) up to
+// client. One stream alone and S streams at once (S different seeds, batched by the server's
+// scheduler), alternating, `--repeats` rounds each; prints the medians of tokens/s in all and per
+// stream and of the time to the first token, and the median ratio of S streams' tokens/s to one's. Every stream samples (temperature 1) up to
 // --max-tokens; a stream that reaches EOS sooner counts the tokens it got.
 //
-//   npm run bench:serve -- --model ../shared/data/llama2c/stories260K.bin [--streams 8] [--max-tokens 128] [--repeats 3]
+//   npm run bench:serve -- --model ../shared/data/llama2c/stories260K.bin [--streams 8] [--max-tokens 128] [--repeats 5]
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import OpenAI from "openai";
@@ -12,11 +12,11 @@ import OpenAI from "openai";
 const { values: v } = parseArgs({
   options: {
     model: { type: "string" }, tokenizer: { type: "string" }, streams: { type: "string", default: "8" },
-    "max-tokens": { type: "string", default: "128" }, repeats: { type: "string", default: "3" }, prompt: { type: "string", default: "Once upon a time" },
+    "max-tokens": { type: "string", default: "128" }, repeats: { type: "string", default: "5" }, prompt: { type: "string", default: "Once upon a time" },
   },
 });
 if (!v.model) {
-  console.error("usage: npm run bench:serve -- --model PATH [--tokenizer PATH] [--streams 8] [--max-tokens 128] [--repeats 3]");
+  console.error("usage: npm run bench:serve -- --model PATH [--tokenizer PATH] [--streams 8] [--max-tokens 128] [--repeats 5]");
   process.exit(2);
 }
 const streams = Number(v.streams);
@@ -70,16 +70,22 @@ try {
   // Warm-up: compiles the prefill and the decode step at every batch size the rounds use.
   await round(1, 1000);
   await round(streams, 2000);
-  for (const count of [1, streams]) {
-    const runs: Awaited<ReturnType<typeof round>>[] = [];
-    for (let r = 0; r < repeats; r++) runs.push(await round(count, 100 * r));
-    const m = (f: (x: (typeof runs)[number]) => number) => median(runs.map(f));
+  // One stream and S streams alternate, so both see the same load from whatever else runs.
+  const runs = { one: [] as Awaited<ReturnType<typeof round>>[], many: [] as Awaited<ReturnType<typeof round>>[] };
+  for (let r = 0; r < repeats; r++) {
+    runs.one.push(await round(1, 100 * r));
+    runs.many.push(await round(streams, 100 * r));
+  }
+  for (const [count, results] of [[1, runs.one], [streams, runs.many]] as const) {
+    const m = (f: (x: (typeof results)[number]) => number) => median(results.map(f));
     console.log(JSON.stringify({
       model: v.model, streams: count, max_tokens: maxTokens, repeats,
       tokens: m((x) => x.tokens), aggregate_tokens_per_s: +m((x) => x.aggregate).toFixed(1), per_stream_tokens_per_s: +m((x) => x.perStream).toFixed(1),
       time_to_first_token_s: +m((x) => x.firstToken).toFixed(3),
     }));
   }
+  const ratios = runs.many.map((x, i) => x.aggregate / runs.one[i]!.aggregate);
+  console.log(JSON.stringify({ batched_over_single: +median(ratios).toFixed(2), per_round: ratios.map((x) => +x.toFixed(2)) }));
 } finally {
   server.kill("SIGTERM");
 }

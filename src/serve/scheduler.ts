@@ -141,11 +141,12 @@ export class Scheduler {
         await new Promise((resolve) => setImmediate(resolve));
         this.#dropCancelled();
         await this.#admit();
-        const tokens = this.#sampleAll();
+        this.#sampleAll();
         if (this.activeChoices === 0) continue;
         this.#compact();
         const active = this.#rows.map(Boolean);
-        const logits = await this.#batch.step(tokens(), active);
+        const tokens = Int32Array.from(this.#rows, (c) => c?.ids.at(-1) ?? 0); // each choice's last token
+        const logits = await this.#batch.step(tokens, active);
         this.stats.steps++;
         this.stats.rowSteps += active.filter(Boolean).length;
         const v = this.#vocab;
@@ -204,9 +205,8 @@ export class Scheduler {
     }
   }
 
-  /** One token for every choice with fresh logits; returns the tokens the next step feeds, row by row. */
-  #sampleAll(): () => Int32Array {
-    const tokens = new Int32Array(this.#rows.length);
+  /** One token for every choice with fresh logits; finished choices leave their rows. */
+  #sampleAll(): void {
     this.#rows.forEach((c, r) => {
       if (!c?.logits || c.request.cancelled) return;
       const { spec } = c.request;
@@ -231,15 +231,12 @@ export class Scheduler {
           text += c.text.flush();
         }
       }
-      tokens[r] = id;
       spec.onEvent({ choice: c.index, token, eos, text, finishReason });
       if (finishReason) {
         this.#free(r);
         if (--c.request.remaining === 0) c.request.settle.resolve();
       }
     });
-    // Rows emptied above are re-packed by #compact before the step, so tokens are read after it.
-    return () => Int32Array.from(this.#rows, (c) => (c ? c.ids[c.ids.length - 1]! : 0));
   }
 
   #free(r: number): void {
