@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadTokenizer } from "../tokenizers/load.ts";
+import { completionText } from "../generation/text.ts";
 import { TextStream } from "./text-stream.ts";
 
 const tok = await loadTokenizer("../shared/data/llama2c/tok512.bin");
@@ -44,4 +45,14 @@ test("a character split over byte tokens is sent whole, never as U+FFFD", () => 
   const { deltas } = streamed(ids, []);
   assert.ok(deltas.every((d) => !d.includes("\uFFFD")), JSON.stringify(deltas));
   assert.equal(deltas.join(""), " a café with 🐱 cats");
+});
+
+test("a long prompt reads the same as its last tokens: the stream decodes only those with the completion", () => {
+  const longPrompt = tok.encode("Lily and Tom went to the park. They played with a red ball all day. Then it was time", { addSpecialTokens: true });
+  const ids = completion("to go home.");
+  const s = new TextStream(tok, longPrompt, []);
+  const streamedText = ids.map((_, i) => s.push(ids.slice(0, i + 1)).delta).join("") + s.flush();
+  assert.ok(longPrompt.length > 16);
+  assert.equal(streamedText, completionText(tok, longPrompt, ids));
+  assert.equal(streamedText, " to go home.");
 });
