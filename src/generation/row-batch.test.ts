@@ -1,6 +1,7 @@
 // A row's logits depend on its own sequence only: not on the cache's slot count, not on the other
-// rows, not on the row moving when the batch is rearranged (all bitwise), and across the engine's
-// matmul kernels for fewer and more than 3 rows only by float32 rounding. Greedy decoding through
+// rows, not on the row moving when the batch is rearranged, not on reading its prompt together with
+// others (all bitwise), and across the engine's matmul kernels for fewer and more than 3 rows only
+// by float32 rounding. Greedy decoding through
 // it is Generator's on Qwen2 and on GPT-2 (whose Conv1D weights it transposes once).
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -21,13 +22,16 @@ const fed = Array.from({ length: 8 }, (_, i) => 100 + 7 * i);
 /**
  * Logits of `prompt` then each token of `fed`, with the sequence in row `row` of `rows` rows whose
  * other rows hold other prompts reaching `neighbourReach` tokens; `moveAt` rearranges the batch
- * mid-way into 4 rows, the sequence moving to row 0.
+ * mid-way into 4 rows, the sequence moving to row 0; `readTogether` reads all the prompts in one
+ * prefill pass (else the neighbours' first, then the sequence's alone).
  */
-async function trace(rows: number, row: number, neighbourReach: number, moveAt = -1): Promise<Float32Array[]> {
+async function trace(rows: number, row: number, neighbourReach: number, moveAt = -1, readTogether = false): Promise<Float32Array[]> {
   const batch = new RowBatch(model.arch, model.params, model.arch.maxPositions);
   batch.arrange(new Array(rows).fill(-1));
-  for (let r = 0; r < rows; r++) if (r !== row) await batch.insert([1, 50 + r, 60 + r], [r], neighbourReach);
-  const out = [(await batch.insert(prompt, [row], 30)).slice()];
+  const neighbours = Array.from({ length: rows }, (_, r) => ({ ids: [1, 50 + r, 60 + r], rows: [r], reach: neighbourReach })).filter((_, r) => r !== row);
+  const own = { ids: prompt, rows: [row], reach: 30 };
+  const read = readTogether ? await batch.insert([...neighbours, own]) : [...(await batch.insert(neighbours)), ...(await batch.insert([own]))];
+  const out = [read.at(-1)!];
   let at = row;
   for (let i = 0; i < fed.length; i++) {
     if (i === moveAt) {
@@ -45,12 +49,13 @@ async function trace(rows: number, row: number, neighbourReach: number, moveAt =
 
 const maxDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((x, i) => Math.max(...x.map((v, j) => Math.abs(v - b[i]![j]!)))));
 
-test("a row's logits do not depend on the slot count, its neighbours or its moving (bitwise)", async () => {
+test("a row's logits do not depend on the slot count, its neighbours, its moving or a shared prefill (bitwise)", async () => {
   const alone = await trace(1, 0, 0);
   assert.equal(maxDiff(await trace(2, 1, 500), alone), 0, "a neighbour that widens the cache to 512 slots");
   const wide = await trace(8, 5, 60);
   assert.equal(maxDiff(await trace(4, 2, 500), wide), 0, "4 rows against 8");
   assert.equal(maxDiff(await trace(8, 6, 400, 4), wide), 0, "moved from row 6 of 8 to row 0 of 4 mid-way");
+  assert.equal(maxDiff(await trace(8, 5, 60, -1, true), wide), 0, "its prompt read in one pass with seven others");
 });
 
 test("across batch sizes the engine's kernels differ only by float32 rounding", async () => {
@@ -72,13 +77,12 @@ for (const [label, json] of Object.entries(tinyConfigs)) {
     const [expected] = await new Generator(arch).generate(params, [promptIds], { maxNewTokens: 10, temperature: 0 });
     const batch = new RowBatch(arch, params, 64);
     batch.arrange([-1, -1]);
-    await batch.insert([1, 3], [0], 20); // a neighbour
-    let logits = await batch.insert(promptIds, [1], promptIds.length + 10);
+    await batch.insert([{ ids: [1, 3], rows: [0], reach: 20 }]); // a neighbour
+    let logits = (await batch.insert([{ ids: promptIds, rows: [1], reach: promptIds.length + 10 }]))[0]!;
     const ids: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const row = i === 0 ? logits : logits.subarray(arch.vocabSize, 2 * arch.vocabSize);
-      ids.push(argmax(row));
-      logits = await batch.step(Int32Array.from([5, ids[i]!]), [true, true]);
+      ids.push(argmax(logits));
+      logits = (await batch.step(Int32Array.from([5, ids[i]!]), [true, true])).subarray(arch.vocabSize, 2 * arch.vocabSize);
     }
     batch.dispose();
     release(params);

@@ -31,6 +31,13 @@ const addCaches = (a: KvCache, b: KvCache): KvCache => ({
 
 const MIN_SLOTS = 16;
 
+/** A prompt to read, the free rows that take its cache (one per choice), and the tokens each may reach. */
+export interface PromptRows {
+  ids: number[];
+  rows: number[];
+  reach: number;
+}
+
 export class RowBatch {
   readonly maxSlots: number;
   #slots = MIN_SLOTS;
@@ -145,54 +152,75 @@ export class RowBatch {
   }
 
   /**
-   * Reads `promptIds` once and puts its cache in each of `rows` (free rows: one prompt, n choices),
-   * which may grow to `reach` tokens; returns the logits of the prompt's next token [V].
-   * The prompt is left-padded to a power of two (at least 16 tokens) when that still fits: jax-js
-   * compiles the prefill once per prompt length (0.1-1 s each), so a server that sees every length
-   * would keep compiling and keep every program. Pad slots are masked, and positions count real
-   * tokens only, so the padding changes no number but float32 rounding.
+   * Reads each prompt once and puts its cache in each of its `rows` (free rows: one prompt, n
+   * choices), which may grow to `reach` tokens; returns each prompt's next-token logits [V].
+   * Prompts are left-padded to a power of two (at least 16 tokens) when that still fits: jax-js
+   * compiles the prefill once per shape (0.1-1 s each), so a server that met every prompt length
+   * would keep compiling and keep every program. Pad slots are masked and positions count real
+   * tokens only, so the padding changes no number but float32 rounding. Prompts of one padded
+   * width are read together, in groups of a power of two.
    */
-  async insert(promptIds: number[], rows: number[], reach: number): Promise<Float32Array> {
-    const p = promptIds.length;
-    if (p === 0 || p >= reach || reach > this.maxSlots) throw new Error(`row batch: a prompt of ${p} tokens growing to ${reach} does not fit ${this.maxSlots} slots`);
-    let width = MIN_SLOTS;
-    while (width < p) width *= 2;
-    if (width - p + reach > this.maxSlots) width = p;
-    const pad = width - p;
-    this.#fitSlots(Math.max(reach + pad, this.#longestReach()));
-    const s = this.#slots;
-    const ids = new Int32Array(width);
-    const positions = new Int32Array(width);
-    const mask = new Float32Array(width);
-    promptIds.forEach((id, i) => {
-      ids[pad + i] = id;
-      positions[pad + i] = i;
-      mask[pad + i] = 1;
+  async insert(prompts: PromptRows[]): Promise<Float32Array[]> {
+    const widths = prompts.map(({ ids, reach }) => {
+      const p = ids.length;
+      if (p === 0 || p >= reach || reach > this.maxSlots) throw new Error(`row batch: a prompt of ${p} tokens growing to ${reach} does not fit ${this.maxSlots} slots`);
+      let width = MIN_SLOTS;
+      while (width < p) width *= 2;
+      return width - p + reach > this.maxSlots ? p : width;
     });
-    const inputs = [
-      intsFromHost(ids, [1, width]),
-      intsFromHost(positions, [1, width]),
-      fromHost(mask, [1, width]),
-      np.zeros([1, 0, this.#arch.numKvHeads, this.#arch.headDim]),
-    ] as const;
+    this.#fitSlots(Math.max(this.#longestReach(), ...prompts.map((q, i) => q.reach + widths[i]! - q.ids.length)));
+    const logits = new Array<Float32Array>(prompts.length);
+    const byWidth = new Map<number, number[]>();
+    widths.forEach((w, i) => byWidth.set(w, [...(byWidth.get(w) ?? []), i]));
+    for (const [width, members] of byWidth) {
+      for (let at = 0; at < members.length; ) {
+        let k = 1;
+        while (k * 2 <= members.length - at) k *= 2;
+        const group = members.slice(at, at + k);
+        at += k;
+        const read = await this.#prefillInto(group.map((i) => prompts[i]!), width);
+        group.forEach((i, j) => (logits[i] = read[j]!));
+      }
+    }
+    return logits;
+  }
+
+  /** One prefill pass over `prompts`, all padded to `width`, their caches placed in their rows. */
+  async #prefillInto(prompts: PromptRows[], width: number): Promise<Float32Array[]> {
+    const [k, s, b, v] = [prompts.length, this.#slots, this.#rows, this.#arch.vocabSize];
+    const ids = new Int32Array(k * width);
+    const positions = new Int32Array(k * width);
+    const mask = new Float32Array(k * width);
+    const keep = new Float32Array(b * b);
+    const put = new Float32Array(b * k);
+    for (let r = 0; r < b; r++) keep[r * b + r] = 1;
+    prompts.forEach(({ ids: promptIds, rows, reach }, j) => {
+      const pad = width - promptIds.length;
+      promptIds.forEach((id, i) => {
+        ids[j * width + pad + i] = id;
+        positions[j * width + pad + i] = i;
+        mask[j * width + pad + i] = 1;
+      });
+      for (const r of rows) {
+        keep[r * b + r] = 0;
+        put[r * k + j] = 1;
+        this.#keyMask.fill(0, r * s, (r + 1) * s);
+        this.#keyMask.fill(1, r * s + pad, r * s + width);
+        this.#length[r] = width;
+        this.#pad[r] = pad;
+        this.#reach[r] = reach + pad;
+      }
+    });
+    const kvShape = (slots: number) => [k, slots, this.#arch.numKvHeads, this.#arch.headDim];
+    const inputs = [intsFromHost(ids, [k, width]), intsFromHost(positions, [k, width]), fromHost(mask, [k, width]), np.zeros(kvShape(0))] as const;
     const first = this.#steps.prefill(this.#params, ...inputs);
     release(inputs);
-    const keep = new Float32Array(this.#rows * this.#rows);
-    const put = new Float32Array(this.#rows);
-    for (let r = 0; r < this.#rows; r++) keep[r * this.#rows + r] = rows.includes(r) ? 0 : 1;
-    for (const r of rows) {
-      put[r] = 1;
-      this.#keyMask.fill(0, r * s, (r + 1) * s);
-      this.#keyMask.fill(1, r * s + pad, r * s + width);
-      this.#length[r] = width;
-      this.#pad[r] = pad;
-      this.#reach[r] = reach + pad;
-    }
-    const placements = [fromHost(keep, [this.#rows, this.#rows]), fromHost(put, [this.#rows, 1]), np.zeros([1, s - width, this.#arch.numKvHeads, this.#arch.headDim])] as const;
+    const placements = [fromHost(keep, [b, b]), fromHost(put, [b, k]), np.zeros(kvShape(s - width))] as const;
     const cache = this.#insert(this.#cache!, placements[0], first.cache, placements[1], placements[2]);
     release([placements, first.cache, this.#cache]);
     this.#cache = cache;
-    return toHost(first.logits);
+    const logits = await toHost(first.logits);
+    return prompts.map((_, j) => logits.slice(j * v, (j + 1) * v));
   }
 
   /**

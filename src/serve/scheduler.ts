@@ -176,33 +176,39 @@ export class Scheduler {
     for (let i = this.#waiting.length - 1; i >= 0; i--) if (this.#waiting[i]!.cancelled) this.#waiting.splice(i, 1);
   }
 
-  /** Waiting requests in arrival order, each once all its n choices fit; the batch grows by powers of two up to maxRows. */
+  /**
+   * Waiting requests in arrival order, each once all its n choices fit, the batch growing by powers
+   * of two up to maxRows; the prompts admitted together are read together.
+   */
   async #admit(): Promise<void> {
-    while (this.#waiting.length > 0) {
-      const q = this.#waiting[0]!;
-      const busy = this.activeChoices;
-      if (busy + q.spec.n > this.maxRows) return;
-      let free = this.#rows.flatMap((c, r) => (c ? [] : [r]));
-      if (free.length < q.spec.n) {
-        const size = Math.min(this.maxRows, nextPowerOfTwo(busy + q.spec.n));
-        const before = this.#rows.length;
-        this.#batch.arrange([...this.#rows.map((_, r) => r), ...new Array<number>(size - before).fill(-1)]);
-        this.#rows.length = size;
-        this.#rows.fill(null, before);
-        free = this.#rows.flatMap((c, r) => (c ? [] : [r]));
-      }
-      this.#waiting.shift();
-      const rows = free.slice(0, q.spec.n);
-      const logits = await this.#batch.insert(q.spec.promptIds, rows, q.spec.promptIds.length + q.spec.maxTokens);
-      this.stats.prefills++;
+    const admitted: Queued[] = [];
+    let needed = this.activeChoices;
+    while (this.#waiting.length > 0 && needed + this.#waiting[0]!.spec.n <= this.maxRows) {
+      const q = this.#waiting.shift()!;
+      admitted.push(q);
+      needed += q.spec.n;
+    }
+    if (admitted.length === 0) return;
+    if (needed > this.#rows.length) {
+      const size = Math.min(this.maxRows, nextPowerOfTwo(needed));
+      const before = this.#rows.length;
+      this.#batch.arrange([...this.#rows.map((_, r) => r), ...new Array<number>(size - before).fill(-1)]);
+      this.#rows.length = size;
+      this.#rows.fill(null, before);
+    }
+    const free = this.#rows.flatMap((c, r) => (c ? [] : [r]));
+    const prompts = admitted.map((q) => ({ ids: q.spec.promptIds, rows: free.splice(0, q.spec.n), reach: q.spec.promptIds.length + q.spec.maxTokens }));
+    const logits = await this.#batch.insert(prompts);
+    this.stats.prefills += admitted.length;
+    admitted.forEach((q, i) => {
       const seeds = new HostRng(q.spec.seed);
-      rows.forEach((r, index) => {
+      prompts[i]!.rows.forEach((r, index) => {
         this.#rows[r] = {
           request: q, index, rng: new HostRng(seeds.nextUint32()), ids: [],
-          text: new TextStream(this.#tokenizer, q.spec.promptIds, q.spec.stop), logits,
+          text: new TextStream(this.#tokenizer, q.spec.promptIds, q.spec.stop), logits: logits[i]!,
         };
       });
-    }
+    });
   }
 
   /** One token for every choice with fresh logits; finished choices leave their rows. */
