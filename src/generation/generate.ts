@@ -1,14 +1,14 @@
 // Batched, KV-cached generation. Prompts are left-padded to a common length; the cache has a fixed
 // size (prompt + new tokens) so a single compiled decode step serves every position.
-import { np, type Array } from "../engine/runtime.ts";
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import { np } from "../engine/runtime.ts";
+import { fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { attentionBias } from "../models/layers.ts";
-import { lmLogits } from "../models/forward.ts";
-import type { KvCache, Params } from "../models/types.ts";
+import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { sampleToken, type SamplingOptions } from "./sampling.ts";
+import { decodingSteps, type DecodingSteps } from "./steps.ts";
+import { cutAtStop, stopIndex } from "./text.ts";
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -44,31 +44,11 @@ export interface Generation {
  */
 export class Generator {
   readonly #arch: Architecture;
-  readonly #prefill;
-  readonly #decode;
-  readonly #transpose = compile((weights: Array[]) => weights.map((w) => w.transpose()));
+  readonly #steps: DecodingSteps;
 
   constructor(arch: Architecture) {
     this.#arch = arch;
-    const transposedWeights = arch.transposedForDecoding.length > 0;
-    // Prefill: the whole (left-padded) prompt at once; returns last-position logits and a cache
-    // padded to its full size S.
-    this.#prefill = compile((params: Params, ids: Array, pos: Array, mask: Array, padSlots: Array) => {
-      const [b, t] = ids.shape as [number, number];
-      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(mask, t), inference: true, lastPositionOnly: true, transposedWeights };
-      const { hidden, present } = arch.body(params, batch); // hidden: [B, 1, D]
-      const logits = lmLogits(arch, params, hidden).reshape([b, arch.vocabSize]);
-      const pad = (x: Array) => np.concatenate([x, padSlots.ref], 1);
-      return { logits, cache: { keys: present.keys.map(pad), values: present.values.map(pad) } };
-    });
-    // Decode: one token per sequence, written into the cache at slot `slotOneHot`.
-    this.#decode = compile((params: Params, cache: KvCache, ids: Array, pos: Array, keyMask: Array, slotOneHot: Array) => {
-      const [b] = ids.shape as [number];
-      const batch = { inputIds: ids, positionIds: pos, bias: attentionBias(keyMask, 1), inference: true, transposedWeights };
-      const { hidden, present } = arch.body(params, batch, { ...cache, slotOneHot });
-      const logits = lmLogits(arch, params, hidden).reshape([b, arch.vocabSize]);
-      return { logits, cache: present };
-    });
+    this.#steps = decodingSteps(arch);
   }
 
   /**
@@ -80,7 +60,7 @@ export class Generator {
     const names = this.#arch.transposedForDecoding;
     if (names.length === 0) return this.#generate(params, prompts, options, tokenizer);
     // One transposed copy per call (the weights change between calls in RL), read by every step.
-    const transposed = this.#transpose(names.map((n) => params[n]!));
+    const transposed = this.#steps.transpose(names.map((n) => params[n]!));
     try {
       return await this.#generate({ ...params, ...Object.fromEntries(names.map((n, i) => [n, transposed[i]!])) }, prompts, options, tokenizer);
     } finally {
@@ -127,7 +107,7 @@ export class Generator {
     const padSlots = np.zeros([b, capacity - promptLen, nKv, hd]);
     // Compiled functions borrow their inputs (engine/arrays.ts), so temporaries are released after.
     const prefillInputs = [intsFromHost(ids, [b, promptLen]), intsFromHost(pos, [b, promptLen]), fromHost(promptMask, [b, promptLen]), padSlots] as const;
-    const first = this.#prefill(params, ...prefillInputs);
+    const first = this.#steps.prefill(params, ...prefillInputs);
     release(prefillInputs);
     let cache = first.cache;
     let logits = await toHost(first.logits);
@@ -149,7 +129,7 @@ export class Generator {
         }
         g.completionIds.push(id);
         g.logprobs.push(logprob);
-        if (opts.stopStrings.length > 0 && hitsStop(tokenizer!.decode(g.completionIds, { skipSpecialTokens: true }), opts.stopStrings)) {
+        if (opts.stopStrings.length > 0 && stopIndex(tokenizer!.decode(g.completionIds, { skipSpecialTokens: true }), opts.stopStrings) >= 0) {
           g.finishReason = "stop";
           done[r] = true;
         }
@@ -170,7 +150,7 @@ export class Generator {
         fromHost(keyMask, [b, capacity]),
         fromHost(slotOneHot, [b, capacity]),
       ] as const;
-      const next = this.#decode(params, cache, ...stepInputs);
+      const next = this.#steps.decode(params, cache, ...stepInputs);
       release([cache, stepInputs]);
       cache = next.cache;
       logits = await toHost(next.logits);
@@ -186,21 +166,6 @@ export class Generator {
   }
 
   dispose(): void {
-    this.#prefill.dispose();
-    this.#decode.dispose();
-    this.#transpose.dispose();
+    for (const step of Object.values(this.#steps)) step.dispose();
   }
-}
-
-function hitsStop(text: string, stops: string[]): boolean {
-  return stops.some((s) => text.includes(s));
-}
-
-function cutAtStop(text: string, stops: string[]): string {
-  let cut = text.length;
-  for (const s of stops) {
-    const at = text.indexOf(s);
-    if (at >= 0) cut = Math.min(cut, at);
-  }
-  return text.slice(0, cut);
 }

@@ -3,6 +3,7 @@ import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../co
 import { disposeModel, loadModel, resolveTokenizer } from "../../models/load.ts";
 import { Generator } from "../../generation/generate.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
+import { completionText } from "../../generation/text.ts";
 
 const usage = `Usage: rlhf generate --model PATH [--tokenizer PATH] [--prompt TEXT] [options]
 
@@ -57,15 +58,13 @@ export const command: Command = {
       tokenizer,
     );
     disposeModel(model);
-    // Decoding prompt and completion together gets the joining space right (sentencepiece drops
-    // the space after BOS and keeps the one between prompt and completion).
     const shownPrompt = tokenizer.decode(promptIds, { skipSpecialTokens: true });
-    const full = tokenizer.decode([...promptIds, ...g!.completionIds], { skipSpecialTokens: true });
-    const completionText = g!.finishReason === "stop" ? g!.text : full.startsWith(shownPrompt) ? full.slice(shownPrompt.length) : g!.text;
+    // A stop string cuts the text, which the ids would no longer match.
+    const completion = g!.finishReason === "stop" ? g!.text : completionText(tokenizer, promptIds, g!.completionIds);
     if (v.json) {
-      process.stdout.write(JSON.stringify({ prompt_ids: promptIds, completion_ids: g!.completionIds, text: completionText, logprobs: g!.logprobs }) + "\n");
+      process.stdout.write(JSON.stringify({ prompt_ids: promptIds, completion_ids: g!.completionIds, text: completion, logprobs: g!.logprobs }) + "\n");
     } else {
-      process.stdout.write(shownPrompt + completionText + "\n");
+      process.stdout.write(shownPrompt + completion + "\n");
     }
     return 0;
   },

@@ -60,7 +60,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
 // two or more connections that never finish their headers are all kept), so every socket also
 // gets its own timer: the headers of each request must arrive within `ms` of connecting or of
 // the previous answer. Bodies are then bounded by requestTimeout and the route's size limit.
-function closeSlowHeaders(server: Server, event: "connection" | "secureConnection", ms: number): void {
+export function closeSlowHeaders(server: Server, event: "connection" | "secureConnection", ms: number): void {
   const timers = new WeakMap<Socket, NodeJS.Timeout>();
   const arm = (socket: Socket) => {
     clearTimeout(timers.get(socket));
