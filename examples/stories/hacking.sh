@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Reward hacking on the stories task, and the monitors that catch it (docs/monitors.md).
+# stories260K as policy and reference, the README's rt-polarity reward model (run.sh's rm stage;
+# used as it is, only its reward_stats.json is added, in a copy), the training openings as prompts:
+#   hack    PPO without a KL leash at twice the learning rate (kl_coef 0, lr 1e-4, 90 steps), the
+#           monitors only warning: where they fire, and what the reward model does afterwards;
+#   stop    the same run with monitor_action stop (checkpoints every 2 steps): where it ends and
+#           which checkpoint becomes DIR/policy;
+#   calm    the README's PPO setting (kl_coef 0.05, lr 5e-5, 40 steps, as run.sh): what fires there.
+# Every step's samples go to samples.jsonl, whose lexicon score (lexicon-reward.mjs, which no
+# trainer sees) is the gold score; `node examples/stories/hacking.mjs DIR` prints it per step
+# beside the RM score, KL, entropy and the monitors' events.
+#
+#   bash examples/stories/hacking.sh [RM] [OUT] [RUN...]      (default: runs/stories/rm runs/hacking hack stop calm)
+# About 15-20 minutes a run when the machine is idle (PPO ~10 s a step at batch 16).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RM=${1:-runs/stories/rm}
+OUT=${2:-runs/hacking}
+shift 2 || true
+RUNS=${*:-hack stop calm}
+MODEL=../shared/data/llama2c/stories260K.bin
+mkdir -p "$OUT"
+rlhf() { node bin/rlhf.mjs "$@"; }
+
+# The reward model's scores of its own training data: the range the reward_ood monitor checks.
+if [[ ! -f "$OUT/rm/reward_stats.json" ]]; then
+  rm -rf "$OUT/rm" && mkdir -p "$OUT/rm"
+  cp "$RM"/*.json "$RM"/*.safetensors "$OUT/rm/"
+  rlhf rm stats --model "$OUT/rm" --data ../shared/data/rt-polarity
+fi
+
+ppo() {
+  local name=$1; shift
+  [[ -f "$OUT/$name/ppo_config.json" ]] && return 0
+  rlhf ppo --policy "$MODEL" --reward "$OUT/rm" --prompts examples/stories/prompts-train.jsonl --output "$OUT/$name" \
+    --batch_size 16 --response_length 48 --sample_steps 1 "$@" 2>&1 | tee "$OUT/$name.log"
+}
+
+for run in $RUNS; do
+  case $run in
+    hack) ppo hack --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 10 ;;
+    stop) ppo stop --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 2 --monitor_action stop ;;
+    calm) ppo calm --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 ;;
+    *) echo "unknown run $run (hack, stop, calm)" >&2; exit 2 ;;
+  esac
+done
+for run in $RUNS; do node examples/stories/hacking.mjs "$OUT/$run"; done
