@@ -2,23 +2,25 @@
 # Reward hacking on the stories task, and the monitors that catch it (docs/monitors.md).
 # stories260K as policy and reference, the README's rt-polarity reward model (run.sh's rm stage;
 # used as it is, only its reward_stats.json is added, in a copy), the training openings as prompts:
-#   hack    PPO without a KL leash at twice the learning rate (kl_coef 0, lr 1e-4, 90 steps), the
-#           monitors only warning: where they fire, and what the reward model does afterwards;
-#   stop    the same run with monitor_action stop (checkpoints every 2 steps): where it ends and
+#   (stop)  PPO without a KL leash at twice the learning rate (kl_coef 0, lr 1e-4, 90 steps);
+#   stop    that run with monitor_action stop (checkpoints every 2 steps): where it ends and
 #           which checkpoint becomes DIR/policy;
+#   hack    the same run past the stop, the monitors only warning: where else they fire, and what
+#           the gold score does afterwards. It resumes stop's last checkpoint (resuming is exact, so
+#           this is the run stop would have gone on to be) rather than redoing its steps;
 #   calm    the README's PPO setting (kl_coef 0.05, lr 5e-5, 40 steps, as run.sh): what fires there.
 # Every step's samples go to samples.jsonl, whose lexicon score (lexicon-reward.mjs, which no
 # trainer sees) is the gold score; `node examples/stories/hacking.mjs DIR` prints it per step
 # beside the RM score, KL, entropy and the monitors' events.
 #
-#   bash examples/stories/hacking.sh [RM] [OUT] [RUN...]      (default: runs/stories/rm runs/hacking hack stop calm)
+#   bash examples/stories/hacking.sh [RM] [OUT] [RUN...]      (default: runs/stories/rm runs/hacking stop hack calm)
 # About 15-20 minutes a run when the machine is idle (PPO ~10 s a step at batch 16).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RM=${1:-runs/stories/rm}
 OUT=${2:-runs/hacking}
 shift 2 || true
-RUNS=${*:-hack stop calm}
+RUNS=${*:-stop hack calm}
 MODEL=../shared/data/llama2c/stories260K.bin
 mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
@@ -39,10 +41,15 @@ ppo() {
 
 for run in $RUNS; do
   case $run in
-    hack) ppo hack --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 10 ;;
     stop) ppo stop --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 2 --monitor_action stop ;;
+    hack)
+      if [[ ! -d "$OUT/hack" ]]; then
+        mkdir -p "$OUT/hack"
+        cp -r "$OUT"/stop/checkpoint-* "$OUT"/stop/*.jsonl "$OUT/hack/"
+      fi
+      ppo hack --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 10 --monitor_action warn --resume ;;
     calm) ppo calm --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 ;;
-    *) echo "unknown run $run (hack, stop, calm)" >&2; exit 2 ;;
+    *) echo "unknown run $run (stop, hack, calm)" >&2; exit 2 ;;
   esac
 done
 for run in $RUNS; do node examples/stories/hacking.mjs "$OUT/$run"; done

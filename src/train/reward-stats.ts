@@ -9,8 +9,8 @@ import { InputError } from "../io/errors.ts";
 
 export const REWARD_STATS_FILE = "reward_stats.json";
 
-/** The quantiles recorded: the tails the monitor reads and enough of the middle to picture the spread. */
-export const STATS_QUANTILES = [0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1] as const;
+/** The percentiles recorded: the tails the monitor reads and enough of the middle to picture the spread. */
+export const STATS_PERCENTILES = [0, 1, 5, 25, 50, 75, 95, 99, 100] as const;
 
 export interface RewardStats {
   /** What was scored: the data file and which records of it. */
@@ -20,8 +20,8 @@ export interface RewardStats {
   count: number;
   mean: number;
   std: number;
-  /** Quantile (as a string: "0.01") → score, linear interpolation between order statistics (numpy's default). */
-  quantiles: Record<string, number>;
+  /** "p1" → the 1st percentile of the scores, …, "p0" and "p100" the extremes; linear interpolation between order statistics (numpy's default). */
+  percentiles: Record<string, number>;
 }
 
 export function rewardStats(scores: readonly number[], data: string, split: RewardStats["split"]): RewardStats {
@@ -36,7 +36,7 @@ export function rewardStats(scores: readonly number[], data: string, split: Rewa
     const hi = Math.min(n - 1, lo + 1);
     return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
   };
-  return { data, split, count: n, mean, std, quantiles: Object.fromEntries(STATS_QUANTILES.map((q) => [String(q), quantile(q)])) };
+  return { data, split, count: n, mean, std, percentiles: Object.fromEntries(STATS_PERCENTILES.map((p) => [`p${p}`, quantile(p / 100)])) };
 }
 
 export function writeRewardStats(modelDir: string, stats: RewardStats): Promise<void> {
@@ -48,6 +48,6 @@ export function readRewardStats(modelDir: string): RewardStats | null {
   const path = join(modelDir, REWARD_STATS_FILE);
   if (!existsSync(path)) return null;
   const stats = JSON.parse(readFileSync(path, "utf8")) as RewardStats;
-  for (const q of ["0.01", "0.99"]) if (typeof stats.quantiles?.[q] !== "number") throw new InputError(`${path}: quantiles.${q} missing (expected the file \`rlhf rm stats\` writes)`);
+  for (const p of ["p1", "p99"]) if (typeof stats.percentiles?.[p] !== "number") throw new InputError(`${path}: percentiles.${p} missing (expected the file \`rlhf rm stats\` writes)`);
   return stats;
 }

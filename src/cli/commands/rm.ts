@@ -42,7 +42,7 @@ const usage = `Usage: rlhf rm train|eval|score|stats [options]
   rlhf rm stats --model DIR --data FILE [--split train|all]
       Scores the responses of the model's training data (--split train, the default when the
       model came from \`rm train\`: the records it trained on) and writes their mean, std and
-      quantiles to DIR/${REWARD_STATS_FILE}, the range the RL trainers' reward_ood monitor compares
+      percentiles to DIR/${REWARD_STATS_FILE}, the range the RL trainers' reward_ood monitor compares
       their scores with. At most ${STATS_MAX_RECORDS} records, evenly spaced.
 
   --skip-invalid (all four): skip malformed records instead of stopping at the first; the count
@@ -158,8 +158,8 @@ async function scoreStats(rm: Awaited<ReturnType<typeof loadRewardModel>>, recor
 }
 
 function describeStats(s: RewardStats): string {
-  const q = (k: string) => s.quantiles[k]!.toFixed(3);
-  return `scores of ${s.count} training responses: mean ${s.mean.toFixed(3)}, std ${s.std.toFixed(3)}, p1 ${q("0.01")}, median ${q("0.5")}, p99 ${q("0.99")}`;
+  const p = (k: string) => s.percentiles[k]!.toFixed(3);
+  return `scores of ${s.count} training responses: mean ${s.mean.toFixed(3)}, std ${s.std.toFixed(3)}, p1 ${p("p1")}, median ${p("p50")}, p99 ${p("p99")}`;
 }
 
 async function statsRm(argv: string[]): Promise<number> {

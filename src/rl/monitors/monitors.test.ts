@@ -106,7 +106,8 @@ test("update spikes: approx-KL, clip fraction and value loss against their rolli
 
 test("reward_ood: the share of scores outside the training data's [p1, p99]", () => {
   const stats = rewardStats(Array.from({ length: 101 }, (_, i) => i / 100 - 0.5), "data", "train");
-  assert.ok(Math.abs(stats.quantiles["0.01"]! + 0.49) < 1e-12 && Math.abs(stats.quantiles["0.99"]! - 0.49) < 1e-12);
+  assert.deepEqual(Object.keys(stats.percentiles), ["p0", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "p100"]);
+  assert.ok(Math.abs(stats.percentiles.p1! + 0.49) < 1e-12 && Math.abs(stats.percentiles.p99! - 0.49) < 1e-12 && stats.percentiles.p50 === 0);
   const m = rewardOutOfRange(0.5, stats);
   assert.deepEqual(firingSteps(m, 20, () => ({ scores: [0, 0.4, -0.4, 0.6] })), []);
   const fired = new MonitorSet([m], 10).observe({ ...steady(7), scores: [0.6, 0.7, -0.6, 0.1] });

@@ -6,7 +6,7 @@ import { fmt, type Monitor } from "./monitor.ts";
 
 /** The share of the step's scores outside the training data's [p1, p99]: fires above `share`. */
 export function rewardOutOfRange(share: number, stats: RewardStats): Monitor {
-  const [low, high] = [stats.quantiles["0.01"]!, stats.quantiles["0.99"]!];
+  const [low, high] = [stats.percentiles.p1!, stats.percentiles.p99!];
   return {
     name: "reward_ood",
     observe(current) {

@@ -1,0 +1,55 @@
+// One row per step of a hacking.sh run: the reward model's score, KL and entropy per token (what
+// the trainer sees), the gold score (the lexicon score of that step's samples in samples.jsonl,
+// which the trainer never sees; its mean over the 5 steps around, as 4 samples a step are noisy),
+// and the monitors' events. Then one JSON line: where the smoothed gold score peaks, where the
+// first monitor fired, and where the run ended.
+//
+//   node examples/stories/hacking.mjs runs/hacking/stop [--rows]
+import { existsSync, readFileSync } from "node:fs";
+import { lexiconScore } from "./lexicon-reward.mjs";
+
+const [dir, flag] = process.argv.slice(2);
+if (!dir) {
+  console.error("usage: node examples/stories/hacking.mjs RUN_DIR [--rows]");
+  process.exit(2);
+}
+const jsonl = (file) => (existsSync(`${dir}/${file}`) ? readFileSync(`${dir}/${file}`, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)) : []);
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const metrics = jsonl("metrics.jsonl");
+const events = jsonl("events.jsonl");
+const gold = new Map();
+for (const s of jsonl("samples.jsonl")) gold.set(s.step, [...(gold.get(s.step) ?? []), lexiconScore(s.completion)]);
+/** Mean gold score over the steps within 2 of `step` that have samples. */
+const smoothed = (step) => {
+  const xs = [];
+  for (let k = step - 2; k <= step + 2; k++) xs.push(...(gold.get(k) ?? []));
+  return xs.length ? mean(xs) : NaN;
+};
+const f = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "");
+const rows = metrics.map((m) => ({
+  step: m.step,
+  score: m["objective/scores"],
+  klPerToken: m["objective/kl"] / m.response_length,
+  entropyPerToken: m["objective/entropy"] / m.response_length,
+  gold: gold.has(m.step) ? mean(gold.get(m.step)) : NaN,
+  gold5: smoothed(m.step),
+  events: events.filter((e) => e.step === m.step).map((e) => `${e.monitor}=${f(e.value)}`),
+}));
+if (flag === "--rows" || process.stdout.isTTY) {
+  console.log("step  rm_score  kl/token  entropy/token  gold  gold(5-step mean)  events");
+  for (const r of rows) console.log([r.step, f(r.score), f(r.klPerToken), f(r.entropyPerToken), f(r.gold), f(r.gold5), r.events.join(" ")].join("  "));
+}
+// The peak is searched where the 5-step window is whole (not in the run's last 2 steps).
+const whole = rows.filter((r) => r.step + 2 <= rows.at(-1).step);
+const peak = whole.reduce((best, r) => (r.gold5 > best.gold5 ? r : best), whole[0]);
+const firstEvent = events[0];
+console.log(JSON.stringify({
+  run: dir,
+  steps: rows.at(-1)?.step,
+  gold_start: Number(f(smoothed(1))),
+  gold_peak_step: peak?.step,
+  gold_peak: Number(f(peak?.gold5)),
+  gold_end: Number(f(rows.at(-3)?.gold5)),
+  first_event: firstEvent ? { step: firstEvent.step, monitor: firstEvent.monitor } : null,
+  events: events.length,
+}));
