@@ -153,7 +153,11 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     await truncateJsonl(eventsPath, saved.state.global_step);
     monitors = new MonitorSet(enabled, config.monitor_window, saved.state.monitors);
     log(`${name}: resumed from ${latest.dir} (step ${saved.state.global_step} of ${config.total_steps})`);
-    if (changed.length > 0) log(`${name}: config changed since the checkpoint (${changed.join(", ")}); the run will differ from an uninterrupted one`);
+    // The monitors only watch: changing them changes the events, never the trajectory.
+    const watched = changed.filter((c) => c.startsWith("monitor_"));
+    const trained = changed.filter((c) => !c.startsWith("monitor_"));
+    if (trained.length > 0) log(`${name}: config changed since the checkpoint (${trained.join(", ")}); the run will differ from an uninterrupted one`);
+    if (watched.length > 0) log(`${name}: monitor settings changed since the checkpoint (${watched.join(", ")}); training goes on as it would have`);
   } else {
     if (run.resume) log(`${name}: no checkpoint in ${output}; starting from the beginning`);
     // A fresh run starts fresh logs.
