@@ -1,12 +1,14 @@
 // One row per step of a hacking.sh run: the reward model's score, KL and entropy per token (what
 // the trainer sees), the gold score (the lexicon score of that step's samples in samples.jsonl,
 // which the trainer never sees; its mean over the 5 steps around, as 4 samples a step are noisy),
-// and the monitors' events. Then one JSON line: where the smoothed gold score peaks, where the
+// the share of the 5 steps' samples that repeat a word three times in a row ("colorful colorful
+// colorful"), and the monitors' events. Then one JSON line: where the smoothed gold score peaks, where the
 // first monitor fired, and where the run ended.
 //
 //   node examples/stories/hacking.mjs runs/hacking/stop [--rows]
 import { existsSync, readFileSync } from "node:fs";
 import { lexiconScore } from "./lexicon-reward.mjs";
+import { repeatsAWord } from "./score-samples.mjs";
 
 const [dir, flag] = process.argv.slice(2);
 if (!dir) {
@@ -18,11 +20,15 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const metrics = jsonl("metrics.jsonl");
 const events = jsonl("events.jsonl");
 const gold = new Map();
-for (const s of jsonl("samples.jsonl")) gold.set(s.step, [...(gold.get(s.step) ?? []), lexiconScore(s.completion)]);
-/** Mean gold score over the steps within 2 of `step` that have samples. */
-const smoothed = (step) => {
+const repeats = new Map();
+for (const s of jsonl("samples.jsonl")) {
+  gold.set(s.step, [...(gold.get(s.step) ?? []), lexiconScore(s.completion)]);
+  repeats.set(s.step, [...(repeats.get(s.step) ?? []), repeatsAWord(s.completion) ? 1 : 0]);
+}
+/** Mean of a per-sample value over the steps within 2 of `step` that have samples. */
+const smoothed = (step, values = gold) => {
   const xs = [];
-  for (let k = step - 2; k <= step + 2; k++) xs.push(...(gold.get(k) ?? []));
+  for (let k = step - 2; k <= step + 2; k++) xs.push(...(values.get(k) ?? []));
   return xs.length ? mean(xs) : NaN;
 };
 const f = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "");
@@ -33,11 +39,12 @@ const rows = metrics.map((m) => ({
   entropyPerToken: m["objective/entropy"] / m.response_length,
   gold: gold.has(m.step) ? mean(gold.get(m.step)) : NaN,
   gold5: smoothed(m.step),
+  repeats5: smoothed(m.step, repeats),
   events: events.filter((e) => e.step === m.step).map((e) => `${e.monitor}=${f(e.value)}`),
 }));
 if (flag === "--rows" || process.stdout.isTTY) {
-  console.log("step  rm_score  kl/token  entropy/token  gold  gold(5-step mean)  events");
-  for (const r of rows) console.log([r.step, f(r.score), f(r.klPerToken), f(r.entropyPerToken), f(r.gold), f(r.gold5), r.events.join(" ")].join("  "));
+  console.log("step  rm_score  kl/token  entropy/token  gold  gold(5-step mean)  repeats(5-step)  events");
+  for (const r of rows) console.log([r.step, f(r.score), f(r.klPerToken), f(r.entropyPerToken), f(r.gold), f(r.gold5), f(r.repeats5, 2), r.events.join(" ")].join("  "));
 }
 // The peak is searched where the 5-step window is whole (not in the run's last 2 steps).
 const whole = rows.filter((r) => r.step + 2 <= rows.at(-1).step);

@@ -43,8 +43,8 @@ for run in $RUNS; do
   case $run in
     stop) ppo stop --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 2 --monitor_action stop ;;
     hack)
-      if [[ ! -d "$OUT/hack" ]]; then
-        mkdir -p "$OUT/hack"
+      if ! compgen -G "$OUT/hack/checkpoint-*" > /dev/null; then
+        rm -rf "$OUT/hack" && mkdir -p "$OUT/hack"
         cp -r "$OUT"/stop/checkpoint-* "$OUT"/stop/*.jsonl "$OUT/hack/"
       fi
       ppo hack --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 10 --monitor_action warn --resume ;;
