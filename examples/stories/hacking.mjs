@@ -6,11 +6,21 @@
 // first monitor fired, and where the run ended.
 //
 //   node examples/stories/hacking.mjs runs/hacking/stop [--rows]
+//   node examples/stories/hacking.mjs --evals runs/hacking/checkpoint-evals.jsonl   (hacking.sh's evals stage: one row per checkpoint)
 import { existsSync, readFileSync } from "node:fs";
 import { lexiconScore } from "./lexicon-reward.mjs";
 import { repeatsAWord } from "./score-samples.mjs";
 
 const [dir, flag] = process.argv.slice(2);
+if (dir === "--evals") {
+  console.log("step  rm_gain  kl  lexicon  reference_lexicon  lexicon_gain ± se  repeats  lm_loss  reference_lm_loss");
+  const f = (x, d = 3) => x.toFixed(d);
+  for (const line of readFileSync(flag, "utf8").split("\n").filter((l) => l.trim() !== "")) {
+    const { step, eval: e, scores: s } = JSON.parse(line);
+    console.log([step, f(s.reward_gain), f(e.kl, 1), f(s.lexicon), f(s.reference_lexicon), `${f(s.lexicon_gain)} ± ${f(s.lexicon_gain_se)}`, f(s.repetition, 2), f(e.lm_loss), f(e.reference_lm_loss)].join("  "));
+  }
+  process.exit(0);
+}
 if (!dir) {
   console.error("usage: node examples/stories/hacking.mjs RUN_DIR [--rows]");
   process.exit(2);

@@ -12,15 +12,19 @@
 # Every step's samples go to samples.jsonl, whose lexicon score (lexicon-reward.mjs, which no
 # trainer sees) is the gold score; `node examples/stories/hacking.mjs DIR` prints it per step
 # beside the RM score, KL, entropy and the monitors' events.
+#   evals   the checkpoints of stop and hack evaluated as run.sh evaluates policies (rlhf eval on the
+#           21 held-out openings, 4 samples each, against the reference; score-samples.mjs adds the
+#           lexicon), with the LM loss on TinyStories text (--lm-data): OUT/checkpoint-evals.jsonl,
+#           printed by `node examples/stories/hacking.mjs --evals OUT/checkpoint-evals.jsonl`.
 #
-#   bash examples/stories/hacking.sh [RM] [OUT] [RUN...]      (default: runs/stories/rm runs/hacking stop hack calm)
+#   bash examples/stories/hacking.sh [RM] [OUT] [RUN...]      (default: runs/stories/rm runs/hacking stop hack calm evals)
 # About 15-20 minutes a run when the machine is idle (PPO ~10 s a step at batch 16).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RM=${1:-runs/stories/rm}
 OUT=${2:-runs/hacking}
 shift 2 || true
-RUNS=${*:-stop hack calm}
+RUNS=${*:-stop hack calm evals}
 MODEL=../shared/data/llama2c/stories260K.bin
 mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
@@ -49,7 +53,21 @@ for run in $RUNS; do
       fi
       ppo hack --total_steps 90 --learning_rate 1e-4 --kl_coef 0 --save_steps 10 --monitor_action warn --resume ;;
     calm) ppo calm --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 ;;
-    *) echo "unknown run $run (stop, hack, calm)" >&2; exit 2 ;;
+    evals)
+      # Plain-text TinyStories stories for the LM loss (the sample file's five, one record each).
+      node -e 'const t = require("fs").readFileSync(process.argv[1], "utf8").split("<|endoftext|>").map((s) => s.trim()).filter(Boolean);
+        require("fs").writeFileSync(process.argv[2], t.map((text) => JSON.stringify({ text })).join("\n") + "\n")' ../shared/data/tinystories/tinystories_sample.txt "$OUT/lm-data.jsonl"
+      for ckpt in "$OUT"/stop/checkpoint-{4,8,12,16} "$OUT"/hack/checkpoint-{20,30,40,50,60,70,80,90}; do
+        [[ -d $ckpt ]] || continue
+        step=${ckpt##*-}
+        grep -qF "{\"step\":$step," "$OUT/checkpoint-evals.jsonl" 2>/dev/null && continue
+        json=$(rlhf eval --policy "$ckpt" --reference "$MODEL" --reward "$OUT/rm" --prompts examples/stories/prompts-eval.jsonl \
+          --num-samples 4 --max-new-tokens 48 --temperature 0.7 --seed 1 --samples "$OUT/eval-$step.jsonl" --lm-data "$OUT/lm-data.jsonl" --json)
+        echo "{\"step\":$step,\"eval\":$json,\"scores\":$(node examples/stories/score-samples.mjs "$OUT/eval-$step.jsonl")}" >> "$OUT/checkpoint-evals.jsonl"
+      done ;;
+    *) echo "unknown run $run (stop, hack, calm, evals)" >&2; exit 2 ;;
   esac
 done
-for run in $RUNS; do node examples/stories/hacking.mjs "$OUT/$run"; done
+for run in $RUNS; do
+  if [[ $run == evals ]]; then node examples/stories/hacking.mjs --evals "$OUT/checkpoint-evals.jsonl"; else node examples/stories/hacking.mjs "$OUT/$run"; fi
+done
