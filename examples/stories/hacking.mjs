@@ -8,16 +8,30 @@
 //   node examples/stories/hacking.mjs runs/hacking/stop [--rows]
 //   node examples/stories/hacking.mjs --evals runs/hacking/checkpoint-evals.jsonl   (hacking.sh's evals stage: one row per checkpoint)
 import { existsSync, readFileSync } from "node:fs";
-import { lexiconScore } from "./lexicon-reward.mjs";
+import { dirname } from "node:path";
+import { lexiconScore, words } from "./lexicon-reward.mjs";
 import { repeatsAWord } from "./score-samples.mjs";
 
 const [dir, flag] = process.argv.slice(2);
+/** Distinct word bigrams over all bigrams of the texts, each text's own (the repetition monitor's distinct-2, src/rl/monitors/signals.ts). */
+function distinct2(texts) {
+  const seen = new Set();
+  let total = 0;
+  for (const t of texts) {
+    const w = words(t);
+    for (let i = 1; i < w.length; i++, total++) seen.add(`${w[i - 1]} ${w[i]}`);
+  }
+  return total === 0 ? 1 : seen.size / total;
+}
+
 if (dir === "--evals") {
-  console.log("step  rm_gain  kl  lexicon  reference_lexicon  lexicon_gain ± se  repeats  lm_loss  reference_lm_loss");
+  console.log("step  rm_gain  kl  lexicon  reference_lexicon  lexicon_gain ± se  repeats  distinct-2 (reference)  lm_loss  reference_lm_loss");
   const f = (x, d = 3) => x.toFixed(d);
   for (const line of readFileSync(flag, "utf8").split("\n").filter((l) => l.trim() !== "")) {
     const { step, eval: e, scores: s } = JSON.parse(line);
-    console.log([step, f(s.reward_gain), f(e.kl, 1), f(s.lexicon), f(s.reference_lexicon), `${f(s.lexicon_gain)} ± ${f(s.lexicon_gain_se)}`, f(s.repetition, 2), f(e.lm_loss), f(e.reference_lm_loss)].join("  "));
+    const samples = readFileSync(`${dirname(flag)}/eval-${step}.jsonl`, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+    const d2 = `${f(distinct2(samples.map((r) => r.completion)))} (${f(distinct2(samples.map((r) => r.reference_completion)))})`;
+    console.log([step, f(s.reward_gain), f(e.kl, 1), f(s.lexicon), f(s.reference_lexicon), `${f(s.lexicon_gain)} ± ${f(s.lexicon_gain_se)}`, f(s.repetition, 2), d2, f(e.lm_loss), f(e.reference_lm_loss)].join("  "));
   }
   process.exit(0);
 }
