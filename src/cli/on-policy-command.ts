@@ -18,6 +18,8 @@ import { encodePrompts } from "../rl/rollout.ts";
 import { refuseOldRun } from "../rl/on-policy-run.ts";
 import { loadRewardSource, type RewardSource } from "../rl/reward-source.ts";
 import { readPromptFile } from "../rl/prompts.ts";
+import type { MonitorContext } from "../rl/monitors/monitor-set.ts";
+import { readRewardStats, REWARD_STATS_FILE } from "../train/reward-stats.ts";
 import { promptText } from "../tokenizers/chat.ts";
 
 export const onPolicyFlags = {
@@ -105,4 +107,20 @@ export function criticFreePlan(inputs: OnPolicyInputs, rows: { rolloutRows: numb
 
 export function fmt(x: number | undefined): string {
   return x === undefined ? "-" : x.toFixed(3);
+}
+
+/**
+ * What the monitors need besides the config: the reward model's training statistics (only when
+ * the reward is one reward-model directory, unweighted: a sum of sources has no training range),
+ * and whether the run drops or penalises completions without EOS (`losesSignal`).
+ */
+export function monitorContext(inputs: OnPolicyInputs, truncationLosesSignal: boolean): MonitorContext {
+  const [spec] = inputs.rewardSpecs;
+  const [dir] = inputs.rewardDirs;
+  if (inputs.rewardSpecs.length !== 1 || dir === undefined || spec !== dir) {
+    return { rewardStats: null, rewardStatsMissing: "the reward is not one reward-model directory", truncationLosesSignal };
+  }
+  const rewardStats = readRewardStats(dir);
+  if (rewardStats) return { rewardStats, truncationLosesSignal };
+  return { rewardStats: null, rewardStatsMissing: `${dir} has no ${REWARD_STATS_FILE} (rlhf rm stats --model ${dir} --data FILE writes it)`, truncationLosesSignal };
 }

@@ -9,23 +9,31 @@
 // that step are dropped, so the files read like one uninterrupted run, and the run then matches an
 // uninterrupted one bit for bit. A checkpoint of another algorithm, other prompts or other batch
 // shapes is refused; other changed settings are reported.
+//
+// Monitors (monitors/): every step is checked for the signs of reward hacking and of a broken run;
+// each firing is a line of DIR/events.jsonl and of the console, and then, by monitor_action,
+// nothing more (warn), that step's checkpoint kept out of save_total_limit's reach (checkpoint),
+// or the run ended with the last checkpoint before the firing step as DIR/policy (stop).
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { AdamWState } from "../engine/optim.ts";
-import { appendToFile, writeFileAtomic } from "../io/atomic.ts";
+import { appendToFile, writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { CheckpointError } from "../io/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { GenerationConfig } from "../models/load.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { configChanges, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, saveModelOf, type LoadedCheckpoint, type SavedModel } from "../train/checkpoint.ts";
+import { configChanges, KEPT_MARKER, latestCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, saveModelOf, STATE_FILE, type LoadedCheckpoint, type SavedModel } from "../train/checkpoint.ts";
 import { PEFT_FIELDS } from "../train/peft-config.ts";
 import type { OnPolicyRunFields } from "../train/config.ts";
 import { MetricsLog } from "../train/metrics-log.ts";
 import { Progress } from "../train/progress.ts";
+import type { MonitorEvent } from "./monitors/monitor.ts";
+import { MonitorSet, monitorsFor, type MonitorContext, type MonitorState } from "./monitors/monitor-set.ts";
+import { stepSignals } from "./monitors/signals.ts";
 
 /** What one step of an on-policy trainer reports. */
 export interface OnPolicyStepReport<S extends Record<string, unknown> = Record<string, unknown>> {
@@ -81,6 +89,8 @@ export interface OnPolicyRun<P extends { step: number }> {
   headline(metrics: Record<string, number>): string;
   /** Printed when the run ends (e.g. the memory report, made then: its peak is the run's). */
   finalNote?: () => string;
+  /** What the monitors need besides the config (the reward model's statistics); absent: the reward-range monitor is off. */
+  monitorContext?: MonitorContext;
   /** Stop (as a crash would, without the final save) after this many steps: tests of resuming. */
   stopAfterStep?: number;
   log?: (line: string) => void;
@@ -93,6 +103,8 @@ export interface OnPolicyState<P> {
   config: Record<string, unknown>;
   prompts_fingerprint: string;
   progress: P;
+  /** The monitors' history and conditions at this step (absent in checkpoints made before monitors). */
+  monitors?: MonitorState;
 }
 
 export function promptsFingerprint(prompts: readonly string[]): string {
@@ -110,8 +122,11 @@ export function refuseOldRun(output: string, resume: boolean): void {
   if (latest && !resume) throw new CheckpointError(`${output} already holds a run (${latest.dir}); pass --resume to continue it, or choose another --output`);
 }
 
-/** Runs `run` to total_steps (or continues it) and returns the final policy's directory. */
-export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P>): Promise<string> {
+/**
+ * Runs `run` to total_steps (or continues it) and returns the final policy's directory, or null
+ * when a monitor stopped the run before any checkpoint (DIR/policy is then not written).
+ */
+export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P>): Promise<string | null> {
   const { name, output, config } = run;
   const log = run.log ?? ((line: string) => process.stderr.write(line + "\n"));
   const fingerprint = promptsFingerprint(run.prompts);
@@ -120,6 +135,11 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
   await mkdir(output, { recursive: true });
   const metrics = new MetricsLog(output);
   const samplesPath = join(output, "samples.jsonl");
+  const eventsPath = join(output, "events.jsonl");
+  const context = run.monitorContext ?? { rewardStats: null, rewardStatsMissing: "the run was given no reward-model statistics", truncationLosesSignal: false };
+  const { monitors: enabled, notes } = monitorsFor(config, context);
+  for (const note of notes) log(`${name}: ${note}`);
+  let monitors: MonitorSet;
 
   let trainer: OnPolicyTrainer<P>;
   if (latest) {
@@ -130,13 +150,21 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     // Lines from steps after the checkpoint were written by the run that stopped; they are redone.
     metrics.truncateAfter(saved.state.global_step);
     await truncateJsonl(samplesPath, saved.state.global_step);
+    await truncateJsonl(eventsPath, saved.state.global_step);
+    monitors = new MonitorSet(enabled, config.monitor_window, saved.state.monitors);
     log(`${name}: resumed from ${latest.dir} (step ${saved.state.global_step} of ${config.total_steps})`);
-    if (changed.length > 0) log(`${name}: config changed since the checkpoint (${changed.join(", ")}); the run will differ from an uninterrupted one`);
+    // The monitors only watch: changing them changes the events, never the trajectory.
+    const watched = changed.filter((c) => c.startsWith("monitor_"));
+    const trained = changed.filter((c) => !c.startsWith("monitor_"));
+    if (trained.length > 0) log(`${name}: config changed since the checkpoint (${trained.join(", ")}); the run will differ from an uninterrupted one`);
+    if (watched.length > 0) log(`${name}: monitor settings changed since the checkpoint (${watched.join(", ")}); training goes on as it would have`);
   } else {
     if (run.resume) log(`${name}: no checkpoint in ${output}; starting from the beginning`);
     // A fresh run starts fresh logs.
     await rm(metrics.path, { force: true });
     await rm(samplesPath, { force: true });
+    await rm(eventsPath, { force: true });
+    monitors = new MonitorSet(enabled, config.monitor_window);
     trainer = await run.create();
   }
 
@@ -157,10 +185,22 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
       if (step % config.sample_steps === 0 || step === 1) {
         await appendToFile(samplesPath, report.samples.slice(0, 4).map((s) => JSON.stringify({ step, ...s }) + "\n").join(""));
       }
-      if (step % config.save_steps === 0 || last) {
-        const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, progress: structuredClone(trainer.progress) };
+      const events = monitors.observe(stepSignals(step, report));
+      for (const e of events) progress.line(`${name}: monitor ${e.monitor} fired at step ${step}: ${e.message}`);
+      if (events.length > 0) await appendToFile(eventsPath, events.map((e) => JSON.stringify(e) + "\n").join(""));
+      if (events.length > 0 && config.monitor_action === "stop") {
+        progress.finish();
+        return await stopBeforeOnset(run, step, events, log);
+      }
+      const keep = events.length > 0 && config.monitor_action === "checkpoint";
+      if (step % config.save_steps === 0 || last || keep) {
+        const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, progress: structuredClone(trainer.progress), monitors: monitors.state };
         const others = Object.fromEntries(Object.entries(trainer.others).map(([k, m]) => [k, { ...m, tokenizer: run.policy.tokenizer }]));
-        await saveCheckpoint(output, { model: { ...savedAlong(run), params: trainer.policy }, others, optimizer: trainer.optimizerState, state });
+        const dir = await saveCheckpoint(output, { model: { ...savedAlong(run), params: trainer.policy }, others, optimizer: trainer.optimizerState, state });
+        if (keep) {
+          await writeFileAtomic(join(dir, KEPT_MARKER), JSON.stringify(events, null, 1) + "\n");
+          log(`${name}: kept ${dir} (monitor_action checkpoint; save_total_limit does not remove it)`);
+        }
         await pruneCheckpoints(output, config.save_total_limit);
       }
       if (run.stopAfterStep !== undefined && step >= run.stopAfterStep && !last) return join(output, "policy");
@@ -176,6 +216,31 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     progress.finish();
     trainer.dispose();
   }
+}
+
+/**
+ * monitor_action stop: the run ends at `step`, and the last checkpoint saved before it becomes
+ * DIR/policy (its model or adapter files; the optimizer, the state and other models stay behind).
+ * That checkpoint's policy is the one before the update of the step that fired.
+ */
+async function stopBeforeOnset<P extends { step: number }>(run: OnPolicyRun<P>, step: number, events: MonitorEvent[], log: (line: string) => void): Promise<string | null> {
+  const { name, output, config } = run;
+  await writeFileAtomic(join(output, `${name}_config.json`), JSON.stringify(config, null, 2) + "\n");
+  const before = listCheckpoints(output).filter((c) => c.step < step).at(-1);
+  const fired = events.map((e) => e.monitor).join(", ");
+  if (!before) {
+    log(`${name}: stopped at step ${step} by monitor ${fired} (monitor_action stop); no checkpoint before it, so no DIR/policy (lower save_steps to keep one)`);
+    return null;
+  }
+  const policyDir = join(output, "policy");
+  const files: Record<string, Uint8Array> = {};
+  for (const file of await readdir(before.dir)) {
+    if (file === STATE_FILE || file === "optimizer.safetensors" || file === KEPT_MARKER || !(await stat(join(before.dir, file))).isFile()) continue;
+    files[file] = await readFile(join(before.dir, file));
+  }
+  await writeDirAtomic(policyDir, files);
+  log(`${name}: stopped at step ${step} by monitor ${fired} (monitor_action stop); ${policyDir} is ${before.dir}, the last checkpoint before it`);
+  return policyDir;
 }
 
 function savedAlong<P extends { step: number }>(run: OnPolicyRun<P>): Omit<SavedModel, "params"> {

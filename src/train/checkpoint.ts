@@ -132,10 +132,13 @@ export function latestCheckpoint(outputDir: string): { step: number; dir: string
   return listCheckpoints(outputDir).at(-1) ?? null;
 }
 
-/** Deletes the oldest checkpoints beyond `limit` (save_total_limit). */
+/** In a checkpoint a monitor asked to keep (monitor_action checkpoint): the events; save_total_limit passes it over. */
+export const KEPT_MARKER = "monitor_events.json";
+
+/** Deletes the oldest checkpoints beyond `limit` (save_total_limit); kept ones (KEPT_MARKER) neither count nor go. */
 export async function pruneCheckpoints(outputDir: string, limit: number | null): Promise<void> {
   if (limit === null) return;
-  const all = listCheckpoints(outputDir);
+  const all = listCheckpoints(outputDir).filter((c) => !existsSync(join(c.dir, KEPT_MARKER)));
   for (const old of all.slice(0, Math.max(0, all.length - limit))) await rm(old.dir, { recursive: true, force: true });
 }
 

@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
 import { peftDefaults, type DropoutField, type PeftFields } from "./peft-config.ts";
+import { monitorDefaults, type MonitorFields } from "./monitor-config.ts";
 import { InputError } from "../io/errors.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
@@ -121,6 +122,23 @@ export const dropoutSpecs: Specs<DropoutField> = {
   disable_dropout: { kind: "bool", help: "train without dropout (LoRA's lora_dropout)" },
 };
 
+/** The reward-hacking monitors' fields (monitor-config.ts), for every on-policy trainer. */
+const threshold = (help: string, max?: number): FieldSpec => ({ kind: "number", min: 0, ...(max !== undefined ? { max } : {}), nullable: true, help: `${help}; null = off` });
+export const monitorSpecs: Specs<MonitorFields> = {
+  monitor_action: { kind: "choice", choices: ["warn", "checkpoint", "stop"], help: "what a monitor firing does: warn (events.jsonl and console), checkpoint (keep that step's weights), stop (end the run, DIR/policy = last checkpoint before it)" },
+  monitor_window: { kind: "int", min: 2, help: "steps in the monitors' rolling baselines" },
+  monitor_length_jump: threshold("fire when mean completion length is above this times its rolling median (or below its inverse)"),
+  monitor_kl_ceiling: threshold("fire when KL to the reference per token (nats) is above this"),
+  monitor_kl_acceleration: threshold("fire when KL's rise over the last window is this many times the window before's"),
+  monitor_entropy_collapse: threshold("fire when entropy per token falls below this share of its first steps' mean", 1),
+  monitor_reward_ood: threshold("fire when this share of a step's scores is outside the reward model's training [p1, p99]", 1),
+  monitor_repetition: threshold("fire when distinct-2 of a step's completions falls below this share of its first steps' mean", 1),
+  monitor_truncated_share: threshold("fire when this share of completions ends without EOS", 1),
+  monitor_approxkl_spike: threshold("fire when the updates' approximate KL is this many times its rolling median"),
+  monitor_clipfrac_spike: threshold("fire when the updates' clipped share is this many times its rolling median"),
+  monitor_value_loss_blowup: threshold("fire when the value loss is this many times its rolling median"),
+};
+
 /** The run's bookkeeping, the same for offline and on-policy trainers. */
 const runSpecs: Specs<Pick<TrainingArguments, "logging_steps" | "save_steps" | "save_total_limit" | "seed">> = {
   logging_steps: { kind: "int", min: 1, help: "log metrics every N steps" },
@@ -163,7 +181,7 @@ export const rewardSpecs: Specs<RewardConfig> = {
 };
 
 /** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, LoRA, sampling, run bookkeeping. */
-export interface OnPolicyRunFields extends OptimizerFields, PeftFields {
+export interface OnPolicyRunFields extends OptimizerFields, PeftFields, MonitorFields {
   /** Prompts per step. */
   batch_size: number;
   /** Steps (generation + updates) to run. */
@@ -182,6 +200,7 @@ export interface OnPolicyRunFields extends OptimizerFields, PeftFields {
 export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
   ...optimizerDefaults,
   ...peftDefaults,
+  ...monitorDefaults,
   batch_size: 8,
   total_steps: 100,
   lr_scheduler_type: "linear",
@@ -205,6 +224,7 @@ export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
   lr_scheduler_type: { kind: "choice", choices: ["linear", "constant"], help: "learning-rate schedule: linear (to 0 at total_steps) or constant" },
   ...runSpecs,
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
+  ...monitorSpecs,
 };
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */

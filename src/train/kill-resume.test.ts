@@ -73,6 +73,20 @@ test("rlhf rm train, rm eval --json and rm score on the command line", async () 
   const scores = runRlhfOk(["rm", "score", "--model", out, "--data", prefs]).stdout.trim().split("\n").map((l) => JSON.parse(l) as { chosen_score: number; rejected_score: number });
   assert.equal(scores.length, 64);
   assert.ok(scores.every((s) => Number.isFinite(s.chosen_score) && Number.isFinite(s.rejected_score)));
+
+  // Training ended by summarising the scores of its 48 training records' 96 responses; rm stats
+  // --split all summarises all 128, whose extremes and median rm score's lines give exactly.
+  const trained = JSON.parse(readFileSync(join(out, "reward_stats.json"), "utf8")) as { count: number; split: string; percentiles: Record<string, number> };
+  assert.deepEqual([trained.count, trained.split], [96, "train"]);
+  const ordered = Object.values(trained.percentiles);
+  assert.ok(ordered.every((x, i) => i === 0 || x >= ordered[i - 1]!), ordered.join(", "));
+  runRlhfOk(["rm", "stats", "--model", out, "--data", prefs, "--split", "all"]);
+  const all = JSON.parse(readFileSync(join(out, "reward_stats.json"), "utf8")) as { count: number; mean: number; percentiles: Record<string, number> };
+  const sorted = scores.flatMap((s) => [s.chosen_score, s.rejected_score]).sort((a, b) => a - b);
+  assert.equal(all.count, 128);
+  for (const [got, want] of [[all.percentiles.p0, sorted[0]], [all.percentiles.p100, sorted[127]], [all.percentiles.p50, (sorted[63]! + sorted[64]!) / 2], [all.mean, sorted.reduce((a, x) => a + x, 0) / 128]] as const) {
+    assert.ok(Math.abs(got! - want!) < 1e-5, `${got} vs ${want}`);
+  }
 });
 
 const lora = ["--use_peft", "--lora_r", "4", "--lora_target_modules", "all-linear"];

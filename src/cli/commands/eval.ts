@@ -11,6 +11,10 @@ import { readPromptFile } from "../../rl/prompts.ts";
 import { promptText } from "../../tokenizers/chat.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
 import type { SamplingSettings } from "../../rl/rollout.ts";
+import { readSftData } from "../../data/datasets.ts";
+import { sftRows } from "../../train/sft.ts";
+import { languageModelLoss } from "../../train/lm-eval.ts";
+import type { Tokenizer } from "../../tokenizers/tokenizer.ts";
 
 /** Sampling flags shared with `rlhf pairs`. */
 export const samplingFlags = {
@@ -61,7 +65,11 @@ scores both with the reward, and reports:
 The two models must share a tokenizer (the policy's is used). The reward is a reward-model
 directory or a .mjs/.ts module exporting \`reward(prompts, completions)\`; several --reward flags are
 summed (PATH@WEIGHT weights one). Prompt files are JSON lines with a "prompt" field (text or chat
-messages) or .txt lines.`;
+messages) or .txt lines.
+With --lm-data FILE (plain text, {"text": ...} lines, or any SFT format), also:
+  lm_loss, reference_lm_loss  mean NLL per token of FILE's texts (every token but the first) under
+                             each model: what RLHF cost as a language model (the alignment tax is
+                             lm_loss − reference_lm_loss); lm_tokens counts the tokens scored`;
 
 const flags = {
   policy: { type: "string", help: "the trained policy: llama2.c .bin or HF directory <PATH>" },
@@ -74,6 +82,8 @@ const flags = {
   ...samplingFlags,
   samples: { type: "string", help: "write every prompt's completions, rewards and KL as JSON lines <FILE>" },
   json: { type: "boolean", help: "print one JSON object instead of the table" },
+  "lm-data": { type: "string", help: "held-out text whose LM loss is reported for both models <FILE>" },
+  "lm-max-length": { type: "string", help: "cut --lm-data texts to this many tokens (default: the context) <N>" },
 } as const;
 
 export const command: Command = {
@@ -111,6 +121,7 @@ export const command: Command = {
       eosIds,
       settings,
     });
+    const lm = v["lm-data"] ? await lmLosses(v["lm-data"], tokenizer, policy, reference, numberFlag(v["lm-max-length"], "lm-max-length", policy.arch.maxPositions, { min: 2, integer: true, max: policy.arch.maxPositions }), settings.batch_size) : null;
     if (v.samples) {
       const lines = samples.map(({ prompt_index, sample_index, prompt: _rendered, ...rest }) => JSON.stringify({ prompt: prompts[prompt_index], sample: sample_index, ...rest }));
       await writeFileAtomic(v.samples, lines.join("\n") + "\n");
@@ -118,10 +129,30 @@ export const command: Command = {
     reward.dispose();
     disposeModel(policy);
     disposeModel(reference);
-    process.stdout.write(v.json ? JSON.stringify(report) + "\n" : table(report, settings, reward.name));
+    process.stdout.write(v.json ? JSON.stringify({ ...report, ...(lm ?? {}) }) + "\n" : table(report, settings, reward.name) + (lm ? lmLine(lm, v["lm-data"]!) : ""));
     return 0;
   },
 };
+
+interface LmLosses {
+  lm_loss: number;
+  reference_lm_loss: number;
+  lm_tokens: number;
+}
+
+/** Both models' LM loss on the texts of `path` (every token a target but the first). */
+async function lmLosses(path: string, tokenizer: Tokenizer, policy: LoadedModel, reference: LoadedModel, maxLength: number, batchSize: number): Promise<LmLosses> {
+  const rows = sftRows(readSftData(path, tokenizer), { max_length: maxLength, packing: false, completion_only_loss: false });
+  if (rows.length === 0) throw new UsageError(`--lm-data ${path}: no text of two tokens or more to score`);
+  const options = { padId: tokenizer.padTokenId ?? 0, batchSize, maxLength };
+  const ours = await languageModelLoss(policy.arch, policy.params, rows, options);
+  const theirs = await languageModelLoss(reference.arch, reference.params, rows, options);
+  return { lm_loss: ours.loss, reference_lm_loss: theirs.loss, lm_tokens: ours.tokens };
+}
+
+function lmLine(lm: LmLosses, path: string): string {
+  return `LM loss on ${path} (${lm.lm_tokens} tokens): policy ${lm.lm_loss.toFixed(4)}, reference ${lm.reference_lm_loss.toFixed(4)} nats/token (alignment tax ${(lm.lm_loss - lm.reference_lm_loss).toFixed(4)})\n`;
+}
 
 function table(r: EvalReport, s: EvalSettings, rewardName: string): string {
   const row = (name: string, reward: number, length: number) => `| ${name.padEnd(9)} | ${reward.toFixed(3).padStart(8)} | ${length.toFixed(1).padStart(6)} |`;

@@ -8,7 +8,7 @@ import { policyModels } from "../../rl/policy-models.ts";
 import { GroupTrainer, grpo, type GroupAlgorithm, type GroupProgress } from "../../rl/group-trainer.ts";
 import { defaultGrpoRunConfig, GROUP_FIXED_FIELDS, groupRunSpecs, type GroupRunConfig } from "../../rl/group-config.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
-import { checkOnPolicyPlan, criticFreePlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, criticFreePlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs, monitorContext } from "../on-policy-command.ts";
 
 const descriptions = {
   grpo: `GRPO (DeepSeekMath; TRL's GRPOTrainer): num_generations completions per prompt, advantages are
@@ -70,6 +70,7 @@ fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num
           output,
           resume: inputs.resume,
           config,
+          monitorContext: monitorContext(inputs, config.mask_truncated_completions),
           fixedFields: GROUP_FIXED_FIELDS,
           prompts,
           policy: policySave(policyModel, tokenizer, models.adapter),

@@ -8,7 +8,7 @@ import { policyModels } from "../../rl/policy-models.ts";
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
 import { OnlineDpoTrainer, type OnlineDpoProgress } from "../../rl/online-dpo-trainer.ts";
 import { defaultOnlineDpoRunConfig, ONLINE_DPO_FIXED_FIELDS, onlineDpoRunSpecs as specs } from "../../rl/online-dpo-config.ts";
-import { checkOnPolicyPlan, criticFreePlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, criticFreePlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs, monitorContext } from "../on-policy-command.ts";
 
 const usage = `Usage: rlhf online-dpo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 
@@ -50,6 +50,7 @@ export const command: Command = {
         output: inputs.output,
         resume: inputs.resume,
         config,
+        monitorContext: monitorContext(inputs, config.missing_eos_penalty !== null),
         fixedFields: ONLINE_DPO_FIXED_FIELDS,
         prompts,
         policy: policySave(policy, tokenizer, parts.adapter),

@@ -14,7 +14,7 @@ import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs, ppoUpdateR
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
 import { initialValueModel, valueAdapterOn } from "../../rl/ppo-value.ts";
 import { readSftData } from "../../data/datasets.ts";
-import { checkOnPolicyPlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs, monitorContext } from "../on-policy-command.ts";
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 
@@ -93,6 +93,7 @@ export const command: Command = {
         output,
         resume: inputs.resume,
         config,
+        monitorContext: monitorContext(inputs, config.missing_eos_penalty !== null),
         fixedFields: PPO_FIXED_FIELDS,
         prompts,
         policy: policySave(policyModel, tokenizer, models.adapter),

@@ -13,8 +13,13 @@ import { adapterRun, runPlans } from "../../train/peft-config.ts";
 import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
 import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
+import { REWARD_STATS_FILE, rewardStats, writeRewardStats, type RewardStats } from "../../train/reward-stats.ts";
+import type { PreferenceExample } from "../../data/datasets.ts";
 
-const usage = `Usage: rlhf rm train|eval|score [options]
+/** The most records \`rm stats\` scores: enough for the 1st and 99th percentiles, bounded for large models. */
+const STATS_MAX_RECORDS = 2000;
+
+const usage = `Usage: rlhf rm train|eval|score|stats [options]
 
   rlhf rm train --model PATH --data FILE --output DIR [--eval-data FILE] [--config FILE] [--resume]
       Trains a reward model (TRL's RewardTrainer): the model's backbone plus a scalar head read at
@@ -24,7 +29,8 @@ const usage = `Usage: rlhf rm train|eval|score [options]
       rt-polarity folder. The model is saved as a *ForSequenceClassification with num_labels 1;
       with --use_peft, a LoRA adapter (task_type SEQ_CLS, the fresh score head trained whole in
       modules_to_save) on the frozen --model, saved as PEFT saves it, which eval, score and the
-      RL trainers' --reward load over --model.
+      RL trainers' --reward load over --model. When training ends, the model's scores of its
+      training responses are summarised in DIR/${REWARD_STATS_FILE} (as rm stats writes it).
   rlhf rm eval --model DIR --data FILE [--split all|eval|train] [--json]
       Accuracy (share of pairs with r_chosen > r_rejected), mean margin and pair count. --split eval
       scores only the pairs that \`rm train\` held out of the same file (same seed and ratio).
@@ -33,7 +39,13 @@ const usage = `Usage: rlhf rm train|eval|score [options]
       rankings, {"score"} for "text" or "prompt"+"completion" records; with --skip-invalid, an
       invalid record's line is {"invalid": REASON}.
 
-  --skip-invalid (all three): skip malformed records instead of stopping at the first; the count
+  rlhf rm stats --model DIR --data FILE [--split train|all]
+      Scores the responses of the model's training data (--split train, the default when the
+      model came from \`rm train\`: the records it trained on) and writes their mean, std and
+      percentiles to DIR/${REWARD_STATS_FILE}, the range the RL trainers' reward_ood monitor compares
+      their scores with. At most ${STATS_MAX_RECORDS} records, evenly spaced.
+
+  --skip-invalid (all four): skip malformed records instead of stopping at the first; the count
   and the first one's file:line and reason go to stderr.`;
 
 /** --skip-invalid's reader options: skip, and say so under the command's name. */
@@ -63,6 +75,12 @@ const evalFlags = {
   json: { type: "boolean", help: "print one JSON object" },
 } as const;
 
+const statsFlags = {
+  ...common,
+  split: { type: "string", help: "which records: train (default when the model came from rm train) or all <NAME>" },
+  "batch-size": { type: "string", default: "16", help: "sequences per forward pass <N>" },
+} as const;
+
 const scoreFlags = {
   ...common,
   output: { type: "string", help: "write the JSON lines here instead of stdout <FILE>" },
@@ -76,11 +94,12 @@ export const command: Command = {
     if (sub === "train") return trainRm(rest);
     if (sub === "eval") return evalRm(rest);
     if (sub === "score") return scoreRm(rest);
+    if (sub === "stats") return statsRm(rest);
     if (sub === undefined || sub === "--help" || sub === "-h") {
       process.stdout.write(usage + "\n");
       return sub ? 0 : 2;
     }
-    throw new UsageError(`unknown subcommand "${sub}" (train, eval, score)\n\n${usage}`);
+    throw new UsageError(`unknown subcommand "${sub}" (train, eval, score, stats)\n\n${usage}`);
   },
 };
 
@@ -113,10 +132,55 @@ async function trainRm(argv: string[]): Promise<number> {
   // (modules_to_save), saved as PEFT saves a SEQ_CLS adapter over --model.
   const lora = config.use_peft ? adapterRun({ ...model, ...rm }, config, "SEQ_CLS", { seed: config.seed, dropout: !config.disable_dropout }) : null;
   const task = { ...rewardTask(lora?.arch ?? rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId), ...(lora ? { adapter: lora.adapter } : {}) };
-  return runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, lora?.params ?? rm.params, plans.memory, (state) => {
+  const code = await runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, lora?.params ?? rm.params, plans.memory, (state) => {
     const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
     return `reward model in ${output}${last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : ""}`;
   });
+  if (code !== 0) return code;
+  const trained = await loadRewardModel(output, v.tokenizer, lora ? modelPath : v.base);
+  const stats = await scoreStats(trained, data.train, dataPath, "train", config.max_length, 16);
+  process.stderr.write(`rm: ${describeStats(stats)} in ${join(output, REWARD_STATS_FILE)}\n`);
+  await writeRewardStats(output, stats);
+  return 0;
+}
+
+/** Scores every response of (at most STATS_MAX_RECORDS evenly spaced) `records` and summarises them; releases the model. */
+async function scoreStats(rm: Awaited<ReturnType<typeof loadRewardModel>>, records: readonly PreferenceExample[], data: string, split: RewardStats["split"], maxLength: number, batchSize: number): Promise<RewardStats> {
+  const stride = Math.max(1, records.length / STATS_MAX_RECORDS);
+  const picked = Array.from({ length: Math.min(records.length, STATS_MAX_RECORDS) }, (_, i) => records[Math.floor(i * stride)]!);
+  const scorer = new RewardScorer(rm.model.arch, rm.padId, Math.min(maxLength, rm.model.arch.maxPositions));
+  try {
+    return rewardStats(await scorer.score(rm.model.params, picked.flatMap((e) => e.responses), batchSize), data, split);
+  } finally {
+    scorer.dispose();
+    release(rm.model.params);
+  }
+}
+
+function describeStats(s: RewardStats): string {
+  const p = (k: string) => s.percentiles[k]!.toFixed(3);
+  return `scores of ${s.count} training responses: mean ${s.mean.toFixed(3)}, std ${s.std.toFixed(3)}, p1 ${p("p1")}, median ${p("p50")}, p99 ${p("p99")}`;
+}
+
+async function statsRm(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, usage, statsFlags);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const modelPath = requireFlag(v.model, "model");
+  const dataPath = requireFlag(v.data, "data");
+  const rm = await loadRewardModel(modelPath, v.tokenizer, v.base);
+  const trained = trainingConfig(rm.model);
+  const split = v.split ?? (trained ? "train" : "all");
+  if (split !== "train" && split !== "all") throw new UsageError(`--split must be train or all, got "${split}"`);
+  if (split === "train" && !trained) throw new UsageError(`--split train needs the trainer_state.json that \`rm train\` writes beside the model`);
+  const maxLength = Math.min(rm.model.arch.maxPositions, (trained?.max_length as number | undefined) ?? Infinity);
+  const mode = trained?.truncation_mode === "keep_end" ? "keep_end" : "drop";
+  const { kept } = fitToLength(readPreferenceData(dataPath, rm.tokenizer, skipInvalid("rm stats", v["skip-invalid"])), maxLength, mode);
+  const records = split === "train" ? splitHeldOut(kept, trained!.eval_split_ratio as number, trained!.seed as number).train : kept;
+  const stats = await scoreStats(rm, records, dataPath, split, maxLength, numberFlag(v["batch-size"], "batch-size", 16, { min: 1, integer: true }));
+  await writeRewardStats(rm.model.adapter?.dir ?? modelPath, stats);
+  process.stdout.write(`${describeStats(stats)}; written to ${join(rm.model.adapter?.dir ?? modelPath, REWARD_STATS_FILE)}\n`);
+  return 0;
 }
 
 async function loadRewardModel(path: string, tokenizerPath?: string, base?: string) {
