@@ -44,7 +44,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "dashboard-e2e-"));
   runA = join(dir, "ppo-a");
   runB = join(dir, "grpo-b");
-  mkdirSync(runA);
+  mkdirSync(join(runA, "checkpoint-3"), { recursive: true });
   mkdirSync(join(runB, "checkpoint-2"), { recursive: true });
   writeFileSync(join(runA, "metrics.jsonl"), jsonl(range(6).map(ppoMetrics)));
   writeFileSync(join(runA, "events.jsonl"), jsonl(PPO_EVENTS));
@@ -144,6 +144,14 @@ test("two runs overlaid, their events, a sample, the reward-KL plane, rounds, an
     "ppo-a | training, steps 2–6 | 6 | -1 | no",
   ]);
   assert.equal(await page.locator("#plane-chart canvas").count(), 1);
+  // A point at each checkpoint too: ppo-a's checkpoint-3 is the mean of steps 1–3 (KL 3, reward -1.5).
+  await page.getByLabel("a point at each checkpoint too").check();
+  await until("the checkpoint's point", async () => (await plane.count()) === 4);
+  assert.deepEqual(await plane.evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll("td")[1]!.textContent)), [
+    "eval step 2 (checkpoint-2/eval.json)", "eval final (eval.json)", "checkpoint-3: training, steps 1–3", "training, steps 2–6",
+  ]);
+  assert.equal(await plane.nth(2).locator("td").nth(3).textContent(), "-1.5");
+  await page.getByLabel("a point at each checkpoint too").uncheck();
 
   // Rounds of the loop run.
   assert.equal(await page.locator('table.rounds[data-run="grpo-b"] tbody tr').count(), 2);

@@ -14,22 +14,37 @@ export const LAST_STEPS = 5;
 const REWARD_KEYS = ["objective/scores", "reward"];
 const KL_KEY = "objective/kl";
 
-export interface Point { run: Run; label: string; kl: number; reward: number }
+/** `tag`: the short name drawn beside the point on the chart. */
+export interface Point { run: Run; label: string; tag: string; kl: number; reward: number }
 
-function trainingPoint(run: Run): Point | undefined {
+/** The mean reward and KL of the run's last LAST_STEPS logged steps up to `upTo`. */
+function trainingPoint(run: Run, upTo = Infinity): Omit<Point, "tag"> | undefined {
   const key = REWARD_KEYS.find((k) => run.metrics.some((m) => typeof m[k] === "number"));
   if (!key) return undefined;
-  const rows = run.metrics.filter((m) => typeof m[key] === "number" && typeof m[KL_KEY] === "number").slice(-LAST_STEPS);
+  const rows = run.metrics.filter((m) => (m.step ?? 0) <= upTo && typeof m[key] === "number" && typeof m[KL_KEY] === "number").slice(-LAST_STEPS);
   if (rows.length === 0) return undefined;
   const mean = (k: string) => rows.reduce((s, m) => s + m[k]!, 0) / rows.length;
   const steps = rows.length === 1 ? `step ${rows[0]!.step}` : `steps ${rows[0]!.step}–${rows[rows.length - 1]!.step}`;
   return { run, label: `training, ${steps}`, kl: mean(KL_KEY), reward: mean(key) };
 }
 
-export function planePoints(runs: Run[]): Point[] {
-  return runs.flatMap((run) => run.evals.length
-    ? run.evals.map((e) => ({ run, label: `eval ${e.step === null ? "final" : `step ${e.step}`} (${e.file})`, kl: e.kl, reward: e.reward }))
-    : [trainingPoint(run)].filter((p): p is Point => p !== undefined));
+/** A run's points: its evaluations; else its training point, or with `perCheckpoint` one at each checkpoint's step and one at its last. */
+export function planePoints(runs: Run[], perCheckpoint: boolean): Point[] {
+  return runs.flatMap((run): Point[] => {
+    if (run.evals.length) {
+      return run.evals.map((e) => ({ run, label: `eval ${e.step === null ? "final" : `step ${e.step}`} (${e.file})`, tag: e.step === null ? run.name : String(e.step), kl: e.kl, reward: e.reward }));
+    }
+    const last = trainingPoint(run);
+    if (!last) return [];
+    const atCheckpoints = perCheckpoint ? run.checkpoints.filter((s) => s < (run.lastStep ?? 0)) : [];
+    return [
+      ...atCheckpoints.flatMap((step) => {
+        const p = trainingPoint(run, step);
+        return p ? [{ ...p, label: `checkpoint-${step}: ${p.label}`, tag: String(step) }] : [];
+      }),
+      { ...last, tag: run.name },
+    ];
+  });
 }
 
 export class PlaneView {
@@ -37,12 +52,17 @@ export class PlaneView {
   readonly #chart = new Chart(h("div", { class: "chart", id: "plane-chart" }), 320);
   readonly #rows = h("tbody");
   readonly #note = h("p", { class: "note" });
+  readonly #perCheckpoint = h("input", { type: "checkbox", id: "per-checkpoint" });
   #points: Point[] = []; // read by the chart's draw hook, which outlives one render
 
+  #runs: Run[] = [];
+
   constructor() {
+    this.#perCheckpoint.addEventListener("change", () => this.render(this.#runs));
     this.el = h("section", { id: "plane" },
       h("h2", {}, "Reward against KL"),
       h("p", { class: "note" }, `One point per run: its evaluations (rlhf eval --json saved as eval.json in the run or a checkpoint), or else the mean of its last ${LAST_STEPS} logged steps. The dashed line is the upper frontier.`),
+      h("label", {}, this.#perCheckpoint, " a point at each checkpoint too (the mean of the steps before it)"),
       this.#note,
       this.#chart.el,
       h("table", { class: "plane" },
@@ -52,7 +72,8 @@ export class PlaneView {
   }
 
   render(runs: Run[]): void {
-    const points = planePoints(runs.filter((r) => r.visible)).sort((a, b) => a.kl - b.kl);
+    this.#runs = runs;
+    const points = planePoints(runs.filter((r) => r.visible), this.#perCheckpoint.checked).sort((a, b) => a.kl - b.kl);
     const onFrontier = new Set(upperFrontier(points));
     this.#points = points;
     setChildren(this.#rows, ...points.map((p, i) => h("tr", { "data-frontier": onFrontier.has(i) ? "yes" : "no" },
@@ -76,7 +97,7 @@ export class PlaneView {
       axes: [{ label: "KL(policy ‖ reference), nats" }, { label: "reward", size: 60 }],
       series: [
         { label: "KL", value: (_: uPlot, v: number | null) => fmt(v) },
-        ...plotted.map((r) => ({ label: r.name, stroke: r.color, fill: r.color, paths: () => null, points: { show: true, size: 10, fill: r.color }, value: (_: uPlot, v: number | null) => fmt(v) })),
+        ...plotted.map((r) => ({ label: r.name, stroke: r.color, paths: () => null, points: { show: true, size: 10, fill: r.color }, value: (_: uPlot, v: number | null) => fmt(v) })),
         { label: "frontier", stroke: "#555", dash: [6, 4], width: 1.5, spanGaps: true, points: { show: false }, value: (_: uPlot, v: number | null) => fmt(v) },
       ],
       hooks: { draw: [(u: uPlot) => labelPoints(u, this.#points)] },
@@ -84,14 +105,14 @@ export class PlaneView {
   }
 }
 
-// Each point's run name beside it, on the canvas (the table below carries the same as text).
+// Each point's tag (its run, or its checkpoint's step) beside it, on the canvas; the table below says the same as text.
 function labelPoints(u: uPlot, points: Point[]): void {
   const ctx = u.ctx;
   ctx.save();
   ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
   ctx.fillStyle = "#333";
   for (const p of points) {
-    ctx.fillText(p.run.name, u.valToPos(p.kl, "x", true) + 8 * devicePixelRatio, u.valToPos(p.reward, "y", true) - 6 * devicePixelRatio);
+    ctx.fillText(p.tag, u.valToPos(p.kl, "x", true) + 8 * devicePixelRatio, u.valToPos(p.reward, "y", true) - 6 * devicePixelRatio);
   }
   ctx.restore();
 }

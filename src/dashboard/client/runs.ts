@@ -18,6 +18,7 @@ export class Run {
   events: RunUpdate["events"] = [];
   rounds: RunUpdate["rounds"] = [];
   evals: EvalPoint[] = [];
+  checkpoints: number[] = [];
 
   constructor(readonly summary: RunSummary) {
     this.color = PALETTE[summary.index % PALETTE.length]!;
@@ -45,14 +46,17 @@ export class Run {
       generation: this.generation, metrics: this.metrics.length, samples: this.samples.length, events: this.events.length, rounds: this.rounds.length,
     };
     const u = await api.updates(this.summary.index, cursors);
-    const evalsChanged = JSON.stringify(u.evals) !== JSON.stringify(this.evals);
+    const filesChanged = JSON.stringify([u.evals, u.checkpoints]) !== JSON.stringify([this.evals, this.checkpoints]);
+    this.evals = u.evals;
+    this.checkpoints = u.checkpoints;
     if (u.reset) {
       this.generation = u.generation;
-      this.metrics = u.metrics; this.samples = u.samples; this.events = u.events; this.rounds = u.rounds; this.evals = u.evals;
+      this.metrics = u.metrics; this.samples = u.samples; this.events = u.events; this.rounds = u.rounds;
       return true;
     }
-    this.metrics.push(...u.metrics); this.samples.push(...u.samples); this.events.push(...u.events); this.rounds.push(...u.rounds);
-    this.evals = u.evals;
-    return evalsChanged || u.metrics.length + u.samples.length + u.events.length + u.rounds.length > 0;
+    // concat, not push(...): a first read of a long log would pass more arguments than a call takes.
+    this.metrics = this.metrics.concat(u.metrics); this.samples = this.samples.concat(u.samples);
+    this.events = this.events.concat(u.events); this.rounds = this.rounds.concat(u.rounds);
+    return filesChanged || u.metrics.length + u.samples.length + u.events.length + u.rounds.length > 0;
   }
 }

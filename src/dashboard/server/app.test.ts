@@ -54,6 +54,7 @@ test("updates: normalized records from each cursor, evaluations by checkpoint st
   assert.deepEqual(first.body.evals.map((e) => [e.file, e.step, e.kl, e.reward]), [
     ["checkpoint-5/eval.json", 5, 1, 0.2], ["checkpoint-10/eval.json", 10, 2, 0.5], ["eval.json", null, 3, 1],
   ]);
+  assert.deepEqual(first.body.checkpoints, [5, 10]);
   const g = first.body.generation;
 
   appendFileSync(join(run, "metrics.jsonl"), jsonl([{ step: 3, loss: 0.5 }]));
@@ -67,7 +68,7 @@ test("updates: normalized records from each cursor, evaluations by checkpoint st
   assert.equal(stale.body.metrics.length, 3);
 
   const none = await get<RunUpdate>("/api/runs/1/updates");
-  assert.deepEqual([none.body.metrics, none.body.samples, none.body.events, none.body.rounds, none.body.evals], [[], [], [], [], []]);
+  assert.deepEqual([none.body.metrics, none.body.samples, none.body.events, none.body.rounds, none.body.evals, none.body.checkpoints], [[], [], [], [], [], []]);
 });
 
 test("requests cannot name files, reach other runs, write, or leave the static folder", async () => {

@@ -1,4 +1,4 @@
-// The evaluations saved in a run directory: `rlhf eval --json > DIR/eval.json` for the final model,
+// A run directory's checkpoints, and the evaluations saved in it: `rlhf eval --json > DIR/eval.json` for the final model,
 // `… > DIR/checkpoint-N/eval.json` for a checkpoint (any eval*.json name). Each is one point of the
 // reward–KL plane. Files that are not an eval report (another tool's JSON) are passed over.
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -23,14 +23,22 @@ function readEval(path: string, file: string, step: number | null): EvalPoint | 
   }
 }
 
+/** The run's checkpoint directories (checkpoint-N) by step. */
+export function checkpoints(runDir: string): { name: string; step: number }[] {
+  const found: { name: string; step: number }[] = [];
+  for (const name of listDir(runDir)) {
+    const m = CHECKPOINT_DIR.exec(name);
+    if (m) found.push({ name, step: Number(m[1]) });
+  }
+  return found.sort((a, b) => a.step - b.step);
+}
+
 /** The run's evaluations: its checkpoints' by step, then the final model's. */
 export function readEvals(runDir: string): EvalPoint[] {
   const points: EvalPoint[] = [];
-  const checkpoints = listDir(runDir).map((name) => ({ name, m: CHECKPOINT_DIR.exec(name) })).filter((c) => c.m);
-  checkpoints.sort((a, b) => Number(a.m![1]) - Number(b.m![1]));
-  for (const { name, m } of checkpoints) {
+  for (const { name, step } of checkpoints(runDir)) {
     for (const file of listDir(join(runDir, name)).filter((f) => EVAL_FILE.test(f))) {
-      const p = readEval(join(runDir, name, file), `${name}/${file}`, Number(m![1]));
+      const p = readEval(join(runDir, name, file), `${name}/${file}`, step);
       if (p) points.push(p);
     }
   }

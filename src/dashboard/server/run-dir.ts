@@ -4,7 +4,7 @@ import type { z } from "zod";
 import {
   EventRecord, LOG_FILES, LOGS, MetricRecord, RoundRecord, SampleRecord, type Cursors, type LogName, type RunUpdate,
 } from "../shared/schema.ts";
-import { readEvals } from "./evals.ts";
+import { checkpoints, readEvals } from "./evals.ts";
 import { JsonlTail } from "./jsonl-tail.ts";
 
 const parser = <S extends z.ZodType>(schema: S) => (value: unknown): z.output<S> | undefined => {
@@ -44,6 +44,7 @@ export class RunDir {
       events: this.logs.events.records.slice(from("events")),
       rounds: this.logs.rounds.records.slice(from("rounds")),
       evals: readEvals(this.path),
+      checkpoints: checkpoints(this.path).map((c) => c.step),
     };
   }
 }

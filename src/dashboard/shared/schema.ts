@@ -6,7 +6,7 @@
 //   GET /api/runs                       -> RunSummary[]
 //   GET /api/runs/:run/updates?generation=G&metrics=K&samples=K&events=K&rounds=K
 //                                       -> RunUpdate: each log's records from index K on, and the
-//                                          run's evaluations; `reset` (and every log from 0) when
+//                                          run's evaluations and checkpoint steps; `reset` (and every log from 0) when
 //                                          a file was replaced since generation G
 //   GET /healthz                        -> {"ok": true}
 // Errors are `{"error": "..."}` with 400 (bad query) or 404 (no such run).
@@ -109,5 +109,6 @@ export const RunUpdate = z.object({
   events: z.array(EventRecord),
   rounds: z.array(z.record(z.string(), z.union([z.string(), z.number(), z.null()]))),
   evals: z.array(EvalPoint),
+  checkpoints: z.array(z.number()), // steps of the run's checkpoint-N directories
 });
 export type RunUpdate = z.infer<typeof RunUpdate>;
