@@ -85,7 +85,10 @@ export class MetricsView {
         marker.addEventListener("mouseenter", () => {
           this.#tip.textContent = text;
           this.#tip.hidden = false;
-          this.#tip.style.left = `${u.over.offsetLeft + u.valToPos(e.step, "x") + 8}px`;
+          // Right of the marker, or left of it when it would run past the chart's edge.
+          const x = u.over.offsetLeft + u.valToPos(e.step, "x");
+          const room = this.#chart.el.clientWidth - this.#tip.offsetWidth;
+          this.#tip.style.left = `${x + 8 <= room ? x + 8 : Math.max(0, x - 8 - this.#tip.offsetWidth)}px`;
         });
         marker.addEventListener("mouseleave", () => { this.#tip.hidden = true; });
         u.over.append(marker);
