@@ -9,7 +9,6 @@ import type { Run } from "./runs.ts";
 // The first of these a run logs is shown first: the reward the policy is trained on.
 const PREFERRED = ["objective/scores", "reward", "objective/rlhf_reward", "loss", "eval_loss"];
 
-
 export class MetricsView {
   readonly el: HTMLElement;
   readonly #picker = h("select", { id: "metric", "aria-label": "metric" });
