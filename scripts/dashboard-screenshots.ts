@@ -2,7 +2,7 @@
 // run directories, opens it in headless Chromium and saves the metric chart, the reward–KL plane
 // and the sample browser (one sample opened) as PNGs.
 //
-//   node --import tsx scripts/dashboard-screenshots.ts [--metric NAME] [--sample-run NAME] [--search TEXT] [--out docs/img] RUN_DIR…
+//   node --import tsx scripts/dashboard-screenshots.ts [--metric NAME] [--per-checkpoint] [--sample-run NAME] [--search TEXT] [--out docs/img] RUN_DIR…
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -12,10 +12,10 @@ const MAX_BYTES = 200 * 1024; // each PNG, so the README stays light
 
 const { values: v, positionals: runs } = parseArgs({
   allowPositionals: true,
-  options: { metric: { type: "string", default: "objective/scores" }, search: { type: "string", default: "" }, "sample-run": { type: "string" }, out: { type: "string", default: "docs/img" } },
+  options: { metric: { type: "string", default: "objective/scores" }, search: { type: "string", default: "" }, "sample-run": { type: "string" }, "per-checkpoint": { type: "boolean" }, out: { type: "string", default: "docs/img" } },
 });
 if (runs.length === 0) {
-  console.error("usage: node --import tsx scripts/dashboard-screenshots.ts [--metric NAME] [--sample-run NAME] [--search TEXT] [--out DIR] RUN_DIR…");
+  console.error("usage: node --import tsx scripts/dashboard-screenshots.ts [--metric NAME] [--per-checkpoint] [--sample-run NAME] [--search TEXT] [--out DIR] RUN_DIR…");
   process.exit(2);
 }
 
@@ -34,6 +34,7 @@ try {
   const shots: [string, string][] = [["dashboard-metrics.png", "#metrics"], ["dashboard-plane.png", "#plane"], ["dashboard-samples.png", "#samples"]];
   await page.locator(shots[0]![1]).screenshot({ path: join(v.out!, shots[0]![0]) });
   await page.mouse.move(0, 0);
+  if (v["per-checkpoint"]) await page.getByLabel("a point at each checkpoint too").check();
   await page.locator(shots[1]![1]).screenshot({ path: join(v.out!, shots[1]![0]) });
   if (v["sample-run"]) await page.locator("#sample-run").selectOption({ label: v["sample-run"] });
   if (v.search) await page.getByLabel("search samples").fill(v.search);
