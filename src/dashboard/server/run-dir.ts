@@ -26,9 +26,13 @@ export class RunDir {
     return basename(this.path);
   }
 
-  /** Sum of the logs' restarts: a reader holding another generation must start again from 0. */
+  // Generations count from the server's start time, so a page that outlives a restarted server
+  // (whose files may have been replaced meanwhile) holds a generation the new one never had.
+  readonly #epoch = Date.now();
+
+  /** The server's epoch plus the logs' restarts: a reader holding another generation must start again from 0. */
   get generation(): number {
-    return LOGS.reduce((sum, log) => sum + this.logs[log].generation, 0);
+    return LOGS.reduce((sum, log) => sum + this.logs[log].generation, this.#epoch);
   }
 
   /** What was appended since the reader's cursors (or everything, when a file was replaced since its generation). */
