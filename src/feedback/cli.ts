@@ -1,10 +1,10 @@
 // `rlhf feedback ...`: run the labeling server and manage its users, items and exports.
-import { networkInterfaces } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { z } from "zod";
 import { checkWritable, writeFileAtomic } from "../io/atomic.ts";
 import { numberedLines, readInputBytes, readInputText } from "../io/text-file.ts";
 import { ImportItem, Prompt, Role } from "./shared/schema.ts";
+import { isLoopback, reachableAt, urlHost } from "./server/address.ts";
 import { buildApp } from "./server/app.ts";
 import { openStore, type Store } from "./server/db.ts";
 import { exportLines } from "./server/export.ts";
@@ -97,16 +97,6 @@ function intOption(value: string | undefined, name: string, fallback: number, mi
 async function withStore<T>(v: { db?: string; "database-url"?: string }, fn: (s: Store) => Promise<T>): Promise<T> {
   const store = await openFrom(v);
   try { return await fn(store); } finally { await store.close(); }
-}
-
-const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\./.test(host);
-const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host);
-
-// The addresses a client can use: the bound one, or for 0.0.0.0 / :: each interface's.
-function reachableAt(host: string, port: number, scheme: string): string[] {
-  if (host !== "0.0.0.0" && host !== "::") return [`${scheme}://${urlHost(host)}:${port}`];
-  const all = Object.values(networkInterfaces()).flat().filter((i) => i && (host === "::" || i.family === "IPv4"));
-  return all.map((i) => `${scheme}://${urlHost(i!.address)}:${port}`);
 }
 
 async function serve(argv: string[]): Promise<number> {

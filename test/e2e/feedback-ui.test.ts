@@ -6,20 +6,14 @@
 //   node --import tsx --test test/e2e/feedback-ui.test.ts
 //   UPDATE_SCREENSHOTS=1 node --import tsx --test test/e2e/feedback-ui.test.ts   # rewrites docs/feedback-labeling.png
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { buildClient, launchChromium, ROOT, startServer, stopServer } from "./browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SCREENSHOT = join(ROOT, "docs", "feedback-labeling.png");
 // The CLI as `rlhf feedback` runs it, without depending on the top-level command's wiring.
 const CLI = 'import { feedbackCli } from "./src/feedback/cli.ts"; process.exitCode = await feedbackCli(process.argv.slice(1));';
@@ -64,49 +58,23 @@ function cli(args: string[]): string {
   return r.stdout.trim();
 }
 
-async function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, cliArgs(["serve", "--db", db, "--port", "0"]), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(output);
-      if (m) { clearTimeout(timer); resolve(m[1]!); }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${output}`)); });
-  });
-  return { child, url };
-}
-
 before(async () => {
-  // Fail, not skip: a missing browser would otherwise pass CI without testing the UI at all.
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/setup-test-deps.sh to install Chromium for the browser tests`);
-  // Build the client from the current sources, so the test never passes against a stale dist/.
-  const build = spawnSync(process.execPath, [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "--config", "src/feedback/client/vite.config.ts", "--logLevel", "warn"],
-    { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
-  assert.equal(build.status, 0, `vite build failed:\n${build.stdout}\n${build.stderr}`);
-
+  buildClient("src/feedback/client/vite.config.ts");
   dir = mkdtempSync(join(tmpdir(), "feedback-e2e-"));
   const db = join(dir, "feedback.sqlite");
   for (const [name, role] of [["ada", "admin"], ["lin", "labeler"], ["kim", "labeler"]] as const) {
     tokens[name] = cli(["user", "add", name, "--role", role, "--db", db]);
     assert.match(tokens[name]!, /^\S{20,}$/, `user add ${name} should print only the token on stdout`);
   }
-  const started = await startServer(db);
+  const started = await startServer(cliArgs(["serve", "--db", db, "--port", "0"]));
   server = started.child;
   baseUrl = started.url;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((done) => server!.once("exit", done));
-  }
+  await stopServer(server);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

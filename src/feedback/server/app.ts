@@ -1,11 +1,9 @@
 // The feedback HTTP server: routes, request checks, headers, logs and the built web UI.
 // Each route is declared with route(): who may call it, how large a body it takes and the shared
 // schemas of its parameters, query and body; the handler calls one store function.
-import { existsSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
-import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance } from "fastify";
 import { sql } from "kysely";
@@ -22,6 +20,9 @@ import { nextItem, submitAnswer, DEFAULT_LEASE_MS } from "./labeling.ts";
 import { createProject, getProject, importItems, listProjects, progressOf, projectJson } from "./projects.ts";
 import { declaredBodyBytes, guardRoutes, route, routeConfig } from "./route.ts";
 import { projectStats } from "./stats.ts";
+import { securityHeaders, serveStatic } from "./static.ts";
+
+export { CSP } from "./static.ts";
 
 export interface AppOptions {
   store: Store;
@@ -37,11 +38,6 @@ export interface AppOptions {
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL("../../../dist/feedback-client/", import.meta.url));
 const SMALL_BODY = 64 * 1024; // answers and projects
 const IMPORT_BODY = 64 * 1024 * 1024; // item imports
-
-// Model outputs are untrusted: the UI renders them as text, and this policy forbids inline and
-// foreign scripts and styles anyway; forms (markdown guidelines included) may post only here.
-export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; " +
-  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 // Slow or idle clients hold a connection for at most these, and at most `maxConnections` are
 // open at once (more are closed on arrival): a thousand slow-loris connections cost little.
@@ -106,7 +102,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     }
   });
   app.addHook("onSend", async (req, reply) => {
-    reply.header("x-content-type-options", "nosniff").header("content-security-policy", CSP).header("referrer-policy", "no-referrer");
+    securityHeaders(reply);
     if (req.url.startsWith("/api/") || req.url.startsWith("/healthz")) reply.header("cache-control", "no-store");
     // Refused before its body was read (401, 413...): close rather than read and discard the rest.
     if (!req.raw.complete) reply.header("connection", "close");
@@ -199,29 +195,4 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   serveStatic(app, opts.staticDir ?? DEFAULT_STATIC_DIR);
   return app;
-}
-
-const MIME: Record<string, string> = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-  ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
-  ".woff2": "font/woff2", ".map": "application/json",
-};
-
-// A few lines instead of a plugin: GET a file under `root`, or index.html for client-side routes.
-function serveStatic(app: FastifyInstance, root: string) {
-  app.setNotFoundHandler((req, reply) => {
-    let path: string;
-    try { path = decodeURIComponent(req.url.split("?")[0]!); } catch { return reply.code(400).send({ error: "malformed url" }); }
-    if (req.method !== "GET" || path.startsWith("/api/") || path.includes("\0") || !existsSync(root)) return reply.code(404).send({ error: "not found" });
-    const base = resolve(root);
-    let file = resolve(join(base, path));
-    if (file !== base && !file.startsWith(base + sep)) return reply.code(404).send({ error: "not found" });
-    if (!existsSync(file) || statSync(file).isDirectory()) {
-      if (extname(path)) return reply.code(404).send({ error: "not found" });
-      file = join(base, "index.html");
-    }
-    // Built assets have content hashes in their names; index.html must be checked every time.
-    const cache = extname(file) === ".html" ? "no-cache" : "public, max-age=3600";
-    return reply.header("cache-control", cache).type(MIME[extname(file)] ?? "application/octet-stream").send(readFileSync(file));
-  });
 }
