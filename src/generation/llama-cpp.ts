@@ -10,6 +10,8 @@ export interface LlamaCppOptions {
   contextSize: number;
   /** CPU threads for evaluation. */
   threads: number;
+  /** Sequences generated at once (greedyBatch), sharing each decode batch; 1 by default. */
+  sequences?: number;
   /**
    * The KV cache's type: llama.cpp's default F16 (half the memory), or F32 to compute as this
    * project's generator does (the comparisons of log-probs use it).
@@ -21,6 +23,12 @@ export interface LlamaCppGeneration {
   completionIds: number[];
   /** log p(token) under llama.cpp's logits (log-softmax over the whole vocabulary), when asked for. */
   logprobs: number[];
+}
+
+interface GreedyOptions {
+  eosTokenIds?: number[];
+  /** Also return each token's log-prob (the full logits of every step: slower). */
+  logprobs?: boolean;
 }
 
 let llamaInstance: Promise<Llama> | undefined;
@@ -35,8 +43,8 @@ export class LlamaCppGenerator {
   private constructor(
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    /** One sequence, its history cleared before each generation. */
-    private readonly sequence: LlamaContextSequence,
+    /** The context's sequences, their history cleared before each generation. */
+    private readonly sequences: LlamaContextSequence[],
   ) {}
 
   static async open(modelPath: string, options: LlamaCppOptions): Promise<LlamaCppGenerator> {
@@ -46,19 +54,30 @@ export class LlamaCppGenerator {
       contextSize: options.contextSize,
       batchSize: options.contextSize,
       threads: options.threads,
+      sequences: options.sequences ?? 1,
       // Flash attention on the CPU rounds queries to half precision; an F32 cache asks for float32 throughout.
       ...(options.kvCacheType === "F32" ? { flashAttention: false } : {}),
       experimentalKvCacheKeyType: options.kvCacheType ?? "F16",
       experimentalKvCacheValueType: options.kvCacheType ?? "F16",
       ...(options.lora ? { lora: options.lora } : {}),
     });
-    return new LlamaCppGenerator(model, context, context.getSequence());
+    const sequences = Array.from({ length: options.sequences ?? 1 }, () => context.getSequence());
+    return new LlamaCppGenerator(model, context, sequences);
   }
 
   /** Greedy decoding of `maxNewTokens` after `promptIds` (BOS included if wanted), stopping at `eosTokenIds`. */
-  async greedy(promptIds: number[], maxNewTokens: number, options: { eosTokenIds?: number[]; logprobs?: boolean } = {}): Promise<LlamaCppGeneration> {
+  greedy(promptIds: number[], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration> {
+    return this.#greedyOn(this.sequences[0]!, promptIds, maxNewTokens, options);
+  }
+
+  /** greedy() for several prompts at once, one per sequence (llama.cpp decodes them in shared batches). */
+  greedyBatch(prompts: number[][], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration[]> {
+    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
+    return Promise.all(prompts.map((p, i) => this.#greedyOn(this.sequences[i]!, p, maxNewTokens, options)));
+  }
+
+  async #greedyOn(sequence: LlamaContextSequence, promptIds: number[], maxNewTokens: number, options: GreedyOptions): Promise<LlamaCppGeneration> {
     const eos = new Set(options.eosTokenIds ?? []);
-    const sequence = this.sequence;
     await sequence.clearHistory();
     {
       const out: LlamaCppGeneration = { completionIds: [], logprobs: [] };
@@ -87,7 +106,7 @@ export class LlamaCppGenerator {
   }
 
   async dispose(): Promise<void> {
-    this.sequence.dispose();
+    for (const s of this.sequences) s.dispose();
     await this.context.dispose();
     await this.model.dispose();
   }

@@ -12,6 +12,7 @@ import { sharedData, tempDir } from "../io/test-helpers.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { gpt2TokenizerJson, HfTokenizer } from "../tokenizers/hf.ts";
 import { readFileSync } from "node:fs";
+import { runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 import { architectureFor } from "./architecture.ts";
 import { parseConfig } from "./config.ts";
 import { writeGgufAdapter, writeGgufModel, type GgufFileType } from "./gguf-export.ts";
@@ -209,3 +210,27 @@ for (const [kind, source] of [["stories260K", "llama2c/stories260K.bin"], ["gpt2
     release(merged.params);
   });
 }
+
+test("rlhf convert --to gguf --type q8_0: llama.cpp metadata and a type per tensor; bad settings are one line naming the flag", async () => {
+  const dir = await tempDir();
+  const gguf = join(dir, "s.gguf");
+  runRlhfOk(["convert", "--to", "gguf", "--type", "q8_0", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf]);
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const info = await readGgufFileInfo(gguf, { readTensorInfo: true });
+  const md = info.metadata as unknown as { general: { architecture: string; file_type: number }; llama: { block_count: number; attention: { head_count_kv: number } }; tokenizer: { ggml: { model: string; tokens: string[] } } };
+  assert.deepEqual([md.general.architecture, md.general.file_type, md.llama.block_count, md.llama.attention.head_count_kv], ["llama", 7, 5, 4]);
+  assert.deepEqual([md.tokenizer.ggml.model, md.tokenizer.ggml.tokens.length, md.tokenizer.ggml.tokens[1]], ["llama", 512, "<s>"]);
+  const types = Object.fromEntries(info.tensorInfo!.map((t) => [t.name, t.ggmlType]));
+  // q8_0 where rows are whole 32-value blocks (dim 64), f16 where not (hidden 172), f32 vectors; no output.weight (tied).
+  assert.deepEqual([types["blk.0.attn_q.weight"], types["blk.0.ffn_down.weight"], types["blk.0.attn_norm.weight"], "output.weight" in types], [8, 1, 0, false]);
+
+  const refused = (args: string[], message: RegExp) => {
+    const r = runRlhf(["convert", ...args]);
+    assert.equal(r.status, 2, r.stderr); // a usage error
+    assert.match(r.stderr.trim(), message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  };
+  refused(["--to", "gguf", "--type", "q4_0", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf], /--type must be one of f32, f16, q8_0, got "q4_0"/);
+  refused(["--to", "onnx", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf], /--to must be one of hf, gguf, got "onnx"/);
+  refused(["--type", "f16", "--model", sharedData("llama2c/stories260K.bin"), "--output", join(dir, "hf")], /--type applies to --to gguf only/);
+});
