@@ -7,7 +7,9 @@
 //
 // Each row: median over --runs (after one untimed warm-up) of generating --new-tokens for --batch
 // prompts of --prompt-tokens, as new tokens per second (prefill included in the time). Both engines
-// get the same number of CPU threads (jax-js's kernel threads).
+// get the same number of CPU threads: jax-js's kernel threads (RLHF_THREADS sets them; on a busy machine
+// RLHF_THREADS=1 is much faster for both: llama.cpp's threads wait for each other at every operation,
+// and a descheduled one stalls the rest).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";

@@ -82,7 +82,8 @@ export class LlamaCppGenerator {
     {
       const out: LlamaCppGeneration = { completionIds: [], logprobs: [] };
       if (!options.logprobs) {
-        for await (const token of sequence.evaluate(promptIds as Token[], { temperature: 0 })) {
+        // EOS ends a generation only when the caller names it, as in the built-in generator.
+        for await (const token of sequence.evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true })) {
           if (eos.has(token)) break;
           out.completionIds.push(token);
           if (out.completionIds.length >= maxNewTokens) break;

@@ -84,13 +84,13 @@ async function compare(model: LoadedModel, gguf: string, promptIds: number[][], 
   return result;
 }
 
-/** The prompts as this project's tokenizer encodes them, checked to be what llama.cpp's tokenizer makes of them from the GGUF metadata. */
-async function promptIdsChecked(tokenizer: Tokenizer, gguf: string): Promise<number[][]> {
+/** `texts` as this project's tokenizer encodes them, checked to be what llama.cpp's tokenizer makes of them from the GGUF metadata. */
+async function idsChecked(tokenizer: Tokenizer, gguf: string, texts: readonly string[] = PROMPTS): Promise<number[][]> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: gguf });
-  const ids = PROMPTS.map((p) => tokenizer.encode(p));
-  for (const [i, p] of PROMPTS.entries()) {
+  const ids = texts.map((p) => tokenizer.encode(p));
+  for (const [i, p] of texts.entries()) {
     const theirs = [...(model.tokens.bos !== null && tokenizer.bosTokenId !== null && ids[i]![0] === tokenizer.bosTokenId ? [model.tokens.bos] : []), ...model.tokenize(p)];
     assert.deepEqual(theirs, ids[i], `llama.cpp tokenizes ${JSON.stringify(p)} differently`);
   }
@@ -98,12 +98,24 @@ async function promptIdsChecked(tokenizer: Tokenizer, gguf: string): Promise<num
   return ids;
 }
 
+/**
+ * Harder texts for the tokenizers: runs of spaces, newlines, punctuation; for stories260K also
+ * characters outside its 512 tokens (byte fallback). tinystories-656k's vocabulary has no byte
+ * tokens, and llama.cpp aborts on a character it lacks, so its texts stay within the vocabulary.
+ */
+const HARD_TEXTS = {
+  "stories260K": ["Zoë said: \"Hi!\"  Two  spaces\nnew line", "café 🙂 naïve", "  leading spaces", "The cat's toy, and then—what?"],
+  "tinystories-656k": ["Tom said: \"Hi!\"  Two  spaces\nnew line", "  leading spaces", "The cat's toy, and then, what?"],
+};
+
 async function exportAndCompare(source: string, name: string, type: GgufFileType = "f32"): Promise<{ model: LoadedModel; compared: Compared; gguf: string }> {
   const dir = await tempDir();
   const gguf = join(dir, `${name}-${type}.gguf`);
   await writeGgufModel(source, gguf, { type });
   const model = await loadModel(source);
-  const ids = await promptIdsChecked(await resolveTokenizer(model), gguf);
+  const tokenizer = await resolveTokenizer(model);
+  const ids = await idsChecked(tokenizer, gguf);
+  if (type === "f32") await idsChecked(tokenizer, gguf, HARD_TEXTS[name as keyof typeof HARD_TEXTS]);
   const compared = await compare(model, gguf, ids, { kvCacheType: type === "f32" ? "F32" : "F16" });
   return { model, compared, gguf };
 }
@@ -163,7 +175,7 @@ for (const kind of ["qwen2", "gpt2"] as const) {
     const gguf = join(dir, `${kind}.gguf`);
     await writeGgufModel(source, gguf, { type: "f32" });
     const model = await loadModel(source);
-    const ids = await promptIdsChecked(await resolveTokenizer(model), gguf);
+    const ids = await idsChecked(await resolveTokenizer(model), gguf);
     const compared = await compare(model, gguf, ids);
     console.log(`random ${kind} f32: ${compared.sameTokens}/${compared.total} tokens agree, largest log-prob difference ${compared.maxLogprobDiff.toExponential(2)}`);
     assert.equal(compared.sameTokens, compared.total);
@@ -197,7 +209,7 @@ for (const [kind, source] of [["stories260K", "llama2c/stories260K.bin"], ["gpt2
     await writeGgufModel(basePath, baseGguf, { type: "f32" });
     const base = await loadModel(basePath);
     const adapterDir = await randomAdapter(base, basePath, dir);
-    const ids = await promptIdsChecked(await resolveTokenizer(base), baseGguf);
+    const ids = await idsChecked(await resolveTokenizer(base), baseGguf);
     release(base.params);
     const adapterGguf = join(dir, "adapter.gguf");
     await writeGgufAdapter(adapterDir, adapterGguf, { type: "f32" });

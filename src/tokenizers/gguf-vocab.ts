@@ -102,6 +102,10 @@ function hfVocab(tok: Tokenizer, source: string): Vocab {
     // llama.cpp's SentencePiece tokenizer takes the best-scoring merge first: score -rank replays the merge list's order.
     const rank = new Map(merges.map((m, r) => [m.replace(" ", ""), r]));
     const scores = tokens.map((t) => -(rank.get(t) ?? 0));
+    if (!types.includes(TOKEN_TYPE.byte)) {
+      // llama.cpp's SentencePiece tokenizer falls back to <0xXX> tokens and aborts without them.
+      process.stderr.write(`${source}: the vocabulary has no byte tokens (<0x00>..<0xFF>): llama.cpp aborts on text with a character outside it; give it token ids from this project's tokenizer\n`);
+    }
     return { model: "llama", tokens, types, scores, unkId: unk };
   }
   return { model: "gpt2", pre: byteLevelPre(tok.json.pre_tokenizer, source), tokens, types, merges, unkId: unk };
