@@ -246,3 +246,26 @@ test("rlhf convert --to gguf --type q8_0: llama.cpp metadata and a type per tens
   refused(["--to", "onnx", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf], /--to must be one of hf, gguf, got "onnx"/);
   refused(["--type", "f16", "--model", sharedData("llama2c/stories260K.bin"), "--output", join(dir, "hf")], /--type applies to --to gguf only/);
 });
+
+/** The split rules of Qwen2's and SmolLM's tokenizer.json pre-tokenizers (GPT-2's is ByteLevel's own regex). */
+const QWEN2_PRE = { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: "Isolated", invert: false }, { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false }] };
+const SMOLLM_PRE = { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true }] };
+
+test("byte-level BPE with GPT-2's, Qwen2's and SmolLM's pre-tokenizers: llama.cpp makes the same ids from the GGUF", async () => {
+  const dir = await tempDir();
+  const vocab = JSON.parse(readFileSync(sharedData("tokenizers/gpt2-vocab.json"), "utf8")) as Record<string, number>;
+  const merges = readFileSync(sharedData("tokenizers/gpt2-merges.txt"), "utf8").split("\n").filter((l) => l !== "" && !l.startsWith("#version"));
+  const texts = ["Hello world, it's 2024!", "I'LL pay $12,345.67 -- OK?\n\n  indented\tline", "naïve café 🙂 日本語", "x=1+2;y  =  33\r\nend   "];
+  for (const [name, pre] of [["gpt-2", null], ["qwen2", QWEN2_PRE], ["smollm", SMOLLM_PRE]] as const) {
+    const json = gpt2TokenizerJson(vocab, merges);
+    const tokenizer = new HfTokenizer(pre ? { ...json, pre_tokenizer: pre } : json, { eos_token: "<|endoftext|>" });
+    const config = parseConfig({ ...TINY_RANDOM.qwen2, hidden_size: 16, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 50257 }, name);
+    const params = initParams(architectureFor(config), 1);
+    const source = join(dir, name);
+    await saveModel(source, config, params, { tokenizer });
+    release(params);
+    const gguf = join(dir, `${name}.gguf`);
+    await writeGgufModel(source, gguf, { type: "f16" });
+    await idsChecked(tokenizer, gguf, texts);
+  }
+});
