@@ -31,6 +31,16 @@ interface GreedyOptions {
   logprobs?: boolean;
 }
 
+export interface SampleSettings {
+  temperature: number;
+  /** 0: no top-k cut. */
+  topK: number;
+  topP: number;
+  seed: number;
+  maxNewTokens: number;
+  eosTokenIds: number[];
+}
+
 let llamaInstance: Promise<Llama> | undefined;
 
 /** The one llama.cpp runtime of the process (node-llama-cpp's prebuilt CPU build, quiet). */
@@ -104,6 +114,34 @@ export class LlamaCppGenerator {
       }
       return out;
     }
+  }
+
+  /**
+   * Samples up to `maxNewTokens` after each prompt (one per sequence, decoded in shared batches) with
+   * llama.cpp's sampler: temperature, top-k (0 = off), top-p, seeded per prompt. `logprobs` are the
+   * log of llama.cpp's probability of each sampled token after those settings (TRL's vLLM path logs
+   * the same kind of number as the sampler's log-prob).
+   */
+  sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
+    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
+    return Promise.all(prompts.map(async (prompt, i) => {
+      const sequence = this.sequences[i]!;
+      await sequence.clearHistory();
+      const eos = new Set(options.eosTokenIds);
+      const out = { completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false };
+      if (options.maxNewTokens <= 0) return out;
+      const sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed + i, yieldEogToken: true };
+      for await (const { token, confidence } of sequence.evaluateWithMetadata(prompt as Token[], { confidence: true }, sampling)) {
+        if (eos.has(token)) {
+          out.stoppedAtEos = true;
+          break;
+        }
+        out.completionIds.push(token);
+        out.logprobs.push(Math.log(confidence));
+        if (out.completionIds.length >= options.maxNewTokens) break;
+      }
+      return out;
+    }));
   }
 
   async dispose(): Promise<void> {

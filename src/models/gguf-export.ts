@@ -11,6 +11,7 @@ import { fitsBlocks, type GgmlType } from "../io/ggml-types.ts";
 import { permuteRotaryRows } from "../io/llama2c.ts";
 import type { HostTensor, TensorMap } from "../io/tensors.ts";
 import { ggufTokenizerMetadata } from "../tokenizers/gguf-vocab.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import { readAdapterTensors } from "./adapter-files.ts";
 import { ggufLayoutOf, ggufModuleName, type GgufLayout } from "./gguf-layout.ts";
@@ -77,12 +78,24 @@ function withProgress(tensors: GgufTensor[], path: string): GgufTensor[] {
 /** Writes a llama2.c file or HF directory as a GGUF model with its tokenizer. */
 export async function writeGgufModel(source: string, path: string, options: { type: GgufFileType; tokenizer?: string | undefined }): Promise<void> {
   const checkpoint = await readCheckpoint(source);
-  const { config, tensors } = checkpoint;
   const tokenizer = await resolveTokenizer(checkpoint, options.tokenizer);
+  await writeGgufFromTensors(path, checkpoint.config, checkpoint.tensors, tokenizer, {
+    type: options.type,
+    name: basename(source).replace(/\.bin$/, ""),
+    source: options.tokenizer ?? source,
+  });
+}
+
+/**
+ * Writes weights held in memory (parameter names and shapes of `config`'s architecture) as a GGUF
+ * model; `source` names them in errors.
+ */
+export async function writeGgufFromTensors(path: string, config: ModelConfig, tensors: TensorMap, tokenizer: Tokenizer, options: { type: GgufFileType; name: string; source: string; quiet?: boolean }): Promise<void> {
+  const { source } = options;
   const layout = ggufLayoutOf(config);
-  const metadata = commonMetadata(layout, "model", basename(source).replace(/\.bin$/, ""), options.type);
+  const metadata = commonMetadata(layout, "model", options.name, options.type);
   for (const [key, value] of layout.hparams(config, source)) metadata.set(key, value);
-  for (const [key, value] of ggufTokenizerMetadata(tokenizer, checkpoint.arch.vocabSize, options.tokenizer ?? source)) metadata.set(key, value);
+  for (const [key, value] of ggufTokenizerMetadata(tokenizer, config.vocab_size, source)) metadata.set(key, value);
   const out: GgufTensor[] = [...tensors].map(([name, t]) => {
     const { module, suffix } = splitName(name);
     const transposed = t.shape.length === 2 && (layout.transposed?.(module) ?? false);
@@ -94,7 +107,7 @@ export async function writeGgufModel(source: string, path: string, options: { ty
       values: () => (transposed ? transpose2d(t) : rotaryInterleaved(layout, config, module, t)).data,
     };
   });
-  await writeGguf(path, metadata, withProgress(out, path));
+  await writeGguf(path, metadata, options.quiet ? out : withProgress(out, path));
 }
 
 /**
