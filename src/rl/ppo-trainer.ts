@@ -17,7 +17,8 @@ import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { Generator } from "../generation/generate.ts";
+import { createRolloutEngine, type RolloutEngine } from "../generation/rollout-engine.ts";
+import { InputError } from "../io/errors.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -25,7 +26,7 @@ import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
+import { encodePrompts, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -78,7 +79,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   readonly #promptIds: number[][];
   readonly #reward: RewardSource;
   readonly #eosIds: number[];
-  readonly #generator: Generator;
+  readonly #generator: RolloutEngine;
   readonly #score;
   /** Policy and value parameters together, the value's under the `value/` prefix: one optimizer over both. */
   readonly #updater: PolicyUpdater<Minibatch>;
@@ -114,7 +115,11 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     this.#valueConfig = models.valueConfig;
     this.#reward = args.reward;
     this.#eosIds = args.eosIds;
-    this.#generator = new Generator(models.arch);
+    if (config.rollout_engine === "llama.cpp" && Object.keys(models.frozen ?? {}).length > 0) {
+      // The engine reads whole weights; an adapter's would need a merge or a GGUF LoRA sync per step.
+      throw new InputError("rollout_engine llama.cpp: not with use_peft yet (llama.cpp would need the adapter merged or synced as a GGUF LoRA each step)");
+    }
+    this.#generator = createRolloutEngine(config.rollout_engine, models.arch);
     const { arch, valueArch } = models;
     const promptLength = P;
     if (config.ptx_coef > 0) {
@@ -242,6 +247,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
     const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
+    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs));
 
     // Updates.
     const updateMetrics: Record<string, number[]> = {};
@@ -282,7 +288,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   dispose(): void {
     this.#score.dispose();
     this.#updater.dispose();
-    this.#generator.dispose();
+    void this.#generator.dispose();
   }
 }
 
