@@ -82,38 +82,42 @@ export class LlamaCppGenerator {
 
   /** greedy() for several prompts at once, one per sequence (llama.cpp decodes them in shared batches). */
   greedyBatch(prompts: number[][], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration[]> {
-    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
-    return Promise.all(prompts.map((p, i) => this.#greedyOn(this.sequences[i]!, p, maxNewTokens, options)));
+    const sequences = this.#sequencesFor(prompts);
+    return Promise.all(prompts.map((p, i) => this.#greedyOn(sequences[i]!, p, maxNewTokens, options)));
   }
 
   async #greedyOn(sequence: LlamaContextSequence, promptIds: number[], maxNewTokens: number, options: GreedyOptions): Promise<LlamaCppGeneration> {
     const eos = new Set(options.eosTokenIds ?? []);
     await sequence.clearHistory();
-    {
-      const out: LlamaCppGeneration = { completionIds: [], logprobs: [] };
-      if (!options.logprobs) {
-        // EOS ends a generation only when the caller names it, as in the built-in generator.
-        for await (const token of sequence.evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true })) {
-          if (eos.has(token)) break;
-          out.completionIds.push(token);
-          if (out.completionIds.length >= maxNewTokens) break;
-        }
-        return out;
-      }
-      // One evaluation per token, asking for the full logits of the next position.
-      let input: number[] = promptIds;
-      for (let step = 0; step < maxNewTokens; step++) {
-        const items = input.map((t, i) => (i === input.length - 1 ? ([t, { generateNext: { token: true, logits: true } }] as const) : t)) as Parameters<typeof sequence.controlledEvaluate>[0];
-        const results = await sequence.controlledEvaluate(items);
-        const next = results[input.length - 1]!.next;
-        const token = next.token!;
+    const out: LlamaCppGeneration = { completionIds: [], logprobs: [] };
+    if (!options.logprobs) {
+      // EOS ends a generation only when the caller names it, as in the built-in generator.
+      for await (const token of sequence.evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true })) {
         if (eos.has(token)) break;
         out.completionIds.push(token);
-        out.logprobs.push(logSoftmaxAt(next.logits!, token));
-        input = [token];
+        if (out.completionIds.length >= maxNewTokens) break;
       }
       return out;
     }
+    // One evaluation per token, asking for the full logits of the next position.
+    let input: number[] = promptIds;
+    for (let step = 0; step < maxNewTokens; step++) {
+      const items = input.map((t, i) => (i === input.length - 1 ? ([t, { generateNext: { token: true, logits: true } }] as const) : t)) as Parameters<typeof sequence.controlledEvaluate>[0];
+      const results = await sequence.controlledEvaluate(items);
+      const next = results[input.length - 1]!.next;
+      const token = next.token!;
+      if (eos.has(token)) break;
+      out.completionIds.push(token);
+      out.logprobs.push(logSoftmaxAt(next.logits!, token));
+      input = [token];
+    }
+    return out;
+  }
+
+  /** The context's sequences for `prompts`, one each. */
+  #sequencesFor(prompts: number[][]): LlamaContextSequence[] {
+    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
+    return this.sequences.slice(0, prompts.length);
   }
 
   /**
@@ -123,9 +127,9 @@ export class LlamaCppGenerator {
    * the same kind of number as the sampler's log-prob).
    */
   sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
-    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
+    const sequences = this.#sequencesFor(prompts);
     return Promise.all(prompts.map(async (prompt, i) => {
-      const sequence = this.sequences[i]!;
+      const sequence = sequences[i]!;
       await sequence.clearHistory();
       const eos = new Set(options.eosTokenIds);
       const out = { completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false };

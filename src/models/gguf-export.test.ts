@@ -4,23 +4,22 @@
 // Qwen2 and GPT-2 models, and a LoRA adapter applied by llama.cpp at run time.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { release } from "../engine/arrays.ts";
+import { runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
+import { fromHost, release } from "../engine/arrays.ts";
+import { HostRng } from "../engine/random.ts";
 import { Generator } from "../generation/generate.ts";
 import { LlamaCppGenerator } from "../generation/llama-cpp.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
-import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { gpt2TokenizerJson, HfTokenizer } from "../tokenizers/hf.ts";
-import { readFileSync } from "node:fs";
-import { runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
+import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { architectureFor } from "./architecture.ts";
 import { parseConfig } from "./config.ts";
 import { writeGgufAdapter, writeGgufModel, type GgufFileType } from "./gguf-export.ts";
 import { loadModel, resolveTokenizer, saveAdapter, saveModel, type LoadedModel } from "./load.ts";
 import { adapterShapes, resolveTargetModules, type LoraConfig } from "./lora.ts";
 import { initParams } from "./params.ts";
-import { fromHost } from "../engine/arrays.ts";
-import { HostRng } from "../engine/random.ts";
 
 const PROMPTS = ["Once upon a time", "Lily and Tom went to the park", "The little dog was sad because", "One day, a big bird"];
 const NEW_TOKENS = 40;
