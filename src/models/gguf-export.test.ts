@@ -244,6 +244,9 @@ test("rlhf convert --to gguf --type q8_0: llama.cpp metadata and a type per tens
   refused(["--to", "gguf", "--type", "q4_0", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf], /--type must be one of f32, f16, q8_0, got "q4_0"/);
   refused(["--to", "onnx", "--model", sharedData("llama2c/stories260K.bin"), "--output", gguf], /--to must be one of hf, gguf, got "onnx"/);
   refused(["--type", "f16", "--model", sharedData("llama2c/stories260K.bin"), "--output", join(dir, "hf")], /--type applies to --to gguf only/);
+  const intoDir = runRlhf(["convert", "--to", "gguf", "--model", sharedData("llama2c/stories260K.bin"), "--output", dir]);
+  assert.equal(intoDir.status, 1);
+  assert.equal(intoDir.stderr.trim(), `rlhf convert: cannot write ${dir}: it is a directory; give a file path`);
 });
 
 /** The split rules of Qwen2's and SmolLM's tokenizer.json pre-tokenizers (GPT-2's is ByteLevel's own regex). */

@@ -2,6 +2,7 @@ import type { Command } from "../command.ts";
 import { baseFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
 import { disposeModel, loadModel, resolveTokenizer, saveModel, type LoadOptions } from "../../models/load.ts";
 import { isAdapterDir } from "../../models/adapter-files.ts";
+import { checkWritable } from "../../io/atomic.ts";
 import { GGUF_TYPES, writeGgufAdapter, writeGgufModel, type GgufFileType } from "../../models/gguf-export.ts";
 
 const usage = `Usage: rlhf convert --model PATH --output DIR [--tokenizer PATH]
@@ -57,6 +58,7 @@ export const command: Command = {
     }
     if (v["no-tokenizer"]) throw new UsageError("--no-tokenizer applies to --to hf only (llama.cpp needs the tokenizer in the GGUF file)");
     const type: GgufFileType = oneOf(v.type ?? "f32", GGUF_TYPES, "type");
+    checkWritable(output); // a directory in the way fails now, not after the conversion
     if (isAdapterDir(model)) await writeGgufAdapter(model, output, { base: v.base, type });
     else await writeGgufModel(model, output, { type, tokenizer: v.tokenizer });
     process.stderr.write(`wrote ${output}\n`);
