@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { HostRng } from "../engine/random.ts";
-import { encodeGgml, fromHalfBits, ggmlBytes, toHalfBits } from "./ggml-types.ts";
+import { encodeGgml, ggmlBytes } from "./ggml-types.ts";
+import { f16BitsToF32, f32ToF16Bits } from "./safetensors.ts";
 import { gguf, writeGguf } from "./gguf.ts";
 import { tempDir } from "./test-helpers.ts";
 
@@ -23,13 +24,13 @@ function awkwardValues(): Float32Array {
   return Float32Array.from([...special, ...random]);
 }
 
-test("toHalfBits rounds as numpy's astype(float16) does, and fromHalfBits reads the bits back", () => {
+test("f32ToF16Bits (what f16 GGUF tensors hold) rounds as numpy's astype(float16) does, and f16BitsToF32 reads the bits back", () => {
   const x = awkwardValues();
   const expected = new Uint16Array(numpy("sys.stdout.buffer.write(x.astype(np.float16).tobytes())", x).buffer);
-  const mismatches = [...x].map((v, i) => [v, toHalfBits(v), expected[i]!] as const).filter(([, a, b]) => a !== b);
+  const mismatches = [...x].map((v, i) => [v, f32ToF16Bits(v), expected[i]!] as const).filter(([, a, b]) => a !== b);
   assert.deepEqual(mismatches.slice(0, 5), []);
-  for (const bits of [0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00]) assert.equal(toHalfBits(fromHalfBits(bits)), bits);
-  assert.ok(Number.isNaN(fromHalfBits(toHalfBits(NaN))));
+  for (const bits of [0x3c00, 0xc000, 0x0001, 0x7bff, 0x7c00]) assert.equal(f32ToF16Bits(f16BitsToF32(bits)), bits);
+  assert.ok(Number.isNaN(f16BitsToF32(f32ToF16Bits(NaN))));
 });
 
 test("q8_0 blocks equal gguf-py's quantize_q8_0 byte for byte", () => {

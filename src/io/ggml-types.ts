@@ -1,7 +1,9 @@
 // The ggml tensor types a GGUF export writes (ggml.h's ggml_type ids, ggml-common.h's block layouts):
-// f32, f16 (IEEE half, rounded to nearest even as F16C's _cvtss_sh and numpy's astype do) and
-// q8_0 (blocks of 32 along a row: one f16 scale d = max|x| / 127, then 32 int8 round(x / d)).
+// f32, f16 (IEEE half rounded to nearest even, as F16C's _cvtss_sh and numpy's astype do: the
+// f32ToF16Bits that safetensors.ts writes fp16 with) and q8_0 (blocks of 32 along a row: one f16
+// scale d = max|x| / 127, then 32 int8 round(x / d)).
 import { InputError } from "./errors.ts";
+import { f32ToF16Bits } from "./safetensors.ts";
 
 export const GGML_TYPES = {
   f32: { id: 0, blockSize: 1, blockBytes: 4 },
@@ -24,54 +26,13 @@ export function fitsBlocks(rowLength: number, type: GgmlType): boolean {
   return rowLength % GGML_TYPES[type].blockSize === 0;
 }
 
-const f32 = new Float32Array(1);
-const f32Bits = new Uint32Array(f32.buffer);
-
-/** The IEEE half-precision bits nearest `x` (ties to even; overflow to ±inf; NaN kept). */
-export function toHalfBits(x: number): number {
-  f32[0] = x;
-  const bits = f32Bits[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal half: the 24-bit significand shifted down to units of 2^-24.
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  // A carry out of the significand rounds into the exponent, up to infinity, as it should.
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-/** The value of IEEE half-precision bits. */
-export function fromHalfBits(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
-
 /** `values` (whole rows of the tensor) encoded as `type`, little-endian as ggml reads them. */
 export function encodeGgml(values: Float32Array, type: GgmlType): Uint8Array {
   if (type === "f32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint8Array(ggmlBytes([values.length], type));
   const view = new DataView(out.buffer);
   if (type === "f16") {
-    for (let i = 0; i < values.length; i++) view.setUint16(2 * i, toHalfBits(values[i]!), true);
+    for (let i = 0; i < values.length; i++) view.setUint16(2 * i, f32ToF16Bits(values[i]!), true);
     return out;
   }
   // quantize_row_q8_0_ref, in float32 arithmetic as ggml does it.
@@ -82,7 +43,7 @@ export function encodeGgml(values: Float32Array, type: GgmlType): Uint8Array {
     const d = Math.fround(amax / 127);
     const inv = d === 0 ? 0 : Math.fround(1 / d);
     const at = block * 34;
-    view.setUint16(at, toHalfBits(d), true);
+    view.setUint16(at, f32ToF16Bits(d), true);
     for (let j = 0; j < 32; j++) view.setInt8(at + 2 + j, roundHalfAway(Math.fround(xs[j]! * inv)));
   }
   return out;
