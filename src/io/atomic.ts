@@ -62,10 +62,14 @@ export function checkWritable(path: string): void {
   target(path);
 }
 
-async function writeAndSync(path: string, data: Uint8Array | string): Promise<void> {
+/** A file's contents: whole, or pieces written in order as they are produced (a file too large to build in memory). */
+export type FileContents = Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+
+async function writeAndSync(path: string, data: FileContents): Promise<void> {
   const fh = await open(path, "wx"); // "wx": never clobber a stranger's file with our temp name
   try {
-    await fh.writeFile(data);
+    if (typeof data === "string" || data instanceof Uint8Array) await fh.writeFile(data);
+    else for await (const chunk of data) await fh.write(chunk);
     await fh.sync();
   } finally {
     await fh.close();
@@ -82,9 +86,13 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /** Writes `data` to `path` through a synced temp file and a rename. Creates parent directories. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+export async function writeFileAtomic(path: string, data: FileContents): Promise<void> {
   if (target(path) === "special") {
-    try { return await writeFile(path, data); } catch (err) { throw outputError(path, err); }
+    try {
+      if (typeof data === "string" || data instanceof Uint8Array) return await writeFile(path, data);
+      for await (const chunk of data) await appendFile(path, chunk);
+      return;
+    } catch (err) { throw outputError(path, err); }
   }
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${tempSuffix()}`);

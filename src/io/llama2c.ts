@@ -73,8 +73,9 @@ export function llama2cFileBytes(h: Llama2cHeader): number {
  * halves (i, i + headDim/2). Reordering the output rows of q_proj/k_proj per head, even rows
  * first then odd ones, makes the two agree (it is the `permute` in transformers'
  * convert_llama_weights_to_hf.py: view [nHeads, headDim/2, 2, in], swap axes 1 and 2).
+ * `to: "interleaved"` is the inverse, llama.cpp's layout (convert_hf_to_gguf.py's `permute`).
  */
-export function permuteRotaryRows(w: HostTensor, nHeads: number): HostTensor {
+export function permuteRotaryRows(w: HostTensor, nHeads: number, to: "halves" | "interleaved" = "halves"): HostTensor {
   const [rows, cols] = w.shape as [number, number];
   const headDim = rows / nHeads;
   const half = headDim / 2;
@@ -82,9 +83,10 @@ export function permuteRotaryRows(w: HostTensor, nHeads: number): HostTensor {
   for (let h = 0; h < nHeads; h++) {
     for (let i = 0; i < half; i++) {
       for (let parity = 0; parity < 2; parity++) {
-        const from = h * headDim + 2 * i + parity; // interleaved row
-        const to = h * headDim + parity * half + i; // halves row
-        out.set(w.data.subarray(from * cols, (from + 1) * cols), to * cols);
+        const interleaved = h * headDim + 2 * i + parity;
+        const halves = h * headDim + parity * half + i;
+        const [from, into] = to === "halves" ? [interleaved, halves] : [halves, interleaved];
+        out.set(w.data.subarray(from * cols, (from + 1) * cols), into * cols);
       }
     }
   }

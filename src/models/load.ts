@@ -18,7 +18,7 @@ import { architectureFor, asSequenceClassifier, defaultPadId, type Architecture 
 import { checkpointFromParameters, configToJson, parametersFromCheckpoint } from "./checkpoint.ts";
 import { isSequenceClassifier, parseConfig, type ModelConfig } from "./config.ts";
 import { adapterShapes, mergeAdapter, type LoraConfig } from "./lora.ts";
-import { paramsFromTensors, paramsToTensors } from "./params.ts";
+import { checkedTensors, paramsFromTensors, paramsToTensors } from "./params.ts";
 import type { Params } from "./types.ts";
 
 export interface LoadedModel {
@@ -70,6 +70,12 @@ export async function describeModel(path: string, options: LoadOptions = {}): Pr
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
   await initEngine();
   if (isAdapterDir(path)) return loadMergedAdapter(path, options);
+  const { tensors, ...described } = await readCheckpoint(path);
+  return { ...described, params: paramsFromTensors(described.arch, tensors, path) };
+}
+
+/** A llama2.c file's or HF directory's weights on the host (parameter names, shapes checked, finite), without the engine. */
+export async function readCheckpoint(path: string): Promise<ModelDescription & { tensors: TensorMap }> {
   const format = await detectCheckpoint(path);
   let config: ModelConfig;
   let tensors: TensorMap;
@@ -86,8 +92,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
   refuseNonFinite(tensors, path);
   const arch = architectureFor(config);
-  const params = paramsFromTensors(arch, tensors, path);
-  return { config, arch, params, path, format, ...generation };
+  return { config, arch, path, format, ...generation, tensors: checkedTensors(arch, tensors, path) };
 }
 
 /**

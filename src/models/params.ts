@@ -22,13 +22,19 @@ export function initParams(arch: Architecture, seed: number, extra: ParamShapes 
   return params;
 }
 
-/**
- * Device parameters from checkpoint tensors: every expected name must be present with its shape.
- * `optional` names (heads that a checkpoint may lack) are taken when present.
- */
+/** Device parameters from checkpoint tensors: checkedTensors's, put on the engine. */
 export function paramsFromTensors(arch: Architecture, tensors: TensorMap, source: string, optional: ParamShapes = {}): Params {
+  const checked = checkedTensors(arch, tensors, source, optional);
+  return Object.fromEntries([...checked].map(([name, t]) => [name, fromHost(t.data, t.shape)]));
+}
+
+/**
+ * The tensors `arch` has, each checked to be present with its shape (a CheckpointError names the
+ * problems otherwise); `optional` names (heads that a checkpoint may lack) are taken when present.
+ */
+export function checkedTensors(arch: Architecture, tensors: TensorMap, source: string, optional: ParamShapes = {}): TensorMap {
   const problems: string[] = [];
-  const params: Params = {};
+  const checked: TensorMap = new Map();
   const take = (name: string, shape: number[], required: boolean) => {
     const t = tensors.get(name);
     if (!t) {
@@ -39,17 +45,16 @@ export function paramsFromTensors(arch: Architecture, tensors: TensorMap, source
       problems.push(`${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
       return;
     }
-    params[name] = fromHost(t.data, shape);
+    checked.set(name, { shape, data: t.data });
   };
   for (const [name, shape] of Object.entries(arch.paramShapes)) take(name, shape, true);
   for (const [name, shape] of Object.entries(optional)) take(name, shape, false);
   if (problems.length > 0) {
-    for (const p of Object.values(params)) p.dispose();
     const shown = problems.slice(0, 4).join("; ");
     const more = problems.length > 4 ? `; … and ${problems.length - 4} more` : "";
     throw new CheckpointError(`${source}: the weights do not match the ${arch.config.architectures.join(", ")} config: ${shown}${more}`);
   }
-  return params;
+  return checked;
 }
 
 /** Copies parameters to host tensors (for saving); the device arrays stay usable. */

@@ -46,7 +46,7 @@ export function policyModels(model: LoadedModel, fields: PeftFields, options: { 
 }
 
 /** What a trainer is given of its policy: the architecture, reference and frozen parts, and the trained parameters (a fresh run's or a resumed one's). */
-export type PolicyParts = Pick<PolicyModels, "arch" | "reference"> & Partial<Pick<PolicyModels, "frozen" | "dropoutSeed">> & { policy: Params };
+export type PolicyParts = Pick<PolicyModels, "arch" | "reference"> & Partial<Pick<PolicyModels, "frozen" | "dropoutSeed" | "adapter">> & { policy: Params };
 
 /** The PolicyUpdater options of a trainer's policy, with a resumed run's moments. */
 export function updaterOptions(models: Partial<Pick<PolicyModels, "frozen" | "dropoutSeed">>, optimizer: AdamWState | undefined): UpdaterOptions {

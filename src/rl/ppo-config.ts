@@ -4,6 +4,7 @@
 // (typed: a field without a spec does not compile), from which the command's flags are made.
 import { defaultPPOConfig, type PPOConfig } from "../algorithms/ppo.ts";
 import { onPolicyRunDefaults, onPolicyRunSpecs, type OnPolicyRunFields, type Specs } from "../train/config.ts";
+import { ROLLOUT_ENGINES, type RolloutEngineName } from "../generation/rollout-engine.ts";
 
 export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   /** Adaptive KL control (Ziegler et al.): target KL per response and horizon; null = fixed kl_coef. */
@@ -13,6 +14,8 @@ export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   ptx_coef: number;
   /** Micro-batches each mini-batch's gradient is accumulated over (must divide batch_size / num_mini_batches). */
   gradient_accumulation_steps: number;
+  /** Where rollouts are sampled: the built-in generator, or llama.cpp on the policy's weights re-exported each step. */
+  rollout_engine: RolloutEngineName;
 }
 
 /**
@@ -34,6 +37,7 @@ export const defaultPpoRunConfig: PpoRunConfig = {
   // the mean token loss like the policy loss.
   ptx_coef: 1,
   gradient_accumulation_steps: 1,
+  rollout_engine: "jax-js",
 };
 
 export const ppoRunSpecs: Specs<PpoRunConfig> = {
@@ -56,6 +60,7 @@ export const ppoRunSpecs: Specs<PpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
+  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step, a LoRA policy merged)" },
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per mini-batch (must divide batch_size / num_mini_batches)" },
 };
 

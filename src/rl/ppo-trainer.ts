@@ -17,7 +17,8 @@ import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { Generator } from "../generation/generate.ts";
+import { createRolloutEngine, type RolloutEngine } from "../generation/rollout-engine.ts";
+import { mergedWeights } from "../models/lora.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -25,7 +26,7 @@ import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, mean, sampleResponses } from "./rollout.ts";
+import { encodePrompts, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -78,7 +79,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   readonly #promptIds: number[][];
   readonly #reward: RewardSource;
   readonly #eosIds: number[];
-  readonly #generator: Generator;
+  readonly #generator: RolloutEngine;
   readonly #score;
   /** Policy and value parameters together, the value's under the `value/` prefix: one optimizer over both. */
   readonly #updater: PolicyUpdater<Minibatch>;
@@ -114,7 +115,10 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     this.#valueConfig = models.valueConfig;
     this.#reward = args.reward;
     this.#eosIds = args.eosIds;
-    this.#generator = new Generator(models.arch);
+    if (config.rollout_engine !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
+      throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PpoModels.adapter)");
+    }
+    this.#generator = createRolloutEngine(config.rollout_engine, models.arch);
     const { arch, valueArch } = models;
     const promptLength = P;
     if (config.ptx_coef > 0) {
@@ -215,6 +219,21 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     return sftBatch(next.picked.map((i) => ptx.rows[i]!), ptx.length, ptx.padId).batch;
   }
 
+  /**
+   * Rollouts from the policy's parameters; an external engine (llama.cpp) reads whole weights, so a
+   * LoRA policy goes to it merged (W + s·B·A, the merged matrices freed after).
+   */
+  async #sample(policy: Params, prompts: number[][], options: Parameters<typeof sampleResponses>[3]): Promise<Awaited<ReturnType<typeof sampleResponses>>> {
+    const { adapter, frozen } = this.#models;
+    if (this.config.rollout_engine === "jax-js" || !adapter) return sampleResponses(this.#generator, policy, prompts, options, this.#tokenizer);
+    const merged = mergedWeights(this.#models.arch, adapter, frozen ?? {}, this.policy);
+    try {
+      return await sampleResponses(this.#generator, { ...frozen, ...merged }, prompts, options, this.#tokenizer);
+    } finally {
+      release(merged);
+    }
+  }
+
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
   async step(): Promise<OnPolicyStepReport<PpoSample>> {
     const c = this.config;
@@ -222,7 +241,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const { policy, value } = this.#passParams();
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
-    const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
+    const { generations: gens, responses, containsEos } = await this.#sample(policy, prompts, sampleOptions);
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
@@ -242,6 +261,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
     const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
+    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs));
 
     // Updates.
     const updateMetrics: Record<string, number[]> = {};
@@ -282,7 +302,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
   dispose(): void {
     this.#score.dispose();
     this.#updater.dispose();
-    this.#generator.dispose();
+    void this.#generator.dispose();
   }
 }
 

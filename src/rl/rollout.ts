@@ -2,7 +2,8 @@
 // (evaluate.ts): prompts encoded once to a fixed length, and sampled responses that keep the EOS
 // token when the model stopped. The conventions match ppo-trainer.ts, so every on-policy path scores
 // the same token sequences the same way.
-import type { Generation, Generator } from "../generation/generate.ts";
+import type { Generation } from "../generation/generate.ts";
+import type { RolloutEngine } from "../generation/rollout-engine.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 
@@ -56,7 +57,7 @@ export interface SampledResponses {
 }
 
 /** One batch of samples; pack `responses` with a response length of maxNewTokens + 1. */
-export async function sampleResponses(generator: Generator, params: Params, prompts: number[][], o: SampleOptions, tokenizer: Tokenizer): Promise<SampledResponses> {
+export async function sampleResponses(generator: RolloutEngine, params: Params, prompts: number[][], o: SampleOptions, tokenizer: Tokenizer): Promise<SampledResponses> {
   if (o.eosIds.length === 0) throw new Error("sampling responses needs an EOS token id");
   const generations = await generator.generate(
     params,
@@ -67,6 +68,25 @@ export async function sampleResponses(generator: Generator, params: Params, prom
   const eos = o.eosIds[0]!;
   const responses = generations.map((g) => (g.finishReason === "eos" ? [...g.completionIds, eos] : g.completionIds)).map((r) => (r.length > 0 ? r : [eos]));
   return { generations, responses, containsEos: generations.map((g) => g.finishReason === "eos") };
+}
+
+/**
+ * How far the sampler's log-probs of its own samples are from the trainer's recomputed ones (TRL's
+ * names for its vLLM diagnostics): |Δ log p| and the importance ratio p_trainer / p_sampler per
+ * sampled token. `trainer` rows hold each response's log-probs in order (an appended EOS after).
+ */
+export function samplingMetrics(generations: Generation[], trainer: number[][]): Record<string, number> {
+  const diffs: number[] = [];
+  generations.forEach((g, i) => g.logprobs.forEach((lp, k) => diffs.push(trainer[i]![k]! - lp)));
+  if (diffs.length === 0) return {};
+  const ratios = diffs.map(Math.exp);
+  return {
+    "sampling/sampling_logp_difference/mean": mean(diffs.map(Math.abs)),
+    "sampling/sampling_logp_difference/max": Math.max(...diffs.map(Math.abs)),
+    "sampling/importance_sampling_ratio/min": Math.min(...ratios),
+    "sampling/importance_sampling_ratio/mean": mean(ratios),
+    "sampling/importance_sampling_ratio/max": Math.max(...ratios),
+  };
 }
 
 /** Σ over each row's valid tokens of (logp − refLogp): the k1 estimate of a sequence's KL. */

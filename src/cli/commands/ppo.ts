@@ -85,7 +85,7 @@ export const command: Command = {
     // TRL's PPOTrainer trains without dropout. The starting weights are only ever read: the reference (and with LoRA the base).
     const models = policyModels(policyModel, config, { seed: config.seed, dropout: false });
     const valueLora = config.use_peft && !valueSource ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
-    const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, frozen: models.frozen });
+    const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, frozen: models.frozen, ...(models.adapter ? { adapter: models.adapter } : {}) });
     const common = { config, tokenizer, prompts, reward, eosIds, ...(ptx ? { ptx } : {}) };
     try {
       await runOnPolicy<PpoProgress>({

@@ -1,0 +1,165 @@
+// Generation on llama.cpp through node-llama-cpp, from a GGUF file (`rlhf convert --to gguf`), with
+// an optional GGUF LoRA adapter applied at run time. Token ids in and out, so prompts are exactly the
+// ids this project's tokenizer made; its prebuilt CPU build loads offline (build: "never").
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
+
+export interface LlamaCppOptions {
+  /** A GGUF LoRA adapter to apply (scale 1). */
+  lora?: string | undefined;
+  /** Context window in tokens (prompt + new tokens of one sequence). */
+  contextSize: number;
+  /** CPU threads for evaluation. */
+  threads: number;
+  /** Sequences generated at once (greedyBatch), sharing each decode batch; 1 by default. */
+  sequences?: number;
+  /**
+   * The KV cache's type: llama.cpp's default F16 (half the memory), or F32 to compute as this
+   * project's generator does (the comparisons of log-probs use it).
+   */
+  kvCacheType?: "F16" | "F32";
+}
+
+export interface LlamaCppGeneration {
+  completionIds: number[];
+  /** log p(token) under llama.cpp's logits (log-softmax over the whole vocabulary), when asked for. */
+  logprobs: number[];
+}
+
+interface GreedyOptions {
+  eosTokenIds?: number[];
+  /** Also return each token's log-prob (the full logits of every step: slower). */
+  logprobs?: boolean;
+}
+
+export interface SampleSettings {
+  temperature: number;
+  /** 0: no top-k cut. */
+  topK: number;
+  topP: number;
+  seed: number;
+  maxNewTokens: number;
+  eosTokenIds: number[];
+}
+
+let llamaInstance: Promise<Llama> | undefined;
+
+/** The one llama.cpp runtime of the process (node-llama-cpp's prebuilt CPU build, quiet). */
+function llamaRuntime(): Promise<Llama> {
+  llamaInstance ??= import("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) => getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error }));
+  return llamaInstance;
+}
+
+export class LlamaCppGenerator {
+  private constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    /** The context's sequences, their history cleared before each generation. */
+    private readonly sequences: LlamaContextSequence[],
+  ) {}
+
+  static async open(modelPath: string, options: LlamaCppOptions): Promise<LlamaCppGenerator> {
+    const llama = await llamaRuntime();
+    const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+    const context = await model.createContext({
+      contextSize: options.contextSize,
+      batchSize: options.contextSize,
+      threads: options.threads,
+      sequences: options.sequences ?? 1,
+      // Flash attention on the CPU rounds queries to half precision; an F32 cache asks for float32 throughout.
+      ...(options.kvCacheType === "F32" ? { flashAttention: false } : {}),
+      experimentalKvCacheKeyType: options.kvCacheType ?? "F16",
+      experimentalKvCacheValueType: options.kvCacheType ?? "F16",
+      ...(options.lora ? { lora: options.lora } : {}),
+    });
+    const sequences = Array.from({ length: options.sequences ?? 1 }, () => context.getSequence());
+    return new LlamaCppGenerator(model, context, sequences);
+  }
+
+  /** Greedy decoding of `maxNewTokens` after `promptIds` (BOS included if wanted), stopping at `eosTokenIds`. */
+  greedy(promptIds: number[], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration> {
+    return this.#greedyOn(this.sequences[0]!, promptIds, maxNewTokens, options);
+  }
+
+  /** greedy() for several prompts at once, one per sequence (llama.cpp decodes them in shared batches). */
+  greedyBatch(prompts: number[][], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration[]> {
+    const sequences = this.#sequencesFor(prompts);
+    return Promise.all(prompts.map((p, i) => this.#greedyOn(sequences[i]!, p, maxNewTokens, options)));
+  }
+
+  async #greedyOn(sequence: LlamaContextSequence, promptIds: number[], maxNewTokens: number, options: GreedyOptions): Promise<LlamaCppGeneration> {
+    const eos = new Set(options.eosTokenIds ?? []);
+    await sequence.clearHistory();
+    const out: LlamaCppGeneration = { completionIds: [], logprobs: [] };
+    if (!options.logprobs) {
+      // EOS ends a generation only when the caller names it, as in the built-in generator.
+      for await (const token of sequence.evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true })) {
+        if (eos.has(token)) break;
+        out.completionIds.push(token);
+        if (out.completionIds.length >= maxNewTokens) break;
+      }
+      return out;
+    }
+    // One evaluation per token, asking for the full logits of the next position.
+    let input: number[] = promptIds;
+    for (let step = 0; step < maxNewTokens; step++) {
+      const items = input.map((t, i) => (i === input.length - 1 ? ([t, { generateNext: { token: true, logits: true } }] as const) : t)) as Parameters<typeof sequence.controlledEvaluate>[0];
+      const results = await sequence.controlledEvaluate(items);
+      const next = results[input.length - 1]!.next;
+      const token = next.token!;
+      if (eos.has(token)) break;
+      out.completionIds.push(token);
+      out.logprobs.push(logSoftmaxAt(next.logits!, token));
+      input = [token];
+    }
+    return out;
+  }
+
+  /** The context's sequences for `prompts`, one each. */
+  #sequencesFor(prompts: number[][]): LlamaContextSequence[] {
+    if (prompts.length > this.sequences.length) throw new Error(`llama.cpp: ${prompts.length} prompts for a context of ${this.sequences.length} sequences`);
+    return this.sequences.slice(0, prompts.length);
+  }
+
+  /**
+   * Samples up to `maxNewTokens` after each prompt (one per sequence, decoded in shared batches) with
+   * llama.cpp's sampler: temperature, top-k (0 = off), top-p, seeded per prompt. `logprobs` are the
+   * log of llama.cpp's probability of each sampled token after those settings (TRL's vLLM path logs
+   * the same kind of number as the sampler's log-prob).
+   */
+  sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
+    const sequences = this.#sequencesFor(prompts);
+    return Promise.all(prompts.map(async (prompt, i) => {
+      const sequence = sequences[i]!;
+      await sequence.clearHistory();
+      const eos = new Set(options.eosTokenIds);
+      const out = { completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false };
+      if (options.maxNewTokens <= 0) return out;
+      const sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed + i, yieldEogToken: true };
+      for await (const { token, confidence } of sequence.evaluateWithMetadata(prompt as Token[], { confidence: true }, sampling)) {
+        if (eos.has(token)) {
+          out.stoppedAtEos = true;
+          break;
+        }
+        out.completionIds.push(token);
+        out.logprobs.push(Math.log(confidence));
+        if (out.completionIds.length >= options.maxNewTokens) break;
+      }
+      return out;
+    }));
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of this.sequences) s.dispose();
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
+
+/** log-softmax of `logits` at `token`, in float64. */
+function logSoftmaxAt(logits: Map<Token, number>, token: number): number {
+  let max = -Infinity;
+  for (const v of logits.values()) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits.values()) sum += Math.exp(v - max);
+  return logits.get(token as Token)! - max - Math.log(sum);
+}
