@@ -31,8 +31,8 @@ export interface LoopConfig {
   rest: { type: "drop" } | { type: "reward"; reward: string };
   /** A preference function the trainers never see, scored on the evaluation samples (`gold`). */
   gold?: string;
-  /** Reward model: backbone (default: the policy) and `rlhf rm train`'s fields. */
-  reward_model: { model?: string; args: Record<string, Scalar> };
+  /** Reward model: backbone (default: the policy), the share of each round's labels held out, and `rlhf rm train`'s fields. */
+  reward_model: { model?: string; held_out: number; args: Record<string, Scalar> };
   /** Policy optimisation: `rlhf dpo`'s fields (the reference is always `policy`, the SFT model). */
   dpo: Record<string, Scalar>;
   eval: { num_samples: number; max_new_tokens: number; temperature: number; seed: number; batch_size: number };
@@ -82,6 +82,7 @@ export function readLoopConfig(path: string): LoopConfig {
   const rm = mapping("reward_model", raw.reward_model);
   const selection = raw.selection ?? defaults.selection;
   if (selection !== "uncertainty" && selection !== "random") throw new ConfigError(`${where("selection")} must be uncertainty or random, got ${JSON.stringify(selection)}`);
+  if (rm.held_out !== undefined && !(typeof rm.held_out === "number" && rm.held_out > 0 && rm.held_out < 1)) throw new ConfigError(`${where("reward_model.held_out")} must be a share between 0 and 1, got ${JSON.stringify(rm.held_out)}`);
   const rest = mapping("rest", raw.rest ?? { type: "drop" });
   if (rest.type !== "drop" && rest.type !== "reward") throw new ConfigError(`${where("rest.type")} must be drop or reward, got ${JSON.stringify(rest.type)}`);
   return {
@@ -104,7 +105,11 @@ export function readLoopConfig(path: string): LoopConfig {
     selection,
     rest: rest.type === "reward" ? { type: "reward", reward: file("rest.reward", rest.reward) } : { type: "drop" },
     ...(raw.gold !== undefined ? { gold: file("gold") } : {}),
-    reward_model: { ...(rm.model !== undefined ? { model: file("reward_model.model", rm.model) } : {}), args: scalars("reward_model.args", rm.args) },
+    reward_model: {
+      ...(rm.model !== undefined ? { model: file("reward_model.model", rm.model) } : {}),
+      held_out: num("reward_model.held_out", rm.held_out, 0.2, 0),
+      args: scalars("reward_model.args", rm.args),
+    },
     dpo: scalars("dpo", raw.dpo),
     eval: {
       num_samples: int("eval.num_samples", e.num_samples, defaults.eval.num_samples, 1),

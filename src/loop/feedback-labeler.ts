@@ -17,24 +17,27 @@ type PeopleConfig = Extract<LabelerConfig, { type: "people" }>;
 
 /** The env variable that carries the admin token when the config does not (keeps it out of files). */
 export const API_KEY_ENV = "RLHF_FEEDBACK_API_KEY";
+/** The env variable that overrides labeler.url (a server that moved, or one on a port chosen at start). */
+export const URL_ENV = "RLHF_FEEDBACK_URL";
 
 export async function labelByPeople(config: PeopleConfig, comparisons: Comparison[], round: number, say: (line: string) => void): Promise<LabeledComparison[]> {
   if (comparisons.length === 0) return [];
   const key = config.api_key ?? process.env[API_KEY_ENV];
+  const url = process.env[URL_ENV]?.replace(/\/+$/, "") ?? config.url;
   if (!key) throw new FeedbackServerError(`labeler people: an admin API token is needed (labeler.api_key in the config, or ${API_KEY_ENV})`);
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     let res: Response;
     try {
-      res = await fetch(config.url + path, {
+      res = await fetch(url + path, {
         method,
         headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      throw new FeedbackServerError(`feedback server ${config.url}: ${method} ${path} failed (${(err as Error).message})`);
+      throw new FeedbackServerError(`feedback server ${url}: ${method} ${path} failed (${(err as Error).message})`);
     }
     const text = await res.text();
-    if (!res.ok) throw new FeedbackServerError(`feedback server ${config.url}: ${method} ${path} answered ${res.status} ${text.slice(0, 300)}`);
+    if (!res.ok) throw new FeedbackServerError(`feedback server ${url}: ${method} ${path} answered ${res.status} ${text.slice(0, 300)}`);
     return (res.headers.get("content-type")?.includes("json") && !path.includes("/export") ? JSON.parse(text) : text) as T;
   };
 
@@ -47,7 +50,7 @@ export async function labelByPeople(config: PeopleConfig, comparisons: Compariso
   // The import is one request (one transaction): a project has all the round's items or none.
   if (project.progress.total_items === 0) {
     await call("POST", `/api/projects/${project.id}/items`, comparisons.map((c) => ({ id: c.id, prompt: c.prompt, responses: c.responses })));
-    say(`round ${round}: ${comparisons.length} comparisons in feedback project "${name}" at ${config.url}`);
+    say(`round ${round}: ${comparisons.length} comparisons in feedback project "${name}" at ${url}`);
   }
   const deadline = config.deadline_minutes !== undefined ? Date.parse(project.created_at) + config.deadline_minutes * 60_000 : Infinity;
   const wanted = Math.min(config.min_labels ?? comparisons.length, comparisons.length);

@@ -33,7 +33,7 @@ async function setUp(): Promise<{ dir: string; config: string }> {
       "label_budget: 6",
       "selection: uncertainty",
       "gold: prefer.mjs",
-      "reward_model: {args: {max_steps: 4, per_device_train_batch_size: 4, max_length: 48, eval_split_ratio: 0.34, save_steps: 2, logging_steps: 2}}",
+      "reward_model: {held_out: 0.34, args: {max_steps: 4, per_device_train_batch_size: 4, max_length: 48, save_steps: 2, logging_steps: 2}}",
       "dpo: {max_steps: 6, per_device_train_batch_size: 2, max_length: 48, eval_split_ratio: 0.2, save_steps: 2, logging_steps: 2, learning_rate: 1e-3}",
       "eval: {num_samples: 1, max_new_tokens: 10, batch_size: 3}",
     ].join("\n") + "\n",

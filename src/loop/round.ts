@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.ts";
 import { InputError } from "../io/errors.ts";
+import { splitHeldOut } from "../data/datasets.ts";
 import { eosIdsOf } from "../generation/eos.ts";
 import { HostRng } from "../engine/random.ts";
 import { disposeModel, loadModel, resolveTokenizer } from "../models/load.ts";
@@ -32,7 +33,7 @@ const say = (line: string) => process.stderr.write(`loop: ${line}\n`);
 /** Where round r's outputs live. */
 export const roundPaths = (out: string, r: number) => {
   const dir = roundDir(out, r);
-  return { dir, comparisons: join(dir, "comparisons.jsonl"), labels: join(dir, "labels.jsonl"), rmData: join(dir, "rm-data.jsonl"), rm: join(dir, "rm"), policy: join(dir, "dpo"), evalSamples: join(dir, "eval-samples.jsonl") };
+  return { dir, comparisons: join(dir, "comparisons.jsonl"), labels: join(dir, "labels.jsonl"), rmData: join(dir, "rm-train.jsonl"), rmEval: join(dir, "rm-eval.jsonl"), rm: join(dir, "rm"), policy: join(dir, "dpo"), evalSamples: join(dir, "eval-samples.jsonl") };
 };
 
 /** The policy a round starts from: the SFT model, then each round's DPO output. */
@@ -133,12 +134,24 @@ async function runCommand(name: string, run: (argv: string[]) => Promise<number>
   if (code !== 0) throw new LoopError(`rlhf ${name} ${argv.join(" ")} failed (exit code ${code})`);
 }
 
-/** The reward model retrained from its backbone on every round's labels so far. */
+/**
+ * The reward model retrained from its backbone on every round's labels so far, less a held-out
+ * share of each round's (drawn per round, so a round's held-out labels stay held out as rounds
+ * add more), on which its accuracy is measured.
+ */
 async function rewardModelStage(config: LoopConfig, out: string, r: number): Promise<void> {
   const p = roundPaths(out, r);
-  const all = Array.from({ length: r + 1 }, (_, i) => readFileSync(roundPaths(out, i).labels, "utf8")).join("");
-  await writeFileAtomic(p.rmData, all);
-  await runCommand("rm train", (argv) => rmCommand.run(argv), ["train", "--model", config.reward_model.model ?? config.policy, "--data", p.rmData, "--output", p.rm, "--resume", ...fieldFlags(config.reward_model.args)]);
+  const train: LabeledComparison[] = [];
+  const heldOut: LabeledComparison[] = [];
+  for (let i = 0; i <= r; i++) {
+    const split = splitHeldOut(readJsonLines<LabeledComparison>(roundPaths(out, i).labels), config.reward_model.held_out, config.seed * 7919 + i);
+    train.push(...split.train);
+    heldOut.push(...split.eval);
+  }
+  await writeFileAtomic(p.rmData, jsonLines(train));
+  await writeFileAtomic(p.rmEval, jsonLines(heldOut));
+  const argv = ["train", "--model", config.reward_model.model ?? config.policy, "--data", p.rmData, "--eval-data", p.rmEval, "--output", p.rm, "--resume", ...fieldFlags(config.reward_model.args)];
+  await runCommand("rm train", (a) => rmCommand.run(a), argv);
 }
 
 /** DPO on the round's labels, from the round's starting policy, with the SFT model as reference. */
@@ -151,7 +164,7 @@ async function policyStage(config: LoopConfig, out: string, r: number): Promise<
 function rewardModelAccuracy(rmDir: string): number {
   const state = JSON.parse(readFileSync(join(rmDir, "trainer_state.json"), "utf8")) as TrainerState;
   const last = state.log_history.filter((x) => "eval_accuracy" in x).at(-1);
-  if (!last) throw new LoopError(`${rmDir}/trainer_state.json has no eval_accuracy; give reward_model.args an eval_split_ratio above 0`);
+  if (!last) throw new LoopError(`${rmDir}/trainer_state.json has no eval_accuracy: no held-out labels (raise reward_model.held_out)`);
   return last.eval_accuracy!;
 }
 
@@ -178,7 +191,7 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
     const record: RoundRecord = {
       round: r,
       labels,
-      labels_total: readJsonLines<LabeledComparison>(p.rmData).filter((l) => !l.tie).length,
+      labels_total: [p.rmData, p.rmEval].flatMap((f) => readJsonLines<LabeledComparison>(f)).filter((l) => !l.tie).length,
       rm_accuracy: rewardModelAccuracy(p.rm),
       reward: vsReference.report.reward,
       reference_reward: vsReference.report.reference_reward,

@@ -7,7 +7,7 @@ import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { readLoopConfig, type LoopConfig } from "../../loop/config.ts";
 import { publishPolicy, runRound, summary } from "../../loop/round.ts";
 import { configCopy, finishedRounds, isDone, roundDir, roundsFile, STAGES } from "../../loop/run-dir.ts";
-import { API_KEY_ENV } from "../../loop/feedback-labeler.ts";
+import { API_KEY_ENV, URL_ENV } from "../../loop/feedback-labeler.ts";
 
 const usage = `Usage: rlhf loop run CONFIG.yaml --output DIR
        rlhf loop resume DIR
@@ -23,7 +23,7 @@ previous round, and the gold function's score when one is set). DIR/round-N hold
 stage writes a done-marker after its outputs, so \`resume\` (after a kill or a failure) skips finished
 stages and resumes an interrupted trainer from its checkpoint. DIR/rounds.jsonl has one line per
 round, DIR/policy the last round's policy. The people labeler's admin token is labeler.api_key or
-the ${API_KEY_ENV} environment variable. Config fields: examples/loop/config.yaml.`;
+the ${API_KEY_ENV} environment variable; ${URL_ENV} overrides labeler.url. Config fields: examples/loop/config.yaml.`;
 
 const flags = { output: { type: "string", help: "run directory <DIR>" } } as const;
 
