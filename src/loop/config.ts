@@ -11,7 +11,9 @@ export type Scalar = string | number | boolean;
 /** Who answers a round's comparisons. */
 export type LabelerConfig =
   | { type: "reward"; reward: string }
-  | { type: "people"; url: string; api_key?: string; poll_seconds: number; min_labels?: number; deadline_minutes?: number; project_prefix: string };
+  | { type: "people"; url: string; api_key?: string; poll_seconds: number; min_labels?: number; deadline_minutes?: number; project_prefix: string }
+  /** `rlhf judge`: SRC a URL (with `model`) or a local model; `args` its other flags (template, concurrency, …). */
+  | { type: "judge"; judge: string; model?: string; args: Record<string, Scalar> };
 
 export interface LoopConfig {
   /** The SFT model: the first round's policy and every round's KL reference. */
@@ -27,8 +29,8 @@ export interface LoopConfig {
   /** Comparisons sent to the labeler per round, chosen by `selection`; the rest go to `rest`. */
   label_budget?: number;
   selection: "uncertainty" | "random";
-  /** What happens to the comparisons over the budget: labeled by this reward module, or dropped. */
-  rest: { type: "drop" } | { type: "reward"; reward: string };
+  /** What happens to the comparisons over the budget: dropped, or labeled by a reward module or a judge. */
+  rest: { type: "drop" } | Exclude<LabelerConfig, { type: "people" }>;
   /** A preference function the trainers never see, scored on the evaluation samples (`gold`). */
   gold?: string;
   /** Reward model: backbone (default: the policy), the share of each round's labels held out, and `rlhf rm train`'s fields. */
@@ -84,7 +86,7 @@ export function readLoopConfig(path: string): LoopConfig {
   if (selection !== "uncertainty" && selection !== "random") throw new ConfigError(`${where("selection")} must be uncertainty or random, got ${JSON.stringify(selection)}`);
   if (rm.held_out !== undefined && !(typeof rm.held_out === "number" && rm.held_out > 0 && rm.held_out < 1)) throw new ConfigError(`${where("reward_model.held_out")} must be a share between 0 and 1, got ${JSON.stringify(rm.held_out)}`);
   const rest = mapping("rest", raw.rest ?? { type: "drop" });
-  if (rest.type !== "drop" && rest.type !== "reward") throw new ConfigError(`${where("rest.type")} must be drop or reward, got ${JSON.stringify(rest.type)}`);
+  if (rest.type !== "drop" && rest.type !== "reward" && rest.type !== "judge") throw new ConfigError(`${where("rest.type")} must be drop, reward or judge, got ${JSON.stringify(rest.type)}`);
   return {
     policy: file("policy"),
     prompts: file("prompts"),
@@ -100,10 +102,10 @@ export function readLoopConfig(path: string): LoopConfig {
       top_p: num("sampling.top_p", s.top_p, defaults.sampling.top_p, 0),
       batch_size: int("sampling.batch_size", s.batch_size, defaults.sampling.batch_size, 1),
     },
-    labeler: labelerConfig(mapping("labeler", raw.labeler), where, file),
+    labeler: labelerConfig(mapping("labeler", raw.labeler), where, file, scalars),
     ...(raw.label_budget !== undefined ? { label_budget: int("label_budget", raw.label_budget, undefined, 0) } : {}),
     selection,
-    rest: rest.type === "reward" ? { type: "reward", reward: file("rest.reward", rest.reward) } : { type: "drop" },
+    rest: rest.type === "drop" ? { type: "drop" } : (labelerConfig(rest, (f) => where(f.replace(/^labeler/, "rest")), file, scalars) as Exclude<LabelerConfig, { type: "people" }>),
     ...(raw.gold !== undefined ? { gold: file("gold") } : {}),
     reward_model: {
       ...(rm.model !== undefined ? { model: file("reward_model.model", rm.model) } : {}),
@@ -121,8 +123,13 @@ export function readLoopConfig(path: string): LoopConfig {
   };
 }
 
-function labelerConfig(l: Record<string, unknown>, where: (f: string) => string, file: (f: string, v: unknown) => string): LabelerConfig {
+function labelerConfig(l: Record<string, unknown>, where: (f: string) => string, file: (f: string, v: unknown) => string, scalars: (f: string, v: unknown) => Record<string, Scalar>): LabelerConfig {
   if (l.type === "reward") return { type: "reward", reward: file("labeler.reward", l.reward) };
+  if (l.type === "judge") {
+    if (typeof l.judge !== "string" || l.judge === "") throw new ConfigError(`${where("labeler.judge")} must be an OpenAI-compatible URL or a local model path`);
+    if (l.model !== undefined && typeof l.model !== "string") throw new ConfigError(`${where("labeler.model")} must be the model name the server knows`);
+    return { type: "judge", judge: /^https?:\/\//.test(l.judge) ? l.judge : file("labeler.judge", l.judge), ...(l.model !== undefined ? { model: l.model } : {}), args: scalars("labeler.args", l.args) };
+  }
   if (l.type === "people") {
     if (typeof l.url !== "string" || !/^https?:\/\//.test(l.url)) throw new ConfigError(`${where("labeler.url")} must be the feedback server's http(s) URL`);
     const positive = (field: string) => {
@@ -141,5 +148,5 @@ function labelerConfig(l: Record<string, unknown>, where: (f: string) => string,
       project_prefix: typeof l.project_prefix === "string" ? l.project_prefix : "loop",
     };
   }
-  throw new ConfigError(`${where("labeler.type")} must be reward or people, got ${JSON.stringify(l.type)}`);
+  throw new ConfigError(`${where("labeler.type")} must be reward, people or judge, got ${JSON.stringify(l.type)}`);
 }

@@ -21,7 +21,8 @@ import { command as dpoCommand } from "../cli/commands/dpo.ts";
 import { command as rmCommand } from "../cli/commands/rm.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
-import type { LoopConfig, Scalar } from "./config.ts";
+import type { LabelerConfig, LoopConfig, Scalar } from "./config.ts";
+import { labelByJudge } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
 import { selectForLabeler } from "./selection.ts";
@@ -97,14 +98,20 @@ async function labelStage(config: LoopConfig, out: string, r: number): Promise<v
     const picked = new Set(selectForLabeler(margins, comparisons.length, config.label_budget, config.selection, config.seed * 7919 + r));
     chosen = comparisons.filter((_, i) => picked.has(i));
     rest = comparisons.filter((_, i) => !picked.has(i));
-    say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${margins ? "smallest reward-model margins" : "random"}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to ${config.rest.reward}`}`);
+    say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${margins ? "smallest reward-model margins" : "random"}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to the ${config.rest.type} labeler`}`);
   }
-  const labels: LabeledComparison[] = [];
-  const labeler = config.labeler;
-  if (labeler.type === "reward") labels.push(...(await withReward(labeler.reward, (source) => labelByReward(source, chosen, r))));
-  else labels.push(...(await labelByPeople(labeler, chosen, r, say)));
-  if (config.rest.type === "reward" && rest.length > 0) labels.push(...(await withReward(config.rest.reward, (source) => labelByReward(source, rest, r))));
-  await writeFileAtomic(roundPaths(out, r).labels, jsonLines(labels));
+  const dir = roundPaths(out, r).dir;
+  const first = await labelWith(config.labeler, chosen, r, dir);
+  const second = config.rest.type === "drop" ? { labels: [], failed: 0 } : await labelWith(config.rest, rest, r, join(dir, "rest"));
+  await writeFileAtomic(join(dir, "label-failures.json"), JSON.stringify({ failed: first.failed + second.failed }) + "\n");
+  await writeFileAtomic(roundPaths(out, r).labels, jsonLines([...first.labels, ...second.labels]));
+}
+
+/** One labeler's verdicts on some comparisons, and how many it failed to give (a judge's failed verdicts). */
+async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: number, dir: string): Promise<{ labels: LabeledComparison[]; failed: number }> {
+  if (labeler.type === "reward") return { labels: await withReward(labeler.reward, (source) => labelByReward(source, comparisons, r)), failed: 0 };
+  if (labeler.type === "judge") return labelByJudge(labeler, comparisons, r, dir, say);
+  return { labels: await labelByPeople(labeler, comparisons, r, say), failed: 0 };
 }
 
 /** r(a) − r(b) of each comparison under a trained reward model. */
@@ -191,6 +198,7 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
     const record: RoundRecord = {
       round: r,
       labels,
+      label_failures: (JSON.parse(readFileSync(join(p.dir, "label-failures.json"), "utf8")) as { failed: number }).failed,
       labels_total: [p.rmData, p.rmEval].flatMap((f) => readJsonLines<LabeledComparison>(f)).filter((l) => !l.tie).length,
       rm_accuracy: rewardModelAccuracy(p.rm),
       reward: vsReference.report.reward,

@@ -5,7 +5,7 @@
 //                              marker is finished and never run again
 //   OUT/rounds.jsonl           one line per finished round, rewritten from the rounds' eval.json
 //   OUT/policy                 the last round's policy
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DataError, readRecordLines } from "../data/datasets.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -56,6 +56,8 @@ export async function writeRoundsFile(out: string): Promise<void> {
 
 /** JSON lines the loop wrote itself, as objects. */
 export function readJsonLines<T>(path: string): T[] {
+  // A stage may rightly write none (a round whose judge verdicts all failed).
+  if (statSync(path).size === 0) return [];
   return readRecordLines(path).map((l) => {
     if (!("record" in l)) throw new DataError(`${l.where}: ${l.invalid}`);
     return l.record as T;
