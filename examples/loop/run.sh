@@ -13,6 +13,10 @@ OUT=${1:-runs/loop}
 mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
 
+# The reward model's starting point (config.yaml's reward_model.model): the stories example's
+# rt-polarity reward model, trained here (~5 minutes) unless it is there already.
+[[ -f runs/stories/rm/model.safetensors ]] || bash examples/stories/run.sh runs/stories rm
+
 DB="$OUT/feedback.sqlite"
 TOKENS="$OUT/feedback-tokens"
 if [[ ! -f "$TOKENS" ]]; then
