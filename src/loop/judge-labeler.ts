@@ -5,7 +5,6 @@
 // (counted in the round's judge.summary.json), never a guess; ties come back as "tie": true.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { command as judgeCommand } from "../cli/commands/judge.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { InputError } from "../io/errors.ts";
 import { labeled, type Comparison, type LabeledComparison } from "./comparisons.ts";
@@ -16,7 +15,8 @@ type JudgeConfig = Extract<LabelerConfig, { type: "judge" }>;
 
 export class JudgeLabelerError extends InputError {}
 
-export async function labelByJudge(config: JudgeConfig, comparisons: Comparison[], round: number, dir: string, say: (line: string) => void): Promise<{ labels: LabeledComparison[]; failed: number }> {
+/** `judgeCommand` is `rlhf judge`'s entry point (argv in, exit code out). */
+export async function labelByJudge(judgeCommand: (argv: string[]) => Promise<number>, config: JudgeConfig, comparisons: Comparison[], round: number, dir: string, say: (line: string) => void): Promise<{ labels: LabeledComparison[]; failed: number }> {
   if (comparisons.length === 0) return { labels: [], failed: 0 };
   const data = join(dir, "judge-items.jsonl");
   const output = join(dir, "judge.jsonl");
@@ -27,7 +27,7 @@ export async function labelByJudge(config: JudgeConfig, comparisons: Comparison[
   process.stdout.write = (() => true) as typeof process.stdout.write;
   let code: number;
   try {
-    code = await judgeCommand.run(argv);
+    code = await judgeCommand(argv);
   } finally {
     process.stdout.write = write;
   }

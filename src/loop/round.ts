@@ -1,6 +1,7 @@
 // One round of the loop, stage by stage; each stage writes its outputs, then its done-marker, and a
 // stage that has its marker is skipped (run-dir.ts). The trainers run in this process through
-// their commands' own entry points (`rlhf rm train`, `rlhf dpo`, with --resume), so a killed
+// their commands' own entry points (`rlhf rm train`, `rlhf dpo`, with --resume; handed in by
+// cli/commands/loop.ts as RoundCommands, so this layer does not import the CLI), so a killed
 // round continues the interrupted trainer from its last checkpoint, and the loop needs no second
 // copy of their flag checks, data readers, memory plans or checkpoint logic.
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -17,8 +18,6 @@ import { readPromptFile } from "../rl/prompts.ts";
 import { loadRewardSource, RewardModelSource, type RewardSource } from "../rl/reward-source.ts";
 import { mean } from "../rl/rollout.ts";
 import { promptText } from "../tokenizers/chat.ts";
-import { command as dpoCommand } from "../cli/commands/dpo.ts";
-import { command as rmCommand } from "../cli/commands/rm.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
 import type { LabelerConfig, LoopConfig, Scalar } from "./config.ts";
@@ -40,12 +39,22 @@ export const roundPaths = (out: string, r: number) => {
 /** The policy a round starts from: the SFT model, then each round's DPO output. */
 export const startingPolicy = (config: LoopConfig, out: string, r: number) => (r === 0 ? config.policy : roundPaths(out, r - 1).policy);
 
-export async function runRound(config: LoopConfig, out: string, r: number): Promise<void> {
+/** A command's entry point: its arguments in, its exit code out. */
+export type CommandRun = (argv: string[]) => Promise<number>;
+
+/** The commands a round runs: `rlhf rm`, `rlhf dpo` and `rlhf judge`. */
+export interface RoundCommands {
+  rm: CommandRun;
+  dpo: CommandRun;
+  judge: CommandRun;
+}
+
+export async function runRound(config: LoopConfig, out: string, r: number, commands: RoundCommands): Promise<void> {
   const stages: Record<Stage, () => Promise<void>> = {
     sample: () => sampleStage(config, out, r),
-    label: () => labelStage(config, out, r),
-    rm: () => rewardModelStage(config, out, r),
-    policy: () => policyStage(config, out, r),
+    label: () => labelStage(config, out, r, commands.judge),
+    rm: () => rewardModelStage(config, out, r, commands.rm),
+    policy: () => policyStage(config, out, r, commands.dpo),
     eval: () => evalStage(config, out, r),
   };
   for (const [stage, run] of Object.entries(stages) as [Stage, () => Promise<void>][]) {
@@ -89,7 +98,7 @@ async function sampleStage(config: LoopConfig, out: string, r: number): Promise<
  * The labeler's verdicts on the round's comparisons (all of them, or the label_budget the
  * previous round's reward model is least sure of), and `rest`'s on the others.
  */
-async function labelStage(config: LoopConfig, out: string, r: number): Promise<void> {
+async function labelStage(config: LoopConfig, out: string, r: number, judge: CommandRun): Promise<void> {
   const comparisons = readJsonLines<Comparison>(roundPaths(out, r).comparisons);
   let chosen = comparisons;
   let rest: Comparison[] = [];
@@ -101,16 +110,16 @@ async function labelStage(config: LoopConfig, out: string, r: number): Promise<v
     say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${margins ? "smallest reward-model margins" : "random"}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to the ${config.rest.type} labeler`}`);
   }
   const dir = roundPaths(out, r).dir;
-  const first = await labelWith(config.labeler, chosen, r, dir);
-  const second = config.rest.type === "drop" ? { labels: [], failed: 0 } : await labelWith(config.rest, rest, r, join(dir, "rest"));
+  const first = await labelWith(config.labeler, chosen, r, dir, judge);
+  const second = config.rest.type === "drop" ? { labels: [], failed: 0 } : await labelWith(config.rest, rest, r, join(dir, "rest"), judge);
   await writeFileAtomic(join(dir, "label-failures.json"), JSON.stringify({ failed: first.failed + second.failed }) + "\n");
   await writeFileAtomic(roundPaths(out, r).labels, jsonLines([...first.labels, ...second.labels]));
 }
 
 /** One labeler's verdicts on some comparisons, and how many it failed to give (a judge's failed verdicts). */
-async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: number, dir: string): Promise<{ labels: LabeledComparison[]; failed: number }> {
+async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: number, dir: string, judge: CommandRun): Promise<{ labels: LabeledComparison[]; failed: number }> {
   if (labeler.type === "reward") return { labels: await withReward(labeler.reward, (source) => labelByReward(source, comparisons, r)), failed: 0 };
-  if (labeler.type === "judge") return labelByJudge(labeler, comparisons, r, dir, say);
+  if (labeler.type === "judge") return labelByJudge(judge, labeler, comparisons, r, dir, say);
   return { labels: await labelByPeople(labeler, comparisons, r, say), failed: 0 };
 }
 
@@ -136,7 +145,7 @@ async function withReward<T>(spec: string, use: (source: RewardSource) => Promis
 /** Flags for a command from a mapping of its config fields. */
 const fieldFlags = (fields: Record<string, Scalar>) => Object.entries(fields).flatMap(([k, v]) => [`--${k}`, String(v)]);
 
-async function runCommand(name: string, run: (argv: string[]) => Promise<number>, argv: string[]): Promise<void> {
+async function runCommand(name: string, run: CommandRun, argv: string[]): Promise<void> {
   const code = await run(argv);
   if (code !== 0) throw new LoopError(`rlhf ${name} ${argv.join(" ")} failed (exit code ${code})`);
 }
@@ -146,7 +155,7 @@ async function runCommand(name: string, run: (argv: string[]) => Promise<number>
  * share of each round's (drawn per round, so a round's held-out labels stay held out as rounds
  * add more), on which its accuracy is measured.
  */
-async function rewardModelStage(config: LoopConfig, out: string, r: number): Promise<void> {
+async function rewardModelStage(config: LoopConfig, out: string, r: number, rm: CommandRun): Promise<void> {
   const p = roundPaths(out, r);
   const train: LabeledComparison[] = [];
   const heldOut: LabeledComparison[] = [];
@@ -158,13 +167,13 @@ async function rewardModelStage(config: LoopConfig, out: string, r: number): Pro
   await writeFileAtomic(p.rmData, jsonLines(train));
   await writeFileAtomic(p.rmEval, jsonLines(heldOut));
   const argv = ["train", "--model", config.reward_model.model ?? config.policy, "--data", p.rmData, "--eval-data", p.rmEval, "--output", p.rm, "--resume", ...fieldFlags(config.reward_model.args)];
-  await runCommand("rm train", (a) => rmCommand.run(a), argv);
+  await runCommand("rm train", rm, argv);
 }
 
 /** DPO on the round's labels, from the round's starting policy, with the SFT model as reference. */
-async function policyStage(config: LoopConfig, out: string, r: number): Promise<void> {
+async function policyStage(config: LoopConfig, out: string, r: number, dpo: CommandRun): Promise<void> {
   const p = roundPaths(out, r);
-  await runCommand("dpo", (argv) => dpoCommand.run(argv), ["--model", startingPolicy(config, out, r), "--ref-model", config.policy, "--data", p.labels, "--output", p.policy, "--resume", ...fieldFlags(config.dpo)]);
+  await runCommand("dpo", dpo, ["--model", startingPolicy(config, out, r), "--ref-model", config.policy, "--data", p.labels, "--output", p.policy, "--resume", ...fieldFlags(config.dpo)]);
 }
 
 /** The last held-out accuracy `rm train` logged. */

@@ -5,7 +5,7 @@ import { writeFileAtomic } from "../../io/atomic.ts";
 import type { Command } from "../command.ts";
 import { parseFlags, requireFlag, UsageError } from "../command.ts";
 import { readLoopConfig, type LoopConfig } from "../../loop/config.ts";
-import { publishPolicy, runRound, summary } from "../../loop/round.ts";
+import { publishPolicy, runRound, summary, type RoundCommands } from "../../loop/round.ts";
 import { configCopy, finishedRounds, isDone, roundDir, roundsFile, STAGES } from "../../loop/run-dir.ts";
 import { API_KEY_ENV, URL_ENV } from "../../loop/feedback-labeler.ts";
 
@@ -60,8 +60,15 @@ function readRunConfig(out: string): LoopConfig {
   return readLoopConfig(configCopy(out));
 }
 
+// The trainers and the judge, run in this process through their commands (loaded when first used).
+const commands: RoundCommands = {
+  rm: async (argv) => (await import("./rm.ts")).command.run(argv),
+  dpo: async (argv) => (await import("./dpo.ts")).command.run(argv),
+  judge: async (argv) => (await import("./judge.ts")).command.run(argv),
+};
+
 async function runLoop(config: LoopConfig, out: string): Promise<number> {
-  for (let r = 0; r < config.rounds; r++) await runRound(config, out, r);
+  for (let r = 0; r < config.rounds; r++) await runRound(config, out, r, commands);
   const policy = await publishPolicy(config, out);
   process.stderr.write(`loop: ${config.rounds} rounds done; the last policy in ${policy}, one line per round in ${roundsFile(out)}\n`);
   process.stdout.write(statusText(config, out));
