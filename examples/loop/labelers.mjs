@@ -14,7 +14,7 @@ if (!url || accounts.length === 0) {
   console.error("usage: node examples/loop/labelers.mjs URL NAME=TOKEN [NAME=TOKEN ...]");
   process.exit(2);
 }
-const NOISE = [0.05, 0.1, 0.15];
+const NOISE = [0.02, 0.04, 0.06];
 
 /** mulberry32: a small seeded generator, one per labeler. */
 function rng(seed) {

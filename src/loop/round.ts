@@ -217,6 +217,7 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
       win_rate_vs_previous: vsPrevious.report.win_rate,
       length: vsReference.report.length,
       ...(config.gold ? await goldScores(config.gold, vsReference.samples) : {}),
+      ...(config.gold ? { rm_gold_accuracy: await goldAccuracy(config.gold, rm, readJsonLines<LabeledComparison>(p.rmEval).filter((l) => !l.tie)) } : {}),
     };
     await writeFileAtomic(p.evalSamples, jsonLines(vsReference.samples));
     await writeFileAtomic(evalFile(out, r), JSON.stringify(record, null, 2) + "\n");
@@ -228,6 +229,19 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
     disposeModel(reference);
     if (previous) disposeModel(previous);
   }
+}
+
+/**
+ * How often the reward model orders the held-out comparisons as the gold function does (pairs the
+ * gold function scores equal left out): its accuracy against the preference the labels are noisy
+ * readings of, which rm_accuracy (against the labels themselves) can only estimate.
+ */
+async function goldAccuracy(gold: string, rm: RewardSource, pairs: LabeledComparison[]): Promise<number> {
+  const asComparisons = pairs.map((l) => ({ prompt_text: l.prompt, responses: [l.chosen, l.rejected] as [string, string] }) as Comparison);
+  const byRm = await scorePairs(rm, asComparisons);
+  const byGold = await withReward(gold, (source) => scorePairs(source, asComparisons));
+  const decided = byGold.map(([a, b], i) => [a - b, byRm[i]![0] - byRm[i]![1]] as const).filter(([g]) => g !== 0);
+  return mean(decided.map(([g, r]) => (Math.sign(g) === Math.sign(r) ? 1 : 0)));
 }
 
 async function goldScores(gold: string, samples: EvalSample[]): Promise<{ gold: number; gold_reference: number }> {

@@ -38,6 +38,7 @@ export interface RoundRecord {
   win_rate_vs_previous: number;
   gold?: number;
   gold_reference?: number;
+  rm_gold_accuracy?: number;
   [field: string]: unknown;
 }
 

@@ -79,9 +79,9 @@ async function runLoop(config: LoopConfig, out: string): Promise<number> {
 export function statusText(config: LoopConfig, out: string): string {
   const rounds = finishedRounds(out);
   const gold = rounds.some((r) => r.gold !== undefined);
-  const head = ["round", "labels", "total", "rm_acc", "reward", "kl", "win_rate", "vs_prev", ...(gold ? ["gold", "gold_ref"] : [])];
+  const head = ["round", "labels", "total", "rm_acc", ...(gold ? ["rm_gold_acc"] : []), "reward", "kl", "win_rate", "vs_prev", ...(gold ? ["gold", "gold_ref"] : [])];
   const fmt = (x: number | undefined, digits = 3) => (x === undefined ? "" : x.toFixed(digits));
-  const rows = rounds.map((r) => [String(r.round), String(r.labels), String(r.labels_total), fmt(r.rm_accuracy), fmt(r.reward), fmt(r.kl), fmt(r.win_rate), fmt(r.win_rate_vs_previous), ...(gold ? [fmt(r.gold, 4), fmt(r.gold_reference, 4)] : [])]);
+  const rows = rounds.map((r) => [String(r.round), String(r.labels), String(r.labels_total), fmt(r.rm_accuracy), ...(gold ? [fmt(r.rm_gold_accuracy)] : []), fmt(r.reward), fmt(r.kl), fmt(r.win_rate), fmt(r.win_rate_vs_previous), ...(gold ? [fmt(r.gold, 4), fmt(r.gold_reference, 4)] : [])]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(" | ")} |`;
   const lines = [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)];
