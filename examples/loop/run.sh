@@ -29,7 +29,8 @@ fi
 export RLHF_FEEDBACK_API_KEY=$(grep '^admin=' "$TOKENS" | cut -d= -f2-)
 
 # On a free port (--port 0); the loop reads the address from RLHF_FEEDBACK_URL (config.yaml's labeler.url otherwise).
-rlhf feedback serve --db "$DB" --port 0 > "$OUT/feedback-server.out" 2> "$OUT/feedback-server.log" &
+# node itself in the background (not the rlhf function's subshell), so that $! is the server.
+node bin/rlhf.mjs feedback serve --db "$DB" --port 0 > "$OUT/feedback-server.out" 2> "$OUT/feedback-server.log" &
 SERVER=$!
 LABELERS=
 trap 'kill $SERVER ${LABELERS} 2>/dev/null || true' EXIT
