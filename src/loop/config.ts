@@ -8,6 +8,9 @@ import { ConfigError, readConfigFile } from "../train/config.ts";
 
 export type Scalar = string | number | boolean;
 
+/** A command's flags from a mapping of its config fields ({learning_rate: 1e-4} → --learning_rate 1e-4). */
+export const fieldFlags = (fields: Record<string, Scalar>) => Object.entries(fields).flatMap(([k, v]) => [`--${k}`, String(v)]);
+
 /** Who answers a round's comparisons. */
 export type LabelerConfig =
   | { type: "reward"; reward: string }

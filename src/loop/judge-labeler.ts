@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { InputError } from "../io/errors.ts";
 import { labeled, type Comparison, type LabeledComparison } from "./comparisons.ts";
-import type { LabelerConfig } from "./config.ts";
+import { fieldFlags, type LabelerConfig } from "./config.ts";
 import { jsonLines, readJsonLines } from "./run-dir.ts";
 
 type JudgeConfig = Extract<LabelerConfig, { type: "judge" }>;
@@ -21,7 +21,7 @@ export async function labelByJudge(judgeCommand: (argv: string[]) => Promise<num
   const data = join(dir, "judge-items.jsonl");
   const output = join(dir, "judge.jsonl");
   await writeFileAtomic(data, jsonLines(comparisons.map((c) => ({ id: c.id, prompt: c.prompt, responses: c.responses }))));
-  const argv = ["--judge", config.judge, ...(config.model ? ["--judge-model", config.model] : []), "--data", data, "--output", output, ...Object.entries(config.args).flatMap(([k, v]) => [`--${k}`, String(v)])];
+  const argv = ["--judge", config.judge, ...(config.model ? ["--judge-model", config.model] : []), "--data", data, "--output", output, ...fieldFlags(config.args)];
   // rlhf judge prints its JSON summary on stdout; the loop's stdout is its round table.
   const write = process.stdout.write;
   process.stdout.write = (() => true) as typeof process.stdout.write;

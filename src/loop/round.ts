@@ -20,7 +20,7 @@ import { mean } from "../rl/rollout.ts";
 import { promptText } from "../tokenizers/chat.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
-import type { LabelerConfig, LoopConfig, Scalar } from "./config.ts";
+import { fieldFlags, type LabelerConfig, type LoopConfig } from "./config.ts";
 import { labelByJudge } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
@@ -142,9 +142,6 @@ async function withReward<T>(spec: string, use: (source: RewardSource) => Promis
   }
 }
 
-/** Flags for a command from a mapping of its config fields. */
-const fieldFlags = (fields: Record<string, Scalar>) => Object.entries(fields).flatMap(([k, v]) => [`--${k}`, String(v)]);
-
 async function runCommand(name: string, run: CommandRun, argv: string[]): Promise<void> {
   const code = await run(argv);
   if (code !== 0) throw new LoopError(`rlhf ${name} ${argv.join(" ")} failed (exit code ${code})`);
@@ -255,7 +252,7 @@ async function goldScores(gold: string, samples: EvalSample[]): Promise<{ gold: 
 }
 
 export const summary = (x: RoundRecord) =>
-  `rm_accuracy ${x.rm_accuracy.toFixed(3)}, reward ${x.reward.toFixed(3)}, kl ${x.kl.toFixed(3)}, win_rate ${x.win_rate.toFixed(3)}, vs previous ${x.win_rate_vs_previous.toFixed(3)}` +
+  `rm_accuracy ${x.rm_accuracy.toFixed(3)}${x.rm_gold_accuracy !== undefined ? ` (against gold ${x.rm_gold_accuracy.toFixed(3)})` : ""}, reward ${x.reward.toFixed(3)}, kl ${x.kl.toFixed(3)}, win_rate ${x.win_rate.toFixed(3)}, vs previous ${x.win_rate_vs_previous.toFixed(3)}` +
   (x.gold !== undefined ? `, gold ${x.gold.toFixed(4)} (reference ${x.gold_reference!.toFixed(4)})` : "");
 
 /** The last round's policy, copied to OUT/policy (its files, without checkpoints or caches). */
