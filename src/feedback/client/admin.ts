@@ -147,8 +147,14 @@ function statsView(s: ProjectStats): HTMLElement {
 }
 
 function exportForm(project: ProjectDetail): HTMLElement {
-  const format = h("select", { id: "export-format" }, ...EXPORT_FORMATS.map((f) =>
-    h("option", { value: f, selected: (project.task === "pairwise") === (f === "preference") }, f === "preference" ? "preference pairs (prompt, chosen, rejected)" : "ranking (prompt, responses, ranking)")));
+  const formatLabels: Record<(typeof EXPORT_FORMATS)[number], string> = {
+    preference: "preference pairs (prompt, chosen, rejected)", ranking: "ranking (prompt, responses, ranking)",
+    "label-studio": "Label Studio tasks (JSON)", argilla: "Argilla records (JSON)",
+  };
+  // Label Studio and Argilla hold pairwise and ranking answers only.
+  const formats = EXPORT_FORMATS.filter((f) => project.task !== "rating" || f === "preference" || f === "ranking");
+  const format = h("select", { id: "export-format" }, ...formats.map((f) =>
+    h("option", { value: f, selected: f === (project.task === "pairwise" ? "preference" : "ranking") }, formatLabels[f])));
   const aggregate = h("select", { id: "export-aggregate" }, ...EXPORT_AGGREGATES.map((a) =>
     h("option", { value: a }, a === "all" ? "every labeler's answer" : "majority vote per item")));
   const status = statusLine();
@@ -164,14 +170,15 @@ function exportForm(project: ProjectDetail): HTMLElement {
       const f = format.value as (typeof EXPORT_FORMATS)[number], a = aggregate.value as (typeof EXPORT_AGGREGATES)[number];
       // A plain link cannot carry the bearer token, so fetch the lines and hand the browser a blob.
       const text = await api.exportLines(project.id, { format: f, aggregate: a });
-      const lines = text.split("\n").filter(Boolean).length;
-      const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" })),
-        download: `${project.name.replace(/[^\w.-]+/g, "_")}-${f}-${a}.jsonl` });
+      const whole = f === "label-studio" || f === "argilla"; // one JSON array, every labeler's answer
+      const lines = whole ? (JSON.parse(text) as unknown[]).length : text.split("\n").filter(Boolean).length;
+      const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: whole ? "application/json" : "application/x-ndjson" })),
+        download: `${project.name.replace(/[^\w.-]+/g, "_")}-${f}${whole ? ".json" : `-${a}.jsonl`}` });
       document.body.append(link);
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-      status.show(`Downloaded ${lines} lines.`, "ok");
+      status.show(`Downloaded ${lines} ${whole ? "records" : "lines"}.`, "ok");
     } catch (err) {
       status.show(`Export failed: ${(err as Error).message}`, "error");
     } finally {

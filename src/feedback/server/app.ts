@@ -15,6 +15,8 @@ import { authenticate, AuthThrottle } from "./auth.ts";
 import type { Store } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import { exportLines } from "./export.ts";
+import { InteropError } from "./interop/foreign.ts";
+import { exportToTool, isTool } from "./interop/tools.ts";
 import { storageFault } from "./faults.ts";
 import { nextItem, submitAnswer, DEFAULT_LEASE_MS } from "./labeling.ts";
 import { createProject, getProject, importItems, listProjects, progressOf, projectJson } from "./projects.ts";
@@ -188,7 +190,16 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   route(app, {
     method: "GET", url: "/api/projects/:project/export", access: ["admin"], bodyLimit: 0, params: ProjectParams, query: ExportQuery,
     handler: async ({ params, query, reply }) => {
-      const lines = await exportLines(store, await getProject(store.db, params.project), query.format, query.aggregate);
+      const project = await getProject(store.db, params.project);
+      if (isTool(query.format)) {
+        try {
+          return reply.type("application/json; charset=utf-8").send((await exportToTool(store, project, query.format)).json);
+        } catch (e) {
+          if (e instanceof InteropError) throw new HttpError(400, e.message);
+          throw e;
+        }
+      }
+      const lines = await exportLines(store, project, query.format, query.aggregate);
       return reply.type("application/x-ndjson; charset=utf-8").send(lines.map((l) => l + "\n").join(""));
     },
   });

@@ -12,7 +12,8 @@
 //   GET  /api/projects/:project/next          labeler    -> NextItem, or 204 when nothing is left for this labeler
 //   POST /api/items/:item/answers             labeler    AnswerRequest -> AnswerResponse (201 new, 200 replay of the same request_id)
 //   GET  /api/projects/:project/stats         admin      -> ProjectStats
-//   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson)
+//   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson);
+//                                                        ?format=label-studio|argilla -> one JSON array (application/json)
 //   GET  /healthz                             no token   -> {"ok": true} or 503 {"ok": false, "error"} when the database fails
 // Errors are ErrorResponse `{"error": "..."}` with 400 (invalid), 401 (no, unknown, revoked or
 // expired token, or a disabled user), 403 (wrong role), 404 (unknown project or item), 409
@@ -183,7 +184,9 @@ export const AnswerResponse = z.object({
 });
 export type AnswerResponse = z.infer<typeof AnswerResponse>;
 
-export const EXPORT_FORMATS = ["preference", "ranking"] as const;
+// label-studio and argilla: one JSON array of every item with each labeler's answer, in that
+// tool's import shape (docs/feedback-interop.md), for pairwise and ranking projects; no aggregate.
+export const EXPORT_FORMATS = ["preference", "ranking", "label-studio", "argilla"] as const;
 export const EXPORT_AGGREGATES = ["all", "majority"] as const;
 // Path parameters: /api/projects/:project/... and /api/items/:item/...
 export const ProjectParams = z.strictObject({ project: Id });

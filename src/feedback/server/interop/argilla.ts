@@ -11,10 +11,8 @@
 // metadata are not read, and rating questions are refused with the project task.
 import type { Task } from "../../shared/schema.ts";
 import { ranks } from "../answers.ts";
-import { checkTask, InteropError, type ForeignAnswer, type ForeignItem } from "./foreign.ts";
+import { checkTask, InteropError, isObject, type ForeignAnswer, type ForeignItem } from "./foreign.ts";
 
-type Json = Record<string, unknown>;
-const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const RESPONSE_FIELD = /^(?:response|reply|answer)[-_]?(\d+)$/;
 const QUESTION = "ranking";
 

@@ -17,6 +17,9 @@ export interface ForeignItem { item: ImportItem; answers: ForeignAnswer[] }
 /** A file in another tool's shape that we cannot read: the message names the record and the field. */
 export class InteropError extends InputError {}
 
+export type Json = Record<string, unknown>;
+export const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
+
 export const INTEROP_TASKS: readonly Task[] = ["pairwise", "ranking"];
 
 export function checkTask(task: Task, tool: string): void {

@@ -5,8 +5,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import type { Task } from "../../shared/schema.ts";
 import { openStore, type Store } from "../db.ts";
+import { buildApp } from "../app.ts";
 import { createProject, projectByName } from "../projects.ts";
+import { addUser } from "../users.ts";
 import { projectStats } from "../stats.ts";
+import type { ForeignItem } from "./foreign.ts";
 import { exportToTool, importToolFile, parseToolFile, type Tool } from "./tools.ts";
 
 // Hand-written files in the shapes the tools document (Label Studio's Pairwise and Ranker
@@ -46,6 +49,9 @@ const argillaPairwise = [
   { id: "p-1", fields: { prompt: "Q", "reply-1": "good", "reply-2": "bad" }, responses: { preference: [{ value: "reply-1", user_id: "carol" }, { value: "tie", user_id: "dave" }] } },
 ];
 
+// Answers in annotator order: imported answers share one time, so their stored order is arbitrary.
+const choices = (rs: ForeignItem[]) => rs.map((r) => ({ item: r.item, answers: [...r.answers].sort((a, b) => a.annotator.localeCompare(b.annotator)) }));
+
 async function withStore(fn: (s: Store) => Promise<void>) {
   const dir = mkdtempSync(join(tmpdir(), "feedback-interop-"));
   const store = await openStore({ db: join(dir, "f.sqlite") });
@@ -64,7 +70,6 @@ async function roundTrip(tool: Tool, task: Task, file: unknown[]) {
     assert.equal(n.answers, before.reduce((s, r) => s + r.answers.length, 0));
     const out = await exportToTool(store, await projectByName(store, "p"), tool);
     const after = parseToolFile(tool, out.json, "out.json", task);
-    const choices = (rs: typeof before) => rs.map((r) => ({ item: r.item, answers: [...r.answers].sort((a, b) => a.annotator.localeCompare(b.annotator)) }));
     assert.deepEqual(choices(after), choices(before));
   });
 }
@@ -112,4 +117,28 @@ test("bad files are refused with one line naming the record and the field", () =
   bad("argilla", "ranking", '{"fields": {"prompt": "p", "response_1": "a", "response_2": "b"}}\n{"fields": {"prompt": "p", "response_1": "a"}}\n',
     /f\.json:2: fields: expected 2\+ response fields/);
   bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { q: [{ value: "response_1" }] } }], /responses\.q\[0\]: user_id: expected a string/);
+});
+
+test("GET .../export?format=label-studio|argilla returns the tool's JSON to admins; a rating project is a 400", async () => {
+  await withStore(async (store) => {
+    const app = buildApp({ store, staticDir: tmpdir() });
+    try {
+      const { token } = await addUser(store, "root", "admin");
+      const p = await createProject(store, { name: "p", task: "ranking", overlap: 2, guidelines: "", gold_every: 10 });
+      const r = await createProject(store, { name: "r", task: "rating", overlap: 2, guidelines: "", gold_every: 10 });
+      await importToolFile(store, await projectByName(store, "p"), "argilla", JSON.stringify(argillaRanking), "in.json");
+      const get = (id: string, format: string) => app.inject({ method: "GET", url: `/api/projects/${id}/export?format=${format}`, headers: { authorization: `Bearer ${token}` } });
+      const res = await get(p.id, "argilla");
+      assert.equal(res.statusCode, 200, res.body);
+      assert.match(String(res.headers["content-type"]), /^application\/json/);
+      assert.deepEqual(choices(parseToolFile("argilla", res.body, "http", "ranking")), choices(parseToolFile("argilla", JSON.stringify(argillaRanking), "f", "ranking")));
+      const ls = await get(p.id, "label-studio");
+      assert.equal(ls.statusCode, 200);
+      // dave's tie cannot be written as a Label Studio ranker result, so only carol's answer is there
+      assert.deepEqual((ls.json() as { annotations: unknown[] }[])[0]!.annotations.length, 1);
+      const bad = await get(r.id, "label-studio");
+      assert.equal(bad.statusCode, 400);
+      assert.match(bad.json().error, /pairwise and ranking projects; this project's task is rating/);
+    } finally { await app.close(); }
+  });
 });

@@ -12,10 +12,8 @@
 // numeric user id (becoming labeler "label-studio-user-N"). Cancelled annotations (was_cancelled)
 // are left out; predictions are not read. Neither tag has ties: tied answers are not exported.
 import type { Prompt, Task } from "../../shared/schema.ts";
-import { checkTask, InteropError, type ForeignAnswer, type ForeignItem } from "./foreign.ts";
+import { checkTask, InteropError, isObject, type Json, type ForeignAnswer, type ForeignItem } from "./foreign.ts";
 
-type Json = Record<string, unknown>;
-const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const PAIRWISE = { from_name: "comparison", to_name: "answer1,answer2" };
 const RANKER = { from_name: "rank", to_name: "answers" };
 
