@@ -8,7 +8,7 @@ import type { Store, Tables } from "../db.ts";
 import { newId } from "../errors.ts";
 import { importItems, type ProjectRow } from "../projects.ts";
 import { loadProject } from "../stats.ts";
-import { addUser, revokeToken } from "../users.ts";
+import { addUser, revokeToken, USER_NAME } from "../users.ts";
 
 /** One annotator's judgement of one item: response positions best first, ties as position pairs. */
 export interface ForeignAnswer { annotator: string; ranking: number[]; ties: [number, number][] }
@@ -45,14 +45,17 @@ async function labelerIds(store: Store, names: string[]): Promise<Map<string, st
 /** Imports the items, then their answers by named annotators (so stats and exports count them). */
 export async function importForeign(store: Store, project: ProjectRow, records: ForeignItem[], where: (n: number) => string): Promise<{ items: number; answers: number }> {
   const task = project.task as Task;
+  // Everything is checked before anything is written, so a bad file leaves the project as it was.
   records.forEach((r, n) => r.answers.forEach((a) => {
+    if (!USER_NAME.test(a.annotator)) throw new InteropError(`${where(n)}: annotator ${JSON.stringify(a.annotator)} cannot be a user name here: use letters, digits, . _ - @`);
     const ids = r.item.responses.map((_, i) => String(i));
     try {
       validateJudgement(task, ids, { ranking: a.ranking.map(String), ties: a.ties.map(([x, y]) => [String(x), String(y)]), ratings: null });
     } catch (e) { throw new InteropError(`${where(n)}: annotator ${JSON.stringify(a.annotator)}: ${(e as Error).message}`); }
   }));
-  const labelers = await labelerIds(store, records.flatMap((r) => r.answers.map((a) => a.annotator)));
+  // Items first: their checks (ids already in the project) are the ones a user's file may fail.
   const itemIds = await importItems(store, project, records.map((r) => r.item), where);
+  const labelers = await labelerIds(store, records.flatMap((r) => r.answers.map((a) => a.annotator)));
   let answers = 0;
   await store.write(async (trx) => {
     const now = Date.now();

@@ -99,6 +99,11 @@ test("imported annotations are answers by named labelers: stats count them, and 
     assert.equal(stats.progress.complete_items, 2); // overlap 2 reached by imported answers
     const users = await store.db.selectFrom("users").select(["name", "token_revoked_at"]).execute();
     assert.ok(users.every((u) => u.token_revoked_at !== null));
+    // A name the app cannot hold is refused before anything is written.
+    const named = [{ ...labelStudioPairwise[0], id: 200, annotations: [{ completed_by: "John Doe", result: labelStudioPairwise[0]!.annotations[0]!.result }] }];
+    await assert.rejects(importToolFile(store, await projectByName(store, "p"), "label-studio", JSON.stringify(named), "in.json"),
+      /in\.json: record #1: annotator "John Doe" cannot be a user name here/);
+    assert.equal((await projectByName(store, "p")).item_count, 3);
   });
 });
 
