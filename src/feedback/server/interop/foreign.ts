@@ -1,7 +1,7 @@
 // Work labeled in another tool (Label Studio, Argilla), in the app's own terms: items as
 // `feedback import` takes them, and each annotator's judgement by response position. The format
 // modules parse into this and render from it; this module stores it and reads it back.
-import type { ImportItem, Task } from "../../shared/schema.ts";
+import { ImportItem, type Task } from "../../shared/schema.ts";
 import { InputError } from "../../../io/errors.ts";
 import { validateJudgement } from "../answers.ts";
 import type { Store, Tables } from "../db.ts";
@@ -46,6 +46,15 @@ async function labelerIds(store: Store, names: string[]): Promise<Map<string, st
 export async function importForeign(store: Store, project: ProjectRow, records: ForeignItem[], where: (n: number) => string): Promise<{ items: number; answers: number }> {
   const task = project.task as Task;
   // Everything is checked before anything is written, so a bad file leaves the project as it was.
+  records.forEach((r, n) => {
+    // The same limits as `feedback import` and POST .../items (text length, NUL, 2-16 responses).
+    const parsed = ImportItem.safeParse(r.item);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const field = issue.path.length ? `${issue.path.join(".")}: ` : "";
+      throw new InteropError(`${where(n)}: ${field.replace(/^responses\.(\d+)/, (_, i) => `response ${Number(i) + 1}`)}${issue.message}`);
+    }
+  });
   records.forEach((r, n) => r.answers.forEach((a) => {
     if (!USER_NAME.test(a.annotator)) throw new InteropError(`${where(n)}: annotator ${JSON.stringify(a.annotator)} cannot be a user name here: use letters, digits, . _ - @`);
     const ids = r.item.responses.map((_, i) => String(i));

@@ -102,8 +102,11 @@ test("imported annotations are answers by named labelers: stats count them, and 
     // A name the app cannot hold is refused before anything is written.
     const named = [{ ...labelStudioPairwise[0], id: 200, annotations: [{ completed_by: "John Doe", result: labelStudioPairwise[0]!.annotations[0]!.result }] }];
     await assert.rejects(importToolFile(store, await projectByName(store, "p"), "label-studio", JSON.stringify(named), "in.json"),
-      /in\.json: record #1: annotator "John Doe" cannot be a user name here/);
+      /in\.json: task #1: annotator "John Doe" cannot be a user name here/);
     assert.equal((await projectByName(store, "p")).item_count, 3);
+    const nul = [{ id: 201, data: { prompt: "p", answer1: "a\u0000", answer2: "b" } }];
+    await assert.rejects(importToolFile(store, await projectByName(store, "p"), "label-studio", JSON.stringify(nul), "in.json"),
+      /in\.json: task #1: response 1: NUL characters are not allowed/);
   });
 });
 
@@ -124,7 +127,7 @@ test("bad files are refused with one line naming the record and the field", () =
   bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { q: [{ value: "response_1" }] } }], /responses\.q\[0\]: user_id: expected a string/);
 });
 
-test("GET .../export?format=label-studio|argilla returns the tool's JSON to admins; a rating project is a 400", async () => {
+test("HTTP: POST .../import?from= and GET .../export?format= take and give the tools' JSON; bad files and rating projects are 400s", async () => {
   await withStore(async (store) => {
     const app = buildApp({ store, staticDir: tmpdir() });
     try {
@@ -141,6 +144,17 @@ test("GET .../export?format=label-studio|argilla returns the tool's JSON to admi
       assert.equal(ls.statusCode, 200);
       // dave's tie cannot be written as a Label Studio ranker result, so only carol's answer is there
       assert.deepEqual((ls.json() as { annotations: unknown[] }[])[0]!.annotations.length, 1);
+      const post = (id: string, from: string, body: unknown) => app.inject({ method: "POST", url: `/api/projects/${id}/import?from=${from}`, headers: { authorization: `Bearer ${token}` }, payload: body as object });
+      const q = await createProject(store, { name: "q", task: "pairwise", overlap: 2, guidelines: "", gold_every: 10 });
+      const imported = await post(q.id, "label-studio", labelStudioPairwise);
+      assert.equal(imported.statusCode, 201, imported.body);
+      assert.deepEqual(imported.json(), { imported: 3, answers: 4 });
+      const again = await post(q.id, "label-studio", labelStudioPairwise);
+      assert.equal(again.statusCode, 409); // the task ids are in the project already
+      const wrong = await post(q.id, "argilla", [{ fields: { prompt: "p", response_1: "a" } }]);
+      assert.equal(wrong.statusCode, 400);
+      assert.match(wrong.json().error, /^body: record #1: fields: expected 2\+ response fields/);
+      assert.equal((await post(q.id, "labelbox", labelStudioPairwise)).statusCode, 400);
       const bad = await get(r.id, "label-studio");
       assert.equal(bad.statusCode, 400);
       assert.match(bad.json().error, /pairwise and ranking projects; this project's task is rating/);
