@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Task } from "../../shared/schema.ts";
 import { openStore, type Store } from "../db.ts";
+import { feedbackCli } from "../../cli.ts";
 import { buildApp } from "../app.ts";
 import { createProject, projectByName } from "../projects.ts";
 import { addUser } from "../users.ts";
@@ -160,4 +161,28 @@ test("HTTP: POST .../import?from= and GET .../export?format= take and give the t
       assert.match(bad.json().error, /pairwise and ranking projects; this project's task is rating/);
     } finally { await app.close(); }
   });
+});
+
+test("CLI: feedback import --from and export --format write the tool's file; a bad file fails in one line", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "feedback-interop-cli-"));
+  const [db, input, output] = ["f.sqlite", "ranker.json", "out.json"].map((f) => join(dir, f));
+  const errors: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => { errors.push(a.join(" ")); };
+  try {
+    const store = await openStore({ db: db! });
+    await createProject(store, { name: "p", task: "ranking", overlap: 1, guidelines: "", gold_every: 10 });
+    await store.close();
+    writeFileSync(input!, JSON.stringify(labelStudioRanker));
+    assert.equal(await feedbackCli(["import", "--project", "p", "--from", "label-studio", input!, "--db", db!]), 0);
+    assert.equal(await feedbackCli(["export", "--project", "p", "--format", "label-studio", "--out", output!, "--db", db!]), 0);
+    assert.deepEqual(choices(parseToolFile("label-studio", readFileSync(output!, "utf8"), "out", "ranking")), choices(parseToolFile("label-studio", JSON.stringify(labelStudioRanker), "in", "ranking")));
+    writeFileSync(input!, "[{\"data\": {\"prompt\": 1}}]");
+    errors.length = 0;
+    assert.equal(await feedbackCli(["import", "--project", "p", "--from", "argilla", input!, "--db", db!]), 1);
+    assert.deepEqual(errors, [`rlhf feedback: ${input}: record #1: fields: expected an object`]);
+  } finally {
+    console.error = error;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
