@@ -2,7 +2,7 @@
 // agreement and download the export.
 import { z } from "zod";
 import {
-  EXPORT_AGGREGATES, EXPORT_FORMATS, ImportItem, TASKS,
+  EXPORT_AGGREGATES, EXPORT_FORMATS, ImportItem, INTEROP_TOOLS, TASKS,
   type ImportItemsRequest, type ProjectDetail, type ProjectStats, type Task,
 } from "../shared/schema.ts";
 import { api } from "./api.ts";
@@ -83,7 +83,23 @@ function parseJsonl(text: string): ImportItemsRequest {
   return items;
 }
 
+// A Label Studio or Argilla export: one JSON array (Argilla's may be JSON lines); the server checks each record.
+function parseToolFile(text: string): unknown[] {
+  const body = text.trim();
+  try {
+    const json: unknown = body.startsWith("[") ? JSON.parse(body) : body.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    if (Array.isArray(json) && json.length) return json;
+  } catch (e) {
+    throw new Error(`not JSON (${(e as Error).message})`);
+  }
+  throw new Error("no records: paste or choose the tool's JSON export (an array)");
+}
+
 function importForm(project: ProjectDetail, onImported: () => void): HTMLElement {
+  // Label Studio and Argilla hold pairwise and ranking answers only (docs/feedback-interop.md).
+  const tools = project.task === "rating" ? [] : INTEROP_TOOLS;
+  const source = h("select", { id: "import-source" }, h("option", { value: "" }, "items as JSON lines"),
+    ...tools.map((t) => h("option", { value: t }, t === "label-studio" ? "Label Studio tasks, with annotations" : "Argilla records, with responses")));
   const text = h("textarea", { id: "import-text", rows: 6, spellcheck: "false", "aria-describedby": "import-text-hint",
     placeholder: '{"prompt": "…", "responses": ["…", "…"]}' });
   const file = h("input", { id: "import-file", type: "file", accept: ".jsonl,.json,.ndjson,application/x-ndjson,text/plain" });
@@ -94,16 +110,24 @@ function importForm(project: ProjectDetail, onImported: () => void): HTMLElement
     field("import-text", "Paste JSON lines", text,
       `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts]}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
     field("import-file", "…or upload a .jsonl file", file),
+    ...(tools.length ? [field("import-source", "Format", source)] : []),
     submit, status);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
     try {
       const chosen = file.files?.[0];
-      const items = parseJsonl(chosen ? await chosen.text() : text.value);
-      status.show(`Importing ${items.length} items…`);
-      const { imported } = await api.importItems(project.id, items);
-      status.show(`Imported ${imported} items.`, "ok");
+      const input = chosen ? await chosen.text() : text.value;
+      const tool = INTEROP_TOOLS.find((t) => t === source.value);
+      if (tool) {
+        const r = await api.importTool(project.id, tool, parseToolFile(input));
+        status.show(`Imported ${r.imported} items and ${r.answers} answers.`, "ok");
+      } else {
+        const items = parseJsonl(input);
+        status.show(`Importing ${items.length} items…`);
+        const { imported } = await api.importItems(project.id, items);
+        status.show(`Imported ${imported} items.`, "ok");
+      }
       text.value = "";
       file.value = "";
       onImported();
