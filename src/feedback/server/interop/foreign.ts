@@ -54,6 +54,7 @@ export async function importForeign(store: Store, project: ProjectRow, records: 
       const field = issue.path.length ? `${issue.path.join(".")}: ` : "";
       throw new InteropError(`${where(n)}: ${field.replace(/^responses\.(\d+)/, (_, i) => `response ${Number(i) + 1}`)}${issue.message}`);
     }
+    if (task === "pairwise" && r.item.responses.length !== 2) throw new InteropError(`${where(n)}: a pairwise project needs exactly 2 responses, found ${r.item.responses.length}`);
   });
   records.forEach((r, n) => r.answers.forEach((a) => {
     if (!USER_NAME.test(a.annotator)) throw new InteropError(`${where(n)}: annotator ${JSON.stringify(a.annotator)} cannot be a user name here: use letters, digits, . _ - @`);

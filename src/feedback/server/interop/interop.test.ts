@@ -156,6 +156,9 @@ test("HTTP: POST .../import?from= and GET .../export?format= take and give the t
       assert.equal(wrong.statusCode, 400);
       assert.match(wrong.json().error, /^body: record #1: fields: expected 2\+ response fields/);
       assert.equal((await post(q.id, "labelbox", labelStudioPairwise)).statusCode, 400);
+      const three = await post(q.id, "argilla", [{ fields: { prompt: "p", response_1: "a", response_2: "b", response_3: "c" }, responses: { best: [{ value: "response_3", user_id: "u" }] } }]);
+      assert.equal(three.statusCode, 400);
+      assert.equal(three.json().error, "body: record #1: a pairwise project needs exactly 2 responses, found 3");
       const bad = await get(r.id, "label-studio");
       assert.equal(bad.statusCode, 400);
       assert.match(bad.json().error, /pairwise and ranking projects; this project's task is rating/);
