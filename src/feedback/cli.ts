@@ -10,6 +10,7 @@ import { openStore, type Store } from "./server/db.ts";
 import { exportLines } from "./server/export.ts";
 import { DEFAULT_LEASE_MS } from "./server/labeling.ts";
 import { importItems, projectByName } from "./server/projects.ts";
+import { exportToTool, importToolFile, isTool, TOOLS } from "./server/interop/tools.ts";
 import { addUser, listUsers, revokeToken, rotateToken, setDisabled } from "./server/users.ts";
 
 type SampleCompletions = (opts: {
@@ -53,11 +54,15 @@ disable refuses every token of the user until enable; answers are kept either wa
 user's role, token status, expiry, last use (to the minute) and answer count.
   --expires-days N       the token stops working after N days (default: never)
 ${DB_HELP}`,
-  import: `usage: rlhf feedback import --project NAME FILE.jsonl [--db FILE | --database-url URL]
+  import: `usage: rlhf feedback import --project NAME FILE.jsonl [--from label-studio|argilla] [--db FILE | --database-url URL]
 
 Each line: {"id"?: string, "prompt": string | [{"role", "content"}], "responses": [string, ...], "gold"?: answer}
 A gold answer uses response indices: {"ranking": [1, 0], "ties"?: [[i, j]]} or {"ratings": [5, 2, ...]}.
 Errors name FILE:LINE. Ids must be unique within the file and the project.
+  --from TOOL            read another tool's export instead (pairwise and ranking projects): label-studio (its
+                         task JSON: Pairwise or Ranker results) or argilla (2.x records, JSON array or lines).
+                         Their annotations become answers by labelers of the annotators' names, created
+                         without a usable token if new. Fields mapped: docs/feedback-interop.md
 ${DB_HELP}`,
   generate: `usage: rlhf feedback generate --project NAME --model PATH --prompts FILE [--k 4] [--tokenizer PATH]
                               [--max-new-tokens 256] [--temperature 1] [--seed 0] [--db FILE | --database-url URL]
@@ -65,11 +70,13 @@ ${DB_HELP}`,
 Samples K responses for each prompt and imports them as items. FILE is JSONL ({"id"?, "prompt": string} per
 line) or plain text (one prompt per line).
 ${DB_HELP}`,
-  export: `usage: rlhf feedback export --project NAME [--format preference|ranking] [--aggregate all|majority] [--out FILE]
-                            [--db FILE | --database-url URL]
+  export: `usage: rlhf feedback export --project NAME [--format preference|ranking|label-studio|argilla] [--aggregate all|majority]
+                            [--out FILE] [--db FILE | --database-url URL]
 
 preference: {"prompt", "chosen", "rejected", ...} per decided response pair (TRL's preference format).
 ranking:    {"prompt", "responses", "ranking": [indices best first], "ties"?, "ratings"?, ...}.
+label-studio, argilla: one JSON array of every item with each labeler's answer, in that tool's import shape
+            (docs/feedback-interop.md); --aggregate does not apply.
 Default format: preference for pairwise projects, ranking otherwise. Writes to stdout without --out; with
 --out the file is replaced whole or, when the write fails, left as it was (and the command fails).
 ${DB_HELP}`,
@@ -215,10 +222,18 @@ function readJsonl<T extends z.ZodType>(file: string, what: string, schema: T): 
 }
 
 async function importCmd(argv: string[]): Promise<number> {
-  const { values: v, positionals } = args(argv, { project: { type: "string" } });
+  const { values: v, positionals } = args(argv, { project: { type: "string" }, from: { type: "string" } });
   if (v.help) return help("import");
   if (!v.project || positionals.length !== 1) throw new FeedbackUsageError("usage: rlhf feedback import --project NAME FILE.jsonl");
   const file = positionals[0]!;
+  if (v.from !== undefined) {
+    const tool = v.from;
+    if (!isTool(tool)) throw new FeedbackUsageError(`--from must be ${TOOLS.join(" or ")}, got ${JSON.stringify(tool)}`);
+    const text = readInputText(file, `${tool} file`);
+    const n = await withStore(v, async (s) => importToolFile(s, await projectByName(s, v.project!), tool, text, file));
+    console.error(`imported ${n.items} items and ${n.answers} answers from ${tool} into ${v.project}`);
+    return 0;
+  }
   const lines = readJsonl(file, "file of items (JSON lines)", ImportItem);
   if (lines.length === 0) throw new FeedbackUsageError(`${file}: no items`);
   const ids = await withStore(v, async (s) => importItems(s, await projectByName(s, v.project!), lines.map((l) => l.value), (n) => `${file}:${lines[n]!.line}`));
@@ -261,19 +276,31 @@ async function generate(argv: string[]): Promise<number> {
   return 0;
 }
 
+const writeOut = async (out: string | undefined, text: string) => {
+  if (out) await writeFileAtomic(out, text);
+  else await new Promise<void>((done, fail) => process.stdout.write(text, (e) => (e ? fail(e) : done())));
+};
+
 async function exportCmd(argv: string[]): Promise<number> {
   const { values: v, positionals } = args(argv, {
     project: { type: "string" }, format: { type: "string" }, aggregate: { type: "string" }, out: { type: "string" },
   });
   if (v.help) return help("export");
   if (!v.project || positionals.length) throw new FeedbackUsageError("usage: rlhf feedback export --project NAME [--format preference|ranking] [--aggregate all|majority]");
-  if (v.format !== undefined && v.format !== "preference" && v.format !== "ranking") throw new FeedbackUsageError("--format must be preference or ranking");
+  const tool = v.format;
+  if (tool !== undefined && tool !== "preference" && tool !== "ranking" && !isTool(tool)) throw new FeedbackUsageError(`--format must be preference, ranking, ${TOOLS.join(" or ")}`);
   if (v.aggregate !== undefined && v.aggregate !== "all" && v.aggregate !== "majority") throw new FeedbackUsageError("--aggregate must be all or majority");
+  if (isTool(tool) && v.aggregate !== undefined) throw new FeedbackUsageError(`--aggregate does not apply to --format ${tool}: it writes every labeler's answer`);
   if (v.out) checkWritable(v.out);
+  if (isTool(tool)) {
+    const r = await withStore(v, async (s) => exportToTool(s, await projectByName(s, v.project!), tool));
+    await writeOut(v.out, r.json);
+    console.error(`exported ${r.records} ${tool} records from ${v.project}${v.out ? ` to ${v.out}` : ""}` +
+      (r.leftOut ? `; ${r.leftOut} tied answers left out (${tool} has no ties)` : ""));
+    return 0;
+  }
   const lines = await withStore(v, async (s) => exportLines(s, await projectByName(s, v.project!), v.format as "preference" | undefined, (v.aggregate ?? "all") as "all"));
-  const text = lines.map((l) => l + "\n").join("");
-  if (v.out) await writeFileAtomic(v.out, text);
-  else await new Promise<void>((done, fail) => process.stdout.write(text, (e) => (e ? fail(e) : done())));
+  await writeOut(v.out, lines.map((l) => l + "\n").join(""));
   console.error(`exported ${lines.length} lines from ${v.project}${v.out ? ` to ${v.out}` : ""}`);
   return 0;
 }

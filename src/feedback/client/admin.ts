@@ -2,7 +2,7 @@
 // agreement and download the export.
 import { z } from "zod";
 import {
-  EXPORT_AGGREGATES, EXPORT_FORMATS, ImportItem, TASKS,
+  EXPORT_AGGREGATES, EXPORT_FORMATS, ImportItem, INTEROP_TOOLS, TASKS,
   type ImportItemsRequest, type ProjectDetail, type ProjectStats, type Task,
 } from "../shared/schema.ts";
 import { api } from "./api.ts";
@@ -83,7 +83,23 @@ function parseJsonl(text: string): ImportItemsRequest {
   return items;
 }
 
+// A Label Studio or Argilla export: one JSON array (Argilla's may be JSON lines); the server checks each record.
+function parseToolFile(text: string): unknown[] {
+  const body = text.trim();
+  try {
+    const json: unknown = body.startsWith("[") ? JSON.parse(body) : body.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    if (Array.isArray(json) && json.length) return json;
+  } catch (e) {
+    throw new Error(`not JSON (${(e as Error).message})`);
+  }
+  throw new Error("no records: paste or choose the tool's JSON export (an array)");
+}
+
 function importForm(project: ProjectDetail, onImported: () => void): HTMLElement {
+  // Label Studio and Argilla hold pairwise and ranking answers only (docs/feedback-interop.md).
+  const tools = project.task === "rating" ? [] : INTEROP_TOOLS;
+  const source = h("select", { id: "import-source" }, h("option", { value: "" }, "items as JSON lines"),
+    ...tools.map((t) => h("option", { value: t }, t === "label-studio" ? "Label Studio tasks, with annotations" : "Argilla records, with responses")));
   const text = h("textarea", { id: "import-text", rows: 6, spellcheck: "false", "aria-describedby": "import-text-hint",
     placeholder: '{"prompt": "…", "responses": ["…", "…"]}' });
   const file = h("input", { id: "import-file", type: "file", accept: ".jsonl,.json,.ndjson,application/x-ndjson,text/plain" });
@@ -94,16 +110,24 @@ function importForm(project: ProjectDetail, onImported: () => void): HTMLElement
     field("import-text", "Paste JSON lines", text,
       `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts]}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
     field("import-file", "…or upload a .jsonl file", file),
+    ...(tools.length ? [field("import-source", "Format", source)] : []),
     submit, status);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
     try {
       const chosen = file.files?.[0];
-      const items = parseJsonl(chosen ? await chosen.text() : text.value);
-      status.show(`Importing ${items.length} items…`);
-      const { imported } = await api.importItems(project.id, items);
-      status.show(`Imported ${imported} items.`, "ok");
+      const input = chosen ? await chosen.text() : text.value;
+      const tool = INTEROP_TOOLS.find((t) => t === source.value);
+      if (tool) {
+        const r = await api.importTool(project.id, tool, parseToolFile(input));
+        status.show(`Imported ${r.imported} items and ${r.answers} answers.`, "ok");
+      } else {
+        const items = parseJsonl(input);
+        status.show(`Importing ${items.length} items…`);
+        const { imported } = await api.importItems(project.id, items);
+        status.show(`Imported ${imported} items.`, "ok");
+      }
       text.value = "";
       file.value = "";
       onImported();
@@ -147,8 +171,14 @@ function statsView(s: ProjectStats): HTMLElement {
 }
 
 function exportForm(project: ProjectDetail): HTMLElement {
-  const format = h("select", { id: "export-format" }, ...EXPORT_FORMATS.map((f) =>
-    h("option", { value: f, selected: (project.task === "pairwise") === (f === "preference") }, f === "preference" ? "preference pairs (prompt, chosen, rejected)" : "ranking (prompt, responses, ranking)")));
+  const formatLabels: Record<(typeof EXPORT_FORMATS)[number], string> = {
+    preference: "preference pairs (prompt, chosen, rejected)", ranking: "ranking (prompt, responses, ranking)",
+    "label-studio": "Label Studio tasks (JSON)", argilla: "Argilla records (JSON)",
+  };
+  // Label Studio and Argilla hold pairwise and ranking answers only.
+  const formats = EXPORT_FORMATS.filter((f) => project.task !== "rating" || f === "preference" || f === "ranking");
+  const format = h("select", { id: "export-format" }, ...formats.map((f) =>
+    h("option", { value: f, selected: f === (project.task === "pairwise" ? "preference" : "ranking") }, formatLabels[f])));
   const aggregate = h("select", { id: "export-aggregate" }, ...EXPORT_AGGREGATES.map((a) =>
     h("option", { value: a }, a === "all" ? "every labeler's answer" : "majority vote per item")));
   const status = statusLine();
@@ -164,14 +194,15 @@ function exportForm(project: ProjectDetail): HTMLElement {
       const f = format.value as (typeof EXPORT_FORMATS)[number], a = aggregate.value as (typeof EXPORT_AGGREGATES)[number];
       // A plain link cannot carry the bearer token, so fetch the lines and hand the browser a blob.
       const text = await api.exportLines(project.id, { format: f, aggregate: a });
-      const lines = text.split("\n").filter(Boolean).length;
-      const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" })),
-        download: `${project.name.replace(/[^\w.-]+/g, "_")}-${f}-${a}.jsonl` });
+      const whole = f === "label-studio" || f === "argilla"; // one JSON array, every labeler's answer
+      const lines = whole ? (JSON.parse(text) as unknown[]).length : text.split("\n").filter(Boolean).length;
+      const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: whole ? "application/json" : "application/x-ndjson" })),
+        download: `${project.name.replace(/[^\w.-]+/g, "_")}-${f}${whole ? ".json" : `-${a}.jsonl`}` });
       document.body.append(link);
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-      status.show(`Downloaded ${lines} lines.`, "ok");
+      status.show(`Downloaded ${lines} ${whole ? "records" : "lines"}.`, "ok");
     } catch (err) {
       status.show(`Export failed: ${(err as Error).message}`, "error");
     } finally {

@@ -2,6 +2,7 @@
 // kept in sessionStorage (or localStorage when the user asks to be remembered) and sent as a
 // bearer header on every call.
 import type {
+  INTEROP_TOOLS, ToolImportResponse,
   AnswerRequest, AnswerResponse, CreateProjectRequest, ExportQuery, ImportItemsRequest, ImportItemsResponse,
   Me, NextItem, Project, ProjectDetail, ProjectStats, ProjectSummary,
 } from "../shared/schema.ts";
@@ -56,6 +57,8 @@ export const api = {
   project: (id: string) => json<ProjectDetail>("GET", `/api/projects/${enc(id)}`),
   createProject: (req: CreateProjectRequest) => json<Project>("POST", "/api/projects", req),
   importItems: (id: string, items: ImportItemsRequest) => json<ImportItemsResponse>("POST", `/api/projects/${enc(id)}/items`, items),
+  importTool: (id: string, from: (typeof INTEROP_TOOLS)[number], records: unknown[]) =>
+    json<ToolImportResponse>("POST", `/api/projects/${enc(id)}/import?from=${enc(from)}`, records),
   stats: (id: string) => json<ProjectStats>("GET", `/api/projects/${enc(id)}/stats`),
   async next(id: string): Promise<NextItem | null> {
     const res = await request("GET", `/api/projects/${enc(id)}/next`);

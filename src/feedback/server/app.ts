@@ -8,19 +8,30 @@ import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import {
-  AnswerRequest, CreateProjectRequest, ExportQuery, ImportItemsRequest, ItemParams, ProjectParams,
-  type ImportItemsResponse, type Me, type ProjectDetail, type ProjectSummary,
+  AnswerRequest, CreateProjectRequest, ExportQuery, ImportItemsRequest, ItemParams, ProjectParams, ToolImportQuery, ToolImportRequest,
+  type ImportItemsResponse, type ToolImportResponse, type Me, type ProjectDetail, type ProjectSummary,
 } from "../shared/schema.ts";
 import { authenticate, AuthThrottle } from "./auth.ts";
 import type { Store } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import { exportLines } from "./export.ts";
+import { InteropError } from "./interop/foreign.ts";
+import { exportToTool, importToolRecords, isTool, type Tool } from "./interop/tools.ts";
+
 import { storageFault } from "./faults.ts";
 import { nextItem, submitAnswer, DEFAULT_LEASE_MS } from "./labeling.ts";
 import { createProject, getProject, importItems, listProjects, progressOf, projectJson } from "./projects.ts";
 import { declaredBodyBytes, guardRoutes, route, routeConfig } from "./route.ts";
 import { projectStats } from "./stats.ts";
 import { securityHeaders, serveStatic } from "./static.ts";
+
+// A file in another tool's shape that does not fit is the client's mistake: 400 with its one line.
+async function asBadRequest<T>(fn: () => Promise<T>): Promise<T> {
+  try { return await fn(); } catch (e) {
+    if (e instanceof InteropError) throw new HttpError(400, e.message);
+    throw e;
+  }
+}
 
 export { CSP } from "./static.ts";
 
@@ -168,6 +179,15 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   route(app, {
+    method: "POST", url: "/api/projects/:project/import", access: ["admin"], bodyLimit: IMPORT_BODY, params: ProjectParams,
+    query: ToolImportQuery, body: ToolImportRequest,
+    handler: async ({ params, query, body, reply }) => {
+      const n = await asBadRequest(async () => importToolRecords(store, await getProject(store.db, params.project), query.from, body));
+      return reply.code(201).send({ imported: n.items, answers: n.answers } satisfies ToolImportResponse);
+    },
+  });
+
+  route(app, {
     method: "GET", url: "/api/projects/:project/next", access: ["labeler"], bodyLimit: 0, params: ProjectParams,
     handler: async ({ params, user, reply }) => (await nextItem(store, user, params.project, leaseMs)) ?? reply.code(204).send(),
   });
@@ -188,7 +208,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   route(app, {
     method: "GET", url: "/api/projects/:project/export", access: ["admin"], bodyLimit: 0, params: ProjectParams, query: ExportQuery,
     handler: async ({ params, query, reply }) => {
-      const lines = await exportLines(store, await getProject(store.db, params.project), query.format, query.aggregate);
+      const project = await getProject(store.db, params.project);
+      if (isTool(query.format)) {
+        const { json } = await asBadRequest(() => exportToTool(store, project, query.format as Tool));
+        return reply.type("application/json; charset=utf-8").send(json);
+      }
+      const lines = await exportLines(store, project, query.format, query.aggregate);
       return reply.type("application/x-ndjson; charset=utf-8").send(lines.map((l) => l + "\n").join(""));
     },
   });

@@ -31,8 +31,11 @@ export class UserError extends InputError {}
 const newToken = () => "rlhf_" + randomBytes(32).toString("base64url");
 const expiry = (expiresDays: number | undefined) => (expiresDays === undefined ? null : Date.now() + expiresDays * DAY_MS);
 
+/** What a user name may hold; names of labelers imported from other tools are checked against it too. */
+export const USER_NAME = /^[\w.@-]{1,100}$/;
+
 export async function addUser(store: Store, name: string, role: Role, expiresDays?: number): Promise<{ user: User; token: string }> {
-  if (!/^[\w.@-]{1,100}$/.test(name)) throw new UserError(`invalid user name ${JSON.stringify(name)}: use letters, digits, . _ - @`);
+  if (!USER_NAME.test(name)) throw new UserError(`invalid user name ${JSON.stringify(name)}: use letters, digits, . _ - @`);
   const token = newToken();
   const user: User = { id: newId("u"), name, role };
   try {

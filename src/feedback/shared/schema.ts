@@ -9,10 +9,12 @@
 //   POST /api/projects                        admin      CreateProjectRequest -> Project (201)
 //   GET  /api/projects/:project               any role   -> ProjectDetail
 //   POST /api/projects/:project/items         admin      ImportItemsRequest -> ImportItemsResponse (201)
+//   POST /api/projects/:project/import       admin      ?from=label-studio|argilla, ToolImportRequest -> ToolImportResponse (201)
 //   GET  /api/projects/:project/next          labeler    -> NextItem, or 204 when nothing is left for this labeler
 //   POST /api/items/:item/answers             labeler    AnswerRequest -> AnswerResponse (201 new, 200 replay of the same request_id)
 //   GET  /api/projects/:project/stats         admin      -> ProjectStats
-//   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson)
+//   GET  /api/projects/:project/export        admin      ?format=preference|ranking&aggregate=all|majority -> JSON lines (application/x-ndjson);
+//                                                        ?format=label-studio|argilla -> one JSON array (application/json)
 //   GET  /healthz                             no token   -> {"ok": true} or 503 {"ok": false, "error"} when the database fails
 // Errors are ErrorResponse `{"error": "..."}` with 400 (invalid), 401 (no, unknown, revoked or
 // expired token, or a disabled user), 403 (wrong role), 404 (unknown project or item), 409
@@ -128,6 +130,16 @@ export const ImportItemsResponse = z.object({
 });
 export type ImportItemsResponse = z.infer<typeof ImportItemsResponse>;
 
+// Other labeling tools whose files the app imports and exports (docs/feedback-interop.md).
+export const INTEROP_TOOLS = ["label-studio", "argilla"] as const;
+
+// POST /api/projects/:project/import?from=label-studio|argilla: the tool's export, a JSON array of
+// Label Studio tasks or Argilla records (docs/feedback-interop.md); its annotations become answers.
+export const ToolImportQuery = z.strictObject({ from: z.enum(INTEROP_TOOLS) });
+export const ToolImportRequest = z.array(z.unknown()).min(1).max(50_000);
+export const ToolImportResponse = z.object({ imported: z.int(), answers: z.int() });
+export type ToolImportResponse = z.infer<typeof ToolImportResponse>;
+
 export const ShownResponse = z.object({ id: z.string(), text: z.string() });
 export type ShownResponse = z.infer<typeof ShownResponse>;
 
@@ -183,7 +195,9 @@ export const AnswerResponse = z.object({
 });
 export type AnswerResponse = z.infer<typeof AnswerResponse>;
 
-export const EXPORT_FORMATS = ["preference", "ranking"] as const;
+// label-studio and argilla: one JSON array of every item with each labeler's answer, in that
+// tool's import shape (docs/feedback-interop.md), for pairwise and ranking projects; no aggregate.
+export const EXPORT_FORMATS = ["preference", "ranking", ...INTEROP_TOOLS] as const;
 export const EXPORT_AGGREGATES = ["all", "majority"] as const;
 // Path parameters: /api/projects/:project/... and /api/items/:item/...
 export const ProjectParams = z.strictObject({ project: Id });
