@@ -73,7 +73,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     this.#reward = args.reward;
     const sampling = { temperature: config.temperature, top_k: config.top_k, top_p: config.top_p, max_completion_length: config.response_length };
     // DPO compares the plain model's log-probs with the reference's, whatever the sampling temperature.
-    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1 });
+    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}) });
     const { arch } = models;
     const P = this.#rollout.promptLength;
     const average = dpoUsesAverageLogps(config.loss_type);
