@@ -26,6 +26,9 @@ import { PpoTrainer } from "./ppo-trainer.ts";
 import { defaultPpoRunConfig } from "./ppo-config.ts";
 import { OnlineDpoTrainer } from "./online-dpo-trainer.ts";
 import { defaultOnlineDpoRunConfig } from "./online-dpo-config.ts";
+import { onPolicyMemoryPlan } from "./memory-plan.ts";
+import { modelShape } from "../train/memory-plan.ts";
+import { peftDefaults, plannedAdapter } from "../train/peft-config.ts";
 import { tinyArch, tinyPolicyConfig } from "./test-helpers.ts";
 
 /** Another architecture on the policy's 12-token vocabulary: two narrower layers. */
@@ -138,6 +141,18 @@ test("online DPO with a reference of its own: step 1's objective/kl is the sampl
   const expected = await directKl(seen, policy, reference, config.response_length, 1);
   assert.ok(metrics["objective/kl"]! > 0.1, `objective/kl ${metrics["objective/kl"]}`);
   assert.ok(Math.abs(metrics["objective/kl"]! - expected) < 1e-4 * Math.max(1, Math.abs(expected)), `objective/kl ${metrics["objective/kl"]} vs direct ${expected}`);
+});
+
+test("the memory plan holds --ref-model's own weights as the reference, also beside a LoRA adapter (which otherwise reads the base)", () => {
+  const shape = { policy: tinyArch, rewardModels: [], rolloutRows: 4, promptLength: 8, responseLength: 7, updateRows: 2 };
+  const referenceBytes = (plan: ReturnType<typeof onPolicyMemoryPlan>) => plan.items.filter((i) => i.what === "reference weights").map((i) => i.bytes);
+  const own = modelShape(referenceArch).params * 4;
+  assert.notEqual(own, modelShape(tinyArch).params * 4);
+  assert.deepEqual(referenceBytes(onPolicyMemoryPlan({ ...shape, reference: true })), [modelShape(tinyArch).params * 4]);
+  assert.deepEqual(referenceBytes(onPolicyMemoryPlan({ ...shape, reference: true, referenceModel: referenceArch })), [own]);
+  const adapter = plannedAdapter(tinyArch, { ...peftDefaults, use_peft: true, lora_r: 2, lora_target_modules: ["all-linear"] }, "CAUSAL_LM", false);
+  assert.deepEqual(referenceBytes(onPolicyMemoryPlan({ ...shape, adapter, reference: true })), []);
+  assert.deepEqual(referenceBytes(onPolicyMemoryPlan({ ...shape, adapter, reference: true, referenceModel: referenceArch })), [own]);
 });
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));
