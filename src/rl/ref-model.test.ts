@@ -14,7 +14,7 @@ import type { Array } from "../engine/runtime.ts";
 import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { parseConfig } from "../models/config.ts";
-import { saveModel } from "../models/load.ts";
+import { loadModel, saveModel } from "../models/load.ts";
 import { architectureFor, type Architecture } from "../models/architecture.ts";
 import { causalLmForward, fullBatch } from "../models/forward.ts";
 import { copyParams, initParams } from "../models/params.ts";
@@ -27,6 +27,8 @@ import { defaultPpoRunConfig } from "./ppo-config.ts";
 import { OnlineDpoTrainer } from "./online-dpo-trainer.ts";
 import { defaultOnlineDpoRunConfig } from "./online-dpo-config.ts";
 import { onPolicyMemoryPlan } from "./memory-plan.ts";
+import { policyModels } from "./policy-models.ts";
+import type { LoadedModel } from "../models/load.ts";
 import { modelShape } from "../train/memory-plan.ts";
 import { peftDefaults, plannedAdapter } from "../train/peft-config.ts";
 import { tinyArch, tinyPolicyConfig } from "./test-helpers.ts";
@@ -143,6 +145,20 @@ test("online DPO with a reference of its own: step 1's objective/kl is the sampl
   assert.ok(Math.abs(metrics["objective/kl"]! - expected) < 1e-4 * Math.max(1, Math.abs(expected)), `objective/kl ${metrics["objective/kl"]} vs direct ${expected}`);
 });
 
+test("with LoRA, a reference model of its own replaces the adapter-off base as the reference", async () => {
+  await initEngine();
+  const base = { arch: tinyArch, params: initParams(tinyArch, 3), config: tinyPolicyConfig, path: "tiny" } as unknown as LoadedModel;
+  const own = { arch: referenceArch, params: initParams(referenceArch, 9), path: "ref" } as unknown as LoadedModel;
+  const fields = { ...peftDefaults, use_peft: true, lora_r: 2, lora_target_modules: ["all-linear"] };
+  const adapterOff = policyModels(base, fields, { seed: 1, dropout: false });
+  assert.equal(adapterOff.reference, base.params);
+  assert.equal(adapterOff.referenceArch, undefined);
+  const withOwn = policyModels(base, fields, { seed: 1, dropout: false }, own);
+  assert.equal(withOwn.reference, own.params);
+  assert.equal(withOwn.referenceArch, referenceArch);
+  assert.equal(withOwn.frozen, base.params, "the adapter still trains on the policy's frozen weights");
+});
+
 test("the memory plan holds --ref-model's own weights as the reference, also beside a LoRA adapter (which otherwise reads the base)", () => {
   const shape = { policy: tinyArch, rewardModels: [], rolloutRows: 4, promptLength: 8, responseLength: 7, updateRows: 2 };
   const referenceBytes = (plan: ReturnType<typeof onPolicyMemoryPlan>) => plan.items.filter((i) => i.what === "reference weights").map((i) => i.bytes);
@@ -173,6 +189,13 @@ for (const command of ["ppo", "online-dpo"]) {
     const withRef = await metrics("with", ["--ref-model", policy]);
     assert.equal(without.length, 2);
     assert.deepEqual(withRef, without);
+    // A resume with another reference says so: the run will differ from an uninterrupted one.
+    const other = join(dir, "other-reference");
+    await saveModel(other, (await loadModel(policy)).config, (await loadModel(policy)).params);
+    const resumed = spawnSync(process.execPath, [...args, "--output", join(dir, "with"), "--resume", "--total_steps", "3", "--ref-model", other], { encoding: "utf8" });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const note = `config changed since the checkpoint (total_steps 2 → 3, ref_model ${policy} → ${other})`;
+    assert.ok(resumed.stderr.includes(note), resumed.stderr);
   });
 }
 
