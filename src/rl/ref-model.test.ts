@@ -10,13 +10,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initEngine } from "../engine/runtime.ts";
-import type { Array } from "../engine/runtime.ts";
-import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
+import { fromHost, release, toHost } from "../engine/arrays.ts";
+import { logitsOf } from "../models/test-helpers.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { parseConfig } from "../models/config.ts";
 import { loadModel, saveModel } from "../models/load.ts";
 import { architectureFor, type Architecture } from "../models/architecture.ts";
-import { causalLmForward, fullBatch } from "../models/forward.ts";
 import { copyParams, initParams } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import { logSoftmax } from "../generation/sampling.ts";
@@ -79,12 +78,7 @@ function spyReward(): { source: ModuleRewardSource; seen: { prompt: string; comp
 
 /** Log-probs at `temperature` of each response token under a full pass over the unpadded sequence. */
 async function responseLogprobsOf(arch: Architecture, params: Params, prompt: number[], response: number[], temperature: number): Promise<number[]> {
-  const ids = [...prompt, ...response];
-  const t = ids.length;
-  const forward = compile((p: Params, i: Array, q: Array, m: Array) => causalLmForward(arch, p, fullBatch(i, q, m)));
-  const inputs = [intsFromHost(ids, [1, t]), intsFromHost(ids.map((_, k) => k), [1, t]), fromHost(new Float32Array(t).fill(1), [1, t])] as const;
-  const logits = await toHost(forward(params, ...inputs));
-  release(inputs);
+  const logits = await logitsOf({ arch, params } as LoadedModel, [...prompt, ...response]);
   const v = arch.vocabSize;
   return response.map((id, k) => {
     const at = prompt.length - 1 + k;
