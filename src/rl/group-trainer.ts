@@ -151,7 +151,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   get optimizerState(): AdamWState {
     return this.#updater.optimizerState;
   }
-  /** No other trained model: the reference is the frozen start. */
+  /** No other trained model: the reference (the frozen start, or --ref-model) is only read. */
   readonly others = {};
 
   /** One step: generate groups, score, advantages, num_iterations optimizer updates. */
