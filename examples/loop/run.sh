@@ -6,10 +6,11 @@
 # OUT/rounds.jsonl (and on stdout), the last policy in OUT/policy. Run again on the same OUT, it
 # resumes (`rlhf loop resume`): finished stages are skipped, labels are read back from the server.
 #
-#   bash examples/loop/run.sh [OUT]
+#   bash examples/loop/run.sh [OUT [CONFIG]]     (CONFIG: another loop config, e.g. one with policy_trainer: ppo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/loop}
+CONFIG=${2:-examples/loop/config.yaml}
 mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
 
@@ -49,7 +50,7 @@ LABELERS=$!
 if [[ -f "$OUT/loop/config.json" ]]; then
   rlhf loop resume "$OUT/loop"
 else
-  rlhf loop run examples/loop/config.yaml --output "$OUT/loop"
+  rlhf loop run "$CONFIG" --output "$OUT/loop"
 fi
 cp "$OUT/loop/rounds.jsonl" "$OUT/rounds.jsonl"
 rm -rf "$OUT/policy" && cp -r "$OUT/loop/policy" "$OUT/policy"

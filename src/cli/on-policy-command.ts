@@ -9,7 +9,7 @@ import { isAdapterDir } from "../models/adapter-files.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import { checkPlan, formatPlan, type AdapterShape, type MemoryPlan } from "../train/memory-plan.ts";
 import { runPlans, type PeftFields } from "../train/peft-config.ts";
-import { onPolicyMemoryPlan } from "../rl/memory-plan.ts";
+import { onPolicyMemoryPlan, type OnPolicyMemory } from "../rl/memory-plan.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { isSequenceClassifier } from "../models/config.ts";
 import { eosIdsOf } from "../generation/eos.ts";
@@ -25,6 +25,7 @@ import { promptText } from "../tokenizers/chat.ts";
 export const onPolicyFlags = {
   policy: { type: "string", help: "starting policy: llama2.c .bin, HF directory or LoRA adapter directory (merged) <PATH>" },
   ...baseFlag,
+  "ref-model": { type: "string", help: "KL reference model (default: the starting --policy, frozen); must share its tokenizer <PATH>" },
   reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "output directory <DIR>" },
@@ -41,6 +42,8 @@ export interface OnPolicyInputs {
   /** --base: the base of a policy given as a LoRA adapter. */
   base: string | undefined;
   described: ModelDescription;
+  /** --ref-model: the reference's path and description (absent: the reference is the starting policy). */
+  reference: { path: string; described: ModelDescription } | undefined;
   tokenizer: Tokenizer;
   prompts: string[];
   eosIds: number[];
@@ -65,6 +68,7 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   if (responseLength + 2 > described.arch.maxPositions) {
     throw new UsageError(`a completion length of ${responseLength} leaves no room for a prompt in the policy's context of ${described.arch.maxPositions} tokens`);
   }
+  const reference = await describeReference(v["ref-model"] as string | undefined, described, name);
   const tokenizer = await resolveTokenizer(described, v.tokenizer as string | undefined);
   const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(tokenizer, p));
   const eosIds = eosIdsOf(described, tokenizer);
@@ -72,12 +76,37 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")) || isAdapterDir(p));
   const rewardArchs = await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch));
   const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, responseLength).promptLength;
-  return { output, resume, policyPath, base, described, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
+  return { output, resume, policyPath, base, described, reference, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
 }
 
-/** The policy's weights and the reward source, loaded once the memory plan fits. */
-export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reward: RewardSource }> {
-  return { policy: await loadModel(inputs.policyPath, { base: inputs.base }), reward: await loadRewardSource(inputs.rewardSpecs) };
+/**
+ * --ref-model's description, checked against the policy's: the KL compares the two models' next-token
+ * distributions over the policy's tokens, so the vocabularies must be one, and the reference must
+ * read sequences as long as the policy's.
+ */
+async function describeReference(path: string | undefined, policy: ModelDescription, name: string): Promise<OnPolicyInputs["reference"]> {
+  if (path === undefined) return undefined;
+  const described = await describeModel(path);
+  if (isSequenceClassifier(described.config)) throw new UsageError(`--ref-model ${path} is a sequence classifier; ${name} needs a causal LM reference`);
+  if (described.arch.vocabSize !== policy.arch.vocabSize) {
+    throw new UsageError(`--ref-model ${path} has a vocabulary of ${described.arch.vocabSize} tokens, the policy ${policy.arch.vocabSize}; they must share the tokenizer`);
+  }
+  if (described.arch.maxPositions < policy.arch.maxPositions) {
+    throw new UsageError(`--ref-model ${path} has a context of ${described.arch.maxPositions} tokens, the policy ${policy.arch.maxPositions}; the reference must read sequences as long as the policy's`);
+  }
+  return { path, described };
+}
+
+/** The policy's weights, --ref-model's when given, and the reward source, loaded once the memory plan fits. */
+export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reference: LoadedModel | undefined; reward: RewardSource }> {
+  const policy = await loadModel(inputs.policyPath, { base: inputs.base });
+  const reference = inputs.reference ? await loadModel(inputs.reference.path) : undefined;
+  return { policy, reference, reward: await loadRewardSource(inputs.rewardSpecs) };
+}
+
+/** What the memory plan holds for the reference: a copy of the policy's weights, or --ref-model's own. */
+export function referencePlan(inputs: OnPolicyInputs): Pick<OnPolicyMemory, "reference" | "referenceModel"> {
+  return { reference: true, ...(inputs.reference ? { referenceModel: inputs.reference.described.arch } : {}) };
 }
 
 /** What every saved policy carries: its config, tokenizer and generation config, and the adapter's config when the policy trained is a LoRA adapter. */
@@ -102,7 +131,7 @@ export function checkOnPolicyPlan(inputs: OnPolicyInputs, config: PeftFields, dr
 
 /** checkOnPolicyPlan's `planFor` for a run without a value model (GRPO, RLOO, online DPO): its sequences per rollout and per update, and the response columns. */
 export function criticFreePlan(inputs: OnPolicyInputs, rows: { rolloutRows: number; updateRows: number; responseLength: number }): (adapter?: AdapterShape) => MemoryPlan {
-  return (adapter) => onPolicyMemoryPlan({ policy: inputs.described.arch, ...(adapter ? { adapter } : {}), reference: true, rewardModels: inputs.rewardArchs, promptLength: inputs.promptLength, ...rows });
+  return (adapter) => onPolicyMemoryPlan({ policy: inputs.described.arch, ...(adapter ? { adapter } : {}), ...referencePlan(inputs), rewardModels: inputs.rewardArchs, promptLength: inputs.promptLength, ...rows });
 }
 
 export function fmt(x: number | undefined): string {

@@ -1,6 +1,6 @@
 // The loop's config file (YAML or JSON): what the rounds start from, how they sample, who labels,
 // and the trainers' settings. Trainer settings are TRL's field names, handed to `rlhf rm train` and
-// `rlhf dpo` as flags, so those commands check them and name the field in their errors. Paths are
+// the policy's trainer (`rlhf dpo`, `rlhf ppo` or `rlhf online-dpo`) as flags, so those commands check them and name the field in their errors. Paths are
 // resolved against the config file's folder, so a run directory's copy of the config (which
 // `rlhf loop resume` reads) names the same files.
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -10,6 +10,10 @@ export type Scalar = string | number | boolean;
 
 /** A command's flags from a mapping of its config fields ({learning_rate: 1e-4} → --learning_rate 1e-4). */
 export const fieldFlags = (fields: Record<string, Scalar>) => Object.entries(fields).flatMap(([k, v]) => [`--${k}`, String(v)]);
+
+/** What optimises a round's policy: DPO on the round's labels, or PPO / online DPO against the round's reward model. */
+export const POLICY_TRAINERS = ["dpo", "ppo", "online-dpo"] as const;
+export type PolicyTrainer = (typeof POLICY_TRAINERS)[number];
 
 /** Who answers a round's comparisons. */
 export type LabelerConfig =
@@ -38,8 +42,14 @@ export interface LoopConfig {
   gold?: string;
   /** Reward model: backbone (default: the policy), the share of each round's labels held out, and `rlhf rm train`'s fields. */
   reward_model: { model?: string; held_out: number; args: Record<string, Scalar> };
-  /** Policy optimisation: `rlhf dpo`'s fields (the reference is always `policy`, the SFT model). */
+  /** The round's policy optimiser; its reference (--ref-model) is always `policy`, the SFT model. */
+  policy_trainer: PolicyTrainer;
+  /** `rlhf dpo`'s fields (policy_trainer dpo). */
   dpo: Record<string, Scalar>;
+  /** `rlhf ppo`'s fields (policy_trainer ppo). */
+  ppo: Record<string, Scalar>;
+  /** `rlhf online-dpo`'s fields (policy_trainer online-dpo). */
+  online_dpo: Record<string, Scalar>;
   eval: { num_samples: number; max_new_tokens: number; temperature: number; seed: number; batch_size: number };
 }
 
@@ -55,7 +65,7 @@ export function readLoopConfig(path: string): LoopConfig {
   const raw = readConfigFile(path);
   const base = dirname(path);
   const where = (field: string) => `${path}: ${field}`;
-  const known = ["policy", "prompts", "eval_prompts", "rounds", "prompts_per_round", "seed", "sampling", "labeler", "label_budget", "selection", "rest", "gold", "reward_model", "dpo", "eval"];
+  const known = ["policy", "prompts", "eval_prompts", "rounds", "prompts_per_round", "seed", "sampling", "labeler", "label_budget", "selection", "rest", "gold", "reward_model", "policy_trainer", "dpo", "ppo", "online_dpo", "eval"];
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfigError(`${where(key)} is not a loop setting (known: ${known.join(", ")})`);
   const file = (field: string, value: unknown = raw[field]) => {
     if (typeof value !== "string" || value === "") throw new ConfigError(`${where(field)} must be a path`);
@@ -88,6 +98,8 @@ export function readLoopConfig(path: string): LoopConfig {
   const selection = raw.selection ?? defaults.selection;
   if (selection !== "uncertainty" && selection !== "random") throw new ConfigError(`${where("selection")} must be uncertainty or random, got ${JSON.stringify(selection)}`);
   if (rm.held_out !== undefined && !(typeof rm.held_out === "number" && rm.held_out > 0 && rm.held_out < 1)) throw new ConfigError(`${where("reward_model.held_out")} must be a share between 0 and 1, got ${JSON.stringify(rm.held_out)}`);
+  const policyTrainer = raw.policy_trainer ?? "dpo";
+  if (!POLICY_TRAINERS.includes(policyTrainer as PolicyTrainer)) throw new ConfigError(`${where("policy_trainer")} must be ${POLICY_TRAINERS.join(", ")}, got ${JSON.stringify(policyTrainer)}`);
   const rest = mapping("rest", raw.rest ?? { type: "drop" });
   if (rest.type !== "drop" && rest.type !== "reward" && rest.type !== "judge") throw new ConfigError(`${where("rest.type")} must be drop, reward or judge, got ${JSON.stringify(rest.type)}`);
   return {
@@ -115,7 +127,10 @@ export function readLoopConfig(path: string): LoopConfig {
       held_out: num("reward_model.held_out", rm.held_out, 0.2, 0),
       args: scalars("reward_model.args", rm.args),
     },
+    policy_trainer: policyTrainer as PolicyTrainer,
     dpo: scalars("dpo", raw.dpo),
+    ppo: scalars("ppo", raw.ppo),
+    online_dpo: scalars("online_dpo", raw.online_dpo),
     eval: {
       num_samples: int("eval.num_samples", e.num_samples, defaults.eval.num_samples, 1),
       max_new_tokens: int("eval.max_new_tokens", e.max_new_tokens, defaults.eval.max_new_tokens, 1),

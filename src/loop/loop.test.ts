@@ -93,3 +93,25 @@ test("rlhf loop names a bad config field and refuses a directory that is not a r
   assert.match(runRlhf(["loop", "run", config, "--output", join(dir, "x")]).stderr, /loop\.yaml: rounds must be an integer of at least 1, got "two"/);
   assert.match(runRlhf(["loop", "status", dir]).stderr, /is not a loop run directory/);
 });
+
+test("rlhf loop with policy_trainer ppo: each round's PPO starts from the last round's policy, leashed to the SFT model, rewarded by the round's reward model", { timeout: 300_000 }, async () => {
+  const { dir, config } = await setUp();
+  const text = readFileSync(config, "utf8").replace(/^dpo: .*$/m, "policy_trainer: ppo\nppo: {total_steps: 2, batch_size: 4, response_length: 10, learning_rate: 3.0e-3, save_steps: 1, logging_steps: 1}");
+  writeFileSync(config, text);
+  const out = join(dir, "ppo");
+  runRlhfOk(["loop", "run", config, "--output", out]);
+  const rounds = readFileSync(join(out, "rounds.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+  assert.deepEqual(rounds.map((r) => r.round), [0, 1]);
+  for (const r of rounds) for (const field of ["rm_accuracy", "reward", "kl", "win_rate", "win_rate_vs_previous"]) assert.ok(Number.isFinite(r[field]), `round ${r.round}: ${field} ${r[field]}`);
+  const firstKl = (r: number) => {
+    const run = roundPaths(out, r, "ppo").policyRun;
+    const [first] = readJsonLines<Record<string, number>>(join(run, "metrics.jsonl"));
+    return first!["objective/kl"]!;
+  };
+  // Round 0 starts at the reference itself; round 1 starts from round 0's policy, already away from it.
+  assert.equal(firstKl(0), 0);
+  assert.ok(firstKl(1) > 0, `round 1's first KL to the SFT model is ${firstKl(1)}`);
+  const state = JSON.parse(readFileSync(join(roundPaths(out, 1, "ppo").policyRun, "checkpoint-2", "trainer_state.json"), "utf8")) as { ref_model?: string };
+  assert.equal(state.ref_model, sharedData("llama2c/stories260K.bin"));
+  assert.ok(readFileSync(join(out, "policy", "model.safetensors")).equals(readFileSync(join(roundPaths(out, 1, "ppo").policy, "model.safetensors"))), "OUT/policy is not round 1's PPO policy");
+});

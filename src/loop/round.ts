@@ -1,6 +1,6 @@
 // One round of the loop, stage by stage; each stage writes its outputs, then its done-marker, and a
 // stage that has its marker is skipped (run-dir.ts). The trainers run in this process through
-// their commands' own entry points (`rlhf rm train`, `rlhf dpo`, with --resume; handed in by
+// their commands' own entry points (`rlhf rm train`, `rlhf dpo` / `ppo` / `online-dpo`, with --resume; handed in by
 // cli/commands/loop.ts as RoundCommands, so this layer does not import the CLI), so a killed
 // round continues the interrupted trainer from its last checkpoint, and the loop needs no second
 // copy of their flag checks, data readers, memory plans or checkpoint logic.
@@ -20,7 +20,7 @@ import { mean } from "../rl/rollout.ts";
 import { promptText } from "../tokenizers/chat.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
-import { fieldFlags, type LabelerConfig, type LoopConfig } from "./config.ts";
+import { fieldFlags, type LabelerConfig, type LoopConfig, type PolicyTrainer } from "./config.ts";
 import { labelByJudge } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
@@ -30,22 +30,36 @@ export class LoopError extends InputError {}
 
 const say = (line: string) => process.stderr.write(`loop: ${line}\n`);
 
-/** Where round r's outputs live. */
-export const roundPaths = (out: string, r: number) => {
+/**
+ * Where round r's outputs live. The policy trainer's run is round-N/<trainer>; the policy is that
+ * directory itself for `rlhf dpo` (which saves there), its policy/ for the on-policy trainers.
+ */
+export const roundPaths = (out: string, r: number, trainer: PolicyTrainer = "dpo") => {
   const dir = roundDir(out, r);
-  return { dir, comparisons: join(dir, "comparisons.jsonl"), labels: join(dir, "labels.jsonl"), rmData: join(dir, "rm-train.jsonl"), rmEval: join(dir, "rm-eval.jsonl"), rm: join(dir, "rm"), policy: join(dir, "dpo"), evalSamples: join(dir, "eval-samples.jsonl") };
+  const policyRun = join(dir, trainer);
+  return {
+    dir,
+    comparisons: join(dir, "comparisons.jsonl"),
+    labels: join(dir, "labels.jsonl"),
+    rmData: join(dir, "rm-train.jsonl"),
+    rmEval: join(dir, "rm-eval.jsonl"),
+    rm: join(dir, "rm"),
+    policyRun,
+    policy: trainer === "dpo" ? policyRun : join(policyRun, "policy"),
+    evalSamples: join(dir, "eval-samples.jsonl"),
+  };
 };
 
-/** The policy a round starts from: the SFT model, then each round's DPO output. */
-export const startingPolicy = (config: LoopConfig, out: string, r: number) => (r === 0 ? config.policy : roundPaths(out, r - 1).policy);
+/** The policy a round starts from: the SFT model, then each round's trained policy. */
+export const startingPolicy = (config: LoopConfig, out: string, r: number) => (r === 0 ? config.policy : roundPaths(out, r - 1, config.policy_trainer).policy);
 
 /** A command's entry point: its arguments in, its exit code out. */
 export type CommandRun = (argv: string[]) => Promise<number>;
 
-/** The commands a round runs: `rlhf rm`, `rlhf dpo` and `rlhf judge`. */
+/** The commands a round runs: `rlhf rm`, the policy's trainer (`rlhf dpo`, `ppo` or `online-dpo`) and `rlhf judge`. */
 export interface RoundCommands {
   rm: CommandRun;
-  dpo: CommandRun;
+  policy: Record<PolicyTrainer, CommandRun>;
   judge: CommandRun;
 }
 
@@ -54,7 +68,7 @@ export async function runRound(config: LoopConfig, out: string, r: number, comma
     sample: () => sampleStage(config, out, r),
     label: () => labelStage(config, out, r, commands.judge),
     rm: () => rewardModelStage(config, out, r, commands.rm),
-    policy: () => policyStage(config, out, r, commands.dpo),
+    policy: () => policyStage(config, out, r, commands.policy[config.policy_trainer]),
     eval: () => evalStage(config, out, r),
   };
   for (const [stage, run] of Object.entries(stages) as [Stage, () => Promise<void>][]) {
@@ -167,10 +181,20 @@ async function rewardModelStage(config: LoopConfig, out: string, r: number, rm: 
   await runCommand("rm train", rm, argv);
 }
 
-/** DPO on the round's labels, from the round's starting policy, with the SFT model as reference. */
-async function policyStage(config: LoopConfig, out: string, r: number, dpo: CommandRun): Promise<void> {
-  const p = roundPaths(out, r);
-  await runCommand("dpo", dpo, ["--model", startingPolicy(config, out, r), "--ref-model", config.policy, "--data", p.labels, "--output", p.policy, "--resume", ...fieldFlags(config.dpo)]);
+/**
+ * The round's policy from the round's starting policy, with the SFT model as reference (the KL
+ * leash): DPO on the round's labels, or PPO / online DPO on the training prompts with the round's
+ * reward model as the reward.
+ */
+async function policyStage(config: LoopConfig, out: string, r: number, train: CommandRun): Promise<void> {
+  const trainer = config.policy_trainer;
+  const p = roundPaths(out, r, trainer);
+  const from = startingPolicy(config, out, r);
+  const argv =
+    trainer === "dpo"
+      ? ["--model", from, "--data", p.labels, ...fieldFlags(config.dpo)]
+      : ["--policy", from, "--reward", p.rm, "--prompts", config.prompts, ...fieldFlags(trainer === "ppo" ? config.ppo : config.online_dpo)];
+  await runCommand(trainer, train, [...argv, "--ref-model", config.policy, "--output", p.policyRun, "--resume"]);
 }
 
 /** The last held-out accuracy `rm train` logged. */
@@ -187,7 +211,7 @@ function rewardModelAccuracy(rmDir: string): number {
  * preference function's mean score when one is configured.
  */
 async function evalStage(config: LoopConfig, out: string, r: number): Promise<void> {
-  const p = roundPaths(out, r);
+  const p = roundPaths(out, r, config.policy_trainer);
   const policy = await loadModel(p.policy);
   const reference = await loadModel(config.policy);
   const previous = r > 0 ? await loadModel(startingPolicy(config, out, r)) : null;
@@ -257,7 +281,7 @@ export const summary = (x: RoundRecord) =>
 
 /** The last round's policy, copied to OUT/policy (its files, without checkpoints or caches). */
 export async function publishPolicy(config: LoopConfig, out: string): Promise<string> {
-  const from = roundPaths(out, config.rounds - 1).policy;
+  const from = roundPaths(out, config.rounds - 1, config.policy_trainer).policy;
   const files: Record<string, Uint8Array> = {};
   for (const name of readdirSync(from)) {
     const path = join(from, name);

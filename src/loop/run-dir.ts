@@ -1,6 +1,6 @@
 // The layout of a loop's run directory, and its done-markers:
 //   OUT/config.json            the config with its paths resolved (what `rlhf loop resume` reads)
-//   OUT/round-N/               one round: samples, comparisons, labels, rm/, dpo/, eval.json
+//   OUT/round-N/               one round: samples, comparisons, labels, rm/, dpo/ (or ppo/, online-dpo/), eval.json
 //   OUT/round-N/STAGE.done     written (atomically) after the stage's outputs, so a stage with a
 //                              marker is finished and never run again
 //   OUT/rounds.jsonl           one line per finished round, rewritten from the rounds' eval.json

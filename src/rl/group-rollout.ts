@@ -51,9 +51,10 @@ export class GroupRollout {
 
   /**
    * `scoreTemperature`: logits are divided by it when scoring (default: the sampling temperature,
-   * what the policy-gradient ratios need; online DPO scores the plain model, 1).
+   * what the policy-gradient ratios need; online DPO scores the plain model, 1). `referenceArch`:
+   * the reference's architecture when it is a model of its own (default: the policy's).
    */
-  constructor(arch: Architecture, args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number }) {
+  constructor(arch: Architecture, args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number; referenceArch?: Architecture }) {
     if (args.eosIds.length === 0) throw new Error("sampling completions needs an EOS token id");
     const encoded = encodePrompts(args.tokenizer, args.prompts, arch.maxPositions, args.sampling.max_completion_length);
     this.promptIds = encoded.ids;
@@ -66,10 +67,11 @@ export class GroupRollout {
     this.#generator = new Generator(arch);
     const P = encoded.promptLength;
     const temperature = args.scoreTemperature ?? args.sampling.temperature;
+    const referenceArch = args.referenceArch ?? arch;
     const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
       const pol = responseLogprobs(arch, policy, borrowed(s), P, temperature);
-      const ref = responseLogprobs(arch, reference, borrowed(s), P, temperature);
+      const ref = responseLogprobs(referenceArch, reference, borrowed(s), P, temperature);
       return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
     });
   }

@@ -122,7 +122,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     this.#models = models;
     this.#prompts = args.prompts;
     this.#reward = args.reward;
-    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config });
+    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}) });
     const { arch } = models;
     const P = this.#rollout.promptLength;
     const beta = algorithm.lossBeta(config);
@@ -151,7 +151,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
   get optimizerState(): AdamWState {
     return this.#updater.optimizerState;
   }
-  /** No other trained model: the reference is the frozen start. */
+  /** No other trained model: the reference (the frozen start, or --ref-model) is only read. */
   readonly others = {};
 
   /** One step: generate groups, score, advantages, num_iterations optimizer updates. */

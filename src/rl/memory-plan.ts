@@ -30,6 +30,8 @@ export interface OnPolicyMemory {
   valueAdapter?: AdapterShape;
   /** Whether a frozen reference copy of the policy is held (never with LoRA: the reference is the base). */
   reference: boolean;
+  /** A reference model of its own (--ref-model), held frozen in place of the copy (with LoRA too). */
+  referenceModel?: Architecture;
   /** Reward models loaded as reward sources (frozen). */
   rewardModels: Architecture[];
   /** Sequences sampled per step (PPO: batch_size; GRPO: batch_size × num_generations). */
@@ -47,13 +49,14 @@ export function onPolicyMemoryPlan(m: OnPolicyMemory): MemoryPlan {
   const value = m.value ? modelShape(m.value) : null;
   const length = m.promptLength + m.responseLength;
   const held: MemoryItem[] = [
-    ...trainedModelItems("policy", policy, m.adapter, m.valueAdapter ? "the reference and the value model" : "the reference"),
+    ...trainedModelItems("policy", policy, m.adapter, [...(m.referenceModel ? [] : ["the reference"]), ...(m.valueAdapter ? ["the value model"] : [])].join(" and ") || undefined),
     ...(value ? (m.valueAdapter ? adapterItems("value", m.valueAdapter) : weightItems("value", value, true)) : []),
-    ...(m.reference && !m.adapter ? weightItems("reference", policy, false) : []),
+    ...(m.referenceModel ? weightItems("reference", modelShape(m.referenceModel), false) : m.reference && !m.adapter ? weightItems("reference", policy, false) : []),
     ...m.rewardModels.flatMap((rm, i) => weightItems(m.rewardModels.length > 1 ? `reward model ${i + 1}` : "reward model", modelShape(rm), false)),
   ];
   const scoring = [
     inferencePassItems("policy", policy, { rows: m.rolloutRows, length, headTokens: m.rolloutRows * m.responseLength }),
+    ...(m.referenceModel ? [inferencePassItems("reference", modelShape(m.referenceModel), { rows: m.rolloutRows, length, headTokens: m.rolloutRows * m.responseLength })] : []),
     ...(value ? [inferencePassItems("value", value, { rows: m.rolloutRows, length, headTokens: 0 })] : []),
     ...m.rewardModels.map((rm) => inferencePassItems("reward model", modelShape(rm), { rows: m.rolloutRows, length, headTokens: 0 })),
   ].reduce(largerOf);

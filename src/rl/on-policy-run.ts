@@ -81,6 +81,8 @@ export interface OnPolicyRun<P extends { step: number }> {
   prompts: readonly string[];
   /** The starting policy's config and what is saved along with every policy; `adapter` when the policy trained is a LoRA adapter. */
   policy: { config: ModelConfig; tokenizer: Tokenizer; generationConfig?: GenerationConfig; adapter?: LoraConfig };
+  /** --ref-model's path, recorded in checkpoints (absent: the reference is the starting policy); a resume with another is reported. */
+  referenceModel?: string | undefined;
   /** Subdirectories of a checkpoint holding `others` (PPO: ["value"]). */
   others?: readonly string[];
   /** Builds the trainer, fresh or from a checkpoint. */
@@ -102,6 +104,8 @@ export interface OnPolicyState<P> {
   global_step: number;
   config: Record<string, unknown>;
   prompts_fingerprint: string;
+  /** --ref-model's path; absent when the reference is the starting policy. */
+  ref_model?: string;
   progress: P;
   /** The monitors' history and conditions at this step (absent in checkpoints made before monitors). */
   monitors?: MonitorState;
@@ -156,6 +160,7 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     // The monitors only watch: changing them changes the events, never the trajectory.
     const watched = changed.filter((c) => c.startsWith("monitor_"));
     const trained = changed.filter((c) => !c.startsWith("monitor_"));
+    if (saved.state.ref_model !== run.referenceModel) trained.push(`ref_model ${saved.state.ref_model ?? "(the starting policy)"} → ${run.referenceModel ?? "(the starting policy)"}`);
     if (trained.length > 0) log(`${name}: config changed since the checkpoint (${trained.join(", ")}); the run will differ from an uninterrupted one`);
     if (watched.length > 0) log(`${name}: monitor settings changed since the checkpoint (${watched.join(", ")}); training goes on as it would have`);
   } else {
@@ -194,7 +199,7 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
       }
       const keep = events.length > 0 && config.monitor_action === "checkpoint";
       if (step % config.save_steps === 0 || last || keep) {
-        const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, progress: structuredClone(trainer.progress), monitors: monitors.state };
+        const state: OnPolicyState<P> = { trainer: name, global_step: step, config: { ...config }, prompts_fingerprint: fingerprint, ...(run.referenceModel ? { ref_model: run.referenceModel } : {}), progress: structuredClone(trainer.progress), monitors: monitors.state };
         const others = Object.fromEntries(Object.entries(trainer.others).map(([k, m]) => [k, { ...m, tokenizer: run.policy.tokenizer }]));
         const dir = await saveCheckpoint(output, { model: { ...savedAlong(run), params: trainer.policy }, others, optimizer: trainer.optimizerState, state });
         if (keep) {

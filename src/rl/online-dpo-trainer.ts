@@ -1,7 +1,7 @@
 // Online DPO (Guo et al. 2024; TRL's OnlineDPOTrainer): each step samples two completions for each
 // of batch_size prompts from the current policy, ranks each pair with the reward source (the higher
 // score is chosen; a tie keeps the first), and takes one DPO step on those pairs against the frozen
-// starting policy. The pairs are on-policy, which offline DPO's are not. The reference's log-probs
+// starting policy (or --ref-model). The pairs are on-policy, which offline DPO's are not. The reference's log-probs
 // come from the rollout's scoring pass, so no reference forward runs in the update.
 //
 // Metrics (TRL's OnlineDPOTrainer names; sums over a completion's tokens, means over the step):
@@ -51,7 +51,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
   readonly #average: boolean;
   #rng: HostRng;
   progress: OnlineDpoProgress;
-  /** No other trained model: the reference is the frozen start. */
+  /** No other trained model: the reference (the frozen start, or --ref-model) is only read. */
   readonly others = {};
 
   constructor(args: {
@@ -73,7 +73,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     this.#reward = args.reward;
     const sampling = { temperature: config.temperature, top_k: config.top_k, top_p: config.top_p, max_completion_length: config.response_length };
     // DPO compares the plain model's log-probs with the reference's, whatever the sampling temperature.
-    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1 });
+    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}) });
     const { arch } = models;
     const P = this.#rollout.promptLength;
     const average = dpoUsesAverageLogps(config.loss_type);

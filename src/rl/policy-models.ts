@@ -3,6 +3,9 @@
 // run trains a LoRA adapter on the starting weights, which stay frozen and are held once: every
 // pass of the policy reads them under the adapter, and the reference is the same architecture on
 // them alone (the adapter off, as TRL's reference for a PEFT model), so no second copy exists.
+// A reference model of its own (--ref-model, TRL's ref_model) replaces either: its weights under
+// its own architecture, whatever the policy trains (the loop leashes a round's policy, started
+// from the previous round's, to the SFT model this way).
 import type { Architecture } from "../models/architecture.ts";
 import type { LoadedModel } from "../models/load.ts";
 import { initAdapter, type LoraConfig } from "../models/lora.ts";
@@ -15,8 +18,10 @@ import type { UpdaterOptions } from "./policy-updater.ts";
 export interface PolicyModels {
   /** The trained policy's architecture (an attached adapter runs when the parameters hold it). */
   arch: Architecture;
-  /** The reference's parameters: the starting weights, only ever read. */
+  /** The reference's parameters: the starting weights (or --ref-model's), only ever read. */
   reference: Params;
+  /** The architecture the reference runs under when it is a model of its own (--ref-model); absent: the policy's `arch`. */
+  referenceArch?: Architecture;
   /** Parameters every policy pass reads under the trained ones (LoRA's frozen base; {} otherwise). */
   frozen: Params;
   /** The trained adapter's config (LoRA), saved with it. */
@@ -29,15 +34,17 @@ export interface PolicyModels {
 
 /**
  * The policy models of a run on `model` (borrowed for the run): with `fields.use_peft` an adapter
- * seeded by `seed`, trained with lora_dropout when `dropout` (TRL's disable_dropout off).
+ * seeded by `seed`, trained with lora_dropout when `dropout` (TRL's disable_dropout off); with
+ * `referenceModel` (borrowed too) that model is the reference instead of the starting weights.
  */
-export function policyModels(model: LoadedModel, fields: PeftFields, options: { seed: number; dropout: boolean }): PolicyModels {
-  if (!fields.use_peft) return { arch: model.arch, reference: model.params, frozen: {}, fresh: () => copyParams(model.params) };
+export function policyModels(model: LoadedModel, fields: PeftFields, options: { seed: number; dropout: boolean }, referenceModel?: LoadedModel): PolicyModels {
+  const reference = referenceModel ? { reference: referenceModel.params, referenceArch: referenceModel.arch } : { reference: model.params };
+  if (!fields.use_peft) return { arch: model.arch, ...reference, frozen: {}, fresh: () => copyParams(model.params) };
   const { arch, config } = adapterArch(model, fields, "CAUSAL_LM", options.dropout);
   const dropout = options.dropout && config.lora_dropout > 0;
   return {
     arch,
-    reference: model.params,
+    ...reference,
     frozen: model.params,
     adapter: config,
     ...(dropout ? { dropoutSeed: options.seed } : {}),
@@ -46,7 +53,7 @@ export function policyModels(model: LoadedModel, fields: PeftFields, options: { 
 }
 
 /** What a trainer is given of its policy: the architecture, reference and frozen parts, and the trained parameters (a fresh run's or a resumed one's). */
-export type PolicyParts = Pick<PolicyModels, "arch" | "reference"> & Partial<Pick<PolicyModels, "frozen" | "dropoutSeed" | "adapter">> & { policy: Params };
+export type PolicyParts = Pick<PolicyModels, "arch" | "reference"> & Partial<Pick<PolicyModels, "referenceArch" | "frozen" | "dropoutSeed" | "adapter">> & { policy: Params };
 
 /** The PolicyUpdater options of a trainer's policy, with a resumed run's moments. */
 export function updaterOptions(models: Partial<Pick<PolicyModels, "frozen" | "dropoutSeed">>, optimizer: AdamWState | undefined): UpdaterOptions {

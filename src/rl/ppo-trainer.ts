@@ -120,6 +120,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     }
     this.#generator = createRolloutEngine(config.rollout_engine, models.arch);
     const { arch, valueArch } = models;
+    const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;
     if (config.ptx_coef > 0) {
       if (!args.ptx || args.ptx.examples.length === 0) throw new Error("ptx_coef > 0 needs PPO-ptx data");
@@ -134,7 +135,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const seqOf = (s: DeviceSequences) => ({ ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policy: Params, reference: Params, value: Params, s: DeviceSequences) => {
       const pol = responseLogprobs(arch, policy, { ...s, ...seqOf(s) }, promptLength, config.temperature);
-      const ref = responseLogprobs(arch, reference, { ...s, ...seqOf(s) }, promptLength, config.temperature);
+      const ref = responseLogprobs(referenceArch, reference, { ...s, ...seqOf(s) }, promptLength, config.temperature);
       return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs, values: responseValues(valueArch, value, s, promptLength) };
     });
     // The frozen base (LoRA) reaches the loss among the policy's parameters; a value adapter reads it too.

@@ -34,7 +34,8 @@ are summed (PATH@WEIGHT weights one).
 Metrics go to DIR/metrics.jsonl under TRL's names, sample completions to DIR/samples.jsonl,
 checkpoints to DIR/checkpoint-N (resumable with --resume), and the final policy to DIR/policy (a
 Hugging Face directory; with --use_peft, a LoRA adapter on the frozen policy, which is also the
-reference with the adapter off; lora_dropout stays on unless --disable_dropout, as in TRL). Config
+reference with the adapter off; lora_dropout stays on unless --disable_dropout, as in TRL).
+--ref-model PATH (TRL's ref_model) makes that model, of the policy's tokenizer, the KL reference. Config
 fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num_generations or
 --num-generations).`;
   const flags = { ...onPolicyFlags, ...configFlags(specs, defaults) } as const;
@@ -58,11 +59,11 @@ fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num
       const advice = `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`;
       const { memory, dryRun } = checkOnPolicyPlan(inputs, config, dropout, v["dry-run"], advice, criticFreePlan(inputs, { rolloutRows: completions, updateRows: completions / config.gradient_accumulation_steps, responseLength: config.max_completion_length + 1 }));
       if (dryRun) return 0;
-      const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
+      const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs);
       const { tokenizer, prompts, eosIds, output } = inputs;
       process.stderr.write(`${name}: ${prompts.length} prompts, ${config.batch_size} × ${config.num_generations} completions per step, reward ${reward.name}\n`);
-      // The reference is always the starting policy, also when resuming; the trainer only reads it.
-      const models = policyModels(policyModel, config, { seed: config.seed, dropout });
+      // The reference is the starting policy (or --ref-model), also when resuming; the trainer only reads it.
+      const models = policyModels(policyModel, config, { seed: config.seed, dropout }, reference);
       const common = { algorithm, config, tokenizer, prompts, reward, eosIds };
       try {
         await runOnPolicy<GroupProgress>({
@@ -74,6 +75,7 @@ fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num
           fixedFields: GROUP_FIXED_FIELDS,
           prompts,
           policy: policySave(policyModel, tokenizer, models.adapter),
+          referenceModel: inputs.reference?.path,
           create: (resume) =>
             resume
               ? new GroupTrainer({ ...common, models: { ...models, policy: resume.policy }, resume: { progress: resume.progress, optimizer: resume.optimizer } })

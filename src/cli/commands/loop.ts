@@ -17,7 +17,8 @@ Iterated RLHF: each round samples K completions per training prompt from the cur
 pairs them off, has the labeler choose (a reward module, or people through the feedback server's
 HTTP API; with label_budget, only the comparisons the last reward model is least sure of, the rest
 labeled by \`rest\` or dropped), retrains the reward model on every label so far (rlhf rm train),
-runs DPO from the round's policy with the SFT model as reference (rlhf dpo), and evaluates the new
+optimises the round's policy from the last one with the SFT model as reference (policy_trainer:
+rlhf dpo on the labels, or rlhf ppo / rlhf online-dpo with the new reward model), and evaluates the new
 policy on the held-out prompts (reward, KL and win rate against the SFT model, win rate against the
 previous round, and the gold function's score when one is set). DIR/round-N holds each round; each
 stage writes a done-marker after its outputs, so \`resume\` (after a kill or a failure) skips finished
@@ -63,7 +64,11 @@ function readRunConfig(out: string): LoopConfig {
 // The trainers and the judge, run in this process through their commands (loaded when first used).
 const commands: RoundCommands = {
   rm: async (argv) => (await import("./rm.ts")).command.run(argv),
-  dpo: async (argv) => (await import("./dpo.ts")).command.run(argv),
+  policy: {
+    dpo: async (argv) => (await import("./dpo.ts")).command.run(argv),
+    ppo: async (argv) => (await import("./ppo.ts")).command.run(argv),
+    "online-dpo": async (argv) => (await import("./online-dpo.ts")).command.run(argv),
+  },
   judge: async (argv) => (await import("./judge.ts")).command.run(argv),
 };
 

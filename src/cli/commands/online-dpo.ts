@@ -14,7 +14,8 @@ const usage = `Usage: rlhf online-dpo --policy PATH --reward SRC --prompts FILE 
 
 Online DPO (Guo et al. 2024; TRL's OnlineDPOTrainer): each step samples two completions per
 prompt from the current policy, the reward source ranks them (higher score chosen), and one DPO
-step (loss_type sigmoid or ipo, beta) is taken on those pairs against the frozen starting policy.
+step (loss_type sigmoid or ipo, beta) is taken on those pairs against the frozen starting policy
+(or --ref-model, TRL's ref_model: a model of the policy's tokenizer).
 The reward is a reward-model directory or a .mjs/.ts module exporting \`reward(prompts,
 completions)\`; several --reward flags are summed (PATH@WEIGHT weights one).
 Metrics go to DIR/metrics.jsonl under TRL's names, pairs to DIR/samples.jsonl, checkpoints to
@@ -38,10 +39,10 @@ export const command: Command = {
     const advice = `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`;
     const { memory, dryRun } = checkOnPolicyPlan(inputs, config, dropout, v["dry-run"], advice, criticFreePlan(inputs, { rolloutRows: 2 * config.batch_size, updateRows: (2 * config.batch_size) / config.gradient_accumulation_steps, responseLength: config.response_length + 1 }));
     if (dryRun) return 0;
-    const { policy, reward } = await loadOnPolicyModels(inputs);
+    const { policy, reference, reward } = await loadOnPolicyModels(inputs);
     const { tokenizer, prompts, eosIds } = inputs;
     // The starting policy's weights are only read from here on: they are the reference (and with LoRA the base).
-    const parts = policyModels(policy, config, { seed: config.seed, dropout });
+    const parts = policyModels(policy, config, { seed: config.seed, dropout }, reference);
     const models = (params: typeof policy.params) => ({ ...parts, policy: params });
     const common = { config, tokenizer, prompts, reward, eosIds };
     try {
@@ -54,6 +55,7 @@ export const command: Command = {
         fixedFields: ONLINE_DPO_FIXED_FIELDS,
         prompts,
         policy: policySave(policy, tokenizer, parts.adapter),
+        referenceModel: inputs.reference?.path,
         create: (resume) =>
           resume
             ? new OnlineDpoTrainer({ ...common, models: models(resume.policy), resume: { progress: resume.progress, optimizer: resume.optimizer } })

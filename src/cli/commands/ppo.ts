@@ -14,11 +14,13 @@ import { defaultPpoRunConfig, PPO_FIXED_FIELDS, ppoRunSpecs as specs, ppoUpdateR
 import { runOnPolicy } from "../../rl/on-policy-run.ts";
 import { initialValueModel, valueAdapterOn } from "../../rl/ppo-value.ts";
 import { readSftData } from "../../data/datasets.ts";
-import { checkOnPolicyPlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs, monitorContext } from "../on-policy-command.ts";
+import { checkOnPolicyPlan, fmt, loadOnPolicyModels, onPolicyFlags, policySave, readOnPolicyInputs, monitorContext, referencePlan } from "../on-policy-command.ts";
 
 const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --output DIR [options]
 
-PPO with a KL penalty to the frozen starting policy (InstructGPT / TRL's PPOTrainer). The value
+PPO with a KL penalty to the frozen starting policy, or to --ref-model (InstructGPT / TRL's PPOTrainer
+and its ref_model: the reference must share the policy's tokenizer; with --use_peft it replaces the
+adapter-off reference, at the cost of its own weights). The value
 model starts from the first reward-model directory in --reward (as TRL does), or from the policy's
 backbone with a fresh head (--value-model to choose another). Metrics go to DIR/metrics.jsonl
 under TRL's names, sample completions to DIR/samples.jsonl, checkpoints to DIR/checkpoint-N
@@ -71,7 +73,7 @@ export const command: Command = {
           policy: described.arch,
           value: valueArch,
           ...(adapter ? { adapter, ...(valueSource ? {} : { valueAdapter: plannedAdapter(classifier, config, "SEQ_CLS", false) }) } : {}),
-          reference: true,
+          ...referencePlan(inputs),
           rewardModels: inputs.rewardArchs,
           rolloutRows: config.batch_size,
           promptLength,
@@ -81,11 +83,11 @@ export const command: Command = {
         }),
     );
     if (dryRun) return 0;
-    const { policy: policyModel, reward } = await loadOnPolicyModels(inputs);
+    const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs);
     // TRL's PPOTrainer trains without dropout. The starting weights are only ever read: the reference (and with LoRA the base).
-    const models = policyModels(policyModel, config, { seed: config.seed, dropout: false });
+    const models = policyModels(policyModel, config, { seed: config.seed, dropout: false }, reference);
     const valueLora = config.use_peft && !valueSource ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
-    const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, frozen: models.frozen, ...(models.adapter ? { adapter: models.adapter } : {}) });
+    const policyParts = (policy: Params) => ({ arch: models.arch, policy, reference: models.reference, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}), frozen: models.frozen, ...(models.adapter ? { adapter: models.adapter } : {}) });
     const common = { config, tokenizer, prompts, reward, eosIds, ...(ptx ? { ptx } : {}) };
     try {
       await runOnPolicy<PpoProgress>({
@@ -97,6 +99,7 @@ export const command: Command = {
         fixedFields: PPO_FIXED_FIELDS,
         prompts,
         policy: policySave(policyModel, tokenizer, models.adapter),
+        referenceModel: inputs.reference?.path,
         others: ["value"],
         create: async (resume) => {
           if (resume) {
