@@ -251,7 +251,7 @@ test("admin sets up a project, two labelers answer, admin reads agreement and ex
 
   await t.test("admin downloads the preference export", async () => {
     await page.goto(projectUrl);
-    await page.getByLabel("Format").selectOption("preference");
+    await page.getByRole("form", { name: "Export" }).getByLabel("Format").selectOption("preference");
     await page.getByLabel("Answers").selectOption("all");
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download export" }).click()]);
     assert.equal(download.suggestedFilename(), "helpfulness-preference-all.jsonl");
