@@ -25,9 +25,11 @@ if (files.length === 0) {
   process.exit(1);
 }
 // One file at a time: the wasm engine uses both cores, and parallel files would fight over them.
+// A test that hangs fails after 10 minutes, by name, instead of holding CI until its own limit.
+const TEST_TIMEOUT_MS = 600_000;
 const result = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files],
+  ["--import", "tsx", "--test", "--test-concurrency=1", `--test-timeout=${TEST_TIMEOUT_MS}`, "--test-reporter=spec", ...files],
   { stdio: "inherit" },
 );
 process.exit(result.status ?? 1);
