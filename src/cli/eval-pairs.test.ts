@@ -69,6 +69,26 @@ test("rlhf eval --json: one object with reward, reference_reward, kl, length, wi
   assert.match(self.stdout, /win rate of the policy over the reference: 0\.500/);
 });
 
+test("rlhf eval --lm-data: a .txt file's documents score as the same {\"text\"} records; alone it samples nothing; with prompts it joins the report", async () => {
+  const { dir, common } = await setUp;
+  const stories = ["Once upon a time there was a dog.", "The cat sat on the mat. It was happy."];
+  writeFileSync(join(dir, "lm.txt"), stories.join("\n<|endoftext|>\n") + "\n");
+  writeFileSync(join(dir, "lm.jsonl"), stories.map((text) => JSON.stringify({ text })).join("\n") + "\n");
+  const models = ["--policy", join(dir, "policy"), "--reference", join(dir, "reference")];
+  const fromText = JSON.parse(ok(["eval", ...models, "--lm-data", join(dir, "lm.txt"), "--json"]).stdout);
+  const fromJsonl = JSON.parse(ok(["eval", ...models, "--lm-data", join(dir, "lm.jsonl"), "--json"]).stdout);
+  assert.deepEqual(Object.keys(fromText).sort(), ["lm_loss", "lm_tokens", "reference_lm_loss"]);
+  assert.deepEqual(fromText, fromJsonl);
+  assert.ok(fromText.lm_tokens > 20 && fromText.lm_loss > 0 && fromText.lm_loss !== fromText.reference_lm_loss);
+  const same = JSON.parse(ok(["eval", "--policy", join(dir, "reference"), "--reference", join(dir, "reference"), "--lm-data", join(dir, "lm.txt"), "--json"]).stdout);
+  assert.equal(same.lm_loss, same.reference_lm_loss);
+  assert.equal(same.reference_lm_loss, fromText.reference_lm_loss);
+  const full = JSON.parse(ok(["eval", ...models, ...common, "--lm-data", join(dir, "lm.txt"), "--json"]).stdout);
+  assert.equal(full.lm_loss, fromText.lm_loss);
+  assert.ok(Number.isFinite(full.reward));
+  assert.match(ok(["eval", ...models, "--lm-data", join(dir, "lm.txt")]).stdout, /^LM loss on .*lm\.txt \(\d+ tokens\): policy \d\.\d{4}, reference \d\.\d{4} nats\/token \(alignment tax -?\d\.\d{4}\)$/m);
+});
+
 test("rlhf eval refuses bad input with a clear message", async () => {
   const { dir, common } = await setUp;
   const policy = ["--policy", join(dir, "policy")];

@@ -222,6 +222,19 @@ export function readSftData(path: string, tok: Tokenizer, options: ReadOptions =
   return renderLines(path, readRecordLines(path), (record, where) => renderSft(record, tok, where), options);
 }
 
+// Plain-text corpora (TinyStories' files among them) separate their documents with this.
+const END_OF_TEXT = "<|endoftext|>";
+
+/**
+ * Text for a language-model loss: a .txt file is plain text, one document per `<|endoftext|>`
+ * (the whole file when it has none); any other file is SFT data in a TRL format.
+ */
+export function readLmData(path: string, tok: Tokenizer): SftExample[] {
+  if (!path.toLowerCase().endsWith(".txt")) return readSftData(path, tok);
+  const documents = readInputText(path).split(END_OF_TEXT).map((d) => d.trim()).filter((d) => d.length > 0);
+  return documents.flatMap((text, i) => renderSft({ text }, tok, `${path}: document ${i + 1}`));
+}
+
 /** Preference records from a file, or from the rt-polarity folder (positive chosen over negative). */
 export function readPreferenceData(path: string, tok: Tokenizer, options: ReadOptions = {}): PreferenceExample[] {
   if (existsSync(path) && statSync(path).isDirectory()) {

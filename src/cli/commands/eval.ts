@@ -11,7 +11,7 @@ import { readPromptFile } from "../../rl/prompts.ts";
 import { promptText } from "../../tokenizers/chat.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
 import type { SamplingSettings } from "../../rl/rollout.ts";
-import { readSftData } from "../../data/datasets.ts";
+import { readLmData } from "../../data/datasets.ts";
 import { sftRows } from "../../train/sft.ts";
 import { languageModelLoss } from "../../train/lm-eval.ts";
 import type { Tokenizer } from "../../tokenizers/tokenizer.ts";
@@ -66,7 +66,9 @@ The two models must share a tokenizer (the policy's is used). The reward is a re
 directory or a .mjs/.ts module exporting \`reward(prompts, completions)\`; several --reward flags are
 summed (PATH@WEIGHT weights one). Prompt files are JSON lines with a "prompt" field (text or chat
 messages) or .txt lines.
-With --lm-data FILE (plain text, {"text": ...} lines, or any SFT format), also:
+With --lm-data FILE (a .txt file of documents split by <|endoftext|>, or SFT data such as
+{"text": ...} lines), also (and, without
+--prompts and --reward, only these: nothing is sampled):
   lm_loss, reference_lm_loss  mean NLL per token of FILE's texts (every token but the first) under
                              each model: what RLHF cost as a language model (the alignment tax is
                              lm_loss − reference_lm_loss); lm_tokens counts the tokens scored`;
@@ -92,6 +94,7 @@ export const command: Command = {
     const parsed = parseFlags(argv, usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
+    if (v["lm-data"] && !v.prompts && !v.reward) return lmOnly(v);
     const rewardSpecs = requireRepeated(v.reward, "reward");
     const settings: EvalSettings = { ...samplingSettings(v), num_samples: numberFlag(v["num-samples"], "num-samples", 1, { min: 1, integer: true }) };
     requireFlag(v.reference, "reference");
@@ -100,9 +103,7 @@ export const command: Command = {
 
     const policy = await loadCausalLm(v.policy, "policy", v.base);
     const reference = await loadCausalLm(v.reference, "reference", v.base);
-    if (policy.arch.vocabSize !== reference.arch.vocabSize) {
-      throw new UsageError(`the policy's vocabulary (${policy.arch.vocabSize} tokens) differs from the reference's (${reference.arch.vocabSize}); the KL needs one tokenizer for both`);
-    }
+    checkSameVocabulary(policy, reference);
     checkRoom(settings.max_new_tokens, policy, "max-new-tokens");
     checkRoom(settings.max_new_tokens, reference, "max-new-tokens");
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
@@ -134,6 +135,29 @@ export const command: Command = {
   },
 };
 
+/** Both models are read with the policy's tokenizer: the KL and the LM losses need one vocabulary. */
+function checkSameVocabulary(policy: LoadedModel, reference: LoadedModel): void {
+  if (policy.arch.vocabSize !== reference.arch.vocabSize) {
+    throw new UsageError(`the policy's vocabulary (${policy.arch.vocabSize} tokens) differs from the reference's (${reference.arch.vocabSize}); the KL needs one tokenizer for both`);
+  }
+}
+
+/** `--lm-data` alone: the two models' LM losses, without sampling or a reward. */
+async function lmOnly(v: Record<string, string | boolean | string[] | undefined>): Promise<number> {
+  const lmData = v["lm-data"] as string;
+  const policy = await loadCausalLm(v.policy as string | undefined, "policy", v.base as string | undefined);
+  const reference = await loadCausalLm(v.reference as string | undefined, "reference", v.base as string | undefined);
+  checkSameVocabulary(policy, reference);
+  const tokenizer = await resolveTokenizer(policy, v.tokenizer as string | undefined);
+  const maxLength = numberFlag(v["lm-max-length"] as string | undefined, "lm-max-length", policy.arch.maxPositions, { min: 2, integer: true, max: policy.arch.maxPositions });
+  const batchSize = numberFlag(v["batch-size"] as string | undefined, "batch-size", defaultEvalSettings.batch_size, { min: 1, integer: true });
+  const lm = await lmLosses(lmData, tokenizer, policy, reference, maxLength, batchSize);
+  disposeModel(policy);
+  disposeModel(reference);
+  process.stdout.write(v.json ? JSON.stringify(lm) + "\n" : lmLine(lm, lmData));
+  return 0;
+}
+
 interface LmLosses {
   lm_loss: number;
   reference_lm_loss: number;
@@ -142,7 +166,7 @@ interface LmLosses {
 
 /** Both models' LM loss on the texts of `path` (every token a target but the first). */
 async function lmLosses(path: string, tokenizer: Tokenizer, policy: LoadedModel, reference: LoadedModel, maxLength: number, batchSize: number): Promise<LmLosses> {
-  const rows = sftRows(readSftData(path, tokenizer), { max_length: maxLength, packing: false, completion_only_loss: false });
+  const rows = sftRows(readLmData(path, tokenizer), { max_length: maxLength, packing: false, completion_only_loss: false });
   if (rows.length === 0) throw new UsageError(`--lm-data ${path}: no text of two tokens or more to score`);
   const options = { padId: tokenizer.padTokenId ?? 0, batchSize, maxLength };
   const ours = await languageModelLoss(policy.arch, policy.params, rows, options);
