@@ -10,6 +10,9 @@ export class InputError extends Error {
 /** A checkpoint we cannot read (the file, and the field or tensor, named in the message). */
 export class CheckpointError extends InputError {}
 
+/** A tokenizer file we cannot read: not JSON, not a tokenizer of a kind we know, or corrupt (named in the message). */
+export class TokenizerFileError extends InputError {}
+
 /**
  * A file we could not write (a directory in the way, a read-only file, a full disk): the message
  * names the path and the reason, which the user fixes. Thrown by io/atomic.ts, the one writer.

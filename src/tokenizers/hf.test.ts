@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { InputError } from "../io/errors.ts";
 import { HfTokenizer, loadGpt2Tokenizer, loadHfTokenizer } from "./hf.ts";
 import { loadTokenizer } from "./load.ts";
 import { dataFile } from "./test-data.ts";
@@ -109,4 +110,9 @@ test("clear errors: missing files, unsupported model types, bad JSON, empty dire
   await assert.rejects(loadTokenizer(dir), /unsupported tokenizer\.json model type "WordLevel" \(supported: BPE, Unigram, WordPiece\)/);
   await writeFile(join(dir, "tokenizer.json"), "{ not json");
   await assert.rejects(loadTokenizer(dir), /tokenizer\.json: not valid JSON/);
+  // GPT-2's vocab.json given alone: the user's mistake, said as such (an InputError prints without "internal error").
+  await writeFile(join(dir, "vocab.json"), JSON.stringify({ a: 0, b: 1 }));
+  await assert.rejects(loadTokenizer(join(dir, "vocab.json")), (e: Error) =>
+    e instanceof InputError && /vocab\.json: unsupported tokenizer\.json model type undefined .*give the directory that holds both/.test(e.message));
+  await assert.rejects(loadTokenizer(dir), (e: Error) => e instanceof InputError);
 });

@@ -2,6 +2,7 @@
 // vocab.json + merges.txt pair, run by @huggingface/tokenizers (a pure-JS port of the Rust crate,
 // checked against the golden Llama and GPT-2 encodings in hf.test.ts).
 import { Tokenizer as HfCoreTokenizer } from "@huggingface/tokenizers";
+import { TokenizerFileError } from "../io/errors.ts";
 import {
   chatTemplateOf,
   readTokenizerFile,
@@ -81,6 +82,12 @@ export class HfTokenizer implements Tokenizer {
 /** Loads a tokenizer.json; configPath (tokenizer_config.json) supplies special tokens and the chat template. */
 export async function loadHfTokenizer(jsonPath: string, configPath: string | null = null): Promise<HfTokenizer> {
   const json = parseJson<HfTokenizerJson>(await readTokenizerFile(jsonPath), jsonPath);
+  const type = json.model?.type;
+  if (typeof type !== "string" || !SUPPORTED_MODELS.includes(type)) {
+    // A file with no model at all is most often GPT-2's vocab.json given alone.
+    const hint = type === undefined ? "; a GPT-2 vocab.json is read with its merges.txt: give the directory that holds both" : "";
+    throw new TokenizerFileError(`${jsonPath}: unsupported tokenizer.json model type ${JSON.stringify(type)} (supported: ${SUPPORTED_MODELS.join(", ")})${hint}`);
+  }
   const config = configPath === null ? {} : parseJson<TokenizerConfig>(await readTokenizerFile(configPath), configPath);
   return new HfTokenizer(json, config);
 }
@@ -134,6 +141,6 @@ function parseJson<T>(bytes: Buffer, path: string): T {
   try {
     return JSON.parse(bytes.toString("utf8")) as T;
   } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+    throw new TokenizerFileError(`${path}: not valid JSON (${(err as Error).message})`);
   }
 }

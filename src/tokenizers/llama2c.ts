@@ -1,6 +1,7 @@
 // llama2.c's tokenizer: the .bin vocabulary format and run.c's encode/decode, reproduced exactly so
 // that llama2.c checkpoints (stories260K with tok512.bin, Llama 2 with tokenizer.bin) see the ids
 // they were trained on. save() converts it to an equivalent Hugging Face tokenizer.json.
+import { TokenizerFileError } from "../io/errors.ts";
 import { readTokenizerFile, savedConfig, writeTokenizerFiles, type Tokenizer } from "./tokenizer.ts";
 
 const UNK = 0;
@@ -29,7 +30,7 @@ export function parseLlama2cVocab(bytes: Uint8Array, source: string): Llama2cVoc
   let offset = 0;
   const need = (n: number, what: string) => {
     if (offset + n > bytes.length) {
-      throw new Error(
+      throw new TokenizerFileError(
         `${source}: truncated llama2.c tokenizer: expected ${what} (${n} bytes) at offset ${offset}, ` +
           `but the file has ${bytes.length - offset} bytes left`,
       );
@@ -38,7 +39,7 @@ export function parseLlama2cVocab(bytes: Uint8Array, source: string): Llama2cVoc
   need(4, "int32 max_token_length");
   const maxTokenLength = view.getInt32(0, true);
   offset = 4;
-  if (maxTokenLength <= 0) throw new Error(`${source}: corrupt llama2.c tokenizer: max_token_length ${maxTokenLength} at offset 0`);
+  if (maxTokenLength <= 0) throw new TokenizerFileError(`${source}: corrupt llama2.c tokenizer: max_token_length ${maxTokenLength} at offset 0`);
 
   const pieces: string[] = [];
   const scores: number[] = [];
@@ -50,7 +51,7 @@ export function parseLlama2cVocab(bytes: Uint8Array, source: string): Llama2cVoc
     need(4, `int32 length of token ${i}`);
     const length = view.getInt32(offset, true);
     if (length < 0 || length > maxTokenLength) {
-      throw new Error(
+      throw new TokenizerFileError(
         `${source}: corrupt llama2.c tokenizer: token ${i} has length ${length} at offset ${offset}, ` +
           `expected 0..${maxTokenLength} (max_token_length)`,
       );
@@ -62,13 +63,13 @@ export function parseLlama2cVocab(bytes: Uint8Array, source: string): Llama2cVoc
   }
 
   if (pieces.length < FIRST_BYTE_TOKEN + BYTE_TOKENS) {
-    throw new Error(`${source}: corrupt llama2.c tokenizer: ${pieces.length} tokens, expected at least 259 (3 special + 256 byte tokens)`);
+    throw new TokenizerFileError(`${source}: corrupt llama2.c tokenizer: ${pieces.length} tokens, expected at least 259 (3 special + 256 byte tokens)`);
   }
   // encode() relies on id = byte + 3; a vocabulary laid out differently would silently produce wrong ids.
   for (let b = 0; b < BYTE_TOKENS; b++) {
     const expected = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
     if (pieces[FIRST_BYTE_TOKEN + b] !== expected) {
-      throw new Error(`${source}: not a byte-fallback vocabulary: token ${FIRST_BYTE_TOKEN + b} is ${JSON.stringify(pieces[FIRST_BYTE_TOKEN + b])}, expected ${expected}`);
+      throw new TokenizerFileError(`${source}: not a byte-fallback vocabulary: token ${FIRST_BYTE_TOKEN + b} is ${JSON.stringify(pieces[FIRST_BYTE_TOKEN + b])}, expected ${expected}`);
     }
   }
   return { maxTokenLength, pieces, scores };
