@@ -30,3 +30,20 @@ test("0002 flags the answers whose item is still open, on a database that has an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("0004 keeps suggestions hidden in existing projects and leaves existing items without a suggestion or policy", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "feedback-migrate-"));
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(join(dir, "m.sqlite")) }) });
+  try {
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    assert.equal((await migrator.migrateTo("0003_token_lifecycle")).error, undefined);
+    await db.insertInto("projects").values({ id: "p", name: "p", task: "pairwise", overlap: 1, guidelines: "", gold_every: 10, created_at: 0 }).execute();
+    await db.insertInto("items").values({ id: "i", project_id: "p", external_id: null, seq: 0, prompt: "\"x\"", gold: null, is_gold: 0, answer_count: 0, open: 1, created_at: 0 }).execute();
+    await migrate(db);
+    assert.deepEqual(await db.selectFrom("projects").select("show_suggestions").execute(), [{ show_suggestions: 0 }]);
+    assert.deepEqual(await db.selectFrom("items").select(["suggestion", "policy"]).execute(), [{ suggestion: null, policy: null }]);
+  } finally {
+    await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -36,18 +36,20 @@ const labelStudioRanker = [
 ];
 
 const argillaRanking = [
-  { id: "rec-1", fields: { prompt: "Pick one", response_1: "one", response_2: "two", response_3: "three" }, metadata: { source: "x" },
+  { id: "rec-1", fields: { prompt: "Pick one", response_1: "one", response_2: "two", response_3: "three" }, metadata: { source: "x", policy: "round-2" },
     responses: { ranking: [
       { value: ["response_3", "response_1", "response_2"], user_id: "carol", status: "submitted" },
       // Argilla 1.x form, where equal ranks are ties
       { value: [{ value: "response_2", rank: 1 }, { value: "response_3", rank: 1 }, { value: "response_1", rank: 2 }], user_id: "dave", status: "submitted" },
       { value: ["response_1", "response_2", "response_3"], user_id: "erin", status: "discarded" },
     ] },
-    suggestions: {}, status: "completed" },
+    suggestions: { ranking: { value: ["response_1", "response_3", "response_2"], score: 0.8, agent: "judge-7b" } }, status: "completed" },
 ];
 
 const argillaPairwise = [
-  { id: "p-1", fields: { prompt: "Q", "reply-1": "good", "reply-2": "bad" }, responses: { preference: [{ value: "reply-1", user_id: "carol" }, { value: "tie", user_id: "dave" }] } },
+  { id: "p-1", fields: { prompt: "Q", "reply-1": "good", "reply-2": "bad" }, responses: { preference: [{ value: "reply-1", user_id: "carol" }, { value: "tie", user_id: "dave" }] },
+    // Argilla 1.x's list of suggestions
+    suggestions: [{ question_name: "preference", value: "tie", score: 0.5, agent: "judge-7b" }] },
 ];
 
 // Answers in annotator order: imported answers share one time, so their stored order is arbitrary.
@@ -85,6 +87,9 @@ test("Argilla ranking (2.x lists and 1.x ranks with ties) and label records roun
   await roundTrip("argilla", "pairwise", argillaPairwise);
   const [rec] = parseToolFile("argilla", JSON.stringify(argillaRanking), "f", "ranking");
   assert.deepEqual(rec!.answers.map((a) => [a.annotator, a.ranking, a.ties]), [["carol", [2, 0, 1], []], ["dave", [1, 2, 0], [[1, 2]]]]);
+  assert.deepEqual([rec!.item.suggestion, rec!.item.policy], [{ ranking: [0, 2, 1], confidence: 0.8, judge: "judge-7b" }, "round-2"]);
+  const [pair] = parseToolFile("argilla", JSON.stringify(argillaPairwise), "f", "pairwise");
+  assert.deepEqual(pair!.item.suggestion, { ranking: [0, 1], ties: [[0, 1]], confidence: 0.5, judge: "judge-7b" });
 });
 
 test("imported annotations are answers by named labelers: stats count them, and they cannot sign in", async () => {
@@ -126,6 +131,8 @@ test("bad files are refused with one line naming the record and the field", () =
   bad("argilla", "ranking", '{"fields": {"prompt": "p", "response_1": "a", "response_2": "b"}}\n{"fields": {"prompt": "p", "response_1": "a"}}\n',
     /f\.json:2: fields: expected 2\+ response fields/);
   bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { q: [{ value: "response_1" }] } }], /responses\.q\[0\]: user_id: expected a string/);
+  bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, suggestions: { q: { value: "response_1", score: 7 } } }], /record #1: suggestions\.q: score: expected a number from 0 to 1/);
+  bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, suggestions: { q: { value: "response_3" } } }], /suggestions\.q: value: "response_3" is not one of the response fields/);
 });
 
 test("HTTP: POST .../import?from= and GET .../export?format= take and give the tools' JSON; bad files and rating projects are 400s", async () => {
