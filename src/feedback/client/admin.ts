@@ -116,7 +116,7 @@ function importForm(project: ProjectDetail, onImported: () => void): HTMLElement
   const form = h("form", { class: "card", "aria-labelledby": "import-title" },
     h("h2", { id: "import-title" }, "Import items"),
     field("import-text", "Paste JSON lines", text,
-      `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts]}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
+      `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts], "suggestion"?, "policy"?}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
     field("import-file", "…or upload a .jsonl file", file),
     ...(tools.length ? [field("import-source", "Format", source)] : []),
     submit, status);
