@@ -31,7 +31,7 @@ export async function createProject(store: Store, req: Omit<Required<CreateProje
 export async function updateProject(store: Store, id: string, req: UpdateProjectRequest): Promise<Project> {
   const { numUpdatedRows } = await store.db.updateTable("projects").set({ show_suggestions: req.show_suggestions ? 1 : 0 })
     .where("id", "=", id).executeTakeFirstOrThrow();
-  if (numUpdatedRows === 0n) throw new HttpError(404, `no project ${JSON.stringify(id)}`);
+  if (Number(numUpdatedRows) === 0) throw new HttpError(404, `no project ${JSON.stringify(id)}`);
   return projectJson(await getProject(store.db, id));
 }
 
