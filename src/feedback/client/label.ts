@@ -246,7 +246,7 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
     const target = e.target instanceof HTMLElement ? e.target : null;
     const typing = target?.closest("input, textarea, select, [contenteditable]") != null;
     if (e.key === "Enter") {
-      if (target?.closest("a, button:not(.choice)")) return; // links and other buttons keep their own Enter
+      if (target?.closest("a, summary, button:not(.choice)")) return; // links, other buttons and folds (the guidelines, the judge's reasoning) keep their own Enter
       if (target?.tagName === "TEXTAREA" && !(e.ctrlKey || e.metaKey)) return;
       e.preventDefault();
       if (target?.classList.contains("choice")) target.click(); // Enter on a choice picks it and submits
