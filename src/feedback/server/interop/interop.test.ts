@@ -16,7 +16,8 @@ import { exportToTool, importToolFile, parseToolFile, type Tool } from "./tools.
 // Hand-written files in the shapes the tools document (Label Studio's Pairwise and Ranker
 // results in its JSON export; Argilla 2.x records from records.to_list(flatten=False)).
 const labelStudioPairwise = [
-  { id: 101, data: { prompt: "Say hi", answer1: "hi", answer2: "go away" },
+  { id: 101, data: { prompt: "Say hi", answer1: "hi", answer2: "go away", policy: "round-0" },
+    predictions: [{ model_version: "judge-7b", score: 0.7, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "right" } }] }],
     annotations: [
       { id: 1, completed_by: { id: 7, email: "ann@example.com" }, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "left" } }] },
       { id: 2, completed_by: 8, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "left" } }] },
@@ -32,6 +33,7 @@ const labelStudioPairwise = [
 
 const labelStudioRanker = [
   { id: 1, data: { prompt: "Best color?", items: [{ id: "x", title: "A", body: "red" }, { id: "y", body: "blue" }, { id: "z", body: "green" }] },
+    predictions: [{ result: [{ from_name: "rank", to_name: "answers", type: "ranker", value: { ranker: { rank: ["y", "z", "x"] } } }] }],
     annotations: [{ completed_by: "bob", result: [{ from_name: "rank", to_name: "answers", type: "ranker", value: { ranker: { rank: ["z", "x", "y"] } } }] }] },
 ];
 
@@ -80,6 +82,9 @@ async function roundTrip(tool: Tool, task: Task, file: unknown[]) {
 test("Label Studio pairwise and ranker tasks round-trip through a project", async () => {
   await roundTrip("label-studio", "pairwise", labelStudioPairwise);
   await roundTrip("label-studio", "ranking", labelStudioRanker);
+  const [first] = parseToolFile("label-studio", JSON.stringify(labelStudioPairwise), "f", "pairwise");
+  assert.deepEqual([first!.item.suggestion, first!.item.policy], [{ ranking: [1, 0], confidence: 0.7, judge: "judge-7b" }, "round-0"]);
+  assert.deepEqual(parseToolFile("label-studio", JSON.stringify(labelStudioRanker), "f", "ranking")[0]!.item.suggestion, { ranking: [1, 2, 0] });
 });
 
 test("Argilla ranking (2.x lists and 1.x ranks with ties) and label records round-trip through a project", async () => {
@@ -126,6 +131,7 @@ test("bad files are refused with one line naming the record and the field", () =
   bad("label-studio", "ranking", [labelStudioRanker[0], { ...labelStudioRanker[0], id: 2, annotations: [{ completed_by: "bob", result: [{ type: "ranker", value: { ranker: { rank: ["x", "y"] } } }] }] }],
     /task #2 \(id 2\): annotations\[0\]\.result: value\.ranker: must list every id of data\.items exactly once/);
   bad("label-studio", "rating", [], /pairwise and ranking projects; this project's task is rating/);
+  bad("label-studio", "pairwise", [{ data: { prompt: "p", answer1: "a", answer2: "b" }, predictions: [{ score: 3, result: [] }] }], /task #1: predictions\[0\]: score: expected a number from 0 to 1/);
   bad("argilla", "ranking", [{ id: "r", fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { ranking: [{ value: ["response_1", "response_9"], user_id: "u" }] } }],
     /record #1 \(record "r"\): responses\.ranking\[0\]: value: "response_9" is not one of the response fields response_1, response_2/);
   bad("argilla", "ranking", '{"fields": {"prompt": "p", "response_1": "a", "response_2": "b"}}\n{"fields": {"prompt": "p", "response_1": "a"}}\n',
