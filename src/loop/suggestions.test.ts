@@ -97,7 +97,7 @@ for (const mode of ["shown", "hidden"] as const) {
     } else assert.equal(withSuggestion.length, 0, "hidden suggestions never reach the labeler");
     const stats = (await api<ProjectStats>("ada", "GET", `/api/projects/${project.id}/stats`))!;
     // Lin always disagrees with the judge: agreement 0, and with both orientations counted, kappa -1.
-    assert.deepEqual(stats.ai_agreement, { items: 2, pairs: 2, agreement: 0, cohen_kappa: -1, judges: [`fake@${judge.baseUrl}`] });
+    assert.deepEqual(stats.ai_agreement, { suggested_items: 2, items: 2, pairs: 2, agreement: 0, cohen_kappa: -1, judges: [`fake@${judge.baseUrl}`] });
     assert.deepEqual(stats.policies, [{ policy: "round-0", items: 3, complete_items: 3, answers: 3 }]);
   });
 }

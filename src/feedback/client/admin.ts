@@ -168,9 +168,9 @@ function statsView(s: ProjectStats): HTMLElement {
       ...pair("Median time per answer", s.median_seconds === null ? "–" : `${s.median_seconds.toFixed(1)} s`),
       ...pair("First-shown response wins", percent(s.position_bias.first_shown_win_rate),
         s.position_bias.p_value === null ? "" : `(p = ${num(s.position_bias.p_value, 3)} over ${s.position_bias.pairs} pairs; 50% is unbiased)`),
-      ...pair("AI suggestions vs people: Cohen's κ", num(s.ai_agreement.cohen_kappa), s.ai_agreement.pairs === 0
-        ? "(needs items with a suggestion and a majority answer)"
-        : `(agree on ${percent(s.ai_agreement.agreement)} of ${s.ai_agreement.pairs} ${s.ai_agreement.pairs === 1 ? "pair" : "pairs"} over ${s.ai_agreement.items} items${s.ai_agreement.judges.length ? `; ${s.ai_agreement.judges.join(", ")}` : ""})`)),
+      ...(s.ai_agreement.suggested_items === 0 ? [] : pair("AI suggestions vs people: Cohen's κ", num(s.ai_agreement.cohen_kappa), s.ai_agreement.pairs === 0
+        ? `(${s.ai_agreement.suggested_items} items have a suggestion; none has a majority answer yet)`
+        : `(agree on ${percent(s.ai_agreement.agreement)} of ${s.ai_agreement.pairs} ${s.ai_agreement.pairs === 1 ? "pair" : "pairs"} over ${s.ai_agreement.items} items${s.ai_agreement.judges.length ? `; ${s.ai_agreement.judges.join(", ")}` : ""})`))),
     s.policies.length ? h("table", {},
       h("caption", {}, "Items by policy"),
       h("thead", {}, h("tr", {}, ...["Policy", "Items", "Complete", "Answers"].map((c) => h("th", { scope: "col" }, c)))),

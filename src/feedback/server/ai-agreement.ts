@@ -10,7 +10,7 @@ import { cohensKappa } from "./agreement.ts";
 /** One item: its response ids, the suggestion's scores and each answer's scores (higher is better). */
 export interface SuggestedItem { responseIds: string[]; suggestion: Map<string, number>; answers: Map<string, number>[] }
 
-type Counts = Omit<ProjectStats["ai_agreement"], "judges">;
+type Counts = Omit<ProjectStats["ai_agreement"], "judges" | "suggested_items">;
 
 const category = (o: number) => (o > 0 ? 0 : o < 0 ? 1 : 2); // first better, second better, tie
 

@@ -146,7 +146,7 @@ export async function projectStats(store: Store, project: ProjectRow): Promise<P
     median_seconds: median(answers.filter((a) => !a.skip).map((a) => (a.answered_at - a.served_at) / 1000)),
     position_bias: { pairs: biasPairs, first_shown_win_rate: biasPairs ? firstWins / biasPairs : null, p_value: binomialTestHalf(firstWins, biasPairs) },
     labelers: labelers.sort((p, q) => p.name.localeCompare(q.name)),
-    ai_agreement: { ...aiAgreement(suggested), judges: [...judges].sort() },
+    ai_agreement: { suggested_items: suggested.length, ...aiAgreement(suggested), judges: [...judges].sort() },
     policies: [...policies.values()].sort((p, q) => p.policy.localeCompare(q.policy)),
   };
 }

@@ -110,7 +110,7 @@ for (const dialect of ["sqlite", "postgres"] as const) describe(`suggestions and
     const stats = (await call("root", "GET", `/api/projects/${p.id}/stats`)).json as ProjectStats;
     // Pairs (people, ai): (1,1) (2,2) (1,2) (2,2); the confusion [[1,1],[0,2]] plus its flip (each
     // pair in both orientations) is [[3,1],[1,3]]: p_o = 3/4, p_e = 1/2, kappa = 1/2.
-    assert.deepEqual(stats.ai_agreement, { items: 4, pairs: 4, agreement: 0.75, cohen_kappa: 0.5, judges: ["j-a", "j-b"] });
+    assert.deepEqual(stats.ai_agreement, { suggested_items: 4, items: 4, pairs: 4, agreement: 0.75, cohen_kappa: 0.5, judges: ["j-a", "j-b"] });
     assert.deepEqual(stats.policies, [
       { policy: "round-0", items: 2, complete_items: 2, answers: 4 },
       { policy: "round-1", items: 3, complete_items: 3, answers: 6 },

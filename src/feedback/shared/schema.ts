@@ -295,6 +295,7 @@ export const ProjectStats = z.object({
   // orientations, as `rlhf judge` does, so the arbitrary order of an item's responses cannot
   // move it. When the project shows suggestions, people may be anchored to them.
   ai_agreement: z.object({
+    suggested_items: z.int(), // non-gold items that have a suggestion
     items: z.int(), // items that entered the computation
     pairs: z.int(), // response pairs (one per pairwise item)
     agreement: z.number().nullable(), // share of pairs where the suggestion matched the majority
