@@ -80,11 +80,18 @@ export async function labelByPeople(config: PeopleConfig, comparisons: Compariso
 
 /** A judge's verdict as the feedback app's suggestion, by response position; a tie is a tied ranking. */
 export function suggestionOf(v: JudgeVerdict, c: Comparison): Suggestion {
-  const rationale = v.rationale?.ab ?? v.rationale?.ba ?? undefined; // the first order's, which the judge wrote seeing the chosen response as A
+  const rationale = v.rationale?.ab ?? v.rationale?.ba ?? undefined; // the order in which the chosen response was shown as A
   return {
     ranking: v.chosen === c.responses[0] ? [0, 1] : [1, 0], ...(v.tie ? { ties: [[0, 1]] } : {}),
-    confidence: v.confidence, judge: v.judge, ...(rationale ? { rationale: rationale.slice(0, 10_000) } : {}),
+    confidence: v.confidence, judge: fitText(v.judge, 200), ...(rationale ? { rationale: fitText(rationale, 10_000) } : {}),
   };
+}
+
+// Model text as the app's text fields take it (one refused field would refuse the whole round's
+// import): no NUL, no lone surrogate, at most `max` UTF-16 units without splitting a pair.
+function fitText(s: string, max: number): string {
+  const t = s.replace(/\u0000/g, "").replace(/\p{Cs}/gu, "\uFFFD");
+  return t.length > max ? t.slice(0, max).replace(/[\uD800-\uDBFF]$/, "") : t;
 }
 
 /** The export's lines (one per answer) as the loop's labeled comparisons, matched by item id. */

@@ -11,7 +11,7 @@ import { fakeOpenAiServer, reply } from "../ai-feedback/test-helpers.ts";
 import { buildApp } from "../feedback/server/app.ts";
 import { openStore, type Store } from "../feedback/server/db.ts";
 import { addUser } from "../feedback/server/users.ts";
-import type { NextItem, ProjectStats, ProjectSummary } from "../feedback/shared/schema.ts";
+import { Suggestion, type NextItem, type ProjectStats, type ProjectSummary } from "../feedback/shared/schema.ts";
 import { tempDir } from "../io/test-helpers.ts";
 import { ConfigError } from "../train/config.ts";
 import type { Comparison } from "./comparisons.ts";
@@ -108,6 +108,10 @@ test("suggestionOf: a judge's tie is a tied ranking; the rationale is the first 
     { ranking: [1, 0], confidence: 0.6, judge: "j", rationale: "why" });
   assert.deepEqual(suggestionOf({ id: c.id, chosen: c.responses[0], tie: true, judge: "j", confidence: 0.5, rationale: { ab: null, ba: null } }, c),
     { ranking: [0, 1], ties: [[0, 1]], confidence: 0.5, judge: "j" });
+  // Model text the app would refuse (NUL, a lone surrogate, too long) is made to fit, never split inside a pair.
+  const long = suggestionOf({ id: c.id, chosen: c.responses[0], judge: "j", confidence: 1, rationale: { ab: `a\u0000b\ud800c${"x".repeat(9_995)}🙂🙂`, ba: null } }, c);
+  assert.equal(long.rationale, `ab\ufffdc${"x".repeat(9_995)}`); // 9,999 units: the next pair would end at 10,001
+  assert.ok(Suggestion.safeParse(long).success);
 });
 
 test("labeler.suggestions is hidden or shown, and needs a judge as rest", async () => {
