@@ -56,8 +56,10 @@ user's role, token status, expiry, last use (to the minute) and answer count.
 ${DB_HELP}`,
   import: `usage: rlhf feedback import --project NAME FILE.jsonl [--from label-studio|argilla] [--db FILE | --database-url URL]
 
-Each line: {"id"?: string, "prompt": string | [{"role", "content"}], "responses": [string, ...], "gold"?: answer}
+Each line: {"id"?: string, "prompt": string | [{"role", "content"}], "responses": [string, ...], "gold"?: answer,
+            "suggestion"?: answer + {"confidence"?, "judge"?, "rationale"?}, "policy"?: string}
 A gold answer uses response indices: {"ranking": [1, 0], "ties"?: [[i, j]]} or {"ratings": [5, 2, ...]}.
+A suggestion is an AI judge's verdict in the same form; labelers see it only in projects that show suggestions.
 Errors name FILE:LINE. Ids must be unique within the file and the project.
   --from TOOL            read another tool's export instead (pairwise and ranking projects): label-studio (its
                          task JSON: Pairwise or Ranker results) or argilla (2.x records, JSON array or lines).

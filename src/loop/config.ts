@@ -15,10 +15,21 @@ export const fieldFlags = (fields: Record<string, Scalar>) => Object.entries(fie
 export const POLICY_TRAINERS = ["dpo", "ppo", "online-dpo"] as const;
 export type PolicyTrainer = (typeof POLICY_TRAINERS)[number];
 
+export const SUGGESTIONS_MODES = ["hidden", "shown"] as const;
+export type SuggestionsMode = (typeof SUGGESTIONS_MODES)[number];
+
 /** Who answers a round's comparisons. */
 export type LabelerConfig =
   | { type: "reward"; reward: string }
-  | { type: "people"; url: string; api_key?: string; poll_seconds: number; min_labels?: number; deadline_minutes?: number; project_prefix: string }
+  | {
+    type: "people"; url: string; api_key?: string; poll_seconds: number; min_labels?: number; deadline_minutes?: number; project_prefix: string;
+    /**
+     * The judge of `rest` (which must be {type: judge}) also judges the people's comparisons, and its
+     * verdicts go to the feedback app as the items' suggestions: `hidden` (only for the project's
+     * AI-vs-people kappa) or `shown` to the labelers. Absent: no suggestions.
+     */
+    suggestions?: SuggestionsMode;
+  }
   /** `rlhf judge`: SRC a URL (with `model`) or a local model; `args` its other flags (template, concurrency, …). */
   | { type: "judge"; judge: string; model?: string; args: Record<string, Scalar> };
 
@@ -102,6 +113,10 @@ export function readLoopConfig(path: string): LoopConfig {
   if (!POLICY_TRAINERS.includes(policyTrainer as PolicyTrainer)) throw new ConfigError(`${where("policy_trainer")} must be ${POLICY_TRAINERS.join(", ")}, got ${JSON.stringify(policyTrainer)}`);
   const rest = mapping("rest", raw.rest ?? { type: "drop" });
   if (rest.type !== "drop" && rest.type !== "reward" && rest.type !== "judge") throw new ConfigError(`${where("rest.type")} must be drop, reward or judge, got ${JSON.stringify(rest.type)}`);
+  const labeler = mapping("labeler", raw.labeler);
+  if (labeler.suggestions !== undefined && labeler.type === "people" && rest.type !== "judge") {
+    throw new ConfigError(`${where("labeler.suggestions")} needs an AI judge to make them: set rest: {type: judge, judge: URL, model: NAME}`);
+  }
   return {
     policy: file("policy"),
     prompts: file("prompts"),
@@ -117,7 +132,7 @@ export function readLoopConfig(path: string): LoopConfig {
       top_p: num("sampling.top_p", s.top_p, defaults.sampling.top_p, 0),
       batch_size: int("sampling.batch_size", s.batch_size, defaults.sampling.batch_size, 1),
     },
-    labeler: labelerConfig(mapping("labeler", raw.labeler), where, file, scalars),
+    labeler: labelerConfig(labeler, where, file, scalars),
     ...(raw.label_budget !== undefined ? { label_budget: int("label_budget", raw.label_budget, undefined, 0) } : {}),
     selection,
     rest: rest.type === "drop" ? { type: "drop" } : (labelerConfig(rest, (f) => where(f.replace(/^labeler/, "rest")), file, scalars) as Exclude<LabelerConfig, { type: "people" }>),
@@ -139,6 +154,12 @@ export function readLoopConfig(path: string): LoopConfig {
       batch_size: int("eval.batch_size", e.batch_size, defaults.eval.batch_size, 1),
     },
   };
+}
+
+function suggestionsMode(value: unknown, where: (f: string) => string): { suggestions: SuggestionsMode } | undefined {
+  if (value === undefined) return undefined;
+  if (!SUGGESTIONS_MODES.includes(value as SuggestionsMode)) throw new ConfigError(`${where("labeler.suggestions")} must be ${SUGGESTIONS_MODES.join(" or ")}, got ${JSON.stringify(value)}`);
+  return { suggestions: value as SuggestionsMode };
 }
 
 function labelerConfig(l: Record<string, unknown>, where: (f: string) => string, file: (f: string, v: unknown) => string, scalars: (f: string, v: unknown) => Record<string, Scalar>): LabelerConfig {
@@ -164,6 +185,7 @@ function labelerConfig(l: Record<string, unknown>, where: (f: string) => string,
       ...(positive("min_labels") !== undefined ? { min_labels: positive("min_labels")! } : {}),
       ...(positive("deadline_minutes") !== undefined ? { deadline_minutes: positive("deadline_minutes")! } : {}),
       project_prefix: typeof l.project_prefix === "string" ? l.project_prefix : "loop",
+      ...(suggestionsMode(l.suggestions, where) ?? {}),
     };
   }
   throw new ConfigError(`${where("labeler.type")} must be reward, people or judge, got ${JSON.stringify(l.type)}`);

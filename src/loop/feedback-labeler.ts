@@ -2,13 +2,16 @@
 // a pairwise project per round, named `<project_prefix>-round-N (<policy>)` so the policy that wrote
 // the items is on the project, each item's id the comparison's id; then polling until every item
 // reached its overlap (or `min_labels` items did, or the deadline passed), and the labels exported
-// through the API (every labeler's answer, aggregate=all). The answers live in the server's
+// through the API (every labeler's answer, aggregate=all). Each item carries the policy that wrote
+// it and, when the config asks for them, the AI judge's verdict as its suggestion (shown to the
+// labelers or only compared with them in the project's stats). The answers live in the server's
 // database, so a loop killed while people label loses nothing: on resume it finds the project by
 // name and exports again.
-import type { ProjectDetail, ProjectSummary } from "../feedback/shared/schema.ts";
+import type { ImportItem, ProjectDetail, ProjectSummary, Suggestion } from "../feedback/shared/schema.ts";
 import { InputError } from "../io/errors.ts";
 import { labeled, type Comparison, type LabeledComparison } from "./comparisons.ts";
 import type { LabelerConfig } from "./config.ts";
+import type { JudgeVerdict } from "./judge-labeler.ts";
 
 /** The feedback server refused or failed a request (the method, path, status and its message). */
 export class FeedbackServerError extends InputError {}
@@ -20,7 +23,8 @@ export const API_KEY_ENV = "RLHF_FEEDBACK_API_KEY";
 /** The env variable that overrides labeler.url (a server that moved, or one on a port chosen at start). */
 export const URL_ENV = "RLHF_FEEDBACK_URL";
 
-export async function labelByPeople(config: PeopleConfig, comparisons: Comparison[], round: number, say: (line: string) => void): Promise<LabeledComparison[]> {
+/** `verdicts`: the AI judge's, sent as suggestions (config.suggestions); comparisons without one get none. */
+export async function labelByPeople(config: PeopleConfig, comparisons: Comparison[], round: number, say: (line: string) => void, verdicts: JudgeVerdict[] = []): Promise<LabeledComparison[]> {
   if (comparisons.length === 0) return [];
   const key = config.api_key ?? process.env[API_KEY_ENV];
   const url = process.env[URL_ENV]?.replace(/\/+$/, "") ?? config.url;
@@ -44,12 +48,16 @@ export async function labelByPeople(config: PeopleConfig, comparisons: Compariso
   const name = `${config.project_prefix}-round-${round} (${comparisons[0]!.policy})`;
   let project = (await call<ProjectSummary[]>("GET", "/api/projects")).find((p) => p.name === name);
   if (!project) {
-    const created = await call<{ id: string }>("POST", "/api/projects", { name, task: "pairwise", overlap: 1 });
+    const created = await call<{ id: string }>("POST", "/api/projects", { name, task: "pairwise", overlap: 1, show_suggestions: config.suggestions === "shown" });
     project = await call<ProjectDetail>("GET", `/api/projects/${created.id}`);
   }
   // The import is one request (one transaction): a project has all the round's items or none.
   if (project.progress.total_items === 0) {
-    await call("POST", `/api/projects/${project.id}/items`, comparisons.map((c) => ({ id: c.id, prompt: c.prompt, responses: c.responses })));
+    const byId = new Map(verdicts.map((v) => [v.id, v]));
+    await call("POST", `/api/projects/${project.id}/items`, comparisons.map((c): ImportItem => {
+      const verdict = byId.get(c.id);
+      return { id: c.id, prompt: c.prompt, responses: c.responses, policy: c.policy, ...(verdict ? { suggestion: suggestionOf(verdict, c) } : {}) };
+    }));
     say(`round ${round}: ${comparisons.length} comparisons in feedback project "${name}" at ${url}`);
   }
   const deadline = config.deadline_minutes !== undefined ? Date.parse(project.created_at) + config.deadline_minutes * 60_000 : Infinity;
@@ -68,6 +76,22 @@ export async function labelByPeople(config: PeopleConfig, comparisons: Compariso
   }
   const exported = await call<string>("GET", `/api/projects/${project.id}/export?format=preference&aggregate=all`);
   return peopleLabels(exported, comparisons, round);
+}
+
+/** A judge's verdict as the feedback app's suggestion, by response position; a tie is a tied ranking. */
+export function suggestionOf(v: JudgeVerdict, c: Comparison): Suggestion {
+  const rationale = v.rationale?.ab ?? v.rationale?.ba ?? undefined; // the order in which the chosen response was shown as A
+  return {
+    ranking: v.chosen === c.responses[0] ? [0, 1] : [1, 0], ...(v.tie ? { ties: [[0, 1]] } : {}),
+    confidence: v.confidence, judge: fitText(v.judge, 200), ...(rationale ? { rationale: fitText(rationale, 10_000) } : {}),
+  };
+}
+
+// Model text as the app's text fields take it (one refused field would refuse the whole round's
+// import): no NUL, no lone surrogate, at most `max` UTF-16 units without splitting a pair.
+function fitText(s: string, max: number): string {
+  const t = s.replace(/\u0000/g, "").replace(/\p{Cs}/gu, "\uFFFD");
+  return t.length > max ? t.slice(0, max).replace(/[\uD800-\uDBFF]$/, "") : t;
 }
 
 /** The export's lines (one per answer) as the loop's labeled comparisons, matched by item id. */

@@ -15,9 +15,28 @@ type JudgeConfig = Extract<LabelerConfig, { type: "judge" }>;
 
 export class JudgeLabelerError extends InputError {}
 
+/** One verdict of `rlhf judge`'s output, the fields the loop reads. */
+export interface JudgeVerdict {
+  id: string; chosen: string; tie?: boolean; judge: string; confidence: number;
+  rationale?: { ab: string | null; ba: string | null };
+}
+
 /** `judgeCommand` is `rlhf judge`'s entry point (argv in, exit code out). */
 export async function labelByJudge(judgeCommand: (argv: string[]) => Promise<number>, config: JudgeConfig, comparisons: Comparison[], round: number, dir: string, say: (line: string) => void): Promise<{ labels: LabeledComparison[]; failed: number }> {
   if (comparisons.length === 0) return { labels: [], failed: 0 };
+  const { verdicts, failed } = await judgeVerdicts(judgeCommand, config, comparisons, dir);
+  const byId = new Map(comparisons.map((c) => [c.id, c]));
+  const labels = verdicts.map((v) => {
+    const c = byId.get(v.id)!;
+    return labeled(c, v.tie ? null : v.chosen === c.responses[0] ? 0 : 1, `judge:${config.model ?? config.judge}`, round);
+  });
+  say(`round ${round}: the judge labeled ${labels.length} of ${comparisons.length} comparisons (${labels.filter((l) => l.tie).length} ties), ${failed} failed`);
+  return { labels, failed };
+}
+
+/** `rlhf judge` on the comparisons, in `dir` (its cache there too): the verdicts, and how many failed. */
+export async function judgeVerdicts(judgeCommand: (argv: string[]) => Promise<number>, config: JudgeConfig, comparisons: Comparison[], dir: string): Promise<{ verdicts: JudgeVerdict[]; failed: number }> {
+  if (comparisons.length === 0) return { verdicts: [], failed: 0 };
   const data = join(dir, "judge-items.jsonl");
   const output = join(dir, "judge.jsonl");
   await writeFileAtomic(data, jsonLines(comparisons.map((c) => ({ id: c.id, prompt: c.prompt, responses: c.responses }))));
@@ -35,12 +54,8 @@ export async function labelByJudge(judgeCommand: (argv: string[]) => Promise<num
   // rlhf judge exits 1 when every verdict failed; for the loop that is a round without judge labels.
   const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, "utf8")) as { judged: number; failed: number }) : null;
   if (!summary || !existsSync(output) || (code !== 0 && summary.judged > 0)) throw new JudgeLabelerError(`rlhf judge ${argv.join(" ")} failed (exit code ${code})`);
-  const byId = new Map(comparisons.map((c) => [c.id, c]));
-  const labels = readJsonLines<{ id: string; chosen: string; tie?: boolean }>(output).map((record) => {
-    const c = byId.get(record.id);
-    if (!c) throw new JudgeLabelerError(`${output}: id ${JSON.stringify(record.id)} is not one of the round's comparisons`);
-    return labeled(c, record.tie ? null : record.chosen === c.responses[0] ? 0 : 1, `judge:${config.model ?? config.judge}`, round);
-  });
-  say(`round ${round}: the judge labeled ${labels.length} of ${comparisons.length} comparisons (${labels.filter((l) => l.tie).length} ties), ${summary.failed} failed`);
-  return { labels, failed: summary.failed };
+  const ids = new Set(comparisons.map((c) => c.id));
+  const verdicts = readJsonLines<JudgeVerdict>(output);
+  for (const v of verdicts) if (!ids.has(v.id)) throw new JudgeLabelerError(`${output}: id ${JSON.stringify(v.id)} is not one of the round's comparisons`);
+  return { verdicts, failed: summary.failed };
 }

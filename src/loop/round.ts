@@ -21,7 +21,7 @@ import { promptText } from "../tokenizers/chat.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
 import { fieldFlags, type LabelerConfig, type LoopConfig, type PolicyTrainer } from "./config.ts";
-import { labelByJudge } from "./judge-labeler.ts";
+import { judgeVerdicts, labelByJudge, type JudgeVerdict } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
 import { selectForLabeler } from "./selection.ts";
@@ -124,17 +124,26 @@ async function labelStage(config: LoopConfig, out: string, r: number, judge: Com
     say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${margins ? "smallest reward-model margins" : "random"}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to the ${config.rest.type} labeler`}`);
   }
   const dir = roundPaths(out, r).dir;
-  const first = await labelWith(config.labeler, chosen, r, dir, judge);
+  const first = await labelWith(config.labeler, chosen, r, dir, judge, config.rest);
   const second = config.rest.type === "drop" ? { labels: [], failed: 0 } : await labelWith(config.rest, rest, r, join(dir, "rest"), judge);
   await writeFileAtomic(join(dir, "label-failures.json"), JSON.stringify({ failed: first.failed + second.failed }) + "\n");
   await writeFileAtomic(roundPaths(out, r).labels, jsonLines([...first.labels, ...second.labels]));
 }
 
-/** One labeler's verdicts on some comparisons, and how many it failed to give (a judge's failed verdicts). */
-async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: number, dir: string, judge: CommandRun): Promise<{ labels: LabeledComparison[]; failed: number }> {
+/**
+ * One labeler's verdicts on some comparisons, and how many it failed to give (a judge's failed
+ * verdicts). People with `suggestions` get `rest`'s judge's verdicts on their comparisons (judged in
+ * `dir`/suggestions, cached there, so a resumed round asks the judge nothing twice).
+ */
+async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: number, dir: string, judge: CommandRun, rest?: LoopConfig["rest"]): Promise<{ labels: LabeledComparison[]; failed: number }> {
   if (labeler.type === "reward") return { labels: await withReward(labeler.reward, (source) => labelByReward(source, comparisons, r)), failed: 0 };
   if (labeler.type === "judge") return labelByJudge(judge, labeler, comparisons, r, dir, say);
-  return { labels: await labelByPeople(labeler, comparisons, r, say), failed: 0 };
+  let suggestions: JudgeVerdict[] = [];
+  if (labeler.suggestions && rest?.type === "judge") {
+    suggestions = (await judgeVerdicts(judge, rest, comparisons, join(dir, "suggestions"))).verdicts;
+    say(`round ${r}: the judge suggested verdicts on ${suggestions.length} of ${comparisons.length} comparisons for the labelers (${labeler.suggestions})`);
+  }
+  return { labels: await labelByPeople(labeler, comparisons, r, say, suggestions), failed: 0 };
 }
 
 /** r(a) − r(b) of each comparison under a trained reward model. */

@@ -318,3 +318,64 @@ test("a ranking with a tie and 1-7 ratings reach the export as entered", { timeo
   assert.deepEqual((await exported(ratingId)).ratings, [6, 2]);
   assert.deepEqual(dialogs, []);
 });
+
+test("AI suggestions: hidden until the admin switches them on, then shown as text; kappa against people in the stats", { timeout: 60_000 }, async () => {
+  const admin = await signIn("ada");
+  await admin.page.getByRole("heading", { name: "New project" }).waitFor();
+  await admin.page.getByLabel("Name").fill("with suggestions");
+  await admin.page.getByLabel("Labelers per item").fill("1");
+  assert.equal(await admin.page.getByLabel("Show AI suggestions to labelers").isChecked(), false, "off by default");
+  await admin.page.getByRole("button", { name: "Create project" }).click();
+  await admin.page.getByRole("heading", { name: "with suggestions" }).waitFor();
+  const projectId = decodeURIComponent(/#\/admin\/([^/?#]+)/.exec(admin.page.url())![1]!);
+  // The judge prefers the first response of each item; the labeler will agree on two of three.
+  const items = [
+    { id: "s1", prompt: "2 + 2?", responses: ["4", "5"], kimPicks: 0 },
+    { id: "s2", prompt: "Capital of France?", responses: ["Paris", "Lyon"], kimPicks: 0 },
+    { id: "s3", prompt: "Largest planet?", responses: ["Saturn", "Jupiter"], kimPicks: 1 },
+  ];
+  const res = await fetch(`${baseUrl}/api/projects/${projectId}/items`, {
+    method: "POST", headers: { authorization: `Bearer ${tokens.ada}`, "content-type": "application/json" },
+    body: JSON.stringify(items.map(({ kimPicks: _, ...it }) => ({
+      ...it, policy: "round-1", suggestion: { ranking: [0, 1], confidence: 0.9, judge: "e2e-judge", rationale: HOSTILE_RESPONSE } }))),
+  });
+  assert.equal(res.status, 201, await res.text());
+
+  const kim = await signIn("kim");
+  await kim.page.goto(`${baseUrl}/#/label/${projectId}`);
+  await kim.page.locator(".response").nth(1).waitFor();
+  assert.equal(await kim.page.locator("aside.suggestion").count(), 0, "no suggestion while the project hides them");
+
+  await admin.page.getByLabel("Show AI suggestions to labelers").check();
+  await admin.page.getByText("Labelers now see suggestions.").waitFor();
+
+  for (let n = 0; n < items.length; n++) {
+    await kim.page.reload();
+    await kim.page.getByText(`Answered ${n} ·`).waitFor();
+    const aside = kim.page.locator("aside.suggestion");
+    await aside.waitFor();
+    const texts = await kim.page.locator(".response .text").allTextContents();
+    const item = items.find((it) => it.responses.every((r) => texts.includes(r)))!;
+    const suggested = "AB"[texts.indexOf(item.responses[0]!)];
+    assert.match((await aside.locator("p").textContent())!, new RegExp(`^AI suggestion: Response ${suggested} is better \\(confidence 90%\\) · e2e-judge$`));
+    await aside.getByText("The judge's reasoning").click();
+    assert.equal(await aside.locator(".text").textContent(), HOSTILE_RESPONSE, "the rationale is shown verbatim, as text");
+    assert.equal(await aside.locator("script, img").count(), 0, "model text must not create elements");
+    await kim.page.getByRole("button", { name: texts.indexOf(item.responses[item.kimPicks]!) === 0 ? /^A is better/ : /^B is better/ }).click();
+    await kim.page.getByRole("button", { name: /^Submit/ }).click();
+  }
+  await kim.page.getByRole("heading", { name: "All done" }).waitFor();
+
+  await admin.page.getByRole("button", { name: "Refresh" }).click();
+  const stats = admin.page.locator(".stats");
+  await stats.getByText("3 / 3").waitFor();
+  const numbers = Object.fromEntries(await stats.locator("dl dt").evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
+  // (people, judge): first/first twice, second/first once; both orientations: [[2,1],[1,2]], kappa = (2/3 - 1/2) / (1/2) = 1/3.
+  assert.equal(numbers["AI suggestions vs people: Cohen's κ"], "0.33 (agree on 67% of 3 pairs over 3 items; e2e-judge)");
+  const policies = await stats.locator("table", { hasText: "Items by policy" }).locator("tbody tr")
+    .evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (c) => c.textContent)));
+  assert.deepEqual(policies, [["round-1", "3", "3", "3"]]);
+  await admin.page.reload();
+  assert.equal(await admin.page.getByLabel("Show AI suggestions to labelers").isChecked(), true, "the setting was saved");
+  assert.deepEqual([...admin.dialogs, ...kim.dialogs], []);
+});

@@ -19,12 +19,17 @@ const TASK_HELP: Record<Task, string> = {
 const field = (id: string, label: string, input: HTMLElement, hint?: string) =>
   h("div", { class: "field" }, h("label", { for: id }, label), input, hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null);
 
+const suggestionsToggle = (input: HTMLInputElement) => h("div", { class: "field" },
+  h("label", { class: "inline", for: input.id }, input, "Show AI suggestions to labelers"),
+  h("p", { class: "hint" }, "Items imported with a suggestion (an AI judge's verdict) show it above the answer buttons. Off by default: a visible suggestion anchors people to it."));
+
 export async function adminHomePage(root: HTMLElement, _ctx: PageContext) {
   const projects = await api.projects();
   const name = h("input", { id: "project-name", required: true, maxlength: 200 });
   const task = h("select", { id: "project-task" }, ...TASKS.map((t) => h("option", { value: t }, TASK_HELP[t])));
   const overlap = h("input", { id: "project-overlap", type: "number", min: 1, max: 100, value: 2, required: true, "aria-describedby": "project-overlap-hint" });
   const guidelines = h("textarea", { id: "project-guidelines", rows: 6, "aria-describedby": "project-guidelines-hint" });
+  const showSuggestions = h("input", { id: "project-show-suggestions", type: "checkbox" });
   const status = statusLine();
   const create = h("button", { type: "submit", class: "primary" }, "Create project");
   const form = h("form", { class: "card", "aria-labelledby": "create-title" },
@@ -33,12 +38,15 @@ export async function adminHomePage(root: HTMLElement, _ctx: PageContext) {
     field("project-task", "Task", task),
     field("project-overlap", "Labelers per item", overlap, "How many different labelers answer each item (2+ to measure agreement)."),
     field("project-guidelines", "Guidelines (markdown)", guidelines, "Shown to labelers above every item."),
+    suggestionsToggle(showSuggestions),
     create, status);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     create.disabled = true;
     try {
-      const p = await api.createProject({ name: name.value, task: task.value as Task, overlap: Number(overlap.value), guidelines: guidelines.value });
+      const p = await api.createProject({
+        name: name.value, task: task.value as Task, overlap: Number(overlap.value), guidelines: guidelines.value, show_suggestions: showSuggestions.checked,
+      });
       location.hash = href.adminProject(p.id);
     } catch (err) {
       status.show(`Could not create the project: ${(err as Error).message}`, "error");
@@ -108,7 +116,7 @@ function importForm(project: ProjectDetail, onImported: () => void): HTMLElement
   const form = h("form", { class: "card", "aria-labelledby": "import-title" },
     h("h2", { id: "import-title" }, "Import items"),
     field("import-text", "Paste JSON lines", text,
-      `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts]}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
+      `One item per line: {"id"?, "prompt": text or [{"role", "content"}], "responses": [texts], "suggestion"?, "policy"?}${project.task === "pairwise" ? ", exactly 2 responses each" : ""}.`),
     field("import-file", "…or upload a .jsonl file", file),
     ...(tools.length ? [field("import-source", "Format", source)] : []),
     submit, status);
@@ -159,7 +167,14 @@ function statsView(s: ProjectStats): HTMLElement {
         s.agreement.value === null ? "(needs items with 2+ answers that vary)" : `(over ${s.agreement.items} items)`),
       ...pair("Median time per answer", s.median_seconds === null ? "–" : `${s.median_seconds.toFixed(1)} s`),
       ...pair("First-shown response wins", percent(s.position_bias.first_shown_win_rate),
-        s.position_bias.p_value === null ? "" : `(p = ${num(s.position_bias.p_value, 3)} over ${s.position_bias.pairs} pairs; 50% is unbiased)`)),
+        s.position_bias.p_value === null ? "" : `(p = ${num(s.position_bias.p_value, 3)} over ${s.position_bias.pairs} pairs; 50% is unbiased)`),
+      ...(s.ai_agreement.suggested_items === 0 ? [] : pair("AI suggestions vs people: Cohen's κ", num(s.ai_agreement.cohen_kappa), s.ai_agreement.pairs === 0
+        ? `(${s.ai_agreement.suggested_items} items have a suggestion; none has a majority answer yet)`
+        : `(agree on ${percent(s.ai_agreement.agreement)} of ${s.ai_agreement.pairs} ${s.ai_agreement.pairs === 1 ? "pair" : "pairs"} over ${s.ai_agreement.items} items${s.ai_agreement.judges.length ? `; ${s.ai_agreement.judges.join(", ")}` : ""})`))),
+    s.policies.length ? h("table", {},
+      h("caption", {}, "Items by policy"),
+      h("thead", {}, h("tr", {}, ...["Policy", "Items", "Complete", "Answers"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, ...s.policies.map((p) => h("tr", {}, h("th", { scope: "row" }, p.policy), h("td", {}, p.items), h("td", {}, p.complete_items), h("td", {}, p.answers))))) : null,
     h("table", {},
       h("caption", {}, "Labelers"),
       h("thead", {}, h("tr", {}, ...["Labeler", "Answers", "Skips", "Agrees with majority", "Agrees with gold", "Median time"].map((c) => h("th", { scope: "col" }, c)))),
@@ -212,6 +227,25 @@ function exportForm(project: ProjectDetail): HTMLElement {
   return form;
 }
 
+// Whether labelers see the items' suggestions; saved as soon as it is switched.
+function settingsForm(project: ProjectDetail): HTMLElement {
+  const show = h("input", { id: "settings-show-suggestions", type: "checkbox", checked: project.show_suggestions });
+  const status = statusLine();
+  show.addEventListener("change", async () => {
+    show.disabled = true;
+    try {
+      const p = await api.updateProject(project.id, { show_suggestions: show.checked });
+      status.show(p.show_suggestions ? "Labelers now see suggestions." : "Suggestions are now hidden from labelers.", "ok");
+    } catch (err) {
+      show.checked = !show.checked;
+      status.show(`Not saved: ${(err as Error).message}`, "error");
+    } finally {
+      show.disabled = false;
+    }
+  });
+  return h("section", { class: "card", "aria-labelledby": "settings-title" }, h("h2", { id: "settings-title" }, "Settings"), suggestionsToggle(show), status);
+}
+
 export async function adminProjectPage(root: HTMLElement, _ctx: PageContext, projectId: string) {
   const project = await api.project(projectId);
   const statsArea = h("div", {}, statsView(await api.stats(projectId)));
@@ -237,6 +271,7 @@ export async function adminProjectPage(root: HTMLElement, _ctx: PageContext, pro
     h("section", { class: "card", "aria-labelledby": "stats-title" },
       h("div", { class: "title-row" }, h("h2", { id: "stats-title" }, "Progress and agreement"), refresh),
       statsArea),
+    settingsForm(project),
     importForm(project, () => void refreshStats()),
     exportForm(project),
   );

@@ -4,7 +4,7 @@
 import type {
   INTEROP_TOOLS, ToolImportResponse,
   AnswerRequest, AnswerResponse, CreateProjectRequest, ExportQuery, ImportItemsRequest, ImportItemsResponse,
-  Me, NextItem, Project, ProjectDetail, ProjectStats, ProjectSummary,
+  Me, NextItem, Project, ProjectDetail, ProjectStats, ProjectSummary, UpdateProjectRequest,
 } from "../shared/schema.ts";
 
 const TOKEN_KEY = "rlhf-feedback-token";
@@ -56,6 +56,7 @@ export const api = {
   projects: () => json<ProjectSummary[]>("GET", "/api/projects"),
   project: (id: string) => json<ProjectDetail>("GET", `/api/projects/${enc(id)}`),
   createProject: (req: CreateProjectRequest) => json<Project>("POST", "/api/projects", req),
+  updateProject: (id: string, req: UpdateProjectRequest) => json<Project>("PATCH", `/api/projects/${enc(id)}`, req),
   importItems: (id: string, items: ImportItemsRequest) => json<ImportItemsResponse>("POST", `/api/projects/${enc(id)}/items`, items),
   importTool: (id: string, from: (typeof INTEROP_TOOLS)[number], records: unknown[]) =>
     json<ToolImportResponse>("POST", `/api/projects/${enc(id)}/import?from=${enc(from)}`, records),

@@ -4,7 +4,7 @@
 import type { AnswerRequest, NextItem, Progress, Prompt, ShownResponse } from "../shared/schema.ts";
 import { LIKERT_MAX, LIKERT_MIN } from "../shared/schema.ts";
 import { api, ApiError, newRequestId, submitWithRetry } from "./api.ts";
-import { h, kbd, setChildren, statusLine, type Child } from "./dom.ts";
+import { h, kbd, percent, setChildren, statusLine, type Child } from "./dom.ts";
 import { renderMarkdown } from "./markdown.ts";
 import { href, type PageContext } from "./routes.ts";
 
@@ -25,6 +25,24 @@ function promptView(prompt: Prompt): HTMLElement {
   if (typeof prompt === "string") return h("div", { class: "text" }, prompt);
   return h("ol", { class: "chat" }, ...prompt.map((m) =>
     h("li", { "data-role": m.role }, h("span", { class: "role" }, m.role), h("div", { class: "text" }, m.content))));
+}
+
+// An AI judge's verdict, in the letters this labeler sees; sent only by projects that show
+// suggestions. The judge's rationale is model text like the responses: text nodes only.
+function suggestionView(item: NextItem): HTMLElement | null {
+  const s = item.suggestion;
+  if (!s) return null;
+  const name = new Map(item.responses.map((r, i) => [r.id, letter(i)]));
+  const tied = (x: string, y: string) => (s.ties ?? []).some(([a, b]) => (a === x && b === y) || (a === y && b === x));
+  let verdict: string;
+  if (s.ratings) verdict = item.responses.map((r) => `${name.get(r.id)}: ${s.ratings![r.id]}`).join(", ");
+  else if (item.task === "pairwise") verdict = s.ties?.length ? "a tie" : `Response ${name.get(s.ranking![0]!)} is better`;
+  else verdict = s.ranking!.map((id, i) => (i === 0 ? "" : tied(s.ranking![i - 1]!, id) ? " = " : " > ") + name.get(id)).join("");
+  return h("aside", { class: "suggestion card", "aria-label": "AI suggestion" },
+    h("p", {}, h("strong", {}, "AI suggestion: "), verdict,
+      s.confidence !== null ? ` (confidence ${percent(s.confidence)})` : null,
+      s.judge ? h("span", { class: "hint" }, ` · ${s.judge}`) : null),
+    s.rationale ? h("details", {}, h("summary", {}, "The judge's reasoning"), h("div", { class: "text" }, s.rationale)) : null);
 }
 
 function responseCard(i: number, r: ShownResponse, ...controls: Child[]): HTMLElement {
@@ -209,9 +227,10 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
     showProgress(next.progress);
     const keys: [string, string][] = [...widget.shortcuts, ["s", "skip"], ["Enter", "submit"], ["Ctrl+Enter", "submit from the rationale box"]];
     const heading = h("h2", { tabindex: -1 }, "Prompt");
-    itemArea.replaceChildren(
+    setChildren(itemArea,
       heading,
       h("div", { class: "prompt card" }, promptView(next.prompt)),
+      suggestionView(next),
       widget.body,
       h("label", { for: "rationale" }, "Rationale (optional)"),
       rationale,
@@ -227,7 +246,7 @@ export async function labelPage(root: HTMLElement, { signal }: PageContext, proj
     const target = e.target instanceof HTMLElement ? e.target : null;
     const typing = target?.closest("input, textarea, select, [contenteditable]") != null;
     if (e.key === "Enter") {
-      if (target?.closest("a, button:not(.choice)")) return; // links and other buttons keep their own Enter
+      if (target?.closest("a, summary, button:not(.choice)")) return; // links, other buttons and folds (the guidelines, the judge's reasoning) keep their own Enter
       if (target?.tagName === "TEXTAREA" && !(e.ctrlKey || e.metaKey)) return;
       e.preventDefault();
       if (target?.classList.contains("choice")) target.click(); // Enter on a choice picks it and submits

@@ -1,6 +1,6 @@
 // What an answer means: validation against the item's task and responses, and reduction of every
 // task type to per-response scores (higher is better), from which stats and exports are derived.
-import type { GoldAnswer, Task } from "../shared/schema.ts";
+import type { GoldAnswer, Suggestion, Task } from "../shared/schema.ts";
 import { HttpError } from "./errors.ts";
 
 export interface Judgement {
@@ -64,14 +64,16 @@ export const ranks = (j: Judgement) => (j.ranking ? tieGroups(j.ranking, j.ties 
 // 1 when a beats b, -1 when b beats a, 0 for a tie.
 export const outcome = (s: Map<string, number>, a: string, b: string) => Math.sign(s.get(a)! - s.get(b)!);
 
-// A gold answer is written by response position at import; turn it into a judgement over ids.
-export function goldJudgement(task: Task, gold: GoldAnswer, responseIds: string[]): Judgement {
+// Gold answers and suggestions are written by response position at import; this turns one into a
+// judgement over ids. `what` names it in errors. A suggestion's confidence, judge and rationale are
+// ignored here.
+export function judgementByPosition(task: Task, gold: GoldAnswer | Suggestion, responseIds: string[], what: "gold answer" | "suggestion" = "gold answer"): Judgement {
   const id = (i: number) => {
-    if (i >= responseIds.length) throw bad(`gold answer refers to response ${i}, but the item has ${responseIds.length}`);
+    if (i >= responseIds.length) throw bad(`${what} refers to response ${i}, but the item has ${responseIds.length}`);
     return responseIds[i]!;
   };
   if ("ratings" in gold) {
-    if (gold.ratings.length !== responseIds.length) throw bad("gold `ratings` needs one score per response");
+    if (gold.ratings.length !== responseIds.length) throw bad(`${what} \`ratings\` needs one score per response`);
     return validateJudgement(task, responseIds, { ranking: null, ties: null, ratings: Object.fromEntries(gold.ratings.map((v, i) => [id(i), v])) });
   }
   return validateJudgement(task, responseIds, {

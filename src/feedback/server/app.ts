@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import {
-  AnswerRequest, CreateProjectRequest, ExportQuery, ImportItemsRequest, ItemParams, ProjectParams, ToolImportQuery, ToolImportRequest,
+  AnswerRequest, CreateProjectRequest, UpdateProjectRequest, ExportQuery, ImportItemsRequest, ItemParams, ProjectParams, ToolImportQuery, ToolImportRequest,
   type ImportItemsResponse, type ToolImportResponse, type Me, type ProjectDetail, type ProjectSummary,
 } from "../shared/schema.ts";
 import { authenticate, AuthThrottle } from "./auth.ts";
@@ -20,7 +20,7 @@ import { exportToTool, importToolRecords, isTool, type Tool } from "./interop/to
 
 import { storageFault } from "./faults.ts";
 import { nextItem, submitAnswer, DEFAULT_LEASE_MS } from "./labeling.ts";
-import { createProject, getProject, importItems, listProjects, progressOf, projectJson } from "./projects.ts";
+import { createProject, getProject, importItems, listProjects, progressOf, projectJson, updateProject } from "./projects.ts";
 import { declaredBodyBytes, guardRoutes, route, routeConfig } from "./route.ts";
 import { projectStats } from "./stats.ts";
 import { securityHeaders, serveStatic } from "./static.ts";
@@ -168,6 +168,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       const p = await getProject(store.db, params.project);
       return { ...projectJson(p), progress: await progressOf(store.db, p, user) };
     },
+  });
+
+  route(app, {
+    method: "PATCH", url: "/api/projects/:project", access: ["admin"], bodyLimit: SMALL_BODY, params: ProjectParams, body: UpdateProjectRequest,
+    handler: async ({ params, body }) => updateProject(store, params.project, body),
   });
 
   route(app, {

@@ -19,11 +19,15 @@ export interface UsersTable {
 export interface ProjectsTable {
   id: string; name: string; task: string; overlap: number; guidelines: string; gold_every: number; created_at: number;
   item_count: Generated<number>; complete_count: Generated<number>;
+  show_suggestions: number; // 0 | 1: labelers are sent the items' suggestions
+
 }
 export interface ItemsTable {
   id: string; project_id: string; external_id: string | null; seq: number;
   prompt: string; // JSON: string or chat messages
   gold: string | null; // JSON GoldAnswer, by response position
+  suggestion: string | null; // JSON Suggestion, by response position
+  policy: string | null; // what wrote the responses
   is_gold: number; // 0 | 1
   answer_count: number; // non-skip answers, the number the overlap limits
   open: number; // 1 while answer_count < the project's overlap

@@ -16,6 +16,7 @@
 //   rating tasks add "ratings": [1..7 per response] (majority: the mean), ordered by rating.
 //   aggregate=majority orders responses by their mean score over labelers (mean rank for rankings),
 //   with "labelers"; equal means are ties.
+// Items imported with a `policy` (what wrote the responses) carry it on every line.
 // Skips and gold items are left out: gold answers are known, not collected.
 import type { ChatMessage, Prompt, Task } from "../shared/schema.ts";
 import { outcome, scores } from "./answers.ts";
@@ -29,12 +30,14 @@ export type ExportAggregate = "all" | "majority";
 const completion = (prompt: Prompt, text: string): string | ChatMessage[] =>
   typeof prompt === "string" ? text : [{ role: "assistant", content: text }];
 
+const policyOf = (item: LoadedItem) => (item.policy !== null ? { policy: item.policy } : {});
+
 const pairsOf = (n: number) => Array.from({ length: n }, (_, i) => Array.from({ length: n - i - 1 }, (_, k) => [i, i + k + 1] as const)).flat();
 
 function preferenceLines(item: LoadedItem, answers: LoadedAnswer[], aggregate: ExportAggregate): object[] {
   const prompt = item.prompt as Prompt;
   const ids = item.responses.map((r) => r.id);
-  const base = { item_id: item.id, external_id: item.external_id };
+  const base = { item_id: item.id, external_id: item.external_id, ...policyOf(item) };
   const line = (winner: number, loser: number) => ({
     prompt, chosen: completion(prompt, item.responses[winner]!.text), rejected: completion(prompt, item.responses[loser]!.text), ...base,
   });
@@ -72,7 +75,7 @@ function rankingLines(task: Task, item: LoadedItem, answers: LoadedAnswer[], agg
   const base = { prompt, responses: item.responses.map((r) => completion(prompt, r.text)) };
   const line = (values: number[]) => {
     const { ranking, ties } = order(values);
-    return { ...base, ranking, ...(ties.length ? { ties } : {}), ...(task === "rating" ? { ratings: values } : {}), item_id: item.id, external_id: item.external_id };
+    return { ...base, ranking, ...(ties.length ? { ties } : {}), ...(task === "rating" ? { ratings: values } : {}), item_id: item.id, external_id: item.external_id, ...policyOf(item) };
   };
   const perAnswer = answers.map((a) => ids.map((id) => scores(a)!.get(id)!));
   if (aggregate === "all") return answers.map((a, k) => ({ ...line(perAnswer[k]!), labeler: a.labeler, labeler_id: a.labeler_id, answer_id: a.id }));

@@ -150,7 +150,9 @@ for (const dialect of ["sqlite", "postgres"] as const) {
           ...[
             { id: bad, prompt: "p", responses: ["a", "b"] }, { prompt: bad, responses: ["a", "b"] },
             { prompt: [{ role: bad, content: "c" }], responses: ["a", "b"] }, { prompt: [{ role: "user", content: bad }], responses: ["a", "b"] },
-            { prompt: "p", responses: [bad, "b"] },
+            { prompt: "p", responses: [bad, "b"] }, { prompt: "p", responses: ["a", "b"], policy: bad },
+            { prompt: "p", responses: ["a", "b"], suggestion: { ranking: [0, 1], judge: bad } },
+            { prompt: "p", responses: ["a", "b"], suggestion: { ranking: [0, 1], rationale: bad } },
           ].map((it): [string, string, string, unknown] => ["root", "POST", `/api/projects/${project.id}/items`, [it]]),
           ["ann", "POST", `/api/items/${item}/answers`, { request_id: bad, ranking: ids }],
           ["ann", "POST", `/api/items/${item}/answers`, { request_id: "r", ranking: ids, rationale: bad }],

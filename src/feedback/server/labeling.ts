@@ -8,8 +8,8 @@
 // item row is locked (FOR UPDATE) and the counts re-read after locking.
 import { randomInt } from "node:crypto";
 import { sql, type Kysely, type Transaction } from "kysely";
-import type { AnswerRequest, AnswerResponse, NextItem, Prompt, Task } from "../shared/schema.ts";
-import { validateJudgement } from "./answers.ts";
+import type { AnswerRequest, AnswerResponse, NextItem, Prompt, ShownSuggestion, Suggestion, Task } from "../shared/schema.ts";
+import { judgementByPosition, validateJudgement } from "./answers.ts";
 import type { User } from "./users.ts";
 import { isUniqueViolation, type Store, type Tables } from "./db.ts";
 import { HttpError, newId } from "./errors.ts";
@@ -61,16 +61,26 @@ async function pickCandidate(store: Store, trx: Trx, project: ProjectRow, me: st
 
 // `responses` may be passed in by a caller that has just read them.
 async function serve(trx: Trx, project: ProjectRow, user: User, itemId: string, order: string[], leaseExpires: number,
-  answered?: number, responses?: { id: string; text: string }[]): Promise<NextItem> {
-  const item = await trx.selectFrom("items").select(["id", "prompt"]).where("id", "=", itemId).executeTakeFirstOrThrow();
-  responses ??= await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).execute();
+  answered?: number, responses?: { id: string; text: string; position: number }[]): Promise<NextItem> {
+  const item = await trx.selectFrom("items").select(["id", "prompt", "suggestion"]).where("id", "=", itemId).executeTakeFirstOrThrow();
+  responses ??= await trx.selectFrom("responses").select(["id", "text", "position"]).where("item_id", "=", itemId).execute();
   const texts = new Map(responses.map((r) => [r.id, r.text]));
+  // The suggestion leaves the server only for projects that show it: hidden, it cannot anchor anyone.
+  const suggestion = project.show_suggestions === 1 && item.suggestion !== null
+    ? shownSuggestion(project.task as Task, JSON.parse(item.suggestion) as Suggestion, [...responses].sort((a, b) => a.position - b.position).map((r) => r.id))
+    : undefined;
   return {
     id: item.id, project_id: project.id, prompt: JSON.parse(item.prompt) as Prompt, task: project.task as Task,
     responses: order.map((id) => ({ id, text: texts.get(id)! })),
     progress: await progressOf(trx, project, user, answered),
     lease_expires_at: new Date(leaseExpires).toISOString(),
+    ...(suggestion ? { suggestion } : {}),
   };
+}
+
+function shownSuggestion(task: Task, s: Suggestion, responseIds: string[]): ShownSuggestion {
+  const { ranking, ties, ratings } = judgementByPosition(task, s, responseIds, "suggestion");
+  return { ranking, ties, ratings, confidence: s.confidence ?? null, judge: s.judge ?? null, rationale: s.rationale ?? null };
 }
 
 export async function nextItem(store: Store, user: User, projectId: string, leaseMs = DEFAULT_LEASE_MS): Promise<NextItem | null> {
@@ -105,7 +115,7 @@ export async function nextItem(store: Store, user: User, projectId: string, leas
       if (free) itemId = candidate;
       else tried.push(candidate);
     }
-    const responses = await trx.selectFrom("responses").select(["id", "text"]).where("item_id", "=", itemId).orderBy("position").execute();
+    const responses = await trx.selectFrom("responses").select(["id", "text", "position"]).where("item_id", "=", itemId).orderBy("position").execute();
     const order = shuffled(responses.map((r) => r.id));
     await trx.insertInto("assignments").values({
       item_id: itemId, labeler_id: user.id, project_id: project.id, shown_order: JSON.stringify(order), served_at: now, expires_at: expires,

@@ -98,6 +98,15 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  // AI suggestions on items (shown to labelers only where the project says so) and the policy that
+  // wrote each item. Existing projects keep suggestions hidden; existing items have neither.
+  "0004_suggestions_and_policy": {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable("projects").addColumn("show_suggestions", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable("items").addColumn("suggestion", "text").execute();
+      await db.schema.alterTable("items").addColumn("policy", "text").execute();
+    },
+  },
 };
 
 export async function migrate(db: Kysely<any>): Promise<void> {

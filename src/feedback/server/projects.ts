@@ -1,20 +1,24 @@
 // Projects and their items: creation, import, listing with progress.
 import type { Kysely } from "kysely";
-import type { CreateProjectRequest, ImportItem, Progress, Project, Prompt, Task } from "../shared/schema.ts";
-import { goldJudgement } from "./answers.ts";
+import type { CreateProjectRequest, ImportItem, Progress, Project, Prompt, Task, UpdateProjectRequest } from "../shared/schema.ts";
+import { judgementByPosition } from "./answers.ts";
 import { isUniqueViolation, type Store, type Tables } from "./db.ts";
 import { HttpError, newId } from "./errors.ts";
 import type { User } from "./users.ts";
 
-export interface ProjectRow extends Omit<Project, "created_at"> { created_at: number; item_count: number; complete_count: number }
+export interface ProjectRow extends Omit<Project, "created_at" | "show_suggestions"> {
+  created_at: number; item_count: number; complete_count: number; show_suggestions: number;
+}
 
 export const projectJson = (p: ProjectRow): Project => ({
   id: p.id, name: p.name, task: p.task as Task, overlap: p.overlap, guidelines: p.guidelines,
-  gold_every: p.gold_every, created_at: new Date(p.created_at).toISOString(),
+  gold_every: p.gold_every, show_suggestions: p.show_suggestions === 1, created_at: new Date(p.created_at).toISOString(),
 });
 
-export async function createProject(store: Store, req: Required<CreateProjectRequest>): Promise<Project> {
-  const row: ProjectRow = { id: newId("p"), ...req, created_at: Date.now(), item_count: 0, complete_count: 0 };
+export async function createProject(store: Store, req: Omit<Required<CreateProjectRequest>, "show_suggestions"> & { show_suggestions?: boolean }): Promise<Project> {
+  const row: ProjectRow = {
+    id: newId("p"), ...req, show_suggestions: req.show_suggestions ? 1 : 0, created_at: Date.now(), item_count: 0, complete_count: 0,
+  };
   try {
     await store.db.insertInto("projects").values(row).execute();
   } catch (e) {
@@ -22,6 +26,13 @@ export async function createProject(store: Store, req: Required<CreateProjectReq
     throw e;
   }
   return projectJson(row);
+}
+
+export async function updateProject(store: Store, id: string, req: UpdateProjectRequest): Promise<Project> {
+  const { numUpdatedRows } = await store.db.updateTable("projects").set({ show_suggestions: req.show_suggestions ? 1 : 0 })
+    .where("id", "=", id).executeTakeFirstOrThrow();
+  if (Number(numUpdatedRows) === 0) throw new HttpError(404, `no project ${JSON.stringify(id)}`);
+  return projectJson(await getProject(store.db, id));
 }
 
 export async function getProject(db: Kysely<Tables>, id: string): Promise<ProjectRow> {
@@ -79,12 +90,14 @@ export async function importItems(store: Store, project: ProjectRow, items: Impo
       responseRows.push({ id: rid, item_id: id, position, text });
       return rid;
     });
-    if (it.gold) {
-      try { goldJudgement(task, it.gold, responseIds); } catch (e) { throw new HttpError(400, `${at}: ${(e as Error).message}`); }
+    for (const [what, answer] of [["gold answer", it.gold], ["suggestion", it.suggestion]] as const) {
+      if (!answer) continue;
+      try { judgementByPosition(task, answer, responseIds, what); } catch (e) { throw new HttpError(400, `${at}: ${(e as Error).message}`); }
     }
     itemRows.push({
       id, project_id: project.id, external_id: it.id ?? null, seq: n, prompt: JSON.stringify(it.prompt satisfies Prompt),
       gold: it.gold ? JSON.stringify(it.gold) : null, is_gold: it.gold ? 1 : 0, answer_count: 0, open: 1, created_at: now,
+      suggestion: it.suggestion ? JSON.stringify(it.suggestion) : null, policy: it.policy ?? null,
     });
   });
   try {

@@ -19,7 +19,7 @@ type Ctx<A extends Access, P, Q, B> = {
 };
 
 export interface RouteSpec<A extends Access, P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PATCH";
   url: string;
   access: A;
   /** Bytes of request body the route reads at most; 0: the route takes no body. */

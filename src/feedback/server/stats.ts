@@ -1,8 +1,9 @@
 // Quality numbers for a project, computed in memory from its answers (see ProjectStats in the
 // shared schema for what each number means). Every task reduces to per-response scores, so
 // majority, gold and position-bias checks all compare the outcome of response pairs.
-import type { GoldAnswer, LabelerStats, ProjectStats, Task } from "../shared/schema.ts";
-import { goldJudgement, outcome, ranks, scores, type Judgement } from "./answers.ts";
+import type { GoldAnswer, LabelerStats, ProjectStats, Suggestion, Task } from "../shared/schema.ts";
+import { aiAgreement, type SuggestedItem } from "./ai-agreement.ts";
+import { judgementByPosition, outcome, ranks, scores, type Judgement } from "./answers.ts";
 import { binomialTestHalf, fleissKappa, krippendorffAlpha, median } from "./agreement.ts";
 import type { Store } from "./db.ts";
 import type { ProjectRow } from "./projects.ts";
@@ -11,17 +12,21 @@ export interface LoadedAnswer extends Judgement {
   id: string; item_id: string; labeler_id: string; labeler: string; shown_order: string[];
   served_at: number; answered_at: number; rationale: string | null;
 }
-export interface LoadedItem { id: string; external_id: string | null; prompt: unknown; responses: { id: string; text: string }[]; gold: GoldAnswer | null }
+export interface LoadedItem {
+  id: string; external_id: string | null; prompt: unknown; responses: { id: string; text: string }[]; gold: GoldAnswer | null;
+  suggestion: Suggestion | null; policy: string | null;
+}
 
 // Everything stats and export need, in two passes over the project's rows.
 export async function loadProject(store: Store, project: ProjectRow): Promise<{ items: Map<string, LoadedItem>; answers: LoadedAnswer[] }> {
-  const itemRows = await store.db.selectFrom("items").select(["id", "external_id", "prompt", "gold", "seq"])
+  const itemRows = await store.db.selectFrom("items").select(["id", "external_id", "prompt", "gold", "seq", "suggestion", "policy"])
     .where("project_id", "=", project.id).orderBy("seq").execute();
   const responseRows = await store.db.selectFrom("responses as r").innerJoin("items as i", "i.id", "r.item_id")
     .select(["r.id", "r.item_id", "r.text", "r.position"]).where("i.project_id", "=", project.id)
     .orderBy("r.item_id").orderBy("r.position").execute();
   const items = new Map<string, LoadedItem>(itemRows.map((i) => [i.id, {
     id: i.id, external_id: i.external_id, prompt: JSON.parse(i.prompt), responses: [], gold: i.gold ? JSON.parse(i.gold) : null,
+    suggestion: i.suggestion ? JSON.parse(i.suggestion) : null, policy: i.policy,
   }]));
   for (const r of responseRows) items.get(r.item_id)!.responses.push({ id: r.id, text: r.text });
   const answerRows = await store.db.selectFrom("answers as a").innerJoin("users as u", "u.id", "a.labeler_id")
@@ -59,6 +64,9 @@ export async function projectStats(store: Store, project: ProjectRow): Promise<P
   const fleissRows: number[][] = [];
   const alphaUnits: number[][] = [];
   let firstWins = 0, biasPairs = 0, complete = 0, goldItems = 0, totalItems = 0, itemsInAgreement = 0;
+  const suggested: SuggestedItem[] = [];
+  const judges = new Set<string>();
+  const policies = new Map<string, ProjectStats["policies"][number]>();
   for (const item of items.values()) {
     const ids = item.responses.map((r) => r.id);
     const given = (byItem.get(item.id) ?? []).filter((a) => !a.skip);
@@ -77,7 +85,7 @@ export async function projectStats(store: Store, project: ProjectRow): Promise<P
     }
     if (item.gold) {
       goldItems++;
-      const gold = scores(goldJudgement(task, item.gold, ids))!;
+      const gold = scores(judgementByPosition(task, item.gold, ids))!;
       for (const { a, s } of scored) {
         const l = labeler(a);
         for (const [x, y] of pairsOf(ids)) { l.gold_pairs++; if (outcome(s, x, y) === outcome(gold, x, y)) l.goldHits++; }
@@ -86,6 +94,17 @@ export async function projectStats(store: Store, project: ProjectRow): Promise<P
     }
     totalItems++;
     if (given.length >= project.overlap) complete++;
+    if (item.policy !== null) {
+      const p = policies.get(item.policy) ?? { policy: item.policy, items: 0, complete_items: 0, answers: 0 };
+      p.items++;
+      p.answers += given.length;
+      if (given.length >= project.overlap) p.complete_items++;
+      policies.set(item.policy, p);
+    }
+    if (item.suggestion) {
+      suggested.push({ responseIds: ids, suggestion: scores(judgementByPosition(task, item.suggestion, ids, "suggestion"))!, answers: scored.map(({ s }) => s) });
+      if (item.suggestion.judge !== undefined) judges.add(item.suggestion.judge);
+    }
     if (given.length < 2) continue;
     itemsInAgreement++;
     if (task === "pairwise") {
@@ -127,5 +146,7 @@ export async function projectStats(store: Store, project: ProjectRow): Promise<P
     median_seconds: median(answers.filter((a) => !a.skip).map((a) => (a.answered_at - a.served_at) / 1000)),
     position_bias: { pairs: biasPairs, first_shown_win_rate: biasPairs ? firstWins / biasPairs : null, p_value: binomialTestHalf(firstWins, biasPairs) },
     labelers: labelers.sort((p, q) => p.name.localeCompare(q.name)),
+    ai_agreement: { suggested_items: suggested.length, ...aiAgreement(suggested), judges: [...judges].sort() },
+    policies: [...policies.values()].sort((p, q) => p.policy.localeCompare(q.policy)),
   };
 }

@@ -8,6 +8,7 @@
 //   GET  /api/projects                        any role   -> ProjectSummary[]  (labelers: every project, with their own progress)
 //   POST /api/projects                        admin      CreateProjectRequest -> Project (201)
 //   GET  /api/projects/:project               any role   -> ProjectDetail
+//   PATCH /api/projects/:project              admin      UpdateProjectRequest -> Project
 //   POST /api/projects/:project/items         admin      ImportItemsRequest -> ImportItemsResponse (201)
 //   POST /api/projects/:project/import       admin      ?from=label-studio|argilla, ToolImportRequest -> ToolImportResponse (201)
 //   GET  /api/projects/:project/next          labeler    -> NextItem, or 204 when nothing is left for this labeler
@@ -69,6 +70,9 @@ export const CreateProjectRequest = z.strictObject({
   guidelines: Text(100_000).default(""), // markdown
   // Every `gold_every`-th item a labeler gets is a gold item (while unanswered gold items remain).
   gold_every: z.int().min(2).max(1000).default(10),
+  // Show labelers the items' AI suggestions (an AI judge's verdict). Off by default: seeing a
+  // model's answer first anchors people to it, which is what the agreement numbers would then measure.
+  show_suggestions: z.boolean().default(false),
 });
 export type CreateProjectRequest = z.input<typeof CreateProjectRequest>;
 
@@ -79,9 +83,14 @@ export const Project = z.object({
   overlap: z.int(),
   guidelines: z.string(),
   gold_every: z.int(),
+  show_suggestions: z.boolean(),
   created_at: z.string(), // ISO 8601
 });
 export type Project = z.infer<typeof Project>;
+
+// PATCH /api/projects/:project: the settings an admin may change after creation.
+export const UpdateProjectRequest = z.strictObject({ show_suggestions: z.boolean() });
+export type UpdateProjectRequest = z.infer<typeof UpdateProjectRequest>;
 
 // A labeler's own progress in a project; admins see the project-wide numbers instead.
 export const Progress = z.object({
@@ -103,14 +112,24 @@ export type Me = z.infer<typeof Me>;
 
 // Gold answers refer to responses by their index in the imported `responses` list, since
 // response ids do not exist before import. Same shape rules as AnswerRequest.
-export const GoldAnswer = z.union([
-  z.strictObject({
-    ranking: z.array(z.int().min(0)).min(2).max(MAX_RESPONSES),
-    ties: z.array(z.tuple([z.int().min(0), z.int().min(0)])).max(MAX_RESPONSES).optional(),
-  }),
-  z.strictObject({ ratings: z.array(z.int().min(LIKERT_MIN).max(LIKERT_MAX)).min(2).max(MAX_RESPONSES) }),
-]);
+const RankingByPosition = z.strictObject({
+  ranking: z.array(z.int().min(0)).min(2).max(MAX_RESPONSES),
+  ties: z.array(z.tuple([z.int().min(0), z.int().min(0)])).max(MAX_RESPONSES).optional(),
+});
+const RatingsByPosition = z.strictObject({ ratings: z.array(z.int().min(LIKERT_MIN).max(LIKERT_MAX)).min(2).max(MAX_RESPONSES) });
+export const GoldAnswer = z.union([RankingByPosition, RatingsByPosition]);
 export type GoldAnswer = z.infer<typeof GoldAnswer>;
+
+// An AI judge's verdict on an item (Argilla's "suggestions"), by response position like a gold
+// answer: pairwise {"ranking": [1, 0]} says the second response is better, a tie adds
+// "ties": [[0, 1]]. `confidence` in [0, 1] and `judge` and `rationale` as `rlhf judge` writes them.
+const SuggestionAbout = {
+  confidence: z.number().min(0).max(1).optional(),
+  judge: Text(200).optional(),
+  rationale: Text(10_000).optional(),
+};
+export const Suggestion = z.union([RankingByPosition.extend(SuggestionAbout), RatingsByPosition.extend(SuggestionAbout)]);
+export type Suggestion = z.infer<typeof Suggestion>;
 
 // One line of `feedback import` JSONL, or one element of the POST .../items array.
 export const ImportItem = z.object({
@@ -118,6 +137,9 @@ export const ImportItem = z.object({
   prompt: Prompt,
   responses: z.array(Text(MAX_TEXT)).min(2).max(MAX_RESPONSES),
   gold: GoldAnswer.optional(),
+  suggestion: Suggestion.optional(),
+  // What wrote the responses (a policy checkpoint, a loop round): kept in exports, counted in stats.
+  policy: Text(200, 1).optional(),
 });
 export type ImportItem = z.infer<typeof ImportItem>;
 
@@ -143,6 +165,17 @@ export type ToolImportResponse = z.infer<typeof ToolImportResponse>;
 export const ShownResponse = z.object({ id: z.string(), text: z.string() });
 export type ShownResponse = z.infer<typeof ShownResponse>;
 
+// A suggestion as a labeler sees it: by response id (ranking, ties, or ratings per id).
+export const ShownSuggestion = z.object({
+  ranking: z.array(z.string()).nullable(),
+  ties: z.array(z.tuple([z.string(), z.string()])).nullable(),
+  ratings: z.record(z.string(), z.int()).nullable(),
+  confidence: z.number().nullable(),
+  judge: z.string().nullable(),
+  rationale: z.string().nullable(),
+});
+export type ShownSuggestion = z.infer<typeof ShownSuggestion>;
+
 // GET /api/projects/:project/next. `responses` is in this labeler's shuffled order (recorded by
 // the server to measure position bias). Asking again before answering returns the same item.
 export const NextItem = z.object({
@@ -153,6 +186,8 @@ export const NextItem = z.object({
   task: Task,
   progress: Progress,
   lease_expires_at: z.string(), // ISO 8601; after this the slot may go to another labeler
+  // Only when the project shows suggestions and the item has one; otherwise absent.
+  suggestion: ShownSuggestion.optional(),
 });
 export type NextItem = z.infer<typeof NextItem>;
 
@@ -254,6 +289,21 @@ export const ProjectStats = z.object({
     p_value: z.number().nullable(),
   }),
   labelers: z.array(LabelerStats),
+  // The items' AI suggestions against people: on every response pair of a non-gold item that has a
+  // suggestion and a strict majority of its non-skip answers, the suggestion's outcome (first
+  // better / second better / tie) against the majority's. Cohen's kappa counts each pair in both
+  // orientations, as `rlhf judge` does, so the arbitrary order of an item's responses cannot
+  // move it. When the project shows suggestions, people may be anchored to them.
+  ai_agreement: z.object({
+    suggested_items: z.int(), // non-gold items that have a suggestion
+    items: z.int(), // items that entered the computation
+    pairs: z.int(), // response pairs (one per pairwise item)
+    agreement: z.number().nullable(), // share of pairs where the suggestion matched the majority
+    cohen_kappa: z.number().nullable(),
+    judges: z.array(z.string()), // the suggestions' judge names, sorted
+  }),
+  // Non-gold items by the policy that wrote them (items imported without one are not listed).
+  policies: z.array(z.object({ policy: z.string(), items: z.int(), complete_items: z.int(), answers: z.int() /* non-skip */ })),
 });
 export type ProjectStats = z.infer<typeof ProjectStats>;
 

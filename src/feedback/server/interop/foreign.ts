@@ -102,7 +102,10 @@ export async function exportForeign(store: Store, project: ProjectRow): Promise<
     const pos = new Map(it.responses.map((r, i) => [r.id, i]));
     out.push({
       external_id: it.external_id,
-      item: { ...(it.external_id !== null ? { id: it.external_id } : {}), prompt: it.prompt as ImportItem["prompt"], responses: it.responses.map((r) => r.text) },
+      item: {
+        ...(it.external_id !== null ? { id: it.external_id } : {}), prompt: it.prompt as ImportItem["prompt"], responses: it.responses.map((r) => r.text),
+        ...(it.suggestion ? { suggestion: it.suggestion } : {}), ...(it.policy !== null ? { policy: it.policy } : {}),
+      },
       answers: (byItem.get(it.id) ?? []).map((a) => ({
         annotator: a.labeler, ranking: a.ranking!.map((id) => pos.get(id)!), ties: (a.ties ?? []).map(([x, y]) => [pos.get(x)!, pos.get(y)!] as [number, number]),
       })),

@@ -16,7 +16,8 @@ import { exportToTool, importToolFile, parseToolFile, type Tool } from "./tools.
 // Hand-written files in the shapes the tools document (Label Studio's Pairwise and Ranker
 // results in its JSON export; Argilla 2.x records from records.to_list(flatten=False)).
 const labelStudioPairwise = [
-  { id: 101, data: { prompt: "Say hi", answer1: "hi", answer2: "go away" },
+  { id: 101, data: { prompt: "Say hi", answer1: "hi", answer2: "go away", policy: "round-0" },
+    predictions: [{ model_version: "judge-7b", score: 0.7, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "right" } }] }],
     annotations: [
       { id: 1, completed_by: { id: 7, email: "ann@example.com" }, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "left" } }] },
       { id: 2, completed_by: 8, result: [{ from_name: "comparison", to_name: "answer1,answer2", type: "pairwise", value: { selected: "left" } }] },
@@ -32,22 +33,25 @@ const labelStudioPairwise = [
 
 const labelStudioRanker = [
   { id: 1, data: { prompt: "Best color?", items: [{ id: "x", title: "A", body: "red" }, { id: "y", body: "blue" }, { id: "z", body: "green" }] },
+    predictions: [{ result: [{ from_name: "rank", to_name: "answers", type: "ranker", value: { ranker: { rank: ["y", "z", "x"] } } }] }],
     annotations: [{ completed_by: "bob", result: [{ from_name: "rank", to_name: "answers", type: "ranker", value: { ranker: { rank: ["z", "x", "y"] } } }] }] },
 ];
 
 const argillaRanking = [
-  { id: "rec-1", fields: { prompt: "Pick one", response_1: "one", response_2: "two", response_3: "three" }, metadata: { source: "x" },
+  { id: "rec-1", fields: { prompt: "Pick one", response_1: "one", response_2: "two", response_3: "three" }, metadata: { source: "x", policy: "round-2" },
     responses: { ranking: [
       { value: ["response_3", "response_1", "response_2"], user_id: "carol", status: "submitted" },
       // Argilla 1.x form, where equal ranks are ties
       { value: [{ value: "response_2", rank: 1 }, { value: "response_3", rank: 1 }, { value: "response_1", rank: 2 }], user_id: "dave", status: "submitted" },
       { value: ["response_1", "response_2", "response_3"], user_id: "erin", status: "discarded" },
     ] },
-    suggestions: {}, status: "completed" },
+    suggestions: { ranking: { value: ["response_1", "response_3", "response_2"], score: 0.8, agent: "judge-7b" } }, status: "completed" },
 ];
 
 const argillaPairwise = [
-  { id: "p-1", fields: { prompt: "Q", "reply-1": "good", "reply-2": "bad" }, responses: { preference: [{ value: "reply-1", user_id: "carol" }, { value: "tie", user_id: "dave" }] } },
+  { id: "p-1", fields: { prompt: "Q", "reply-1": "good", "reply-2": "bad" }, responses: { preference: [{ value: "reply-1", user_id: "carol" }, { value: "tie", user_id: "dave" }] },
+    // Argilla 1.x's list of suggestions
+    suggestions: [{ question_name: "preference", value: "tie", score: 0.5, agent: "judge-7b" }] },
 ];
 
 // Answers in annotator order: imported answers share one time, so their stored order is arbitrary.
@@ -78,6 +82,9 @@ async function roundTrip(tool: Tool, task: Task, file: unknown[]) {
 test("Label Studio pairwise and ranker tasks round-trip through a project", async () => {
   await roundTrip("label-studio", "pairwise", labelStudioPairwise);
   await roundTrip("label-studio", "ranking", labelStudioRanker);
+  const [first] = parseToolFile("label-studio", JSON.stringify(labelStudioPairwise), "f", "pairwise");
+  assert.deepEqual([first!.item.suggestion, first!.item.policy], [{ ranking: [1, 0], confidence: 0.7, judge: "judge-7b" }, "round-0"]);
+  assert.deepEqual(parseToolFile("label-studio", JSON.stringify(labelStudioRanker), "f", "ranking")[0]!.item.suggestion, { ranking: [1, 2, 0] });
 });
 
 test("Argilla ranking (2.x lists and 1.x ranks with ties) and label records round-trip through a project", async () => {
@@ -85,6 +92,9 @@ test("Argilla ranking (2.x lists and 1.x ranks with ties) and label records roun
   await roundTrip("argilla", "pairwise", argillaPairwise);
   const [rec] = parseToolFile("argilla", JSON.stringify(argillaRanking), "f", "ranking");
   assert.deepEqual(rec!.answers.map((a) => [a.annotator, a.ranking, a.ties]), [["carol", [2, 0, 1], []], ["dave", [1, 2, 0], [[1, 2]]]]);
+  assert.deepEqual([rec!.item.suggestion, rec!.item.policy], [{ ranking: [0, 2, 1], confidence: 0.8, judge: "judge-7b" }, "round-2"]);
+  const [pair] = parseToolFile("argilla", JSON.stringify(argillaPairwise), "f", "pairwise");
+  assert.deepEqual(pair!.item.suggestion, { ranking: [0, 1], ties: [[0, 1]], confidence: 0.5, judge: "judge-7b" });
 });
 
 test("imported annotations are answers by named labelers: stats count them, and they cannot sign in", async () => {
@@ -121,11 +131,14 @@ test("bad files are refused with one line naming the record and the field", () =
   bad("label-studio", "ranking", [labelStudioRanker[0], { ...labelStudioRanker[0], id: 2, annotations: [{ completed_by: "bob", result: [{ type: "ranker", value: { ranker: { rank: ["x", "y"] } } }] }] }],
     /task #2 \(id 2\): annotations\[0\]\.result: value\.ranker: must list every id of data\.items exactly once/);
   bad("label-studio", "rating", [], /pairwise and ranking projects; this project's task is rating/);
+  bad("label-studio", "pairwise", [{ data: { prompt: "p", answer1: "a", answer2: "b" }, predictions: [{ score: 3, result: [] }] }], /task #1: predictions\[0\]: score: expected a number from 0 to 1/);
   bad("argilla", "ranking", [{ id: "r", fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { ranking: [{ value: ["response_1", "response_9"], user_id: "u" }] } }],
     /record #1 \(record "r"\): responses\.ranking\[0\]: value: "response_9" is not one of the response fields response_1, response_2/);
   bad("argilla", "ranking", '{"fields": {"prompt": "p", "response_1": "a", "response_2": "b"}}\n{"fields": {"prompt": "p", "response_1": "a"}}\n',
     /f\.json:2: fields: expected 2\+ response fields/);
   bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, responses: { q: [{ value: "response_1" }] } }], /responses\.q\[0\]: user_id: expected a string/);
+  bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, suggestions: { q: { value: "response_1", score: 7 } } }], /record #1: suggestions\.q: score: expected a number from 0 to 1/);
+  bad("argilla", "pairwise", [{ fields: { prompt: "p", response_1: "a", response_2: "b" }, suggestions: { q: { value: "response_3" } } }], /suggestions\.q: value: "response_3" is not one of the response fields/);
 });
 
 test("HTTP: POST .../import?from= and GET .../export?format= take and give the tools' JSON; bad files and rating projects are 400s", async () => {

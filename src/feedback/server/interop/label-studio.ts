@@ -10,8 +10,11 @@
 //                                                    "value": {"ranker": {FROM_NAME: [item ids best first]}}}]}]}
 // `completed_by` is read as a user name (string), {"email"} or {"username"}, or Label Studio's
 // numeric user id (becoming labeler "label-studio-user-N"). Cancelled annotations (was_cancelled)
-// are left out; predictions are not read. Neither tag has ties: tied answers are not exported.
-import type { Prompt, Task } from "../../shared/schema.ts";
+// are left out. The first of `predictions` ([{"model_version", "score", "result"}], a model's
+// pre-annotation) becomes the item's suggestion (model_version its judge, score its confidence),
+// and data.policy its policy; both are written back. Neither tag has ties: tied answers and tied
+// suggestions are not exported.
+import type { Prompt, Suggestion, Task } from "../../shared/schema.ts";
 import { checkTask, InteropError, isObject, type Json, type ForeignAnswer, type ForeignItem } from "./foreign.ts";
 
 const PAIRWISE = { from_name: "comparison", to_name: "answer1,answer2" };
@@ -90,8 +93,31 @@ export function parseLabelStudio(json: unknown, task: Task, file: string): Forei
     });
     // Our own export keeps the item's id in data.external_id; Label Studio's task ids are its own.
     const id = typeof data.external_id === "string" ? data.external_id : t.id === undefined ? undefined : String(t.id);
-    return { item: { ...(id !== undefined ? { id } : {}), prompt: text(data, "prompt", at), responses }, answers };
+    if (data.policy !== undefined && typeof data.policy !== "string") throw new InteropError(`${at}: data.policy: expected a string`);
+    const suggestion = predictionOf(task, t.predictions, itemIds, at);
+    return {
+      item: {
+        ...(id !== undefined ? { id } : {}), prompt: text(data, "prompt", at), responses,
+        ...(suggestion ? { suggestion } : {}), ...(data.policy !== undefined ? { policy: data.policy } : {}),
+      },
+      answers,
+    };
   });
+}
+
+function predictionOf(task: Task, predictions: unknown, itemIds: string[], at: string): Suggestion | undefined {
+  if (predictions === undefined || predictions === null) return undefined;
+  if (!Array.isArray(predictions)) throw new InteropError(`${at}: predictions: expected an array`);
+  const p = predictions[0];
+  if (p === undefined) return undefined;
+  const pat = `${at}: predictions[0]`;
+  if (!isObject(p)) throw new InteropError(`${pat}: expected {"model_version", "score", "result"}`);
+  if (p.score !== undefined && p.score !== null && !(typeof p.score === "number" && p.score >= 0 && p.score <= 1)) throw new InteropError(`${pat}: score: expected a number from 0 to 1`);
+  if (p.model_version !== undefined && p.model_version !== null && typeof p.model_version !== "string") throw new InteropError(`${pat}: model_version: expected a string`);
+  return {
+    ranking: judgement(task, p.result, itemIds, pat).ranking,
+    ...(typeof p.score === "number" ? { confidence: p.score } : {}), ...(typeof p.model_version === "string" ? { judge: p.model_version } : {}),
+  };
 }
 
 const promptText = (p: Prompt, at: string) => {
@@ -110,13 +136,18 @@ export function renderLabelStudio(items: ForeignItem[], task: Task): { tasks: ob
     const data = task === "pairwise"
       ? { prompt, answer1: f.item.responses[0]!, answer2: f.item.responses[1]! }
       : { prompt, items: f.item.responses.map((body, i) => ({ id: ids[i]!, body })) };
+    const result = (ranking: number[], origin: "manual" | "prediction") => [task === "pairwise"
+      ? { ...PAIRWISE, type: "pairwise", origin, value: { selected: ranking[0] === 0 ? "left" : "right" } }
+      : { ...RANKER, type: "ranker", origin, value: { ranker: { [RANKER.from_name]: ranking.map((i) => ids[i]!) } } }];
     const annotations = f.answers.filter((a) => a.ties.length === 0 || (leftOut++, false)).map((a, k) => ({
-      id: k + 1, completed_by: { email: a.annotator }, was_cancelled: false,
-      result: [task === "pairwise"
-        ? { ...PAIRWISE, type: "pairwise", origin: "manual", value: { selected: a.ranking[0] === 0 ? "left" : "right" } }
-        : { ...RANKER, type: "ranker", origin: "manual", value: { ranker: { [RANKER.from_name]: a.ranking.map((i) => ids[i]!) } } }],
+      id: k + 1, completed_by: { email: a.annotator }, was_cancelled: false, result: result(a.ranking, "manual"),
     }));
-    return { id: n + 1, data: { ...data, ...(f.item.id !== undefined ? { external_id: f.item.id } : {}) }, annotations };
+    const s = f.item.suggestion;
+    const predictions = s && "ranking" in s && !s.ties?.length
+      ? [{ ...(s.judge !== undefined ? { model_version: s.judge } : {}), ...(s.confidence !== undefined ? { score: s.confidence } : {}), result: result(s.ranking, "prediction") }]
+      : [];
+    const extra = { ...(f.item.id !== undefined ? { external_id: f.item.id } : {}), ...(f.item.policy !== undefined ? { policy: f.item.policy } : {}) };
+    return { id: n + 1, data: { ...data, ...extra }, annotations, ...(predictions.length ? { predictions } : {}) };
   });
   return { tasks, leftOut };
 }
