@@ -12,8 +12,9 @@
 #   bash examples/stories/run.sh [OUT] [STAGE...]
 #
 # Stages: rm ppo pairs dpo grpo online-dpo kto (the default: the README's table), the rest of
-# docs/stories-experiments.md's measurements: dpo-sweep dpo-iter online-dpo-sweep kto-sweep, and
-# lora (the ppo-kl0.05 and dpo-40x-ep1 runs again with a LoRA adapter, --use_peft).
+# docs/stories-experiments.md's measurements: dpo-sweep dpo-iter online-dpo-sweep kto-sweep,
+# lora (the ppo-kl0.05 and dpo-40x-ep1 runs again with a LoRA adapter, --use_peft), and ptx (two
+# PPO runs again with PPO-ptx, for the alignment-tax column).
 # About three hours for the default stages on 2 cores (PPO ~10 s a step when the machine is
 # otherwise idle, GRPO and online DPO about twice that, sampling 1,720 pairs ~15 minutes, a DPO epoch
 # over them ~2 minutes). Each stage reuses what earlier stages left in OUT: a finished training run
@@ -28,6 +29,9 @@ MODEL=$DATA/llama2c/stories260K.bin
 PROMPTS=examples/stories/prompts-train.jsonl
 EVAL_PROMPTS=examples/stories/prompts-eval.jsonl
 RESPONSE=48
+# Real TinyStories text (five stories, 1,809 tokens) that no run trains on: each policy's LM loss on
+# it against the reference's is the alignment tax.
+LM_DATA=$DATA/tinystories/tinystories_sample.txt
 mkdir -p "$OUT"
 rlhf() { node bin/rlhf.mjs "$@"; }
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -38,11 +42,21 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 evaluate() {
   local method=$1 knob=$2 policy=$3
   local samples="$OUT/eval-$method-$knob.jsonl" json scores
+  tax "$method" "$knob" "$policy"
   grep -qF "{\"method\":\"$method\",\"knob\":\"$knob\"," "$OUT/results.jsonl" 2>/dev/null && return 0
   json=$(rlhf eval --policy "$policy" --reference "$MODEL" --reward "$OUT/rm" --prompts "$EVAL_PROMPTS" \
     --num-samples 4 --max-new-tokens $RESPONSE --temperature 0.7 --seed 1 --samples "$samples" --json)
   scores=$(node examples/stories/score-samples.mjs "$samples")
   echo "{\"method\":\"$method\",\"knob\":\"$knob\",\"eval\":$json,\"scores\":$scores}" | tee -a "$OUT/results.jsonl"
+}
+
+# The alignment tax of a policy: its LM loss on LM_DATA beside the reference's, in OUT/tax.jsonl
+# (kept apart from results.jsonl so rows evaluated before it existed get it without a new sampling).
+tax() {
+  local method=$1 knob=$2 policy=$3 json
+  grep -qF "{\"method\":\"$method\",\"knob\":\"$knob\"," "$OUT/tax.jsonl" 2>/dev/null && return 0
+  json=$(rlhf eval --policy "$policy" --reference "$MODEL" --lm-data "$LM_DATA" --json)
+  echo "{\"method\":\"$method\",\"knob\":\"$knob\",\"lm\":$json}" | tee -a "$OUT/tax.jsonl"
 }
 
 # A training run whose final model (or LoRA adapter) is already in DIR (or DIR/policy) is not run again.
@@ -249,4 +263,20 @@ if has lora; then
     dpo "dpo-lora-40x-ep1-lr$lr" "lora,r=8,beta=0.1,lr=$lr,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 \
       --learning_rate $lr $HELD_OUT --eval_steps 27 $LORA
   done
+fi
+
+# PPO-ptx (InstructGPT): the kl_coef 0.05 runs again with the LM loss on the reference's own text
+# mixed into every update (ptx_coef 1). That text is the 3,440 completions of pairs-40x.jsonl, the
+# reference's samples on the training openings (a cut-off completion keeps no EOS): the closest this
+# task has to the pretraining distribution, and none of it is LM_DATA.
+if has ptx; then
+  pairs pairs-40x.jsonl 40 4 $PROMPTS 0
+  [[ -f "$OUT/ptx-data.jsonl" ]] || node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const out = lines.flatMap((p) => ["chosen", "rejected"].map((side) =>
+      JSON.stringify({ prompt: p.prompt, completion: p[side], ...(p[`${side}_truncated`] ? { completion_truncated: true } : {}) })));
+    require("fs").writeFileSync(process.argv[2] + ".tmp", out.join("\n") + "\n");
+    require("fs").renameSync(process.argv[2] + ".tmp", process.argv[2]);' "$OUT/pairs-40x.jsonl" "$OUT/ptx-data.jsonl"
+  ppo ppo-kl0.05-ptx "kl_coef=0.05,ptx_coef=1" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 --ptx-data "$OUT/ptx-data.jsonl"
+  ppo ppo-lr1e-4-kl0.05-ptx "kl_coef=0.05,lr=1e-4,ptx_coef=1" --total_steps 60 --learning_rate 1e-4 --kl_coef 0.05 --save_steps 30 --ptx-data "$OUT/ptx-data.jsonl"
 fi
