@@ -17,19 +17,19 @@ function assertClose(actual: number[], expected: number[]): void {
 }
 
 test("mean, min and UWO reductions and the members' std match numpy", () => {
-  const mean = reduceEnsemble(scores, { reduce: "mean", uwoLambda: 0.7 });
+  const mean = reduceEnsemble(scores, { ensemble_reduce: "mean", uwo_lambda: 0.7 });
   assertClose(mean.rewards, [2.1666666666666665, -1, 0.5]);
   assertClose(mean.std, STD);
-  assertClose(reduceEnsemble(scores, { reduce: "min", uwoLambda: 0.7 }).rewards, [1, -2, 0.5]);
-  const uwo = reduceEnsemble(scores, { reduce: "uwo", uwoLambda: 0.7 });
+  assertClose(reduceEnsemble(scores, { ensemble_reduce: "min", uwo_lambda: 0.7 }).rewards, [1, -2, 0.5]);
+  const uwo = reduceEnsemble(scores, { ensemble_reduce: "uwo", uwo_lambda: 0.7 });
   assertClose(uwo.rewards, [1.661111111111111, -1.4666666666666666, 0.5]);
   assertClose(uwo.std, STD);
 });
 
 test("members that agree leave the score alone under every reduction", () => {
-  for (const reduce of ["mean", "min", "uwo"] as const) assertClose(reduceEnsemble([[0.3, -4], [0.3, -4]], { reduce, uwoLambda: 2 }).rewards, [0.3, -4]);
+  for (const reduce of ["mean", "min", "uwo"] as const) assertClose(reduceEnsemble([[0.3, -4], [0.3, -4]], { ensemble_reduce: reduce, uwo_lambda: 2 }).rewards, [0.3, -4]);
 });
 
 test("members scoring different numbers of completions are refused", () => {
-  assert.throws(() => reduceEnsemble([[1, 2], [1]], { reduce: "mean", uwoLambda: 0 }), /every ensemble member/);
+  assert.throws(() => reduceEnsemble([[1, 2], [1]], { ensemble_reduce: "mean", uwo_lambda: 0 }), /every ensemble member/);
 });

@@ -9,13 +9,14 @@ export type EnsembleReduce = "mean" | "min" | "uwo";
 
 export const ENSEMBLE_REDUCES: readonly EnsembleReduce[] = ["mean", "min", "uwo"];
 
+/** Config fields of every command that reads a reward (the RL trainers' configs, eval's and pairs' flags). */
 export interface EnsembleOptions {
-  reduce: EnsembleReduce;
+  ensemble_reduce: EnsembleReduce;
   /** UWO's λ: the weight of the members' variance subtracted from their mean. */
-  uwoLambda: number;
+  uwo_lambda: number;
 }
 
-export const defaultEnsembleOptions: EnsembleOptions = { reduce: "mean", uwoLambda: 0.5 };
+export const defaultEnsembleOptions: EnsembleOptions = { ensemble_reduce: "mean", uwo_lambda: 0.5 };
 
 /** `scores[m][i]`: member m's score of completion i. Returns the reduced score and the members' std of each completion. */
 export function reduceEnsemble(scores: readonly (readonly number[])[], options: EnsembleOptions): { rewards: number[]; std: number[] } {
@@ -30,7 +31,7 @@ export function reduceEnsemble(scores: readonly (readonly number[])[], options: 
     const mean = column.reduce((a, x) => a + x, 0) / members;
     const variance = column.reduce((a, x) => a + (x - mean) ** 2, 0) / members;
     std.push(Math.sqrt(variance));
-    rewards.push(options.reduce === "min" ? Math.min(...column) : options.reduce === "uwo" ? mean - options.uwoLambda * variance : mean);
+    rewards.push(options.ensemble_reduce === "min" ? Math.min(...column) : options.ensemble_reduce === "uwo" ? mean - options.uwo_lambda * variance : mean);
   }
   return { rewards, std };
 }

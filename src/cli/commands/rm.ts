@@ -201,7 +201,7 @@ async function trainEnsemble(
       release(member.model.params);
     }
   }
-  const mean = { reduce: "mean", uwoLambda: 0 } as const;
+  const mean = { ensemble_reduce: "mean", uwo_lambda: 0 } as const;
   const onTrain = reduceEnsemble(trainScores, mean);
   const { mean: stdMean, std: stdStd, percentiles } = rewardStats(onTrain.std, e.dataPath, "train");
   const stats: RewardStats = { ...rewardStats(onTrain.rewards, e.dataPath, "train"), ensemble_std: { mean: stdMean, std: stdStd, percentiles } };
