@@ -138,6 +138,7 @@ export const monitorSpecs: Specs<MonitorFields> = {
   monitor_approxkl_spike: threshold("fire when the updates' approximate KL is this many times its rolling median"),
   monitor_clipfrac_spike: threshold("fire when the updates' clipped share is this many times its rolling median"),
   monitor_value_loss_blowup: threshold("fire when the value loss is this many times its rolling median"),
+  monitor_rm_disagreement: threshold("fire when a reward-model ensemble's members' std is this many times its first steps' mean while the mean score rises"),
 };
 
 /** How a reward-model ensemble's members' scores become one (algorithms/ensemble-reward.ts): the RL trainers' fields, eval's and pairs' flags. */
