@@ -5,6 +5,7 @@
 // ensemble, how much its members disagree about the preference, the std over members of their
 // margins r_m(a) − r_m(b) (query by committee). Without a reward model yet (round 0) there is no
 // doubt to go on, and the draw is random.
+import { reduceEnsemble } from "../algorithms/ensemble-reward.ts";
 import { HostRng } from "../engine/random.ts";
 
 export const SELECTIONS = ["uncertainty", "disagreement", "random"] as const;
@@ -23,10 +24,5 @@ export const marginDoubt = (margins: readonly number[]): number[] => margins.map
 
 /** `selection: disagreement`'s doubt: the std over the ensemble's members of each comparison's margin; `margins[m][i]` is member m's margin of comparison i. */
 export function memberDisagreement(margins: readonly (readonly number[])[]): number[] {
-  const n = margins[0]?.length ?? 0;
-  return Array.from({ length: n }, (_, i) => {
-    const column = margins.map((m) => m[i]!);
-    const mean = column.reduce((a, x) => a + x, 0) / column.length;
-    return Math.sqrt(column.reduce((a, x) => a + (x - mean) ** 2, 0) / column.length);
-  });
+  return reduceEnsemble(margins, { ensemble_reduce: "mean", uwo_lambda: 0 }).std;
 }
