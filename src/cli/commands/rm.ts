@@ -13,7 +13,7 @@ import { DataError, readPreferenceData, readRecordLines, renderPreference, split
 import { adapterRun, runPlans } from "../../train/peft-config.ts";
 import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
 import { reduceEnsemble } from "../../algorithms/ensemble-reward.ts";
-import { bootstrapSample, ENSEMBLE_FILE, memberName, writeEnsemble, type EnsembleManifest } from "../../train/reward-ensemble.ts";
+import { bootstrapSample, ENSEMBLE_FILE, isEnsembleDir, memberName, writeEnsemble, type EnsembleManifest } from "../../train/reward-ensemble.ts";
 import { evaluatePreferences, fitToLength, preferenceAccuracy, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 import { REWARD_STATS_FILE, rewardStats, writeRewardStats, type RewardStats } from "../../train/reward-stats.ts";
@@ -119,6 +119,8 @@ async function trainRm(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
   const config = readRunConfig(v, defaultRewardConfig, rewardSpecs);
+  const members = v.ensemble === undefined ? 0 : numberFlag(v.ensemble, "ensemble", 0, { min: 2, integer: true });
+  if (members === 0 && v.ensemble_bootstrap) throw new UsageError("--ensemble_bootstrap needs --ensemble N");
   const described = await describeModel(modelPath, { base: v.base });
   const tokenizer = await resolveTokenizer(described, v.tokenizer);
   clampMaxLength(config, described.arch, "rm");
@@ -136,8 +138,6 @@ async function trainRm(argv: string[]): Promise<number> {
   const classifier = isSequenceClassifier(described.config) ? described.arch : architectureFor(asSequenceClassifier(described.config, padId));
   const plans = runPlans(config, classifier, "SEQ_CLS", !config.disable_dropout, (adapter) => rewardMemoryPlan(described.arch, config, shape, adapter));
   if (planOnly(plans, v["dry-run"], config)) return 0;
-  const members = v.ensemble === undefined ? 0 : numberFlag(v.ensemble, "ensemble", 0, { min: 2, integer: true });
-  if (members === 0 && v.ensemble_bootstrap) throw new UsageError("--ensemble_bootstrap needs --ensemble N");
   const one = async (out: string, seed: number, train: PreferenceExample[], resume: boolean | undefined): Promise<number> => {
     const memberConfig = { ...config, seed };
     const model = await loadModel(modelPath, { base: v.base });
@@ -166,7 +166,9 @@ async function trainRm(argv: string[]): Promise<number> {
  * + i (its score head's initialisation and its data order) and, with --ensemble_bootstrap, its own
  * resample of the training pairs; all measured on the same held-out pairs. A member whose
  * reward_stats.json exists is complete, so --resume after a kill skips the finished members and
- * continues the unfinished one from its checkpoint. Then the members score the training and
+ * continues the unfinished one from its checkpoint. (A member's trainer_state.json records its own
+ * seed, so `rm eval --split eval` on a member redraws another split: ensemble.json holds the
+ * accuracies on the shared one.) Then the members score the training and
  * held-out pairs: DIR/reward_stats.json holds the range of their mean score (and their spread),
  * DIR/ensemble.json, written last, the members and their held-out accuracies.
  */
@@ -264,6 +266,7 @@ async function statsRm(argv: string[]): Promise<number> {
 }
 
 async function loadRewardModel(path: string, tokenizerPath?: string, base?: string) {
+  if (isEnsembleDir(path)) throw new UsageError(`${path} is a reward-model ensemble (${ENSEMBLE_FILE}): give one member, e.g. ${join(path, memberName(0))}; the held-out accuracies of each and of their mean are in ${join(path, ENSEMBLE_FILE)}`);
   const model = await loadModel(path, { base });
   if (!isSequenceClassifier(model.config) || (model.config.num_labels ?? 2) !== 1) {
     release(model.params);
