@@ -1,7 +1,7 @@
 // Reward-model ensembles end to end (Coste et al. 2023): `rlhf rm train --ensemble 2
 // --ensemble_bootstrap` killed with SIGKILL in its second member and resumed gives the members an
 // uninterrupted run gives, byte for byte, without training the first again; the directory is one
-// reward source whose score is the members' mean (or min, or UWO); and PPO on stories260K against it
+// reward source whose score is the members' centred mean (or min, or UWO); and PPO on stories260K against it
 // logs objective/rm_ensemble_std every step, as `rlhf eval` reports rm_ensemble_std.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import { RLHF_BIN, runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
 import { readRewardStats } from "../train/reward-stats.ts";
-import { readEnsemble } from "../train/reward-ensemble.ts";
+import { memberOffsets, readEnsemble } from "../train/reward-ensemble.ts";
 import { documentedMetrics, tinyModelDir } from "../train/test-helpers.ts";
 import { EnsembleRewardSource, loadRewardSource, RewardModelSource } from "./reward-source.ts";
 
@@ -69,7 +69,12 @@ test("rlhf rm train --ensemble 2 --ensemble_bootstrap killed in its second membe
   const prompts = ["The cat is", "The cat is", "A tree is"];
   const completions = [" dog and happy.", " dog and sad!", " big"];
   const members = await Promise.all(manifest.members.map((m) => RewardModelSource.load(join(straight, m))));
-  const [a, b] = [await members[0]!.score(prompts, completions), await members[1]!.score(prompts, completions)];
+  // Each member centred by its mean score on its training responses (its reward_stats.json).
+  const offsets = memberOffsets(manifest.members.map((m) => join(straight, m)));
+  assert.deepEqual(offsets, manifest.members.map((m) => readRewardStats(join(straight, m))!.mean));
+  const centred: number[][] = [];
+  for (const [i, m] of members.entries()) centred.push((await m.score(prompts, completions)).map((s) => s - offsets[i]!));
+  const [a, b] = centred as [number[], number[]];
   members.forEach((m) => m.dispose());
   const expect = (reduce: "mean" | "min" | "uwo", value: (x: number, y: number) => number) => async () => {
     const source = await loadRewardSource([straight], { ensemble_reduce: reduce, uwo_lambda: 0.7 });

@@ -13,7 +13,7 @@ import { isSequenceClassifier } from "../models/config.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import { ensembleMemberDirs } from "../train/reward-ensemble.ts";
+import { ensembleMemberDirs, memberOffsets } from "../train/reward-ensemble.ts";
 import { lastTokenScore } from "./scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
 
@@ -150,24 +150,28 @@ export class WeightedRewardSource implements RewardSource {
 }
 
 /**
- * A reward-model ensemble: every member scores every completion, and the score is their mean, min
- * or mean − λ·variance (algorithms/ensemble-reward.ts). The members' std of each completion is kept
+ * A reward-model ensemble: every member scores every completion, less its offset (its mean score on
+ * its training responses; reward-ensemble.ts memberOffsets), and the score is their mean, min or
+ * mean − λ·variance (algorithms/ensemble-reward.ts). The members' std of each completion is kept
  * until takeMetrics() reports its mean as objective/rm_ensemble_std, or lastStd() hands it over.
  */
 export class EnsembleRewardSource implements RewardSource {
   readonly name: string;
   readonly #members: readonly RewardSource[];
+  readonly #offsets: readonly number[];
   readonly #options: EnsembleOptions;
   #std: number[] = [];
   #pending: number[] = [];
 
-  constructor(name: string, members: readonly RewardSource[], options: EnsembleOptions = defaultEnsembleOptions) {
+  constructor(name: string, members: readonly RewardSource[], offsets: readonly number[], options: EnsembleOptions = defaultEnsembleOptions) {
     this.name = `${name}(${options.ensemble_reduce === "uwo" ? `uwo λ=${options.uwo_lambda}` : options.ensemble_reduce})`;
     this.#members = members;
+    this.#offsets = offsets;
     this.#options = options;
   }
 
   static async load(dir: string, memberDirs: string[], options?: EnsembleOptions): Promise<EnsembleRewardSource> {
+    const offsets = memberOffsets(memberDirs);
     const members: RewardSource[] = [];
     try {
       for (const m of memberDirs) members.push(await RewardModelSource.load(m));
@@ -175,12 +179,12 @@ export class EnsembleRewardSource implements RewardSource {
       for (const m of members) m.dispose();
       throw err;
     }
-    return new EnsembleRewardSource(`ensemble:${dir}`, members, options);
+    return new EnsembleRewardSource(`ensemble:${dir}`, members, offsets, options);
   }
 
   async score(prompts: string[], completions: string[]): Promise<number[]> {
     const scores: number[][] = [];
-    for (const m of this.#members) scores.push(await m.score(prompts, completions));
+    for (const [i, m] of this.#members.entries()) scores.push((await m.score(prompts, completions)).map((s) => s - this.#offsets[i]!));
     const { rewards, std } = reduceEnsemble(scores, this.#options);
     this.#std = std;
     this.#pending.push(...std);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { HostRng } from "../engine/random.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { InputError } from "../io/errors.ts";
+import { readRewardStats, REWARD_STATS_FILE } from "./reward-stats.ts";
 
 export const ENSEMBLE_FILE = "ensemble.json";
 
@@ -46,6 +47,20 @@ export function ensembleMemberDirs(dir: string): string[] | null {
 
 export function writeEnsemble(dir: string, manifest: EnsembleManifest): Promise<void> {
   return writeFileAtomic(join(dir, ENSEMBLE_FILE), JSON.stringify(manifest, null, 2) + "\n");
+}
+
+/**
+ * Each member's mean score on its own training responses (its reward_stats.json), subtracted from
+ * its scores before they are combined: a Bradley-Terry model fixes a reward only up to a constant,
+ * so members trained alike still sit at different offsets (on rt-polarity, −1.21 and +1.01), and
+ * uncentred, that offset alone would be most of their "disagreement".
+ */
+export function memberOffsets(memberDirs: readonly string[]): number[] {
+  return memberDirs.map((dir) => {
+    const stats = readRewardStats(dir);
+    if (!stats) throw new InputError(`${dir} has no ${REWARD_STATS_FILE}, which an ensemble member needs to be centred (rlhf rm stats --model ${dir} --data FILE writes it)`);
+    return stats.mean;
+  });
 }
 
 /** As many records as given, drawn with replacement (a bootstrap resample; Efron 1979), deterministic in `seed`. */

@@ -13,7 +13,7 @@ import { DataError, readPreferenceData, readRecordLines, renderPreference, split
 import { adapterRun, runPlans } from "../../train/peft-config.ts";
 import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
 import { reduceEnsemble } from "../../algorithms/ensemble-reward.ts";
-import { bootstrapSample, ENSEMBLE_FILE, isEnsembleDir, memberName, writeEnsemble, type EnsembleManifest } from "../../train/reward-ensemble.ts";
+import { bootstrapSample, ENSEMBLE_FILE, isEnsembleDir, memberName, memberOffsets, writeEnsemble, type EnsembleManifest } from "../../train/reward-ensemble.ts";
 import { evaluatePreferences, fitToLength, preferenceAccuracy, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 import { REWARD_STATS_FILE, rewardStats, writeRewardStats, type RewardStats } from "../../train/reward-stats.ts";
@@ -37,7 +37,8 @@ const usage = `Usage: rlhf rm train|eval|score|stats [options]
       With --ensemble N [--ensemble_bootstrap]: N reward models from seeds seed … seed+N-1 (each,
       with --ensemble_bootstrap, on its own resample of the training pairs) in DIR/member-0 …,
       one held-out set for all; DIR/${ENSEMBLE_FILE} lists them with the held-out accuracy of each and
-      of their mean, DIR/${REWARD_STATS_FILE} the range of their mean score. Every --reward takes
+      of their mean, DIR/${REWARD_STATS_FILE} the range of their mean score (each member's score less
+      its own training mean: Bradley-Terry fixes a reward up to a constant). Every --reward takes
       DIR as one reward model (--ensemble_reduce mean|min|uwo). --resume skips finished members.
   rlhf rm eval --model DIR --data FILE [--split all|eval|train] [--json]
       Accuracy (share of pairs with r_chosen > r_rejected), mean margin and pair count. --split eval
@@ -190,14 +191,17 @@ async function trainEnsemble(
     if (code !== 0) return code;
   }
   const picked = evenlySpaced(e.data.train, STATS_MAX_RECORDS);
+  // Centred as the ensemble's reward source centres them (memberOffsets).
+  const offsets = memberOffsets(dirs);
   const trainScores: number[][] = [];
   const evalScores: number[][] = [];
-  for (const dir of dirs) {
+  for (const [i, dir] of dirs.entries()) {
     const member = await loadTrained(dir);
     const scorer = new RewardScorer(member.model.arch, member.padId, Math.min(e.maxLength, member.model.arch.maxPositions));
     try {
-      trainScores.push(await scorer.score(member.model.params, picked.flatMap((x) => x.responses), 16));
-      evalScores.push(await scorer.score(member.model.params, e.data.eval.flatMap((x) => x.responses), 16));
+      const centred = async (records: readonly PreferenceExample[]) => (await scorer.score(member.model.params, records.flatMap((x) => x.responses), 16)).map((s) => s - offsets[i]!);
+      trainScores.push(await centred(picked));
+      evalScores.push(await centred(e.data.eval));
     } finally {
       scorer.dispose();
       release(member.model.params);
