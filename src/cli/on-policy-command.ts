@@ -20,13 +20,15 @@ import { loadRewardSource, type RewardSource } from "../rl/reward-source.ts";
 import { readPromptFile } from "../rl/prompts.ts";
 import type { MonitorContext } from "../rl/monitors/monitor-set.ts";
 import { readRewardStats, REWARD_STATS_FILE } from "../train/reward-stats.ts";
+import { ensembleMemberDirs, isEnsembleDir } from "../train/reward-ensemble.ts";
+import type { EnsembleOptions } from "../algorithms/ensemble-reward.ts";
 import { promptText } from "../tokenizers/chat.ts";
 
 export const onPolicyFlags = {
   policy: { type: "string", help: "starting policy: llama2.c .bin, HF directory or LoRA adapter directory (merged) <PATH>" },
   ...baseFlag,
   "ref-model": { type: "string", help: "KL reference model (default: the starting --policy, frozen); must share its tokenizer <PATH>" },
-  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  reward: { type: "string", multiple: true, help: "reward source: RM or ensemble directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "output directory <DIR>" },
   tokenizer: { type: "string", help: "policy tokenizer <PATH> (default: found with the policy)" },
@@ -48,7 +50,7 @@ export interface OnPolicyInputs {
   prompts: string[];
   eosIds: number[];
   rewardSpecs: string[];
-  /** The reward sources that are model directories, in order. */
+  /** The reward sources that are model directories, in order; an ensemble's members in its place. */
   rewardDirs: string[];
   rewardArchs: Architecture[];
   /** The fixed prompt width of every rollout. */
@@ -73,7 +75,7 @@ export async function readOnPolicyInputs(v: Record<string, unknown>, name: strin
   const prompts = (await readPromptFile(requireFlag(v.prompts as string | undefined, "prompts"))).map((p) => promptText(tokenizer, p));
   const eosIds = eosIdsOf(described, tokenizer);
   if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
-  const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).filter((p) => existsSync(join(p, "config.json")) || isAdapterDir(p));
+  const rewardDirs = rewardSpecs.map((s) => s.replace(/@[^@/]*$/, "")).flatMap((p) => ensembleMemberDirs(p) ?? (existsSync(join(p, "config.json")) || isAdapterDir(p) ? [p] : []));
   const rewardArchs = await Promise.all(rewardDirs.map(async (p) => (await describeModel(p)).arch));
   const promptLength = encodePrompts(tokenizer, prompts, described.arch.maxPositions, responseLength).promptLength;
   return { output, resume, policyPath, base, described, reference, tokenizer, prompts, eosIds, rewardSpecs, rewardDirs, rewardArchs, promptLength };
@@ -98,10 +100,10 @@ async function describeReference(path: string | undefined, policy: ModelDescript
 }
 
 /** The policy's weights, --ref-model's when given, and the reward source, loaded once the memory plan fits. */
-export async function loadOnPolicyModels(inputs: OnPolicyInputs): Promise<{ policy: LoadedModel; reference: LoadedModel | undefined; reward: RewardSource }> {
+export async function loadOnPolicyModels(inputs: OnPolicyInputs, ensemble: EnsembleOptions): Promise<{ policy: LoadedModel; reference: LoadedModel | undefined; reward: RewardSource }> {
   const policy = await loadModel(inputs.policyPath, { base: inputs.base });
   const reference = inputs.reference ? await loadModel(inputs.reference.path) : undefined;
-  return { policy, reference, reward: await loadRewardSource(inputs.rewardSpecs) };
+  return { policy, reference, reward: await loadRewardSource(inputs.rewardSpecs, ensemble) };
 }
 
 /** What the memory plan holds for the reference: a copy of the policy's weights, or --ref-model's own. */
@@ -140,12 +142,13 @@ export function fmt(x: number | undefined): string {
 
 /**
  * What the monitors need besides the config: the reward model's training statistics (only when
- * the reward is one reward-model directory, unweighted: a sum of sources has no training range),
- * and whether the run drops or penalises completions without EOS (`losesSignal`).
+ * the reward is one reward-model or ensemble directory, unweighted: a sum of sources has no
+ * training range; an ensemble's are of its members' mean), and whether the run drops or penalises
+ * completions without EOS (`losesSignal`).
  */
 export function monitorContext(inputs: OnPolicyInputs, truncationLosesSignal: boolean): MonitorContext {
   const [spec] = inputs.rewardSpecs;
-  const [dir] = inputs.rewardDirs;
+  const dir = spec !== undefined && isEnsembleDir(spec) ? spec : inputs.rewardDirs[0];
   if (inputs.rewardSpecs.length !== 1 || dir === undefined || spec !== dir) {
     return { rewardStats: null, rewardStatsMissing: "the reward is not one reward-model directory", truncationLosesSignal };
   }

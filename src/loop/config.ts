@@ -5,6 +5,7 @@
 // `rlhf loop resume` reads) names the same files.
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError, readConfigFile } from "../train/config.ts";
+import { SELECTIONS, type Selection } from "./selection.ts";
 
 export type Scalar = string | number | boolean;
 
@@ -46,13 +47,13 @@ export interface LoopConfig {
   labeler: LabelerConfig;
   /** Comparisons sent to the labeler per round, chosen by `selection`; the rest go to `rest`. */
   label_budget?: number;
-  selection: "uncertainty" | "random";
+  selection: Selection;
   /** What happens to the comparisons over the budget: dropped, or labeled by a reward module or a judge. */
   rest: { type: "drop" } | Exclude<LabelerConfig, { type: "people" }>;
   /** A preference function the trainers never see, scored on the evaluation samples (`gold`). */
   gold?: string;
-  /** Reward model: backbone (default: the policy), the share of each round's labels held out, and `rlhf rm train`'s fields. */
-  reward_model: { model?: string; held_out: number; args: Record<string, Scalar> };
+  /** Reward model: backbone (default: the policy), the share of each round's labels held out, an ensemble of N (`rm train --ensemble N`), and `rlhf rm train`'s fields. */
+  reward_model: { model?: string; held_out: number; ensemble?: number; ensemble_bootstrap?: boolean; args: Record<string, Scalar> };
   /** The round's policy optimiser; its reference (--ref-model) is always `policy`, the SFT model. */
   policy_trainer: PolicyTrainer;
   /** `rlhf dpo`'s fields (policy_trainer dpo). */
@@ -107,7 +108,10 @@ export function readLoopConfig(path: string): LoopConfig {
   const e = mapping("eval", raw.eval);
   const rm = mapping("reward_model", raw.reward_model);
   const selection = raw.selection ?? defaults.selection;
-  if (selection !== "uncertainty" && selection !== "random") throw new ConfigError(`${where("selection")} must be uncertainty or random, got ${JSON.stringify(selection)}`);
+  if (!SELECTIONS.includes(selection as Selection)) throw new ConfigError(`${where("selection")} must be ${SELECTIONS.join(", ")}, got ${JSON.stringify(selection)}`);
+  const ensemble = rm.ensemble === undefined ? undefined : int("reward_model.ensemble", rm.ensemble, undefined, 2);
+  if (selection === "disagreement" && ensemble === undefined) throw new ConfigError(`${where("selection")} disagreement needs a reward-model ensemble: set reward_model.ensemble to 2 or more`);
+  if (rm.ensemble_bootstrap !== undefined && typeof rm.ensemble_bootstrap !== "boolean") throw new ConfigError(`${where("reward_model.ensemble_bootstrap")} must be true or false, got ${JSON.stringify(rm.ensemble_bootstrap)}`);
   if (rm.held_out !== undefined && !(typeof rm.held_out === "number" && rm.held_out > 0 && rm.held_out < 1)) throw new ConfigError(`${where("reward_model.held_out")} must be a share between 0 and 1, got ${JSON.stringify(rm.held_out)}`);
   const policyTrainer = raw.policy_trainer ?? "dpo";
   if (!POLICY_TRAINERS.includes(policyTrainer as PolicyTrainer)) throw new ConfigError(`${where("policy_trainer")} must be ${POLICY_TRAINERS.join(", ")}, got ${JSON.stringify(policyTrainer)}`);
@@ -134,12 +138,14 @@ export function readLoopConfig(path: string): LoopConfig {
     },
     labeler: labelerConfig(labeler, where, file, scalars),
     ...(raw.label_budget !== undefined ? { label_budget: int("label_budget", raw.label_budget, undefined, 0) } : {}),
-    selection,
+    selection: selection as Selection,
     rest: rest.type === "drop" ? { type: "drop" } : (labelerConfig(rest, (f) => where(f.replace(/^labeler/, "rest")), file, scalars) as Exclude<LabelerConfig, { type: "people" }>),
     ...(raw.gold !== undefined ? { gold: file("gold") } : {}),
     reward_model: {
       ...(rm.model !== undefined ? { model: file("reward_model.model", rm.model) } : {}),
       held_out: num("reward_model.held_out", rm.held_out, 0.2, 0),
+      ...(ensemble !== undefined ? { ensemble } : {}),
+      ...(rm.ensemble_bootstrap !== undefined ? { ensemble_bootstrap: rm.ensemble_bootstrap as boolean } : {}),
       args: scalars("reward_model.args", rm.args),
     },
     policy_trainer: policyTrainer as PolicyTrainer,

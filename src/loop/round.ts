@@ -15,16 +15,17 @@ import { disposeModel, loadModel, resolveTokenizer } from "../models/load.ts";
 import { evaluatePolicy, type EvalSample } from "../rl/evaluate.ts";
 import { sampleScored } from "../rl/pairs.ts";
 import { readPromptFile } from "../rl/prompts.ts";
-import { loadRewardSource, RewardModelSource, type RewardSource } from "../rl/reward-source.ts";
+import { loadRewardSource, type RewardSource } from "../rl/reward-source.ts";
 import { mean } from "../rl/rollout.ts";
 import { promptText } from "../tokenizers/chat.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
+import { ensembleMemberDirs, readEnsemble } from "../train/reward-ensemble.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
 import { fieldFlags, type LabelerConfig, type LoopConfig, type PolicyTrainer } from "./config.ts";
 import { judgeVerdicts, labelByJudge, type JudgeVerdict } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
-import { selectForLabeler } from "./selection.ts";
+import { marginDoubt, memberDisagreement, selectForLabeler, type Selection } from "./selection.ts";
 
 export class LoopError extends InputError {}
 
@@ -117,11 +118,12 @@ async function labelStage(config: LoopConfig, out: string, r: number, judge: Com
   let chosen = comparisons;
   let rest: Comparison[] = [];
   if (config.label_budget !== undefined && config.label_budget < comparisons.length) {
-    const margins = r > 0 && config.selection === "uncertainty" ? await rewardMargins(roundPaths(out, r - 1).rm, comparisons) : null;
-    const picked = new Set(selectForLabeler(margins, comparisons.length, config.label_budget, config.selection, config.seed * 7919 + r));
+    const doubt = r > 0 ? await selectionDoubt(config.selection, roundPaths(out, r - 1).rm, comparisons) : null;
+    const picked = new Set(selectForLabeler(doubt, comparisons.length, config.label_budget, config.seed * 7919 + r));
     chosen = comparisons.filter((_, i) => picked.has(i));
     rest = comparisons.filter((_, i) => !picked.has(i));
-    say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${margins ? "smallest reward-model margins" : "random"}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to the ${config.rest.type} labeler`}`);
+    const how = doubt === null ? "random" : config.selection === "disagreement" ? "largest disagreement of the reward-model ensemble" : "smallest reward-model margins";
+    say(`round ${r}: ${chosen.length} of ${comparisons.length} comparisons to the labeler (${how}), ${rest.length} ${config.rest.type === "drop" ? "dropped" : `to the ${config.rest.type} labeler`}`);
   }
   const dir = roundPaths(out, r).dir;
   const first = await labelWith(config.labeler, chosen, r, dir, judge, config.rest);
@@ -146,14 +148,20 @@ async function labelWith(labeler: LabelerConfig, comparisons: Comparison[], r: n
   return { labels: await labelByPeople(labeler, comparisons, r, say, suggestions), failed: 0 };
 }
 
-/** r(a) − r(b) of each comparison under a trained reward model. */
+/** r(a) − r(b) of each comparison under a trained reward model (an ensemble's mean score). */
 export async function rewardMargins(rmDir: string, comparisons: Comparison[]): Promise<number[]> {
-  const rm = await RewardModelSource.load(rmDir);
-  try {
-    return (await scorePairs(rm, comparisons)).map(([a, b]) => a - b);
-  } finally {
-    rm.dispose();
-  }
+  return withReward(rmDir, async (rm) => (await scorePairs(rm, comparisons)).map(([a, b]) => a - b));
+}
+
+/** How unsure the previous round's reward model is of each comparison, by `selection` (selection.ts); null for random. */
+async function selectionDoubt(selection: Selection, rmDir: string, comparisons: Comparison[]): Promise<number[] | null> {
+  if (selection === "random") return null;
+  if (selection === "uncertainty") return marginDoubt(await rewardMargins(rmDir, comparisons));
+  const members = ensembleMemberDirs(rmDir);
+  if (!members) throw new LoopError(`${rmDir} is not a reward-model ensemble (no ensemble.json); selection: disagreement needs reward_model.ensemble`);
+  const margins: number[][] = [];
+  for (const m of members) margins.push(await rewardMargins(m, comparisons));
+  return memberDisagreement(margins);
 }
 
 async function withReward<T>(spec: string, use: (source: RewardSource) => Promise<T>): Promise<T> {
@@ -186,7 +194,9 @@ async function rewardModelStage(config: LoopConfig, out: string, r: number, rm: 
   }
   await writeFileAtomic(p.rmData, jsonLines(train));
   await writeFileAtomic(p.rmEval, jsonLines(heldOut));
-  const argv = ["train", "--model", config.reward_model.model ?? config.policy, "--data", p.rmData, "--eval-data", p.rmEval, "--output", p.rm, "--resume", ...fieldFlags(config.reward_model.args)];
+  const { ensemble, ensemble_bootstrap: bootstrap } = config.reward_model;
+  const ensembleFlags = ensemble !== undefined ? ["--ensemble", String(ensemble), ...(bootstrap ? ["--ensemble_bootstrap"] : [])] : [];
+  const argv = ["train", "--model", config.reward_model.model ?? config.policy, "--data", p.rmData, "--eval-data", p.rmEval, "--output", p.rm, "--resume", ...ensembleFlags, ...fieldFlags(config.reward_model.args)];
   await runCommand("rm train", rm, argv);
 }
 
@@ -206,8 +216,13 @@ async function policyStage(config: LoopConfig, out: string, r: number, train: Co
   await runCommand(trainer, train, [...argv, "--ref-model", config.policy, "--output", p.policyRun, "--resume"]);
 }
 
-/** The last held-out accuracy `rm train` logged. */
+/** The last held-out accuracy `rm train` logged; an ensemble's, of its members' mean score. */
 function rewardModelAccuracy(rmDir: string): number {
+  const ensemble = readEnsemble(rmDir);
+  if (ensemble) {
+    if (!ensemble.eval) throw new LoopError(`${rmDir}/ensemble.json has no held-out accuracy: no held-out labels (raise reward_model.held_out)`);
+    return ensemble.eval.accuracy;
+  }
   const state = JSON.parse(readFileSync(join(rmDir, "trainer_state.json"), "utf8")) as TrainerState;
   const last = state.log_history.filter((x) => "eval_accuracy" in x).at(-1);
   if (!last) throw new LoopError(`${rmDir}/trainer_state.json has no eval_accuracy: no held-out labels (raise reward_model.held_out)`);
@@ -224,7 +239,7 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
   const policy = await loadModel(p.policy);
   const reference = await loadModel(config.policy);
   const previous = r > 0 ? await loadModel(startingPolicy(config, out, r)) : null;
-  const rm = await RewardModelSource.load(p.rm);
+  const rm = await loadRewardSource([p.rm]);
   try {
     const tokenizer = await resolveTokenizer(policy);
     const prompts = (await readPromptFile(config.eval_prompts)).map((x) => promptText(tokenizer, x));

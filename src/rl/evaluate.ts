@@ -11,6 +11,8 @@
 // - `length`, `reference_length`: mean completion tokens (EOS not counted).
 // - `win_rate`: share of (prompt, sample) pairs where the policy's completion scores higher than the
 //   reference's sampled with the same seed; ties count ½.
+// - `rm_ensemble_std`, `reference_rm_ensemble_std` (a reward-model ensemble only): the members' std
+//   of each completion's score, averaged over the policy's / the reference's completions.
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import type { Array as JaxArray } from "../engine/runtime.ts";
@@ -44,6 +46,8 @@ export interface EvalReport {
   win_rate: number;
   num_prompts: number;
   num_samples: number;
+  rm_ensemble_std?: number;
+  reference_rm_ensemble_std?: number;
 }
 
 export interface EvalSample {
@@ -84,6 +88,14 @@ export async function evaluatePolicy(args: {
   const samples: EvalSample[] = [];
   let policyTokens = 0;
   let referenceTokens = 0;
+  // Σ of the ensemble members' std over the policy's and the reference's completions (stays empty for other rewards).
+  const stdSums = [0, 0];
+  const scoreWithStd = async (which: 0 | 1, texts: string[], completions: string[]) => {
+    const scores = await reward.score(texts, completions);
+    const std = reward.takeMetrics?.()["objective/rm_ensemble_std"];
+    if (std !== undefined) stdSums[which]! += std * completions.length;
+    return scores;
+  };
   try {
     for (let k = 0; k < s.num_samples; k++) {
       for (let start = 0; start < prompts.length; start += s.batch_size) {
@@ -95,8 +107,8 @@ export async function evaluatePolicy(args: {
         const kl = await sampleKl(ours, batch, P, R, (seq) => [scorePolicy(policy.params, seq), scoreReference(reference.params, seq)]);
         const texts = prompts.slice(start, start + real);
         const [ourScores, theirScores] = [
-          await reward.score(texts, ours.generations.slice(0, real).map((g) => g.text)),
-          await reward.score(texts, theirs.generations.slice(0, real).map((g) => g.text)),
+          await scoreWithStd(0, texts, ours.generations.slice(0, real).map((g) => g.text)),
+          await scoreWithStd(1, texts, theirs.generations.slice(0, real).map((g) => g.text)),
         ];
         for (let i = 0; i < real; i++) {
           policyTokens += ours.generations[i]!.completionIds.length;
@@ -129,6 +141,7 @@ export async function evaluatePolicy(args: {
     num_prompts: prompts.length,
     num_samples: s.num_samples,
   };
+  if (reward.takeMetrics && (stdSums[0]! > 0 || stdSums[1]! > 0)) Object.assign(report, { rm_ensemble_std: stdSums[0]! / samples.length, reference_rm_ensemble_std: stdSums[1]! / samples.length });
   return { report, samples };
 }
 

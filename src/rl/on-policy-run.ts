@@ -93,6 +93,8 @@ export interface OnPolicyRun<P extends { step: number }> {
   finalNote?: () => string;
   /** What the monitors need besides the config (the reward model's statistics); absent: the reward-range monitor is off. */
   monitorContext?: MonitorContext;
+  /** The trainer's reward source: what it measured of the step's scores (an ensemble's members' std) joins the step's metrics. */
+  reward?: { takeMetrics?(): Record<string, number> };
   /** Stop (as a crash would, without the final save) after this many steps: tests of resuming. */
   stopAfterStep?: number;
   log?: (line: string) => void;
@@ -179,6 +181,7 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
   try {
     while (trainer.progress.step < config.total_steps) {
       const report = await trainer.step();
+      Object.assign(report.metrics, run.reward?.takeMetrics?.());
       const step = trainer.progress.step;
       tokens += report.generatedTokens;
       progress.tick({ step, loss: report.loss, tokensPerSecond: tokens / ((performance.now() - started) / 1000), learningRate: report.learningRate });

@@ -1,16 +1,19 @@
 // Where rewards come from: a trained reward model directory, a JS/TS module exporting
 // `reward(prompts, completions) => number[]` (programmatic rewards, as GRPO users write them), or a
-// weighted sum of several. A reward model keeps its own tokenizer: text is re-encoded, so the
-// policy and the RM need not share a vocabulary.
+// weighted sum of several; a reward-model ensemble directory (`rlhf rm train --ensemble N`) is one
+// source whose score is its members' mean, min or UWO. A reward model keeps its own tokenizer:
+// text is re-encoded, so the policy and the RM need not share a vocabulary.
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { InputError } from "../io/errors.ts";
+import { defaultEnsembleOptions, reduceEnsemble, type EnsembleOptions } from "../algorithms/ensemble-reward.ts";
 import { isSequenceClassifier } from "../models/config.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import { ensembleMemberDirs, memberOffsets } from "../train/reward-ensemble.ts";
 import { lastTokenScore } from "./scoring.ts";
 import { packSequences, toDevice, type DeviceSequences } from "./sequences.ts";
 
@@ -21,6 +24,8 @@ export interface RewardSource {
   /** What this source is, for logs. */
   readonly name: string;
   score(prompts: string[], completions: string[]): Promise<number[]>;
+  /** Metrics of the scores given since the last call (an ensemble's `objective/rm_ensemble_std`), for the trainer's step; then cleared. */
+  takeMetrics?(): Record<string, number>;
   dispose(): void;
 }
 
@@ -135,16 +140,80 @@ export class WeightedRewardSource implements RewardSource {
     return total;
   }
 
+  takeMetrics(): Record<string, number> {
+    return Object.assign({}, ...this.#parts.map((p) => p.source.takeMetrics?.() ?? {}));
+  }
+
   dispose(): void {
     for (const p of this.#parts) p.source.dispose();
   }
 }
 
 /**
- * Builds a reward source from CLI specs: each `PATH` or `PATH@WEIGHT`, where PATH is a reward-model
- * directory or a .js/.mjs/.ts module. Several specs are summed with their weights.
+ * A reward-model ensemble: every member scores every completion, less its offset (its mean score on
+ * its training responses; reward-ensemble.ts memberOffsets), and the score is their mean, min or
+ * mean − λ·variance (algorithms/ensemble-reward.ts). The members' std of each completion is kept
+ * until takeMetrics() reports its mean as objective/rm_ensemble_std, or lastStd() hands it over.
  */
-export async function loadRewardSource(specs: string[]): Promise<RewardSource> {
+export class EnsembleRewardSource implements RewardSource {
+  readonly name: string;
+  readonly #members: readonly RewardSource[];
+  readonly #offsets: readonly number[];
+  readonly #options: EnsembleOptions;
+  #std: number[] = [];
+  #pending: number[] = [];
+
+  constructor(name: string, members: readonly RewardSource[], offsets: readonly number[], options: EnsembleOptions = defaultEnsembleOptions) {
+    this.name = `${name}(${options.ensemble_reduce === "uwo" ? `uwo λ=${options.uwo_lambda}` : options.ensemble_reduce})`;
+    this.#members = members;
+    this.#offsets = offsets;
+    this.#options = options;
+  }
+
+  static async load(dir: string, memberDirs: string[], options?: EnsembleOptions): Promise<EnsembleRewardSource> {
+    const offsets = memberOffsets(memberDirs);
+    const members: RewardSource[] = [];
+    try {
+      for (const m of memberDirs) members.push(await RewardModelSource.load(m));
+    } catch (err) {
+      for (const m of members) m.dispose();
+      throw err;
+    }
+    return new EnsembleRewardSource(`ensemble:${dir}`, members, offsets, options);
+  }
+
+  async score(prompts: string[], completions: string[]): Promise<number[]> {
+    const scores: number[][] = [];
+    for (const [i, m] of this.#members.entries()) scores.push((await m.score(prompts, completions)).map((s) => s - this.#offsets[i]!));
+    const { rewards, std } = reduceEnsemble(scores, this.#options);
+    this.#std = std;
+    this.#pending.push(...std);
+    return rewards;
+  }
+
+  /** The members' std of each completion of the last score() call. */
+  lastStd(): number[] {
+    return [...this.#std];
+  }
+
+  takeMetrics(): Record<string, number> {
+    if (this.#pending.length === 0) return {};
+    const std = this.#pending.reduce((a, x) => a + x, 0) / this.#pending.length;
+    this.#pending = [];
+    return { "objective/rm_ensemble_std": std };
+  }
+
+  dispose(): void {
+    for (const m of this.#members) m.dispose();
+  }
+}
+
+/**
+ * Builds a reward source from CLI specs: each `PATH` or `PATH@WEIGHT`, where PATH is a reward-model
+ * directory, an ensemble directory (reduced by `ensemble`) or a .js/.mjs/.ts module. Several specs
+ * are summed with their weights.
+ */
+export async function loadRewardSource(specs: string[], ensemble: EnsembleOptions = defaultEnsembleOptions): Promise<RewardSource> {
   if (specs.length === 0) throw new RewardSourceError("no reward source given (--reward PATH)");
   const parts: { source: RewardSource; weight: number }[] = [];
   for (const spec of specs) {
@@ -154,7 +223,9 @@ export async function loadRewardSource(specs: string[]): Promise<RewardSource> {
     if (!Number.isFinite(weight)) throw new RewardSourceError(`reward spec "${spec}": the weight after @ must be a number`);
     if (!existsSync(path)) throw new RewardSourceError(`reward source not found: ${path}`);
     const isModule = statSync(path).isFile() && /\.(m?js|ts|mts)$/.test(path);
-    parts.push({ source: isModule ? await ModuleRewardSource.load(path) : await RewardModelSource.load(path), weight });
+    const members = isModule ? null : ensembleMemberDirs(path);
+    const source = isModule ? await ModuleRewardSource.load(path) : members ? await EnsembleRewardSource.load(path, members, ensemble) : await RewardModelSource.load(path);
+    parts.push({ source, weight });
   }
   return parts.length === 1 && parts[0]!.weight === 1 ? parts[0]!.source : new WeightedRewardSource(parts);
 }

@@ -8,6 +8,7 @@ import type { ScheduleName } from "../engine/schedule.ts";
 import { optimizerDefaults, type OptimizerFields } from "./optimizer.ts";
 import { peftDefaults, type DropoutField, type PeftFields } from "./peft-config.ts";
 import { monitorDefaults, type MonitorFields } from "./monitor-config.ts";
+import { defaultEnsembleOptions, ENSEMBLE_REDUCES, type EnsembleOptions } from "../algorithms/ensemble-reward.ts";
 import { InputError } from "../io/errors.ts";
 
 /** The fields every trainer shares (transformers' TrainingArguments, the subset we honour). */
@@ -137,6 +138,13 @@ export const monitorSpecs: Specs<MonitorFields> = {
   monitor_approxkl_spike: threshold("fire when the updates' approximate KL is this many times its rolling median"),
   monitor_clipfrac_spike: threshold("fire when the updates' clipped share is this many times its rolling median"),
   monitor_value_loss_blowup: threshold("fire when the value loss is this many times its rolling median"),
+  monitor_rm_disagreement: threshold("fire when a reward-model ensemble's members' std is this many times its first steps' mean while the mean score rises"),
+};
+
+/** How a reward-model ensemble's members' scores become one (algorithms/ensemble-reward.ts): the RL trainers' fields, eval's and pairs' flags. */
+export const ensembleSpecs: Specs<EnsembleOptions> = {
+  ensemble_reduce: { kind: "choice", choices: [...ENSEMBLE_REDUCES], help: "a reward-model ensemble's score: mean of its members, min (worst case), or uwo (mean − uwo_lambda · variance; Coste et al. 2023)" },
+  uwo_lambda: { kind: "number", min: 0, help: "with ensemble_reduce uwo: the weight of the members' variance" },
 };
 
 /** The run's bookkeeping, the same for offline and on-policy trainers. */
@@ -181,7 +189,7 @@ export const rewardSpecs: Specs<RewardConfig> = {
 };
 
 /** The fields every on-policy trainer shares (ppo, grpo, rloo, online-dpo): optimizer, LoRA, sampling, run bookkeeping. */
-export interface OnPolicyRunFields extends OptimizerFields, PeftFields, MonitorFields {
+export interface OnPolicyRunFields extends OptimizerFields, PeftFields, MonitorFields, EnsembleOptions {
   /** Prompts per step. */
   batch_size: number;
   /** Steps (generation + updates) to run. */
@@ -201,6 +209,7 @@ export const onPolicyRunDefaults: Omit<OnPolicyRunFields, "learning_rate"> = {
   ...optimizerDefaults,
   ...peftDefaults,
   ...monitorDefaults,
+  ...defaultEnsembleOptions,
   batch_size: 8,
   total_steps: 100,
   lr_scheduler_type: "linear",
@@ -225,6 +234,7 @@ export const onPolicyRunSpecs: Specs<OnPolicyRunFields> = {
   ...runSpecs,
   sample_steps: { kind: "int", min: 1, help: "write sample completions every N steps" },
   ...monitorSpecs,
+  ...ensembleSpecs,
 };
 
 /** A config error that names its source (file, or `--flag`) and field; the CLI prints it without a stack. */

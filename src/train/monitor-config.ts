@@ -29,6 +29,8 @@ export interface MonitorFields {
   monitor_clipfrac_spike: number | null;
   /** PPO's value loss over its rolling median: fires above this. */
   monitor_value_loss_blowup: number | null;
+  /** A reward-model ensemble's members' std over its mean on the first 5 steps, while the mean score rises: fires above this. */
+  monitor_rm_disagreement: number | null;
 }
 
 export const monitorDefaults: MonitorFields = {
@@ -44,4 +46,5 @@ export const monitorDefaults: MonitorFields = {
   monitor_approxkl_spike: 5,
   monitor_clipfrac_spike: 5,
   monitor_value_loss_blowup: 10,
+  monitor_rm_disagreement: 2,
 };

@@ -22,6 +22,8 @@ export interface RewardStats {
   std: number;
   /** "p1" → the 1st percentile of the scores, …, "p0" and "p100" the extremes; linear interpolation between order statistics (numpy's default). */
   percentiles: Record<string, number>;
+  /** A reward-model ensemble's (reward-ensemble.ts): the same summary of the members' std of each response; the rest is of their mean score. */
+  ensemble_std?: Pick<RewardStats, "mean" | "std" | "percentiles">;
 }
 
 export function rewardStats(scores: readonly number[], data: string, split: RewardStats["split"]): RewardStats {

@@ -196,8 +196,11 @@ export class RewardScorer {
 
 /** Accuracy (share of pairs with r_chosen > r_rejected) and mean margin over every pair of every record. */
 export async function evaluatePreferences(scorer: RewardScorer, params: Params, examples: readonly PreferenceExample[], batchSize = 16): Promise<{ accuracy: number; mean_margin: number; n: number }> {
-  const rows = examples.flatMap((e) => e.responses);
-  const scores = await scorer.score(params, rows, batchSize);
+  return preferenceAccuracy(await scorer.score(params, examples.flatMap((e) => e.responses), batchSize), examples);
+}
+
+/** Accuracy (share of pairs with r_chosen > r_rejected) and mean margin, from the scores of every example's responses in order. */
+export function preferenceAccuracy(scores: readonly number[], examples: readonly PreferenceExample[]): { accuracy: number; mean_margin: number; n: number } {
   let offset = 0;
   let correct = 0;
   let margin = 0;

@@ -7,6 +7,7 @@ import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../
 import { isSequenceClassifier } from "../../models/config.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
+import { ensembleFlags, ensembleOptionsOf, normaliseEnsembleFlags } from "../ensemble-flags.ts";
 import { readPromptFile } from "../../rl/prompts.ts";
 import { promptText } from "../../tokenizers/chat.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
@@ -62,8 +63,11 @@ scores both with the reward, and reports:
   length, reference_length   mean completion tokens
   win_rate                   share of (prompt, sample) pairs where the policy's completion scores
                              higher than the reference's drawn with the same seed; ties count ½
+  rm_ensemble_std, reference_rm_ensemble_std
+                             with a reward-model ensemble (rm train --ensemble N): its members' std
+                             of a score, mean over the policy's / the reference's completions
 The two models must share a tokenizer (the policy's is used). The reward is a reward-model
-directory or a .mjs/.ts module exporting \`reward(prompts, completions)\`; several --reward flags are
+directory, an ensemble directory (reduced by --ensemble_reduce) or a .mjs/.ts module exporting \`reward(prompts, completions)\`; several --reward flags are
 summed (PATH@WEIGHT weights one). Prompt files are JSON lines with a "prompt" field (text or chat
 messages) or .txt lines.
 With --lm-data FILE (a .txt file of documents split by <|endoftext|>, or SFT data such as
@@ -77,7 +81,8 @@ const flags = {
   policy: { type: "string", help: "the trained policy: llama2.c .bin or HF directory <PATH>" },
   reference: { type: "string", help: "the reference (e.g. the SFT model it started from) <PATH>" },
   ...baseFlag,
-  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  reward: { type: "string", multiple: true, help: "reward source: RM or ensemble directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  ...ensembleFlags,
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   tokenizer: { type: "string", help: "tokenizer of both models <PATH> (default: found with the policy)" },
   "num-samples": { type: "string", default: "1", help: "completions per prompt from each model <N>" },
@@ -91,7 +96,7 @@ const flags = {
 export const command: Command = {
   summary: "evaluate a policy against its reference: reward, KL, length, win rate",
   async run(argv) {
-    const parsed = parseFlags(argv, usage, flags);
+    const parsed = parseFlags(normaliseEnsembleFlags(argv), usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
     if (v["lm-data"] && !v.prompts && !v.reward) return lmOnly(v);
@@ -109,7 +114,7 @@ export const command: Command = {
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
     const eosIds = eosIdsOf(policy, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
-    const reward = await loadRewardSource(rewardSpecs);
+    const reward = await loadRewardSource(rewardSpecs, ensembleOptionsOf(v));
     // A batch larger than the prompt file would only generate padding rows.
     settings.batch_size = Math.min(settings.batch_size, prompts.length);
 
@@ -190,6 +195,7 @@ function table(r: EvalReport, s: EvalSettings, rewardName: string): string {
     "",
     `KL(policy ‖ reference): ${r.kl.toFixed(3)} nats per completion (k1 estimate from the policy's samples)`,
     `win rate of the policy over the reference: ${r.win_rate.toFixed(3)} (ties count ½)`,
+    ...(r.rm_ensemble_std !== undefined ? [`reward-model ensemble members' std of a score: policy ${r.rm_ensemble_std.toFixed(3)}, reference ${r.reference_rm_ensemble_std!.toFixed(3)}`] : []),
     "",
   ].join("\n");
 }

@@ -59,7 +59,7 @@ fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num
       const advice = `lower batch_size (now ${config.batch_size}), num_generations (now ${config.num_generations}) or max_completion_length (now ${config.max_completion_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`;
       const { memory, dryRun } = checkOnPolicyPlan(inputs, config, dropout, v["dry-run"], advice, criticFreePlan(inputs, { rolloutRows: completions, updateRows: completions / config.gradient_accumulation_steps, responseLength: config.max_completion_length + 1 }));
       if (dryRun) return 0;
-      const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs);
+      const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs, config);
       const { tokenizer, prompts, eosIds, output } = inputs;
       process.stderr.write(`${name}: ${prompts.length} prompts, ${config.batch_size} × ${config.num_generations} completions per step, reward ${reward.name}\n`);
       // The reference is the starting policy (or --ref-model), also when resuming; the trainer only reads it.
@@ -71,6 +71,7 @@ fields can come from --config FILE (JSON/YAML) and be overridden by flags (--num
           output,
           resume: inputs.resume,
           config,
+          reward,
           monitorContext: monitorContext(inputs, config.mask_truncated_completions),
           fixedFields: GROUP_FIXED_FIELDS,
           prompts,

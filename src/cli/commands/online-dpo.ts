@@ -39,7 +39,7 @@ export const command: Command = {
     const advice = `lower batch_size (now ${config.batch_size}) or response_length (now ${config.response_length}), or raise gradient_accumulation_steps (now ${config.gradient_accumulation_steps})`;
     const { memory, dryRun } = checkOnPolicyPlan(inputs, config, dropout, v["dry-run"], advice, criticFreePlan(inputs, { rolloutRows: 2 * config.batch_size, updateRows: (2 * config.batch_size) / config.gradient_accumulation_steps, responseLength: config.response_length + 1 }));
     if (dryRun) return 0;
-    const { policy, reference, reward } = await loadOnPolicyModels(inputs);
+    const { policy, reference, reward } = await loadOnPolicyModels(inputs, config);
     const { tokenizer, prompts, eosIds } = inputs;
     // The starting policy's weights are only read from here on: they are the reference (and with LoRA the base).
     const parts = policyModels(policy, config, { seed: config.seed, dropout }, reference);
@@ -51,6 +51,7 @@ export const command: Command = {
         output: inputs.output,
         resume: inputs.resume,
         config,
+        reward,
         monitorContext: monitorContext(inputs, config.missing_eos_penalty !== null),
         fixedFields: ONLINE_DPO_FIXED_FIELDS,
         prompts,

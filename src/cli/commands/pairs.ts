@@ -5,6 +5,7 @@ import { baseFlag, numberFlag, parseFlags, requireFlag, requireRepeated, UsageEr
 import { disposeModel, resolveTokenizer } from "../../models/load.ts";
 import { eosIdsOf } from "../../generation/eos.ts";
 import { loadRewardSource } from "../../rl/reward-source.ts";
+import { ensembleFlags, ensembleOptionsOf, normaliseEnsembleFlags } from "../ensemble-flags.ts";
 import { readPromptFile } from "../../rl/prompts.ts";
 import { preferenceRecords, sampleScored } from "../../rl/pairs.ts";
 import { checkRoom, loadCausalLm, samplingFlags, samplingSettings } from "./eval.ts";
@@ -24,13 +25,15 @@ For chat prompts, "prompt" is the message list and completions are [{"role": "as
 "content": ...}]. A completion cut off at --max-new-tokens is marked ("chosen_truncated",
 "rejected_truncated": true, or "truncated": [per response]), and rlhf dpo and rlhf kto then give
 it no EOS: an unfinished text did not end. Prompts whose K completions all score the same carry no
-preference and are skipped (the count is printed). The reward is a reward-model directory or a .mjs/.ts module
+preference and are skipped (the count is printed). The reward is a reward-model directory, an
+ensemble directory (reduced by --ensemble_reduce) or a .mjs/.ts module
 exporting \`reward(prompts, completions)\`; several --reward flags are summed (PATH@WEIGHT).`;
 
 const flags = {
   policy: { type: "string", help: "the model to sample from: llama2.c .bin, HF directory or LoRA adapter directory <PATH>" },
   ...baseFlag,
-  reward: { type: "string", multiple: true, help: "reward source: RM directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  reward: { type: "string", multiple: true, help: "reward source: RM or ensemble directory or .mjs/.ts module, PATH@WEIGHT to weight (repeatable) <SRC>" },
+  ...ensembleFlags,
   prompts: { type: "string", help: "JSON lines with a prompt field, or .txt lines <FILE>" },
   output: { type: "string", help: "JSON-lines file to write <FILE>" },
   k: { type: "string", default: "4", help: "completions per prompt, at least 2 <K>" },
@@ -42,7 +45,7 @@ const flags = {
 export const command: Command = {
   summary: "sample K completions per prompt, score them, write chosen/rejected preference data",
   async run(argv) {
-    const parsed = parseFlags(argv, usage, flags);
+    const parsed = parseFlags(normaliseEnsembleFlags(argv), usage, flags);
     if (!parsed) return 0;
     const v = parsed.values;
     const rewardSpecs = requireRepeated(v.reward, "reward");
@@ -58,7 +61,7 @@ export const command: Command = {
     const tokenizer = await resolveTokenizer(policy, v.tokenizer);
     const eosIds = eosIdsOf(policy, tokenizer);
     if (eosIds.length === 0) throw new UsageError("the policy has no EOS token id (config eos_token_id or tokenizer)");
-    const reward = await loadRewardSource(rewardSpecs);
+    const reward = await loadRewardSource(rewardSpecs, ensembleOptionsOf(v));
     settings.batch_size = Math.min(settings.batch_size, prompts.length);
 
     const scored = await sampleScored({

@@ -21,7 +21,7 @@ const usage = `Usage: rlhf ppo --policy PATH --reward SRC --prompts FILE --outpu
 PPO with a KL penalty to the frozen starting policy, or to --ref-model (InstructGPT / TRL's PPOTrainer
 and its ref_model: the reference must share the policy's tokenizer; with --use_peft it replaces the
 adapter-off reference, at the cost of its own weights). The value
-model starts from the first reward-model directory in --reward (as TRL does), or from the policy's
+model starts from the first reward-model directory in --reward (an ensemble's member-0; as TRL does), or from the policy's
 backbone with a fresh head (--value-model to choose another). Metrics go to DIR/metrics.jsonl
 under TRL's names, sample completions to DIR/samples.jsonl, checkpoints to DIR/checkpoint-N
 (resumable with --resume), and the final policy to DIR/policy (a Hugging Face directory).
@@ -83,7 +83,7 @@ export const command: Command = {
         }),
     );
     if (dryRun) return 0;
-    const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs);
+    const { policy: policyModel, reference, reward } = await loadOnPolicyModels(inputs, config);
     // TRL's PPOTrainer trains without dropout. The starting weights are only ever read: the reference (and with LoRA the base).
     const models = policyModels(policyModel, config, { seed: config.seed, dropout: false }, reference);
     const valueLora = config.use_peft && !valueSource ? valueAdapterOn(policyModel, config, { seed: config.seed, padTokenId }) : null;
@@ -95,6 +95,7 @@ export const command: Command = {
         output,
         resume: inputs.resume,
         config,
+        reward,
         monitorContext: monitorContext(inputs, config.missing_eos_penalty !== null),
         fixedFields: PPO_FIXED_FIELDS,
         prompts,

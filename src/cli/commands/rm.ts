@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { rm as removePath } from "node:fs/promises";
 import { join } from "node:path";
 import { checkWritable, writeFileAtomic } from "../../io/atomic.ts";
 import type { Command } from "../command.ts";
@@ -11,7 +12,9 @@ import { configFlags, defaultRewardConfig, normaliseFlagNames, rewardSpecs } fro
 import { DataError, readPreferenceData, readRecordLines, renderPreference, splitHeldOut, type ReadOptions } from "../../data/datasets.ts";
 import { adapterRun, runPlans } from "../../train/peft-config.ts";
 import { architectureFor, asSequenceClassifier } from "../../models/architecture.ts";
-import { evaluatePreferences, fitToLength, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
+import { reduceEnsemble } from "../../algorithms/ensemble-reward.ts";
+import { bootstrapSample, ENSEMBLE_FILE, isEnsembleDir, memberName, memberOffsets, writeEnsemble, type EnsembleManifest } from "../../train/reward-ensemble.ts";
+import { evaluatePreferences, fitToLength, preferenceAccuracy, RewardScorer, rewardDataShape, rewardMemoryPlan, rewardModelFromCausalLm, rewardPadId, rewardTask } from "../../train/reward.ts";
 import type { TrainerState } from "../../train/checkpoint.ts";
 import { REWARD_STATS_FILE, rewardStats, writeRewardStats, type RewardStats } from "../../train/reward-stats.ts";
 import type { PreferenceExample } from "../../data/datasets.ts";
@@ -31,6 +34,12 @@ const usage = `Usage: rlhf rm train|eval|score|stats [options]
       modules_to_save) on the frozen --model, saved as PEFT saves it, which eval, score and the
       RL trainers' --reward load over --model. When training ends, the model's scores of its
       training responses are summarised in DIR/${REWARD_STATS_FILE} (as rm stats writes it).
+      With --ensemble N [--ensemble_bootstrap]: N reward models from seeds seed … seed+N-1 (each,
+      with --ensemble_bootstrap, on its own resample of the training pairs) in DIR/member-0 …,
+      one held-out set for all; DIR/${ENSEMBLE_FILE} lists them with the held-out accuracy of each and
+      of their mean, DIR/${REWARD_STATS_FILE} the range of their mean score (each member's score less
+      its own training mean: Bradley-Terry fixes a reward up to a constant). Every --reward takes
+      DIR as one reward model (--ensemble_reduce mean|min|uwo). --resume skips finished members.
   rlhf rm eval --model DIR --data FILE [--split all|eval|train] [--json]
       Accuracy (share of pairs with r_chosen > r_rejected), mean margin and pair count. --split eval
       scores only the pairs that \`rm train\` held out of the same file (same seed and ratio).
@@ -65,6 +74,8 @@ const trainFlags = {
   ...common,
   ...trainingRunFlags,
   ...configFlags(rewardSpecs, defaultRewardConfig),
+  ensemble: { type: "string", help: "train N reward models (seeds seed … seed+N-1) into DIR/member-0 …, read everywhere as one ensemble <N>" },
+  ensemble_bootstrap: { type: "boolean", help: "with --ensemble: each member trains on its own bootstrap resample of the training pairs" },
 } as const;
 
 const evalFlags = {
@@ -109,6 +120,8 @@ async function trainRm(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [modelPath, dataPath, output] = [requireFlag(v.model, "model"), requireFlag(v.data, "data"), requireFlag(v.output, "output")];
   const config = readRunConfig(v, defaultRewardConfig, rewardSpecs);
+  const members = v.ensemble === undefined ? 0 : numberFlag(v.ensemble, "ensemble", 0, { min: 2, integer: true });
+  if (members === 0 && v.ensemble_bootstrap) throw new UsageError("--ensemble_bootstrap needs --ensemble N");
   const described = await describeModel(modelPath, { base: v.base });
   const tokenizer = await resolveTokenizer(described, v.tokenizer);
   clampMaxLength(config, described.arch, "rm");
@@ -126,28 +139,101 @@ async function trainRm(argv: string[]): Promise<number> {
   const classifier = isSequenceClassifier(described.config) ? described.arch : architectureFor(asSequenceClassifier(described.config, padId));
   const plans = runPlans(config, classifier, "SEQ_CLS", !config.disable_dropout, (adapter) => rewardMemoryPlan(described.arch, config, shape, adapter));
   if (planOnly(plans, v["dry-run"], config)) return 0;
-  const model = await loadModel(modelPath, { base: v.base });
-  const rm = rewardModelFromCausalLm(model, { seed: config.seed, padTokenId: padId });
-  // LoRA: an adapter on the classifier made from --model, its fresh `score` head trained whole
-  // (modules_to_save), saved as PEFT saves a SEQ_CLS adapter over --model.
-  const lora = config.use_peft ? adapterRun({ ...model, ...rm }, config, "SEQ_CLS", { seed: config.seed, dropout: !config.disable_dropout }) : null;
-  const task = { ...rewardTask(lora?.arch ?? rm.arch, config, data, { modelConfig: rm.config, tokenizer }, padId), ...(lora ? { adapter: lora.adapter } : {}) };
-  const code = await runTraining({ name: "rm", command: "rm train", output, resume: v.resume }, task, lora?.params ?? rm.params, plans.memory, (state) => {
-    const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
-    return `reward model in ${output}${last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : ""}`;
-  });
-  if (code !== 0) return code;
-  const trained = await loadRewardModel(output, v.tokenizer, lora ? modelPath : v.base);
-  const stats = await scoreStats(trained, data.train, dataPath, "train", config.max_length, 16);
-  process.stderr.write(`rm: ${describeStats(stats)} in ${join(output, REWARD_STATS_FILE)}\n`);
-  await writeRewardStats(output, stats);
+  const one = async (out: string, seed: number, train: PreferenceExample[], resume: boolean | undefined): Promise<number> => {
+    const memberConfig = { ...config, seed };
+    const model = await loadModel(modelPath, { base: v.base });
+    const rm = rewardModelFromCausalLm(model, { seed, padTokenId: padId });
+    // LoRA: an adapter on the classifier made from --model, its fresh `score` head trained whole
+    // (modules_to_save), saved as PEFT saves a SEQ_CLS adapter over --model.
+    const lora = config.use_peft ? adapterRun({ ...model, ...rm }, memberConfig, "SEQ_CLS", { seed, dropout: !config.disable_dropout }) : null;
+    const task = { ...rewardTask(lora?.arch ?? rm.arch, memberConfig, { train, eval: data.eval }, { modelConfig: rm.config, tokenizer }, padId), ...(lora ? { adapter: lora.adapter } : {}) };
+    const code = await runTraining({ name: "rm", command: "rm train", output: out, resume }, task, lora?.params ?? rm.params, plans.memory, (state) => {
+      const last = state.log_history.filter((r) => "eval_accuracy" in r).at(-1);
+      return `reward model in ${out}${last ? ` (held-out accuracy ${last.eval_accuracy!.toFixed(4)}, margin ${last.eval_margin!.toFixed(4)})` : ""}`;
+    });
+    if (code !== 0) return code;
+    const stats = await scoreStats(await loadTrained(out), train, dataPath, "train", config.max_length, 16);
+    process.stderr.write(`rm: ${describeStats(stats)} in ${join(out, REWARD_STATS_FILE)}\n`);
+    await writeRewardStats(out, stats);
+    return 0;
+  };
+  const loadTrained = (dir: string) => loadRewardModel(dir, v.tokenizer, config.use_peft ? modelPath : v.base);
+  if (members === 0) return one(output, config.seed, data.train, v.resume);
+  return trainEnsemble({ output, members, bootstrap: v.ensemble_bootstrap ?? false, seed: config.seed, resume: v.resume ?? false, data, dataPath, maxLength: config.max_length }, one, loadTrained);
+}
+
+/**
+ * `rm train --ensemble N` (Coste et al. 2023): N reward models in DIR/member-i, member i from seed
+ * + i (its score head's initialisation and its data order) and, with --ensemble_bootstrap, its own
+ * resample of the training pairs; all measured on the same held-out pairs. A member whose
+ * reward_stats.json exists is complete, so --resume after a kill skips the finished members and
+ * continues the unfinished one from its checkpoint. (A member's trainer_state.json records its own
+ * seed, so `rm eval --split eval` on a member redraws another split: ensemble.json holds the
+ * accuracies on the shared one.) Then the members score the training and
+ * held-out pairs: DIR/reward_stats.json holds the range of their mean score (and their spread),
+ * DIR/ensemble.json, written last, the members and their held-out accuracies.
+ */
+async function trainEnsemble(
+  e: { output: string; members: number; bootstrap: boolean; seed: number; resume: boolean; data: { train: PreferenceExample[]; eval: PreferenceExample[] }; dataPath: string; maxLength: number },
+  trainOne: (out: string, seed: number, train: PreferenceExample[], resume: boolean) => Promise<number>,
+  loadTrained: (dir: string) => ReturnType<typeof loadRewardModel>,
+): Promise<number> {
+  // A fresh run must not leave an older ensemble's manifest claiming members that are being retrained.
+  if (!e.resume) await removePath(join(e.output, ENSEMBLE_FILE), { force: true });
+  const dirs = Array.from({ length: e.members }, (_, i) => join(e.output, memberName(i)));
+  for (const [i, dir] of dirs.entries()) {
+    if (e.resume && existsSync(join(dir, REWARD_STATS_FILE))) {
+      process.stderr.write(`rm: ensemble member ${i + 1}/${e.members} already trained (${dir})\n`);
+      continue;
+    }
+    process.stderr.write(`rm: ensemble member ${i + 1}/${e.members} (seed ${e.seed + i}${e.bootstrap ? ", bootstrap resample" : ""}) into ${dir}\n`);
+    const code = await trainOne(dir, e.seed + i, e.bootstrap ? bootstrapSample(e.data.train, e.seed + i) : e.data.train, e.resume);
+    if (code !== 0) return code;
+  }
+  const picked = evenlySpaced(e.data.train, STATS_MAX_RECORDS);
+  // Centred as the ensemble's reward source centres them (memberOffsets).
+  const offsets = memberOffsets(dirs);
+  const trainScores: number[][] = [];
+  const evalScores: number[][] = [];
+  for (const [i, dir] of dirs.entries()) {
+    const member = await loadTrained(dir);
+    const scorer = new RewardScorer(member.model.arch, member.padId, Math.min(e.maxLength, member.model.arch.maxPositions));
+    try {
+      const centred = async (records: readonly PreferenceExample[]) => (await scorer.score(member.model.params, records.flatMap((x) => x.responses), 16)).map((s) => s - offsets[i]!);
+      trainScores.push(await centred(picked));
+      evalScores.push(await centred(e.data.eval));
+    } finally {
+      scorer.dispose();
+      release(member.model.params);
+    }
+  }
+  const mean = { ensemble_reduce: "mean", uwo_lambda: 0 } as const;
+  const onTrain = reduceEnsemble(trainScores, mean);
+  const { mean: stdMean, std: stdStd, percentiles } = rewardStats(onTrain.std, e.dataPath, "train");
+  const stats: RewardStats = { ...rewardStats(onTrain.rewards, e.dataPath, "train"), ensemble_std: { mean: stdMean, std: stdStd, percentiles } };
+  await writeRewardStats(e.output, stats);
+  process.stderr.write(`rm: ensemble mean ${describeStats(stats)}; members' std mean ${stats.ensemble_std!.mean.toFixed(3)}\n`);
+  const manifest: EnsembleManifest = { members: dirs.map((_, i) => memberName(i)), seed: e.seed, bootstrap: e.bootstrap };
+  if (e.data.eval.length > 0) {
+    const members = evalScores.map((s) => preferenceAccuracy(s, e.data.eval).accuracy);
+    const ensemble = preferenceAccuracy(reduceEnsemble(evalScores, mean).rewards, e.data.eval);
+    manifest.eval = { member_accuracy: members, accuracy: ensemble.accuracy, n: ensemble.n };
+    process.stderr.write(`rm: held-out accuracy of the members ${members.map((a) => a.toFixed(4)).join(", ")}; of their mean ${ensemble.accuracy.toFixed(4)} (${ensemble.n} pairs)\n`);
+  }
+  await writeEnsemble(e.output, manifest);
+  process.stderr.write(`rm: ensemble of ${e.members} reward models in ${e.output}\n`);
   return 0;
+}
+
+/** At most `max` records, evenly spaced: enough for the percentiles, bounded for large models. */
+function evenlySpaced<T>(records: readonly T[], max: number): T[] {
+  const stride = Math.max(1, records.length / max);
+  return Array.from({ length: Math.min(records.length, max) }, (_, i) => records[Math.floor(i * stride)]!);
 }
 
 /** Scores every response of (at most STATS_MAX_RECORDS evenly spaced) `records` and summarises them; releases the model. */
 async function scoreStats(rm: Awaited<ReturnType<typeof loadRewardModel>>, records: readonly PreferenceExample[], data: string, split: RewardStats["split"], maxLength: number, batchSize: number): Promise<RewardStats> {
-  const stride = Math.max(1, records.length / STATS_MAX_RECORDS);
-  const picked = Array.from({ length: Math.min(records.length, STATS_MAX_RECORDS) }, (_, i) => records[Math.floor(i * stride)]!);
+  const picked = evenlySpaced(records, STATS_MAX_RECORDS);
   const scorer = new RewardScorer(rm.model.arch, rm.padId, Math.min(maxLength, rm.model.arch.maxPositions));
   try {
     return rewardStats(await scorer.score(rm.model.params, picked.flatMap((e) => e.responses), batchSize), data, split);
@@ -184,6 +270,7 @@ async function statsRm(argv: string[]): Promise<number> {
 }
 
 async function loadRewardModel(path: string, tokenizerPath?: string, base?: string) {
+  if (isEnsembleDir(path)) throw new UsageError(`${path} is a reward-model ensemble (${ENSEMBLE_FILE}): give one member, e.g. ${join(path, memberName(0))}; the held-out accuracies of each and of their mean are in ${join(path, ENSEMBLE_FILE)}`);
   const model = await loadModel(path, { base });
   if (!isSequenceClassifier(model.config) || (model.config.num_labels ?? 2) !== 1) {
     release(model.params);

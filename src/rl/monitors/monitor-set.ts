@@ -11,6 +11,7 @@ import { nonFinite, truncation } from "./health.ts";
 import { klAcceleration, klCeiling } from "./kl.ts";
 import { BASELINE_STEPS, type Monitor, type MonitorEvent, type StepSignals } from "./monitor.ts";
 import { rewardOutOfRange } from "./reward-range.ts";
+import { rmDisagreement } from "./rm-disagreement.ts";
 import { approxKlSpike, clipFractionSpike, valueLossBlowup } from "./updates.ts";
 
 export interface MonitorState {
@@ -44,6 +45,7 @@ export function monitorsFor(config: MonitorFields, context: MonitorContext): { m
   add(c.monitor_approxkl_spike, (t) => approxKlSpike(t, w));
   add(c.monitor_clipfrac_spike, (t) => clipFractionSpike(t, w));
   add(c.monitor_value_loss_blowup, (t) => valueLossBlowup(t, w));
+  add(c.monitor_rm_disagreement, rmDisagreement);
   if (c.monitor_reward_ood !== null) {
     if (context.rewardStats) monitors.push(rewardOutOfRange(c.monitor_reward_ood, context.rewardStats));
     else notes.push(`monitor reward_ood is off: ${context.rewardStatsMissing ?? "no reward statistics"}`);

@@ -24,6 +24,8 @@ export interface StepSignals {
   clipFraction: number | null;
   /** PPO's value loss; null elsewhere. */
   valueLoss: number | null;
+  /** A reward-model ensemble's members' std of a score, mean over the step's completions; null when the reward is not an ensemble. */
+  ensembleStd: number | null;
   /** Names of the step's metrics (and "scores") that were NaN or infinite. */
   nonFinite: string[];
 }

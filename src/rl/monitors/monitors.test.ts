@@ -11,11 +11,12 @@ import { entropyCollapse, lengthJump, repetition } from "./drift.ts";
 import { klAcceleration, klCeiling } from "./kl.ts";
 import { nonFinite, truncation } from "./health.ts";
 import { rewardOutOfRange } from "./reward-range.ts";
+import { rmDisagreement } from "./rm-disagreement.ts";
 import { approxKlSpike, clipFractionSpike, valueLossBlowup } from "./updates.ts";
 
 /** A steady step: every signal at a plausible value. */
 function steady(step: number): StepSignals {
-  return { step, length: 40, klPerToken: 0.1, entropyPerToken: 1, distinct2: 0.8, truncatedShare: 0.2, scores: [0, 0.5, -0.5, 0.2], approxKl: 0.003, clipFraction: 0.03, valueLoss: 0.1, nonFinite: [] };
+  return { step, length: 40, klPerToken: 0.1, entropyPerToken: 1, distinct2: 0.8, truncatedShare: 0.2, scores: [0, 0.5, -0.5, 0.2], approxKl: 0.003, clipFraction: 0.03, valueLoss: 0.1, ensembleStd: null, nonFinite: [] };
 }
 
 /** A deterministic wiggle of ±`amplitude` (relative), so "steady" series are noisy like real ones. */
@@ -115,6 +116,24 @@ test("reward_ood: the share of scores outside the training data's [p1, p99]", ()
   assert.equal(fired[0]!.value, 0.75);
 });
 
+test("rm_disagreement: fires when the ensemble's std passes twice its start while the score rises; quiet on flat or falling series and without an ensemble", () => {
+  const m = rmDisagreement(2);
+  const score = (step: number) => [0, 0.5, -0.5, 0.2].map((x) => x + 0.1 * step);
+  // The std grows 0.1 → 0.1 + 0.02 (s − 5) from step 6 and the score climbs 0.1 a step: the std passes 0.2 (twice its start) first at s = 11.
+  const growing = (s: StepSignals) => ({ ensembleStd: s.step <= 5 ? 0.1 : 0.1 + 0.02 * (s.step - 5), scores: score(s.step) });
+  assert.deepEqual(firingSteps(m, 30, growing), [11]);
+  // A wiggling std (±30%) under a rising score: never.
+  assert.deepEqual(firingSteps(m, 40, (s) => ({ ensembleStd: 0.1 * wiggle(s.step, 0.3), scores: score(s.step) })), []);
+  // The same growing std under a flat or a falling score: the policy is not climbing where they disagree.
+  assert.deepEqual(firingSteps(m, 30, (s) => ({ ensembleStd: growing(s).ensembleStd })), []);
+  assert.deepEqual(firingSteps(m, 30, (s) => ({ ensembleStd: growing(s).ensembleStd, scores: score(-s.step) })), []);
+  // A falling std: never.
+  assert.deepEqual(firingSteps(m, 30, (s) => ({ ensembleStd: 0.3 / s.step, scores: score(s.step) })), []);
+  // Not an ensemble (no objective/rm_ensemble_std): never.
+  assert.deepEqual(firingSteps(m, 30, (s) => ({ scores: score(s.step) })), []);
+  assert.equal(stepSignals(1, { metrics: { "objective/rm_ensemble_std": 0.25 }, samples: [], generatedTokens: 0 }).ensembleStd, 0.25);
+});
+
 test("non_finite: fires on NaN or infinite metrics and scores", () => {
   const s = stepSignals(3, { metrics: { "objective/kl": NaN, loss: 1 }, samples: [{ completion: "a b", score: Infinity }], generatedTokens: 2 });
   assert.deepEqual(s.nonFinite, ["objective/kl", "scores"]);
@@ -133,7 +152,7 @@ test("stepSignals reads PPO's, GRPO's and online DPO's names alike", () => {
 test("monitorsFor: thresholds from the config, null turns one off, reward_ood off with a note without statistics", () => {
   const context = { rewardStats: null, rewardStatsMissing: "rm has no reward_stats.json", truncationLosesSignal: false };
   const all = monitorsFor(monitorDefaults, context);
-  assert.deepEqual(all.monitors.map((m) => m.name), ["non_finite", "response_length", "kl_ceiling", "kl_acceleration", "entropy_collapse", "repetition", "truncated_share", "approxkl_spike", "clipfrac_spike", "value_loss_blowup"]);
+  assert.deepEqual(all.monitors.map((m) => m.name), ["non_finite", "response_length", "kl_ceiling", "kl_acceleration", "entropy_collapse", "repetition", "truncated_share", "approxkl_spike", "clipfrac_spike", "value_loss_blowup", "rm_disagreement"]);
   assert.deepEqual(all.notes, ["monitor reward_ood is off: rm has no reward_stats.json"]);
   const some = monitorsFor({ ...monitorDefaults, monitor_kl_ceiling: null, monitor_reward_ood: null }, { ...context, rewardStats: rewardStats([0, 1], "d", "all") });
   assert.ok(!some.monitors.some((m) => m.name === "kl_ceiling" || m.name === "reward_ood"));

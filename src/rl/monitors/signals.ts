@@ -72,6 +72,7 @@ export function stepSignals(step: number, report: StepReportView): StepSignals {
     approxKl: first(m, "policy/approxkl_avg"),
     clipFraction: first(m, "policy/clipfrac_avg", "clip_ratio/region_mean", "cispo_clip_ratio"),
     valueLoss: first(m, "loss/value_avg"),
+    ensembleStd: first(m, "objective/rm_ensemble_std"),
     nonFinite,
   };
 }
