@@ -64,16 +64,27 @@ const fits = {
   rl: fitRl(rlPoints.map((p) => p.d), rlPoints.map((p) => p.gold)),
 };
 const goldPeak = rlPoints.reduce((best, p) => (p.gold > best.gold ? p : best));
+// A finer look than every 6th step: the gold of each training step's kept samples (ppo/samples.jsonl,
+// 4 a step), averaged over the 5 steps around it as hacking.mjs does; the peak is searched where
+// the window is whole.
+const goldByStep = new Map<number, number[]>();
+for (const s of jsonl(`${out}/ppo/samples.jsonl`)) goldByStep.set(s.step, [...(goldByStep.get(s.step) ?? []), gold([s.completion])[0]!]);
+const trainSteps = [...goldByStep.keys()].sort((a, b) => a - b);
+const trainGold = trainSteps
+  .filter((step) => step - 2 >= trainSteps[0]! && step + 2 <= trainSteps.at(-1)!)
+  .map((step) => ({ step, gold5: mean([-2, -1, 0, 1, 2].flatMap((k) => goldByStep.get(step + k) ?? [])) }));
+const trainPeak = trainGold.reduce((best, r) => (r.gold5 > best.gold5 ? r : best), trainGold[0] ?? { step: NaN, gold5: NaN });
 const first = events[0];
 const summary = {
   best_of_n: Object.fromEntries(Object.entries(fits.best_of_n).map(([k, v]) => [k, round(v)])),
   rl: Object.fromEntries(Object.entries(fits.rl).map(([k, v]) => [k, round(v)])),
   rl_gold_peak: { step: goldPeak.step, d: round(goldPeak.d), kl: round(goldPeak.kl, 2), gold: round(goldPeak.gold) },
+  train_gold_peak: { step: trainPeak.step, gold5: round(trainPeak.gold5), start: round(trainGold[0]?.gold5 ?? NaN), end: round(trainGold.at(-1)?.gold5 ?? NaN) },
   first_event: first ? { step: first.step, monitor: first.monitor, d: round(dAtStep(first.step)) } : null,
   monitors_before_gold_peak: first ? first.step <= goldPeak.step! : false,
 };
 const points = { best_of_n: bonPoints, rl: rlPoints };
-writeFileAtomicSync(`${out}/curve.json`, JSON.stringify({ ...summary, points, events }, null, 1) + "\n");
+writeFileAtomicSync(`${out}/curve.json`, JSON.stringify({ ...summary, points, train_gold: trainGold, events }, null, 1) + "\n");
 writeFileAtomicSync(`${out}/overopt.svg`, drawFigure({ points, fits, marks }));
 
 const f = (x: number, d = 3) => x.toFixed(d);

@@ -54,12 +54,21 @@ function panel(x0: number, title: string, points: CurvePoint[], curve: (d: numbe
     `<text x="${x0 + 14}" y="${(top + height - bottom) / 2}" text-anchor="middle" transform="rotate(-90 ${x0 + 14} ${(top + height - bottom) / 2})">reward gain over the reference</text>`,
     `<text x="${x0 + left}" y="${top - 12}" font-weight="bold">${title}</text>`,
   ];
-  // One dashed line per event, its label stacked so that events at nearby steps stay legible.
-  const events = marks.map((m, i) => {
-    const x = sx(m.d).toFixed(1);
-    return `<line x1="${x}" x2="${x}" y1="${top}" y2="${height - bottom}" stroke="${EVENT}" stroke-dasharray="3 3"/>` +
-      `<text x="${Number(x) + 3}" y="${height - bottom - 8 - 13 * i}" fill="${EVENT}" font-size="11">${m.monitor} (step ${m.step})</text>`;
-  });
+  // One dashed line per event; events closer than 14 px share one label, written up the line.
+  const groups: { x: number; text: string[] }[] = [];
+  for (const m of marks) {
+    const x = sx(m.d);
+    const near = groups.at(-1);
+    if (near && x - near.x < 14) near.text.push(`${m.monitor} ${m.step}`);
+    else groups.push({ x, text: [`${m.monitor} ${m.step}`] });
+  }
+  const events = [
+    ...marks.map((m) => `<line x1="${sx(m.d).toFixed(1)}" x2="${sx(m.d).toFixed(1)}" y1="${top}" y2="${height - bottom}" stroke="${EVENT}" stroke-dasharray="3 3"/>`),
+    ...groups.map(({ x, text }) => {
+      const [tx, ty] = [(x - 3).toFixed(1), height - bottom - 6];
+      return `<text x="${tx}" y="${ty}" transform="rotate(-90 ${tx} ${ty})" fill="${EVENT}" font-size="11">${text.join(", ")}</text>`;
+    }),
+  ];
   const legend = [
     [GOLD, true, `gold (points), fit ${fitLabel}`],
     [PROXY, false, "proxy (the reward optimised)"],
@@ -73,7 +82,7 @@ export function drawFigure({ points, fits, marks }: { points: { best_of_n: Curve
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * PANEL.width}" height="${PANEL.height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 ${panel(0, "Best-of-n against the proxy (n = 1…64)", points.best_of_n, (d) => gaoBestOfN(b, d), `d(${f(b.alpha)} − ${f(b.beta)}d)`, [])}
-${panel(PANEL.width, "PPO against the proxy (kl_coef 0), checkpoints", points.rl, (d) => gaoRl(rl, d), `d(${f(rl.alpha)} − ${f(rl.beta)} ln d)`, marks)}
+${panel(PANEL.width, "PPO against the proxy (kl_coef 0), monitors (step)", points.rl, (d) => gaoRl(rl, d), `d(${f(rl.alpha)} − ${f(rl.beta)} ln d)`, marks)}
 </svg>
 `;
 }

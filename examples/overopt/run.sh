@@ -8,7 +8,7 @@
 #           completions of the training openings, labelled by the gold: the only reward the policy sees
 #   bon     best-of-n against the proxy: 64 reference completions of each held-out opening, scored
 #           by the proxy (`rlhf pairs --format ranking`); n = 1…64 is estimated from them
-#   ppo     PPO against the proxy without a KL leash (kl_coef 0, lr 1e-4), a checkpoint every 6 steps,
+#   ppo     PPO against the proxy without a KL leash (kl_coef 0, lr 1e-4), 48 steps, a checkpoint every 6,
 #           the monitors warning (events.jsonl)
 #   evals   each checkpoint through `rlhf eval` on the held-out openings (proxy score and KL against
 #           the reference; the gold scores the same samples in curve.ts)
@@ -57,7 +57,7 @@ fi
 
 if has ppo && [[ ! -f $OUT/ppo/ppo_config.json ]]; then
   timed rlhf ppo --policy $MODEL --reward "$OUT/proxy" --prompts $TRAIN_PROMPTS --output "$OUT/ppo" \
-    --batch_size 16 --response_length 48 --total_steps 60 --learning_rate 1e-4 --kl_coef 0 \
+    --batch_size 16 --response_length 48 --total_steps 48 --learning_rate 1e-4 --kl_coef 0 \
     --save_steps 6 --sample_steps 1 --monitor_action warn
 fi
 
@@ -74,7 +74,7 @@ fi
 
 if has curve; then
   node --import tsx examples/overopt/curve.ts "$OUT"
-  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=900,560 \
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=960,400 \
     --screenshot="$OUT/overopt.png" "file://$(realpath "$OUT/overopt.svg")" 2> /dev/null
   echo "wrote $OUT/overopt.png"
 fi
