@@ -80,17 +80,20 @@ function train(out) {
   console.log(JSON.stringify(report));
 }
 
-let loaded;
-/** The reward-module interface: the gold logit of each completion (the prompt is not scored). */
+/** The gold of texts, from a model file that `gold.mjs train` wrote. */
+export function goldScorer(file) {
+  if (!file || !existsSync(file)) throw new Error(`gold model: expected the file written by \`node examples/overopt/gold.mjs train FILE\`, got ${file ?? "nothing"}`);
+  const json = JSON.parse(readFileSync(file, "utf8"));
+  const vocabWords = Object.keys(json.weights);
+  const model = { vocab: new Map(vocabWords.map((w, i) => [w, i])), weights: vocabWords.map((w) => json.weights[w]), bias: json.bias };
+  return (texts) => texts.map((t) => logit(model, t));
+}
+
+let scorer;
+/** The reward-module interface: the gold logit of each completion (the prompt is not scored); the model file is $OVEROPT_GOLD. */
 export function reward(_prompts, completions) {
-  if (!loaded) {
-    const file = process.env.OVEROPT_GOLD;
-    if (!file || !existsSync(file)) throw new Error(`OVEROPT_GOLD: expected the gold model file written by \`node examples/overopt/gold.mjs train FILE\`, got ${file ?? "nothing"}`);
-    const json = JSON.parse(readFileSync(file, "utf8"));
-    const vocabWords = Object.keys(json.weights);
-    loaded = { vocab: new Map(vocabWords.map((w, i) => [w, i])), weights: vocabWords.map((w) => json.weights[w]), bias: json.bias };
-  }
-  return completions.map((c) => logit(loaded, c));
+  scorer ??= goldScorer(process.env.OVEROPT_GOLD);
+  return scorer(completions);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
