@@ -10,6 +10,8 @@
 #           by the proxy (`rlhf pairs --format ranking`); n = 1…64 is estimated from them
 #   ppo     PPO against the proxy without a KL leash (kl_coef 0, lr 1e-4), 48 steps, a checkpoint every 6,
 #           the monitors warning (events.jsonl)
+#   stop    the same PPO run with --monitor_action stop: where it ends and which checkpoint it keeps
+#           (runs are deterministic, so that checkpoint is ppo's of the same step)
 #   evals   each checkpoint through `rlhf eval` on the held-out openings (proxy score and KL against
 #           the reference; the gold scores the same samples in curve.ts)
 #   curve   curve.ts: gold and proxy gains against √KL, Gao's fits, OUT/curve.json, OUT/overopt.svg,
@@ -21,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/overopt}
 shift || true
-STAGES=${*:-gold proxy bon ppo evals curve}
+STAGES=${*:-gold proxy bon ppo stop evals curve}
 MODEL=../shared/data/llama2c/stories260K.bin
 TRAIN_PROMPTS=examples/stories/prompts-train.jsonl
 EVAL_PROMPTS=examples/stories/prompts-eval.jsonl
@@ -55,11 +57,15 @@ if has bon && [[ ! -f $OUT/bon.jsonl ]]; then
     $SAMPLING --seed 1 --output "$OUT/bon.jsonl"
 fi
 
-if has ppo && [[ ! -f $OUT/ppo/ppo_config.json ]]; then
-  timed rlhf ppo --policy $MODEL --reward "$OUT/proxy" --prompts $TRAIN_PROMPTS --output "$OUT/ppo" \
+ppo() {
+  local name=$1 action=$2
+  [[ -f $OUT/$name/ppo_config.json ]] && return 0
+  timed rlhf ppo --policy $MODEL --reward "$OUT/proxy" --prompts $TRAIN_PROMPTS --output "$OUT/$name" \
     --batch_size 16 --response_length 48 --total_steps 48 --learning_rate 1e-4 --kl_coef 0 \
-    --save_steps 6 --sample_steps 1 --monitor_action warn
-fi
+    --save_steps 6 --sample_steps 1 --monitor_action "$action"
+}
+if has ppo; then ppo ppo warn; fi
+if has stop; then ppo ppo-stop stop; fi
 
 if has evals; then
   for ckpt in "$OUT"/ppo/checkpoint-*; do
