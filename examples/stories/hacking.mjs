@@ -5,14 +5,19 @@
 // colorful"), and the monitors' events. Then one JSON line: where the smoothed gold score peaks, where the
 // first monitor fired, and where the run ended.
 //
-//   node examples/stories/hacking.mjs runs/hacking/stop [--rows]
+//   node examples/stories/hacking.mjs runs/hacking/stop [--rows] [--gold runs/overopt/gold.json]
+// --gold: the gold is the IMDb bag-of-words model of examples/overopt (its logit) instead of the lexicon.
 //   node examples/stories/hacking.mjs --evals runs/hacking/checkpoint-evals.jsonl   (hacking.sh's evals stage: one row per checkpoint)
 import { existsSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { lexiconScore, words } from "./lexicon-reward.mjs";
 import { repeatsAWord } from "./score-samples.mjs";
+import { goldScorer } from "../overopt/gold.mjs";
 
-const [dir, flag] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const goldAt = args.indexOf("--gold");
+const goldScore = goldAt >= 0 ? ((score) => (text) => score([text])[0])(goldScorer(args.splice(goldAt, 2)[1])) : lexiconScore;
+const [dir, flag] = args;
 /** Distinct word bigrams over all bigrams of the texts, each text's own (the repetition monitor's distinct-2, src/rl/monitors/signals.ts). */
 function distinct2(texts) {
   const seen = new Set();
@@ -36,7 +41,7 @@ if (dir === "--evals") {
   process.exit(0);
 }
 if (!dir) {
-  console.error("usage: node examples/stories/hacking.mjs RUN_DIR [--rows]");
+  console.error("usage: node examples/stories/hacking.mjs RUN_DIR [--rows] [--gold GOLD_JSON]");
   process.exit(2);
 }
 const jsonl = (file) => (existsSync(`${dir}/${file}`) ? readFileSync(`${dir}/${file}`, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)) : []);
@@ -46,7 +51,7 @@ const events = jsonl("events.jsonl");
 const gold = new Map();
 const repeats = new Map();
 for (const s of jsonl("samples.jsonl")) {
-  gold.set(s.step, [...(gold.get(s.step) ?? []), lexiconScore(s.completion)]);
+  gold.set(s.step, [...(gold.get(s.step) ?? []), goldScore(s.completion)]);
   repeats.set(s.step, [...(repeats.get(s.step) ?? []), repeatsAWord(s.completion) ? 1 : 0]);
 }
 /** Mean of a per-sample value over the steps within 2 of `step` that have samples. */
