@@ -60,7 +60,7 @@ export const ppoRunSpecs: Specs<PpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
-  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step, a LoRA policy merged)" },
+  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step; with use_peft the base once and the adapter each step)" },
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per mini-batch (must divide batch_size / num_mini_batches)" },
 };
 

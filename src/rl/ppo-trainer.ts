@@ -18,7 +18,6 @@ import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import { createRolloutEngine, type RolloutEngine } from "../generation/rollout-engine.ts";
-import { mergedWeights } from "../models/lora.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -118,7 +117,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     if (config.rollout_engine !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
       throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PpoModels.adapter)");
     }
-    this.#generator = createRolloutEngine(config.rollout_engine, models.arch);
+    this.#generator = createRolloutEngine(config.rollout_engine, models.arch, {}, models.adapter);
     const { arch, valueArch } = models;
     const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;
@@ -220,21 +219,6 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     return sftBatch(next.picked.map((i) => ptx.rows[i]!), ptx.length, ptx.padId).batch;
   }
 
-  /**
-   * Rollouts from the policy's parameters; an external engine (llama.cpp) reads whole weights, so a
-   * LoRA policy goes to it merged (W + s·B·A, the merged matrices freed after).
-   */
-  async #sample(policy: Params, prompts: number[][], options: Parameters<typeof sampleResponses>[3]): Promise<Awaited<ReturnType<typeof sampleResponses>>> {
-    const { adapter, frozen } = this.#models;
-    if (this.config.rollout_engine === "jax-js" || !adapter) return sampleResponses(this.#generator, policy, prompts, options, this.#tokenizer);
-    const merged = mergedWeights(this.#models.arch, adapter, frozen ?? {}, this.policy);
-    try {
-      return await sampleResponses(this.#generator, { ...frozen, ...merged }, prompts, options, this.#tokenizer);
-    } finally {
-      release(merged);
-    }
-  }
-
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
   async step(): Promise<OnPolicyStepReport<PpoSample>> {
     const c = this.config;
@@ -242,7 +226,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const { policy, value } = this.#passParams();
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
-    const { generations: gens, responses, containsEos } = await this.#sample(policy, prompts, sampleOptions);
+    const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
