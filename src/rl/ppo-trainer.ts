@@ -17,7 +17,7 @@ import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { createRolloutEngine, type RolloutEngine } from "../generation/rollout-engine.ts";
+import { createRolloutEngine, type LlamaCppEngineOptions, type RolloutEngine } from "../generation/rollout-engine.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -101,6 +101,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     /** PPO-ptx data (used when config.ptx_coef > 0): rendered demonstrations or plain text. */
     ptx?: { examples: SftExample[]; padId: number };
     resume?: { progress: PpoProgress; optimizer: AdamWState };
+    /** Settings of an external rollout engine (llama.cpp's threads, cache, LoRA sync); its defaults otherwise. */
+    engineOptions?: LlamaCppEngineOptions;
   }) {
     const { config, models } = args;
     this.config = config;
@@ -117,7 +119,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     if (config.rollout_engine !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
       throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PpoModels.adapter)");
     }
-    this.#generator = createRolloutEngine(config.rollout_engine, models.arch, {}, models.adapter);
+    this.#generator = createRolloutEngine(config.rollout_engine, models.arch, args.engineOptions, models.adapter);
     const { arch, valueArch } = models;
     const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;
@@ -226,7 +228,9 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const { policy, value } = this.#passParams();
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
+    const started = performance.now();
     const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
+    const sampled = performance.now();
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
@@ -248,6 +252,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
     if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs));
 
+    const scoredAt = performance.now();
     // Updates.
     const updateMetrics: Record<string, number[]> = {};
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
@@ -280,8 +285,9 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     metrics["lr"] = lr;
     metrics["episode"] = this.progress.episode;
     metrics["kl_coef"] = this.#kl.value;
+    const phaseSeconds = { generation: (sampled - started) / 1000, scoring: (scoredAt - sampled) / 1000, update: (performance.now() - scoredAt) / 1000 };
     const samples = gens.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]! }));
-    return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0) };
+    return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0), phaseSeconds };
   }
 
   dispose(): void {
