@@ -65,3 +65,25 @@ test("PPO with --rollout_engine llama.cpp and a LoRA policy: llama.cpp samples f
   assert.ok((await toHost(trainer.policy[b]!.ref)).some((x) => x !== 0), "the adapter's B is still zero: the adapter sync was not exercised");
   trainer.dispose();
 });
+
+test("PPO with --rollout_engine llama.cpp: truncated importance sampling reaches the policy loss (on and off differ by the weights' departure from 1 only)", async () => {
+  const { tokenizer, arch, value } = await setup();
+  const base = { ...defaultPpoRunConfig, batch_size: 4, total_steps: 1, learning_rate: 1e-2, ptx_coef: 0, temperature: 1, response_length: 8, rollout_engine: "llama.cpp" as const, num_ppo_epochs: 1 };
+  const losses: number[] = [];
+  let largestLogpDifference = 0;
+  for (const correction of [true, false]) {
+    const policy = initParams(arch, 1);
+    const models = { arch, policy, reference: copyParams(policy), ...value, value: copyParams(value.value) };
+    const trainer = new PpoTrainer({ config: { ...base, rollout_importance_sampling_correction: correction }, models, tokenizer, prompts: PROMPTS, reward: shareOfE, eosIds: [2] });
+    const { metrics } = await trainer.step();
+    losses.push(metrics["loss/policy_avg"]!);
+    largestLogpDifference = Math.max(largestLogpDifference, metrics["sampling/sampling_logp_difference/max"]!);
+    trainer.dispose();
+  }
+  console.log(`loss/policy_avg with the correction ${losses[0]}, without ${losses[1]}`);
+  // The same samples (same seed); at the first update ratio = 1, so the loss is −mean(w·A) over the
+  // valid tokens with A whitened (|A| ≤ √n for n tokens, n ≤ 36 here): on and off differ by at most
+  // 6·max|w − 1|, and w − 1 is within e^{max |Δ log p|} − 1 (~1e-2 with the F16 cache).
+  assert.notEqual(losses[0], losses[1], "the weights did not reach the loss");
+  assert.ok(Math.abs(losses[0]! - losses[1]!) <= 6 * (Math.exp(largestLogpDifference) - 1), `losses ${losses.join(" vs ")}, max |Δ log p| ${largestLogpDifference}`);
+});

@@ -25,7 +25,7 @@ import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
+import { encodePrompts, importanceWeights, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -67,6 +67,8 @@ interface Minibatch {
   oldValues: Array;
   advantages: Array;
   returns: Array;
+  /** Truncated importance weights of the rollout's tokens (an external engine with the correction on). */
+  importanceWeights?: Array;
   ptx?: SftBatch;
 }
 
@@ -165,7 +167,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
       loss: ([responseLogps, ptxLogps], { values }, mb) => {
         const s = mb.seq;
         const logprobs = responseLogps!.reshape(s.responseMask.shape);
-        const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+        const weights = mb.importanceWeights ? { importanceWeights: mb.importanceWeights } : {};
+        const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns, ...weights }, config);
         if (!mb.ptx) return out;
         const [rows, t] = mb.ptx.lossMask.shape as [number, number];
         const lm = maskedNll(ptxLogps!.reshape([rows, t - 1]), mb.ptx.lossMask);
@@ -250,7 +253,12 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
     const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
-    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs));
+    // The engine's own probabilities differ from the trainer's (another kernel, an F16 cache): the
+    // samples come from a slightly different policy, which truncated importance sampling corrects.
+    const correct = c.rollout_engine !== "jax-js" && c.rollout_importance_sampling_correction;
+    const cap = correct ? c.rollout_importance_sampling_cap : null;
+    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs, cap));
+    const weights = correct ? importanceWeights(gens, logprobs, cap) : undefined;
 
     const scoredAt = performance.now();
     // Updates.
@@ -265,7 +273,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         const micro: Minibatch[] = [];
         for (let from = start; from + microSize <= start + mbSize; from += microSize) {
           const rows = order.slice(from, from + microSize);
-          const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
+          const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns, ...(weights ? { weights } : {}) });
           const ptx = this.#nextPtx(rows.length);
           if (ptx) mb.ptx = ptx;
           micro.push(mb);
@@ -309,7 +317,7 @@ function minibatch(
   rows: number[],
   responseLength: number,
   promptLength: number,
-  data: { logprobs: Rows; values: Rows; advantages: Rows; returns: Rows },
+  data: { logprobs: Rows; values: Rows; advantages: Rows; returns: Rows; weights?: Rows },
 ): Minibatch {
   const packed = packSequences(rows.map((i) => prompts[i]!), rows.map((i) => responses[i]!), responseLength, promptLength);
   const pick = (x: Rows) => Float32Array.from(rows.flatMap((i) => x[i]!));
@@ -320,5 +328,6 @@ function minibatch(
     oldValues: fromHost(pick(data.values), shape),
     advantages: fromHost(pick(data.advantages), shape),
     returns: fromHost(pick(data.returns), shape),
+    ...(data.weights ? { importanceWeights: fromHost(pick(data.weights), shape) } : {}),
   };
 }
