@@ -6,7 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, release } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
-import { sharedData } from "../io/test-helpers.ts";
+import { join } from "node:path";
+import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { writeGgufAdapterFromTensors, writeGgufFromTensors } from "../models/gguf-export.ts";
+import { paramsToTensors } from "../models/params.ts";
+import { LlamaCppModel } from "./llama-cpp.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { adapterShapes, resolveTargetModules, withAdapter, type LoraConfig } from "../models/lora.ts";
 import type { Params } from "../models/types.ts";
@@ -86,4 +90,22 @@ test("llama.cpp rollouts of a LoRA policy: adapter sync (base once, adapter per 
   builtIn.dispose();
   for (const engine of Object.values(engines)) await engine.dispose();
   release(model.params);
+});
+
+test("an adapter applied to a loaded model is unloaded with its generator (node-llama-cpp would keep it until the model goes)", async () => {
+  const model = await loadModel(sharedData("llama2c/stories260K.bin"));
+  const tokenizer = await resolveTokenizer(model);
+  const lora: LoraConfig = { task_type: "CAUSAL_LM", r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ["q_proj", "v_proj"], modules_to_save: null, fan_in_fan_out: false, use_rslora: false, base_model_name_or_path: null };
+  const dir = await tempDir();
+  const [base, adapterFile] = [join(dir, "base.gguf"), join(dir, "adapter.gguf")];
+  await writeGgufFromTensors(base, model.config, await paramsToTensors(model.params), tokenizer, { type: "f32", name: "base", source: "base", quiet: true });
+  const adapter = randomAdapterParams(model.arch, lora, 3);
+  await writeGgufAdapterFromTensors(adapterFile, model.config, lora, await paramsToTensors(adapter), { type: "f32", name: "adapter", source: "adapter", quiet: true });
+  const loaded = await LlamaCppModel.load(base);
+  const generator = await loaded.generator({ contextSize: 16, threads: 1, lora: adapterFile });
+  assert.equal(loaded.loadedAdapters, 1);
+  await generator.dispose();
+  assert.equal(loaded.loadedAdapters, 0);
+  await loaded.dispose();
+  release([adapter, model.params]);
 });
