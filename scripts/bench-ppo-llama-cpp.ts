@@ -5,9 +5,10 @@
 //   (its 32,000 ids inside the 49,152 rows; what is timed is the shape, not the text);
 // - stories260K: the real checkpoint and its 512-token vocabulary.
 //
-//   npm run bench:ppo-llama-cpp -- [--model smollm2-135m|stories260K] [--steps 3] [--batch 8] [--response-length 53] [--syncs adapter,merged]
+//   npm run bench:ppo-llama-cpp -- [--model smollm2-135m|stories260K] [--steps 3] [--batch 8] [--response-length 53] [--epochs 4] [--syncs adapter,merged]
 //
-// The PPO settings are the project's defaults (TRL's: 4 epochs, 1 mini-batch, temperature 0.7), the
+// The PPO settings are the project's defaults (TRL's: 4 epochs, 1 mini-batch, temperature 0.7; the
+// update's share grows with --epochs, the only phase it changes), the
 // adapter TRL's LoRA defaults on every linear projection (r 16, alpha 32), dropout off, a value
 // adapter on the same base, a reward of the share of "e" in the text. The variants run alternated
 // step by step (after one untimed warm-up step each, which compiles), so a machine whose load
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     steps: { type: "string", default: "3" },
     batch: { type: "string", default: "8" },
     "response-length": { type: "string", default: "53" },
+    epochs: { type: "string", default: "4" },
     syncs: { type: "string", default: "adapter,merged" },
   },
 });
@@ -64,7 +66,7 @@ const eos = tokenizer.eosTokenId ?? 2;
 const PROMPTS = ["Once upon a time, there was a little girl named Lily who", "The dog ran to the park and saw a big", "One day, Tom found a shiny box under his bed. He", "The sun was hot, so the children went to the", "Mia had a red ball. She liked to play with it", "There was a small bird in a tree. The bird", "Ben wanted to build a tall tower with his blocks, but", "In the morning, the cat woke up and looked for"];
 const reward = new ModuleRewardSource("share-of-e", (_p, cs) => cs.map((c) => (c.length ? [...c].filter((ch) => ch === "e").length / c.length : 0)));
 const fields = { ...peftDefaults, use_peft: true, lora_target_modules: ["all-linear"], lora_dropout: 0 };
-const config = { ...defaultPpoRunConfig, batch_size: Number(values.batch), response_length: Number(values["response-length"]), ptx_coef: 0, use_peft: true };
+const config = { ...defaultPpoRunConfig, batch_size: Number(values.batch), response_length: Number(values["response-length"]), num_ppo_epochs: Number(values.epochs), ptx_coef: 0, use_peft: true };
 
 function trainer(engine: "jax-js" | "llama.cpp", loraSync?: LoraSync): PpoTrainer {
   const policy = policyModels(model, fields, { seed: 0, dropout: false });
