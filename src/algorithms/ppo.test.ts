@@ -102,6 +102,25 @@ test("the policy gradient flows only through unclipped tokens", async () => {
   vg.dispose();
 });
 
+test("truncated importance sampling weighs each token's clipped term, and its gradient, by its weight", async () => {
+  await initEngine();
+  // Weights 2, 0.5, 1 / 1.5, 1 (the padding's 3 is masked): the terms above become
+  // a) 2·(−1.2) = −2.4  b) 0.5·(−0.5) = −0.25  c) 1.5  d) 1.5·0.8 = 1.2  e) −1.1; mean −1.05 / 5 = −0.21.
+  const weighted = (): PpoPolicyInputs => ({ ...policyCase(), importanceWeights: arr([[2, 0.5, 1], [1.5, 1, 3]]) });
+  const out = await runLoss((i: PpoPolicyInputs) => ppoPolicyLoss(i, 0.2), weighted());
+  close(out.loss, -0.21);
+  close(out.metrics["loss/policy_avg"]!, -0.21);
+  close(out.metrics["policy/clipfrac_avg"]!, 0.4); // what is clipped does not depend on the weights
+  const vg = compile(valueAndGrad((logprobs: Array, rest: Omit<PpoPolicyInputs, "logprobs">) => ppoPolicyLoss({ logprobs, ...rest }, 0.2).loss));
+  const { logprobs, ...rest } = weighted();
+  const [loss, grad] = vg(logprobs, rest) as unknown as [Array, Array];
+  close(await toNumber(loss), -0.21);
+  // −w·A·ratio / 5 where unclipped: b) −0.5·0.5/5 = −0.05  c) 0.3  e) −0.22
+  allClose(await toHost(grad), [0, -0.05, 0.3, 0, -0.22, 0]);
+  release([logprobs, rest]);
+  vg.dispose();
+});
+
 // Value-loss cases, ε_v = 0.2:
 //   v=1.5, v_old=1, R=2: (−0.5)² = 0.25 vs clip → 1.2: (−0.8)² = 0.64 → 0.64  clipped
 //   v=0.9, v_old=1, R=2: inside the range, both 1.21 → 1.21

@@ -174,19 +174,27 @@ export interface PpoPolicyInputs {
   /** Whitened advantages [B, T]. */
   advantages: Array;
   mask: Array;
+  /**
+   * Truncated importance sampling [B, T] (TRL's vllm_importance_sampling_correction): each token's
+   * min(π_old / π_sampler, cap) when another engine sampled the rollout, a constant the loss is
+   * multiplied by per token; absent, 1.
+   */
+  importanceWeights?: Array;
 }
 
 /**
  * The clipped surrogate (Schulman et al. 2017), as a loss: with ratio = exp(logp − logp_old),
- * mean over valid tokens of max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε)). Consumes its inputs.
+ * mean over valid tokens of w·max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε)), w the importance weight
+ * (1 without one). Consumes its inputs.
  */
 export function ppoPolicyLoss(inputs: PpoPolicyInputs, cliprange: number): LossOutput {
-  const { logprobs, oldLogprobs, advantages, mask } = inputs;
+  const { logprobs, oldLogprobs, advantages, mask, importanceWeights } = inputs;
   const logRatio = logprobs.sub(oldLogprobs); // [B, T]
   const ratio = np.exp(logRatio.ref);
   const unclipped = advantages.ref.neg().mul(ratio.ref);
   const clipped = advantages.neg().mul(np.clip(ratio.ref, 1 - cliprange, 1 + cliprange));
-  const loss = maskedMean(np.maximum(unclipped.ref, clipped.ref), mask.ref);
+  const perToken = np.maximum(unclipped.ref, clipped.ref); // [B, T]
+  const loss = maskedMean(importanceWeights ? perToken.mul(importanceWeights) : perToken, mask.ref);
   const metrics = {
     "loss/policy_avg": loss.ref,
     "policy/clipfrac_avg": maskedMean(clipped.greater(unclipped).astype(np.float32), mask.ref),

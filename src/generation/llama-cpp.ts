@@ -1,6 +1,9 @@
 // Generation on llama.cpp through node-llama-cpp, from a GGUF file (`rlhf convert --to gguf`), with
 // an optional GGUF LoRA adapter applied at run time. Token ids in and out, so prompts are exactly the
 // ids this project's tokenizer made; its prebuilt CPU build loads offline (build: "never").
+// A model loaded once (LlamaCppModel) serves a generator per adapter: the PPO loop swaps a freshly
+// written adapter in each step without reloading the base.
+import { resolve } from "node:path";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 
 export interface LlamaCppOptions {
@@ -49,17 +52,68 @@ function llamaRuntime(): Promise<Llama> {
   return llamaInstance;
 }
 
+/** A GGUF model loaded into llama.cpp, opened as generators (contexts), each with its own adapter or none. */
+export class LlamaCppModel {
+  private constructor(readonly model: LlamaModel) {}
+
+  static async load(modelPath: string): Promise<LlamaCppModel> {
+    const llama = await llamaRuntime();
+    return new LlamaCppModel(await llama.loadModel({ modelPath, gpuLayers: 0 }));
+  }
+
+  /** A context on this model; disposing it also unloads its adapter (the model stays). */
+  generator(options: LlamaCppOptions): Promise<LlamaCppGenerator> {
+    return LlamaCppGenerator.onModel(this.model, options, false);
+  }
+
+  /** Adapters the model holds (node-llama-cpp keeps each until unloaded: the leak test counts them). */
+  get loadedAdapters(): number {
+    return loraCache(this.model).size;
+  }
+
+  dispose(): Promise<void> {
+    return this.model.dispose();
+  }
+}
+
+/**
+ * node-llama-cpp 3.22 caches a model's adapters by path and frees them only with the model, so a
+ * run that loads a new adapter each step would hold every one of them. Its cache is internal
+ * (LlamaModel._loraAdapters, path → AddonModelLora whose dispose() calls llama_adapter_lora_free);
+ * this is the one place that reaches into it.
+ */
+function loraCache(model: LlamaModel): Map<string, { dispose(): Promise<void> }> {
+  const cache = (model as unknown as { _loraAdapters?: Map<string, { dispose(): Promise<void> }> })._loraAdapters;
+  if (!(cache instanceof Map)) throw new Error("node-llama-cpp: LlamaModel._loraAdapters is gone (a version other than 3.22?); adapters could not be unloaded");
+  return cache;
+}
+
+async function unloadLora(model: LlamaModel, path: string): Promise<void> {
+  const cache = loraCache(model);
+  const key = resolve(process.cwd(), path);
+  const lora = cache.get(key);
+  cache.delete(key);
+  await lora?.dispose();
+}
+
 export class LlamaCppGenerator {
   private constructor(
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     /** The context's sequences, their history cleared before each generation. */
     private readonly sequences: LlamaContextSequence[],
+    private readonly lora: string | undefined,
+    /** Whether dispose() also frees the model (open()) or leaves it to its LlamaCppModel. */
+    private readonly ownsModel: boolean,
   ) {}
 
+  /** Loads `modelPath` for this generator alone. */
   static async open(modelPath: string, options: LlamaCppOptions): Promise<LlamaCppGenerator> {
     const llama = await llamaRuntime();
-    const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+    return LlamaCppGenerator.onModel(await llama.loadModel({ modelPath, gpuLayers: 0 }), options, true);
+  }
+
+  static async onModel(model: LlamaModel, options: LlamaCppOptions, ownsModel: boolean): Promise<LlamaCppGenerator> {
     const context = await model.createContext({
       contextSize: options.contextSize,
       batchSize: options.contextSize,
@@ -72,7 +126,7 @@ export class LlamaCppGenerator {
       ...(options.lora ? { lora: options.lora } : {}),
     });
     const sequences = Array.from({ length: options.sequences ?? 1 }, () => context.getSequence());
-    return new LlamaCppGenerator(model, context, sequences);
+    return new LlamaCppGenerator(model, context, sequences, options.lora, ownsModel);
   }
 
   /** Greedy decoding of `maxNewTokens` after `promptIds` (BOS included if wanted), stopping at `eosTokenIds`. */
@@ -151,7 +205,8 @@ export class LlamaCppGenerator {
   async dispose(): Promise<void> {
     for (const s of this.sequences) s.dispose();
     await this.context.dispose();
-    await this.model.dispose();
+    if (this.ownsModel) return this.model.dispose();
+    if (this.lora) await unloadLora(this.model, this.lora);
   }
 }
 

@@ -1,7 +1,8 @@
 // GGUF exports run in llama.cpp (node-llama-cpp's CPU build) as they run here: the same prompt ids
 // from both tokenizers, the same greedy tokens, and log-probs within a stated tolerance, for the two
 // real checkpoints (stories260K from llama2.c, tinystories-656k from transformers), tiny random
-// Qwen2 and GPT-2 models, and a LoRA adapter applied by llama.cpp at run time.
+// Qwen2 and GPT-2 models, and LoRA adapters (all-linear and attention-only, random nonzero A and B)
+// applied by llama.cpp at run time on both real checkpoints.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -183,10 +184,14 @@ for (const kind of ["qwen2", "gpt2"] as const) {
   });
 }
 
-/** A LoRA adapter on every linear module with random nonzero A and B, saved beside its base. */
-async function randomAdapter(base: LoadedModel, basePath: string, dir: string): Promise<string> {
+/** Attention's projections only, under each family's names (PEFT's usual choice besides all-linear). */
+const ATTENTION_ONLY = { llama: ["q_proj", "k_proj", "v_proj", "o_proj"], gpt2: ["c_attn"] };
+
+/** A LoRA adapter on `targets` (every linear module, or attention's) with random nonzero A and B, saved beside its base. */
+async function randomAdapter(base: LoadedModel, basePath: string, dir: string, targets: "all-linear" | "attention"): Promise<string> {
+  const family = base.config.model_type === "gpt2" ? "gpt2" : "llama";
   const lora: LoraConfig = {
-    task_type: "CAUSAL_LM", r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: resolveTargetModules(base.arch, ["all-linear"]),
+    task_type: "CAUSAL_LM", r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: resolveTargetModules(base.arch, targets === "attention" ? ATTENTION_ONLY[family] : ["all-linear"]),
     modules_to_save: null, fan_in_fan_out: base.config.model_type === "gpt2", use_rslora: false, base_model_name_or_path: basePath,
   };
   const rng = new HostRng(11);
@@ -200,21 +205,29 @@ async function randomAdapter(base: LoadedModel, basePath: string, dir: string): 
   return path;
 }
 
-for (const [kind, source] of [["stories260K", "llama2c/stories260K.bin"], ["gpt2", null]] as const) {
-  test(`a LoRA adapter on ${kind} applied by llama.cpp at run time gives the merged model's greedy tokens`, async () => {
+const ADAPTER_CASES = [
+  ["stories260K", "llama2c/stories260K.bin", "all-linear"],
+  ["stories260K", "llama2c/stories260K.bin", "attention"],
+  ["tinystories-656k", "tinystories-656k", "all-linear"],
+  ["tinystories-656k", "tinystories-656k", "attention"],
+  ["gpt2", null, "all-linear"],
+] as const;
+
+for (const [kind, source, targets] of ADAPTER_CASES) {
+  test(`a LoRA adapter (${targets}) on ${kind} applied by llama.cpp at run time gives the merged model's greedy tokens`, async () => {
     const dir = await tempDir();
     const basePath = source ? sharedData(source) : await tinyRandomDir(kind as "gpt2", dir);
     const baseGguf = join(dir, "base.gguf");
     await writeGgufModel(basePath, baseGguf, { type: "f32" });
     const base = await loadModel(basePath);
-    const adapterDir = await randomAdapter(base, basePath, dir);
+    const adapterDir = await randomAdapter(base, basePath, dir, targets);
     const ids = await idsChecked(await resolveTokenizer(base), baseGguf);
     release(base.params);
     const adapterGguf = join(dir, "adapter.gguf");
     await writeGgufAdapter(adapterDir, adapterGguf, { type: "f32" });
     const merged = await loadModel(adapterDir);
     const compared = await compare(merged, baseGguf, ids, { lora: adapterGguf });
-    console.log(`${kind} + LoRA: ${compared.sameTokens}/${compared.total} tokens agree, largest log-prob difference ${compared.maxLogprobDiff.toExponential(2)}`);
+    console.log(`${kind} + LoRA (${targets}): ${compared.sameTokens}/${compared.total} tokens agree, largest log-prob difference ${compared.maxLogprobDiff.toExponential(2)}`);
     assert.equal(compared.sameTokens, compared.total);
     const tolerance = kind === "gpt2" ? GELU_LOGPROB_TOLERANCE : LOGPROB_TOLERANCE;
     assert.ok(compared.maxLogprobDiff < tolerance, `log-probs differ by ${compared.maxLogprobDiff}`);

@@ -16,7 +16,7 @@ import type { ModelConfig } from "./config.ts";
 import { readAdapterTensors } from "./adapter-files.ts";
 import { ggufLayoutOf, ggufModuleName, type GgufLayout } from "./gguf-layout.ts";
 import { describeModel, readCheckpoint, resolveTokenizer, type LoadOptions } from "./load.ts";
-import { adapterShapes } from "./lora.ts";
+import { adapterShapes, type LoraConfig } from "./lora.ts";
 import { checkedTensors } from "./params.ts";
 
 export const GGUF_TYPES = ["f32", "f16", "q8_0"] as const;
@@ -110,34 +110,45 @@ export async function writeGgufFromTensors(path: string, config: ModelConfig, te
   await writeGguf(path, metadata, options.quiet ? out : withProgress(out, path));
 }
 
-/**
- * Writes a LoRA adapter directory as a GGUF LoRA adapter for its base's GGUF: tensors
- * `<base tensor>.lora_a` (A [r, in]) and `.lora_b` (B [out, r], rotary rows reordered as the base's
- * are) and adapter.lora.alpha, which llama.cpp turns into the scale alpha / r (rsLoRA's
- * alpha / √r is written as alpha·√r for that reason).
- */
+/** Writes a LoRA adapter directory as a GGUF LoRA adapter for its base's GGUF (writeGgufAdapterFromTensors). */
 export async function writeGgufAdapter(dir: string, path: string, options: LoadOptions & { type: GgufFileType }): Promise<void> {
   const described = await describeModel(dir, options);
   const lora = described.adapter!.config;
-  if (lora.task_type !== "CAUSAL_LM" || (lora.modules_to_save ?? []).length > 0) {
-    throw new CheckpointError(`${dir}: only causal-LM adapters without modules_to_save have a GGUF LoRA form (this one is ${lora.task_type}${lora.modules_to_save ? `, saving ${lora.modules_to_save.join(", ")}` : ""})`);
+  const tensors = checkedTensors({ ...described.arch, paramShapes: adapterShapes(described.arch, lora) }, await readAdapterTensors(dir), dir);
+  await writeGgufAdapterFromTensors(path, described.config, lora, tensors, { type: options.type, name: basename(dir), source: dir });
+}
+
+/**
+ * Writes an adapter held in memory (PEFT's parameter names, checked shapes) as a GGUF LoRA adapter:
+ * tensors `<base tensor>.lora_a` (A [r, in]) and `.lora_b` (B [out, r], rotary rows reordered as
+ * the base's are) and adapter.lora.alpha, which llama.cpp turns into the scale alpha / r (rsLoRA's
+ * alpha / √r is written as alpha·√r for that reason). `source` names the adapter in errors.
+ */
+export async function writeGgufAdapterFromTensors(path: string, config: ModelConfig, lora: LoraConfig, tensors: TensorMap, options: { type: GgufFileType; name: string; source: string; quiet?: boolean }): Promise<void> {
+  const { source } = options;
+  if (!hasGgufLoraForm(lora)) {
+    throw new CheckpointError(`${source}: only causal-LM adapters without modules_to_save have a GGUF LoRA form (this one is ${lora.task_type}${lora.modules_to_save ? `, saving ${lora.modules_to_save.join(", ")}` : ""})`);
   }
-  const { config, arch } = described;
-  const tensors: TensorMap = checkedTensors({ ...arch, paramShapes: adapterShapes(arch, lora) }, await readAdapterTensors(dir), dir);
   const layout = ggufLayoutOf(config);
-  const metadata = commonMetadata(layout, "adapter", basename(dir), options.type);
+  const metadata = commonMetadata(layout, "adapter", options.name, options.type);
   metadata.set("adapter.type", gguf.string("lora"));
   metadata.set("adapter.lora.alpha", gguf.f32(lora.use_rslora ? lora.lora_alpha * Math.sqrt(lora.r) : lora.lora_alpha));
   const out: GgufTensor[] = [...tensors].map(([name, t]) => {
-    const match = /^(.*)\.lora_([AB])\.weight$/.exec(name)!;
+    const match = /^(.*)\.lora_([AB])\.weight$/.exec(name);
+    if (!match) throw new CheckpointError(`${source}: ${name} is not a LoRA factor (…lora_A.weight or …lora_B.weight)`);
     const [module, which] = [match[1]!, match[2]!];
     return {
-      name: `${ggufModuleName(layout, module, dir)}.weight.lora_${which.toLowerCase()}`,
+      name: `${ggufModuleName(layout, module, source)}.weight.lora_${which.toLowerCase()}`,
       shape: t.shape,
       type: ggufTensorType(t.shape, options.type),
       // A [r, in] and B [out, r] are the Linear-sense factors even over GPT-2's Conv1D, so only B's rows move.
       values: () => (which === "B" ? rotaryInterleaved(layout, config, module, t).data : t.data),
     };
   });
-  await writeGguf(path, metadata, withProgress(out, path));
+  await writeGguf(path, metadata, options.quiet ? out : withProgress(out, path));
+}
+
+/** llama.cpp applies low-rank factors only: a causal LM's adapter that trains no module whole. */
+export function hasGgufLoraForm(lora: LoraConfig): boolean {
+  return lora.task_type === "CAUSAL_LM" && (lora.modules_to_save ?? []).length === 0;
 }

@@ -45,6 +45,15 @@ export interface OnPolicyStepReport<S extends Record<string, unknown> = Record<s
   loss: number;
   learningRate: number;
   generatedTokens: number;
+  /** Wall-clock seconds of the step's phases where a trainer measures them (benchmarks read them; not logged). */
+  phaseSeconds?: PhaseSeconds;
+}
+
+/** A step split as rollout papers report it: sampling, scoring (log-probs, values, rewards, advantages), updates. */
+export interface PhaseSeconds {
+  generation: number;
+  scoring: number;
+  update: number;
 }
 
 /** The shape every on-policy trainer has: the run loop needs nothing else. */

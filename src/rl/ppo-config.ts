@@ -16,6 +16,12 @@ export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   gradient_accumulation_steps: number;
   /** Where rollouts are sampled: the built-in generator, or llama.cpp on the policy's weights re-exported each step. */
   rollout_engine: RolloutEngineName;
+  /**
+   * With an external rollout engine, weight each token's policy loss by min(π_trainer / π_engine,
+   * rollout_importance_sampling_cap) (TRL's vllm_importance_sampling_correction and _cap).
+   */
+  rollout_importance_sampling_correction: boolean;
+  rollout_importance_sampling_cap: number;
 }
 
 /**
@@ -38,6 +44,9 @@ export const defaultPpoRunConfig: PpoRunConfig = {
   ptx_coef: 1,
   gradient_accumulation_steps: 1,
   rollout_engine: "jax-js",
+  // TRL's defaults: on, truncated at 2.
+  rollout_importance_sampling_correction: true,
+  rollout_importance_sampling_cap: 2,
 };
 
 export const ppoRunSpecs: Specs<PpoRunConfig> = {
@@ -60,7 +69,9 @@ export const ppoRunSpecs: Specs<PpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
-  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step, a LoRA policy merged)" },
+  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step; with use_peft the base once and the adapter each step)" },
+  rollout_importance_sampling_correction: { kind: "bool", help: "with --rollout_engine llama.cpp: weight each token's policy loss by min(p_trainer / p_llama.cpp, cap) (truncated importance sampling, TRL's vllm_importance_sampling_correction)" },
+  rollout_importance_sampling_cap: { kind: "number", min: 1, help: "the truncation of that weight (TRL's vllm_importance_sampling_cap)" },
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per mini-batch (must divide batch_size / num_mini_batches)" },
 };
 

@@ -17,8 +17,7 @@ import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { createRolloutEngine, type RolloutEngine } from "../generation/rollout-engine.ts";
-import { mergedWeights } from "../models/lora.ts";
+import { createRolloutEngine, type LlamaCppEngineOptions, type RolloutEngine } from "../generation/rollout-engine.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -26,7 +25,7 @@ import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
+import { encodePrompts, importanceWeights, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -68,6 +67,8 @@ interface Minibatch {
   oldValues: Array;
   advantages: Array;
   returns: Array;
+  /** Truncated importance weights of the rollout's tokens (an external engine with the correction on). */
+  importanceWeights?: Array;
   ptx?: SftBatch;
 }
 
@@ -102,6 +103,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     /** PPO-ptx data (used when config.ptx_coef > 0): rendered demonstrations or plain text. */
     ptx?: { examples: SftExample[]; padId: number };
     resume?: { progress: PpoProgress; optimizer: AdamWState };
+    /** Settings of an external rollout engine (llama.cpp's threads, cache, LoRA sync); its defaults otherwise. */
+    engineOptions?: LlamaCppEngineOptions;
   }) {
     const { config, models } = args;
     this.config = config;
@@ -118,7 +121,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     if (config.rollout_engine !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
       throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PpoModels.adapter)");
     }
-    this.#generator = createRolloutEngine(config.rollout_engine, models.arch);
+    this.#generator = createRolloutEngine(config.rollout_engine, models.arch, args.engineOptions, models.adapter);
     const { arch, valueArch } = models;
     const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;
@@ -164,7 +167,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
       loss: ([responseLogps, ptxLogps], { values }, mb) => {
         const s = mb.seq;
         const logprobs = responseLogps!.reshape(s.responseMask.shape);
-        const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns }, config);
+        const weights = mb.importanceWeights ? { importanceWeights: mb.importanceWeights } : {};
+        const out = ppoLoss({ logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: s.responseMask, values, oldValues: mb.oldValues, returns: mb.returns, ...weights }, config);
         if (!mb.ptx) return out;
         const [rows, t] = mb.ptx.lossMask.shape as [number, number];
         const lm = maskedNll(ptxLogps!.reshape([rows, t - 1]), mb.ptx.lossMask);
@@ -220,21 +224,6 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     return sftBatch(next.picked.map((i) => ptx.rows[i]!), ptx.length, ptx.padId).batch;
   }
 
-  /**
-   * Rollouts from the policy's parameters; an external engine (llama.cpp) reads whole weights, so a
-   * LoRA policy goes to it merged (W + s·B·A, the merged matrices freed after).
-   */
-  async #sample(policy: Params, prompts: number[][], options: Parameters<typeof sampleResponses>[3]): Promise<Awaited<ReturnType<typeof sampleResponses>>> {
-    const { adapter, frozen } = this.#models;
-    if (this.config.rollout_engine === "jax-js" || !adapter) return sampleResponses(this.#generator, policy, prompts, options, this.#tokenizer);
-    const merged = mergedWeights(this.#models.arch, adapter, frozen ?? {}, this.policy);
-    try {
-      return await sampleResponses(this.#generator, { ...frozen, ...merged }, prompts, options, this.#tokenizer);
-    } finally {
-      release(merged);
-    }
-  }
-
   /** One PPO iteration: rollout, scoring, advantages, num_ppo_epochs × num_mini_batches updates. */
   async step(): Promise<OnPolicyStepReport<PpoSample>> {
     const c = this.config;
@@ -242,7 +231,9 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const prompts = picked.map((i) => this.#promptIds[i]!);
     const { policy, value } = this.#passParams();
     const sampleOptions = { temperature: c.temperature, topK: c.top_k, topP: c.top_p, maxNewTokens: c.response_length, seed: this.#rng.nextUint32(), eosIds: this.#eosIds };
-    const { generations: gens, responses, containsEos } = await this.#sample(policy, prompts, sampleOptions);
+    const started = performance.now();
+    const { generations: gens, responses, containsEos } = await sampleResponses(this.#generator, policy, prompts, sampleOptions, this.#tokenizer);
+    const sampled = performance.now();
     const packed = packSequences(prompts, responses, c.response_length + 1, this.#promptLength);
     const b = packed.batch;
     const r = packed.responseLength;
@@ -262,8 +253,14 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
     const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
-    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs));
+    // The engine's own probabilities differ from the trainer's (another kernel, an F16 cache): the
+    // samples come from a slightly different policy, which truncated importance sampling corrects.
+    const correct = c.rollout_engine !== "jax-js" && c.rollout_importance_sampling_correction;
+    const cap = correct ? c.rollout_importance_sampling_cap : null;
+    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs, cap));
+    const weights = correct ? importanceWeights(gens, logprobs, cap) : undefined;
 
+    const scoredAt = performance.now();
     // Updates.
     const updateMetrics: Record<string, number[]> = {};
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
@@ -276,7 +273,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
         const micro: Minibatch[] = [];
         for (let from = start; from + microSize <= start + mbSize; from += microSize) {
           const rows = order.slice(from, from + microSize);
-          const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns });
+          const mb = minibatch(prompts, responses, rows, r, this.#promptLength, { logprobs, values, advantages, returns, ...(weights ? { weights } : {}) });
           const ptx = this.#nextPtx(rows.length);
           if (ptx) mb.ptx = ptx;
           micro.push(mb);
@@ -296,8 +293,9 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     metrics["lr"] = lr;
     metrics["episode"] = this.progress.episode;
     metrics["kl_coef"] = this.#kl.value;
+    const phaseSeconds = { generation: (sampled - started) / 1000, scoring: (scoredAt - sampled) / 1000, update: (performance.now() - scoredAt) / 1000 };
     const samples = gens.map((g, i) => ({ prompt: promptTexts[i]!, completion: g.text, score: scores[i]! }));
-    return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0) };
+    return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0), phaseSeconds };
   }
 
   dispose(): void {
@@ -319,7 +317,7 @@ function minibatch(
   rows: number[],
   responseLength: number,
   promptLength: number,
-  data: { logprobs: Rows; values: Rows; advantages: Rows; returns: Rows },
+  data: { logprobs: Rows; values: Rows; advantages: Rows; returns: Rows; weights?: Rows },
 ): Minibatch {
   const packed = packSequences(rows.map((i) => prompts[i]!), rows.map((i) => responses[i]!), responseLength, promptLength);
   const pick = (x: Rows) => Float32Array.from(rows.flatMap((i) => x[i]!));
@@ -330,5 +328,6 @@ function minibatch(
     oldValues: fromHost(pick(data.values), shape),
     advantages: fromHost(pick(data.advantages), shape),
     returns: fromHost(pick(data.returns), shape),
+    ...(data.weights ? { importanceWeights: fromHost(pick(data.weights), shape) } : {}),
   };
 }

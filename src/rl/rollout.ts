@@ -71,15 +71,30 @@ export async function sampleResponses(generator: RolloutEngine, params: Params, 
 }
 
 /**
- * How far the sampler's log-probs of its own samples are from the trainer's recomputed ones (TRL's
- * names for its vLLM diagnostics): |Δ log p| and the importance ratio p_trainer / p_sampler per
- * sampled token. `trainer` rows hold each response's log-probs in order (an appended EOS after).
+ * Each response token's truncated importance weight min(p_trainer / p_sampler, cap) (TRL's
+ * vllm_importance_sampling_correction, token level; cap null: untruncated). `trainer` rows hold each
+ * response's log-probs at sampling time, in order; a position the sampler did not draw (an appended
+ * EOS, padding) gets 1.
  */
-export function samplingMetrics(generations: Generation[], trainer: number[][]): Record<string, number> {
+export function importanceWeights(generations: Generation[], trainer: number[][], cap: number | null): number[][] {
+  return trainer.map((row, i) => row.map((lp, k) => {
+    const sampled = generations[i]!.logprobs[k];
+    if (sampled === undefined) return 1;
+    const ratio = Math.exp(lp - sampled);
+    return cap === null ? ratio : Math.min(ratio, cap);
+  }));
+}
+
+/**
+ * How far the sampler's log-probs of its own samples are from the trainer's recomputed ones (TRL's
+ * names for its vLLM diagnostics): |Δ log p| and the importance weight per sampled token, truncated
+ * at `cap` as the loss applies it (TRL logs the truncated ratio too; null: the plain ratio).
+ */
+export function samplingMetrics(generations: Generation[], trainer: number[][], cap: number | null): Record<string, number> {
   const diffs: number[] = [];
   generations.forEach((g, i) => g.logprobs.forEach((lp, k) => diffs.push(trainer[i]![k]! - lp)));
   if (diffs.length === 0) return {};
-  const ratios = diffs.map(Math.exp);
+  const ratios = diffs.map((d) => (cap === null ? Math.exp(d) : Math.min(Math.exp(d), cap)));
   return {
     "sampling/sampling_logp_difference/mean": mean(diffs.map(Math.abs)),
     "sampling/sampling_logp_difference/max": Math.max(...diffs.map(Math.abs)),
