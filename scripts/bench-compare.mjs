@@ -10,7 +10,8 @@
 // are shown as "did not fit" and left out of the ratios. `--config NAME --use_peft` compares the
 // LoRA DPO step (`rlhf bench --config --use_peft`, bench_torch.py --use_peft: TRL's LoRA defaults
 // on both sides, LoRA in plain PyTorch there); a round whose two adapters differ in size stops the
-// comparison. Every ratio is ours / torch, so for the tokens/s metrics a ratio below 1 means ours
+// comparison. `[--config NAME] --rollout_engine llama.cpp` compares generation alone, ours on
+// llama.cpp (`rlhf bench --rollout_engine llama.cpp`), torch's as always. Every ratio is ours / torch, so for the tokens/s metrics a ratio below 1 means ours
 // is slower.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -34,8 +35,17 @@ if (usePeft && configPath === undefined) {
   process.stderr.write("[bench:compare] --use_peft needs --config NAME (the LoRA DPO step is timed at a real model's shape)\n");
   process.exit(2);
 }
+// --rollout_engine llama.cpp: our generation on llama.cpp (rlhf bench --rollout_engine) against
+// torch's generation, the only workload the engine changes.
+const rolloutEngine = flag("--rollout_engine");
+if (rolloutEngine !== undefined && usePeft) {
+  process.stderr.write("[bench:compare] --rollout_engine times generation, --use_peft a LoRA DPO step; give one of them\n");
+  process.exit(2);
+}
 const METRICS = usePeft
   ? ["dpo_step_ms", "dpo_tokens_per_s", "peak_rss_mb"]
+  : rolloutEngine !== undefined
+  ? ["generate_64_ms", ...(configPath ? ["generate_tokens_per_s"] : []), "peak_rss_mb"]
   : configPath
   ? ["forward_ms", "forward_tokens_per_s", "generate_64_ms", "generate_tokens_per_s", "train_step_ms", "train_tokens_per_s", "peak_rss_mb"]
   : ["train_step_ms", "forward_ms", "generate_64_ms", "peak_rss_mb"];
@@ -114,8 +124,9 @@ const shape = [...(configPath ? ["--config", configPath] : []), ...(usePeft ? ["
 const runsArgs = runs === undefined ? [] : ["--runs", runs];
 const didNotFit = (result) => Object.keys(result.did_not_fit ?? {}).length > 0;
 for (let r = 1; r <= roundCount; r++) {
-  const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json", ...shape, ...runsArgs], {}, didNotFit);
-  const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", ...shape, ...runsArgs], torchEnv);
+  const engineArgs = rolloutEngine === undefined ? [] : ["--rollout_engine", rolloutEngine];
+  const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json", ...shape, ...engineArgs, ...runsArgs], {}, didNotFit);
+  const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", ...shape, ...(rolloutEngine === undefined ? [] : ["--only", "generate"]), ...runsArgs], torchEnv);
   if (usePeft && ours.lora?.adapter_params !== torch.lora?.adapter_params) {
     process.stderr.write(`[bench:compare] the two sides trained different adapters: ours ${JSON.stringify(ours.lora)}, torch ${JSON.stringify(torch.lora)}\n`);
     process.exit(1);

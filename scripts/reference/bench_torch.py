@@ -153,6 +153,7 @@ def main():
     ap.add_argument("--warmup", type=int)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--use_peft", action="store_true", help="with --config: time the LoRA DPO step instead")
+    ap.add_argument("--only", choices=["forward", "generate", "train"], help="time this workload alone (bench:compare --rollout_engine: generation)")
     args = ap.parse_args()
     if args.use_peft and args.config is None:
         ap.error("--use_peft needs --config")
@@ -214,7 +215,10 @@ def main():
     result = {}
     # Ours runs training last at real sizes (it needs the most memory); the same order here.
     order = ["forward", "generate", "train"] if real_size else ["train", "forward", "generate"]
+    if args.only:
+        order = [args.only]
     timed = {"train": ("train_step_ms", train_step), "forward": ("forward_ms", forward), "generate": ("generate_64_ms", generation)}
+    timed = {name: timed[name] for name in order}
     for name in order:
         metric, fn = timed[name]
         result[metric] = median_ms(fn, runs, warmup)

@@ -65,6 +65,28 @@ test("rlhf bench --use_peft without --config is a usage error", () => {
   assert.match(r.stderr, /--use_peft: needs --config/);
 });
 
+test("rlhf bench --config --rollout_engine llama.cpp times generation alone, on llama.cpp", async () => {
+  const config = await tinyConfig();
+  const r = runRlhfOk(["bench", "--config", config, "--rollout_engine", "llama.cpp", "--runs", "1", "--json"]);
+  const out = JSON.parse(r.stdout) as ModelBenchResult;
+  assert.equal(out.generate_engine, "llama.cpp");
+  assert.ok(out.generate_64_ms! > 0 && out.generate_tokens_per_s! > 0, JSON.stringify(out));
+  for (const m of ["forward_ms", "train_step_ms", "dpo_step_ms"] as const) assert.equal(out[m], null, m);
+  assert.deepEqual(out.shapes, { generate: "generation, 8 sequences × (16-token prompt + 64 new tokens) on llama.cpp" });
+  assert.deepEqual(out.did_not_fit, {});
+  const text = runRlhfOk(["bench", "--config", config, "--rollout_engine", "llama.cpp", "--runs", "1"]).stdout;
+  assert.match(text, /on llama\.cpp: [\d.]+ ms, [\d.]+ tokens\/s\n/);
+});
+
+test("rlhf bench --rollout_engine: an unknown engine, or with --use_peft, is a usage error", async () => {
+  const unknown = runRlhf(["bench", "--rollout_engine", "vllm"]);
+  assert.equal(unknown.status, 2, unknown.stderr);
+  assert.match(unknown.stderr, /--rollout_engine: expected one of jax-js, llama\.cpp, got "vllm"/);
+  const both = runRlhf(["bench", "--config", await tinyConfig(), "--use_peft", "--rollout_engine", "llama.cpp"]);
+  assert.equal(both.status, 2, both.stderr);
+  assert.match(both.stderr, /give one of them/);
+});
+
 test("rlhf bench --profile --config profiles the workload at the config's shape", async () => {
   const config = await tinyConfig();
   const r = runRlhfOk(["bench", "--profile", "train", "--config", config, "--runs", "1", "--top", "3", "--json"]);

@@ -12,6 +12,7 @@ import { sftMemoryPlan } from "../train/sft.ts";
 import { medianMs } from "./standard.ts";
 import { adapterShapes, type LoraConfig } from "../models/lora.ts";
 import { benchLoraConfig, dpoStepTokens } from "./dpo-workload.ts";
+import type { RolloutEngineName } from "../generation/rollout-engine.ts";
 import { describeWorkload, modelWorkloads, realSizeSpec, type WorkloadName, type WorkloadSpec } from "./workloads.ts";
 
 /**
@@ -29,6 +30,8 @@ export interface ModelBenchResult {
   train_tokens_per_s: number | null;
   generate_64_ms: number | null;
   generate_tokens_per_s: number | null;
+  /** Where generation ran (`--rollout_engine`); with llama.cpp its memory is outside the engine's heap, in peak_rss_mb. */
+  generate_engine: RolloutEngineName;
   dpo_step_ms: number | null;
   dpo_tokens_per_s: number | null;
   /** Most bytes live in the engine during each workload (weights included), MiB. */
@@ -56,17 +59,20 @@ export interface ModelBenchResult {
 export const FULL_WORKLOADS: WorkloadName[] = ["forward", "generate", "train"];
 /** What runs with --use_peft. */
 export const PEFT_WORKLOADS: WorkloadName[] = ["dpo"];
+/** What runs with --rollout_engine llama.cpp: the engine changes generation alone. */
+export const ROLLOUT_WORKLOADS: WorkloadName[] = ["generate"];
 
 export async function runModelBenchmark(
   config: ModelConfig,
-  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; workloads?: WorkloadName[]; log?: (msg: string) => void },
+  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; workloads?: WorkloadName[]; rolloutEngine?: RolloutEngineName; log?: (msg: string) => void },
 ): Promise<ModelBenchResult> {
   const spec = options.spec ?? realSizeSpec;
   const runs = options.runs ?? 3;
   const warmup = options.warmup ?? 1;
   const log = options.log ?? (() => {});
   const order = options.workloads ?? FULL_WORKLOADS;
-  const w = await modelWorkloads(config, spec);
+  const engine = options.rolloutEngine ?? "jax-js";
+  const w = await modelWorkloads(config, spec, { rolloutEngine: engine });
   const tokens: Record<WorkloadName, number> = {
     forward: spec.forward.batch * spec.forward.length,
     train: spec.train.batch * spec.train.length,
@@ -87,10 +93,10 @@ export async function runModelBenchmark(
       if (!isEngineOutOfMemory(err)) throw err;
       didNotFit[name] = `${what} did not fit in the engine's 4 GiB (${(err as Error).message})`;
     }
-    w.release(name);
+    await w.release(name);
   }
   const heap = wasmMemoryStats()!.heapBytes;
-  w.dispose();
+  await w.dispose();
   const perSecond = (name: WorkloadName) => (ms[name] === undefined ? null : round((1000 * tokens[name]) / ms[name]!));
   const mib = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 2 ** 20));
   const arch = architectureFor(config);
@@ -106,6 +112,7 @@ export async function runModelBenchmark(
     train_tokens_per_s: perSecond("train"),
     generate_64_ms: ms.generate === undefined ? null : round(ms.generate),
     generate_tokens_per_s: perSecond("generate"),
+    generate_engine: engine,
     dpo_step_ms: ms.dpo === undefined ? null : round(ms.dpo),
     dpo_tokens_per_s: perSecond("dpo"),
     forward_engine_peak_mb: mib(peak.forward),
@@ -117,7 +124,7 @@ export async function runModelBenchmark(
     train_plan_mb: order.includes("train") ? round(sftMemoryPlan(arch, { per_device_train_batch_size: spec.train.batch, per_device_eval_batch_size: spec.train.batch }, spec.train.length).total / 2 ** 20) : null,
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     did_not_fit: didNotFit,
-    shapes: Object.fromEntries(order.map((name) => [name, describeWorkload(name, spec)])),
+    shapes: Object.fromEntries(order.map((name) => [name, `${describeWorkload(name, spec)}${name === "generate" && engine !== "jax-js" ? ` on ${engine}` : ""}`])),
     runs,
     warmup,
     threads: kernelThreadCount(),

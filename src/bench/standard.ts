@@ -2,12 +2,16 @@
 // KV-cached generation of 64 tokens for 8 sequences after a 64-token prompt.
 import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
+import type { RolloutEngineName } from "../generation/rollout-engine.ts";
 import { standardWorkloads } from "./workloads.ts";
 
 export interface BenchResult {
-  train_step_ms: number;
-  forward_ms: number;
+  /** null with the llama.cpp engine, which times generation alone. */
+  train_step_ms: number | null;
+  forward_ms: number | null;
   generate_64_ms: number;
+  /** Where generation ran (`--rollout_engine`). */
+  generate_engine: RolloutEngineName;
   peak_rss_mb: number;
   params: number;
   runs: number;
@@ -34,22 +38,32 @@ export async function medianMs(runs: number, warmup: number, fn: () => Promise<v
   return median(times);
 }
 
-export async function runStandardBenchmark(options: { runs?: number; warmup?: number; log?: (msg: string) => void } = {}): Promise<BenchResult> {
+/**
+ * The three workloads on jax-js, or with `rolloutEngine: "llama.cpp"` generation alone on llama.cpp
+ * (the engine changes nothing else).
+ */
+export async function runStandardBenchmark(options: { runs?: number; warmup?: number; rolloutEngine?: RolloutEngineName; log?: (msg: string) => void } = {}): Promise<BenchResult> {
   const runs = options.runs ?? 10;
   const warmup = options.warmup ?? 2;
   const log = options.log ?? (() => {});
-  const w = await standardWorkloads();
-  log("train step");
-  const trainMs = await medianMs(runs, warmup, w.run.train);
-  log("forward");
-  const forwardMs = await medianMs(runs, warmup, w.run.forward);
-  log("generate");
+  const engine = options.rolloutEngine ?? "jax-js";
+  const w = await standardWorkloads({ rolloutEngine: engine });
+  let trainMs: number | null = null;
+  let forwardMs: number | null = null;
+  if (engine === "jax-js") {
+    log("train step");
+    trainMs = await medianMs(runs, warmup, w.run.train);
+    log("forward");
+    forwardMs = await medianMs(runs, warmup, w.run.forward);
+  }
+  log(`generate (${engine})`);
   const generateMs = await medianMs(Math.max(3, Math.floor(runs / 2)), 1, w.run.generate);
-  w.dispose();
+  await w.dispose();
   return {
-    train_step_ms: round(trainMs),
-    forward_ms: round(forwardMs),
+    train_step_ms: trainMs === null ? null : round(trainMs),
+    forward_ms: forwardMs === null ? null : round(forwardMs),
     generate_64_ms: round(generateMs),
+    generate_engine: engine,
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     params: w.params,
     runs,

@@ -17,6 +17,9 @@ import type { AdamWState } from "../engine/optim.ts";
 import { TrainStep, type TrainStepConfig } from "../train/step.ts";
 import { lmBatchFromRows, lmLoss } from "../train/lm-loss.ts";
 import { loraDpoWorkload, type DpoWorkloadSpec } from "./dpo-workload.ts";
+import { llamaCppGenerateWorkload } from "./llama-cpp-generate.ts";
+import type { RolloutEngineName } from "../generation/rollout-engine.ts";
+import { kernelThreadCount } from "../engine/worker-shim.ts";
 
 const standardConfigUrl = new URL("../../configs/bench-standard.json", import.meta.url);
 export const standardConfig = parseConfig(JSON.parse(readFileSync(standardConfigUrl, "utf8")), "configs/bench-standard.json");
@@ -71,17 +74,22 @@ export interface Workloads {
   /** Each runs one repetition to completion (results read back to the host); the first sets it up. */
   run: Record<WorkloadName, () => Promise<void>>;
   params: number;
-  /** Frees what one workload set up (optimizer moments, compiled programs); the weights stay. */
-  release(name: WorkloadName): void;
-  dispose(): void;
+  /** Frees what one workload set up (optimizer moments, compiled programs, llama.cpp's model); the weights stay. */
+  release(name: WorkloadName): Promise<void>;
+  dispose(): Promise<void>;
 }
 
-export function standardWorkloads(): Promise<Workloads> {
-  return modelWorkloads(standardConfig, standardSpec);
+export interface WorkloadOptions {
+  /** Where the generation workload runs: jax-js (the default) or llama.cpp (llama-cpp-generate.ts), with jax-js's thread count. */
+  rolloutEngine?: RolloutEngineName;
+}
+
+export function standardWorkloads(options: WorkloadOptions = {}): Promise<Workloads> {
+  return modelWorkloads(standardConfig, standardSpec, options);
 }
 
 /** The workloads of `spec` on `config`'s architecture with weights from its init rule (seed 0). */
-export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): Promise<Workloads> {
+export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec, options: WorkloadOptions = {}): Promise<Workloads> {
   await initEngine();
   const arch = architectureFor(config);
   // The training step consumes the weights it is given (even when it fails, out of memory), so every
@@ -102,7 +110,7 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): P
   const promptSource = g.batch === trainRows.length && g.promptLength <= spec.train.length ? trainRows : tokenRows(g.batch, g.promptLength);
   const prompts = promptSource.map((r) => r.slice(0, g.promptLength));
 
-  const setUp: Record<WorkloadName, () => { run: () => Promise<void>; dispose: () => void }> = {
+  const setUp: Record<WorkloadName, () => { run: () => Promise<void>; dispose: () => void | Promise<void> }> = {
     train: () => {
       const batch = batchOf(trainRows);
       const trainer = new TrainStep(lmLoss(arch), spec.train.step);
@@ -135,6 +143,7 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): P
       };
     },
     generate: () => {
+      if (options.rolloutEngine === "llama.cpp") return llamaCppGenerateWorkload(config, weights, prompts, g.newTokens, kernelThreadCount());
       const generator = new Generator(arch);
       return {
         run: async () => {
@@ -156,22 +165,23 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec): P
       };
     },
   };
-  const live = new Map<WorkloadName, { run: () => Promise<void>; dispose: () => void }>();
+  const live = new Map<WorkloadName, { run: () => Promise<void>; dispose: () => void | Promise<void> }>();
   const workload = (name: WorkloadName) => {
     let w = live.get(name);
     if (!w) live.set(name, (w = setUp[name]()));
     return w;
   };
-  const releaseOne = (name: WorkloadName) => {
-    live.get(name)?.dispose();
+  const releaseOne = async (name: WorkloadName) => {
+    const w = live.get(name);
     live.delete(name);
+    await w?.dispose();
   };
   return {
     run: { train: () => workload("train").run(), forward: () => workload("forward").run(), generate: () => workload("generate").run(), dpo: () => workload("dpo").run() },
     params: countParams(weights()),
     release: releaseOne,
-    dispose: () => {
-      for (const name of [...live.keys()]) releaseOne(name);
+    dispose: async () => {
+      for (const name of [...live.keys()]) await releaseOne(name);
       if (current) release(current);
     },
   };

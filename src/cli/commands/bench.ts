@@ -3,13 +3,14 @@ import type { Command } from "../command.ts";
 import { numberFlag, parseFlags, UsageError } from "../command.ts";
 import { runStandardBenchmark } from "../../bench/standard.ts";
 import { modelWorkloads, realSizeSpec, standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
-import { FULL_WORKLOADS, parameterCount, PEFT_WORKLOADS, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
+import { FULL_WORKLOADS, parameterCount, PEFT_WORKLOADS, ROLLOUT_WORKLOADS, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
+import { ROLLOUT_ENGINES, type RolloutEngineName } from "../../generation/rollout-engine.ts";
 import { formatProfile, profileKernels } from "../../bench/kernel-profile.ts";
 import { kernelThreadCount } from "../../engine/worker-shim.ts";
 import { readModelConfig } from "../config-file.ts";
 
-const usage = `Usage: rlhf bench [--json] [--runs N]
-       rlhf bench --config CONFIG.json [--use_peft] [--json] [--runs N]
+const usage = `Usage: rlhf bench [--json] [--runs N] [--rollout_engine jax-js|llama.cpp]
+       rlhf bench --config CONFIG.json [--use_peft | --rollout_engine jax-js|llama.cpp] [--json] [--runs N]
        rlhf bench --profile train|forward|generate|dpo [--config CONFIG.json] [--top N] [--json]
 
 Times the standard benchmark model (GPT-2 style, 3.45M parameters, batch 8 x 128): a full
@@ -31,6 +32,12 @@ q_proj,v_proj for Llama and Qwen2, c_attn for GPT-2), its dropout off, on the fr
 reference log-probs (the adapter off) are computed once before the timing, as rlhf dpo does.
 npm run bench:compare -- --config NAME --use_peft runs the same step in PyTorch.
 
+--rollout_engine llama.cpp times the generation workload alone (the same weights, prompt ids and
+lengths, greedy) on llama.cpp: the weights are exported as an f32 GGUF once before the timing, and
+llama.cpp decodes with its default F16 KV cache, as the trainers' rollouts do, on as many threads as
+jax-js has (RLHF_THREADS). Its memory lies outside the engine's 4 GiB, in the peak RSS.
+npm run bench:compare -- [--config NAME] --rollout_engine llama.cpp sets it against PyTorch.
+
 --profile times every kernel of one workload and groups them by shape of work (output size,
 reduction, inputs): where the time goes. It runs on one kernel thread (RLHF_THREADS=1), where
 dispatch is synchronous and each kernel's own time can be measured.`;
@@ -40,6 +47,7 @@ const flags = {
   config: { type: "string", help: "time (or profile) a real model's shape: its config.json or a shipped name <CONFIG>" },
   runs: { type: "string", help: "timed repetitions, median reported (default 10, with --config 3); with --profile, traced repetitions (default 3) <N>" },
   use_peft: { type: "boolean", help: "with --config: time a LoRA DPO step (TRL's LoRA defaults) instead" },
+  rollout_engine: { type: "string", help: "where generation runs: jax-js (default) or llama.cpp, which times generation alone <ENGINE>" },
   profile: { type: "string", help: "profile the kernels of one workload: train, forward, generate or dpo (LoRA DPO) <WORKLOAD>" },
   top: { type: "string", default: "25", help: "with --profile: rows of the table <N>" },
 } as const;
@@ -52,25 +60,32 @@ export const command: Command = {
     const v = parsed.values;
     if (v.profile !== undefined) return profile(v.profile, argv, { config: v.config, runs: v.runs, top: v.top, json: v.json ?? false });
     if (v.use_peft && v.config === undefined) throw new UsageError("--use_peft: needs --config (the LoRA DPO step is timed at a real model's shape)");
-    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false, usePeft: v.use_peft ?? false });
+    const rolloutEngine = rolloutEngineFlag(v.rollout_engine);
+    if (v.use_peft && rolloutEngine !== "jax-js") throw new UsageError("--rollout_engine: times generation, --use_peft a LoRA DPO step; give one of them");
+    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false, usePeft: v.use_peft ?? false, rolloutEngine });
     // 10 timed repetitions by default; a profile needs only 3 traced ones.
     const runs = numberFlag(v.runs, "runs", 10, { min: 1, integer: true });
-    const result = await runStandardBenchmark({ runs, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+    const result = await runStandardBenchmark({ runs, rolloutEngine, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
     if (v.json) process.stdout.write(JSON.stringify(result) + "\n");
     else {
-      process.stdout.write(
-        `train step ${result.train_step_ms} ms · forward ${result.forward_ms} ms · generate 64 tokens × 8 ${result.generate_64_ms} ms · peak RSS ${result.peak_rss_mb} MB\n`,
-      );
+      const timed = rolloutEngine === "jax-js" ? `train step ${result.train_step_ms} ms · forward ${result.forward_ms} ms · ` : "";
+      process.stdout.write(`${timed}generate 64 tokens × 8 (${rolloutEngine}) ${result.generate_64_ms} ms · peak RSS ${result.peak_rss_mb} MB\n`);
     }
     return 0;
   },
 };
 
-async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean }): Promise<number> {
+function rolloutEngineFlag(value: string | undefined): RolloutEngineName {
+  if (value === undefined) return "jax-js";
+  if (!(ROLLOUT_ENGINES as readonly string[]).includes(value)) throw new UsageError(`--rollout_engine: expected one of ${ROLLOUT_ENGINES.join(", ")}, got "${value}"`);
+  return value as RolloutEngineName;
+}
+
+async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean; rolloutEngine: RolloutEngineName }): Promise<number> {
   const { path, config } = await readModelConfig(configArg);
   const runs = numberFlag(o.runs, "runs", 3, { min: 1, integer: true });
-  const workloads = o.usePeft ? PEFT_WORKLOADS : FULL_WORKLOADS;
-  const result = await runModelBenchmark(config, { source: path, runs, workloads, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+  const workloads = o.usePeft ? PEFT_WORKLOADS : o.rolloutEngine === "llama.cpp" ? ROLLOUT_WORKLOADS : FULL_WORKLOADS;
+  const result = await runModelBenchmark(config, { source: path, runs, workloads, rolloutEngine: o.rolloutEngine, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
   for (const line of Object.values(result.did_not_fit)) process.stderr.write(`rlhf bench: ${line}\n`);
   process.stdout.write(o.json ? JSON.stringify(result) + "\n" : formatModelResult(result));
   return Object.keys(result.did_not_fit).length > 0 ? 1 : 0;
@@ -78,10 +93,11 @@ async function benchModel(configArg: string, o: { runs: string | undefined; json
 
 function formatModelResult(r: ModelBenchResult): string {
   const row = (label: string, ms: number | null, perSecond: number | null, peak: number | null) =>
-    ms === null ? `${label}: did not fit in the engine's 4 GiB` : `${label}: ${ms} ms, ${perSecond} tokens/s, engine peak ${peak} MiB`;
+    ms === null ? `${label}: did not fit in the engine's 4 GiB` : `${label}: ${ms} ms, ${perSecond} tokens/s${peak === null ? "" : `, engine peak ${peak} MiB`}`;
   const rows = {
     forward: [r.forward_ms, r.forward_tokens_per_s, r.forward_engine_peak_mb],
-    generate: [r.generate_64_ms, r.generate_tokens_per_s, r.generate_engine_peak_mb],
+    // llama.cpp's memory is not the engine's (it is in the peak RSS).
+    generate: [r.generate_64_ms, r.generate_tokens_per_s, r.generate_engine === "llama.cpp" ? null : r.generate_engine_peak_mb],
     train: [r.train_step_ms, r.train_tokens_per_s, r.train_engine_peak_mb],
     dpo: [r.dpo_step_ms, r.dpo_tokens_per_s, r.dpo_engine_peak_mb],
   } as const;
@@ -111,7 +127,7 @@ async function profile(workload: string, argv: string[], o: { config: string | u
   const warmup = model ? 1 : 2;
   process.stderr.write(`bench: profiling ${workload}${model ? ` at ${model.path}` : ""} (${repeats} traced repetitions after ${warmup} warm-up runs)…\n`);
   const result = await profileKernels(w.run[workload as WorkloadName], { repeats, warmup });
-  w.dispose();
+  await w.dispose();
   if (o.json) process.stdout.write(JSON.stringify({ workload, ...(model ? { config: model.path } : {}), ...result, groups: result.groups.slice(0, top) }) + "\n");
   else process.stdout.write(formatProfile(result, top) + "\n");
   return 0;
