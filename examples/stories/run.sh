@@ -13,8 +13,9 @@
 #
 # Stages: rm ppo pairs dpo grpo online-dpo kto (the default: the README's table), the rest of
 # docs/stories-experiments.md's measurements: dpo-sweep dpo-iter online-dpo-sweep kto-sweep,
-# lora (the ppo-kl0.05 and dpo-40x-ep1 runs again with a LoRA adapter, --use_peft), and ptx (two
-# PPO runs again with PPO-ptx, for the alignment-tax column).
+# lora (the ppo-kl0.05 and dpo-40x-ep1 runs again with a LoRA adapter, --use_peft), ptx (two
+# PPO runs again with PPO-ptx, for the alignment-tax column), and llama-cpp (the kl_coef 0.05 PPO run
+# with its rollouts on llama.cpp, beside the same run on the built-in generator, both timed).
 # About three hours for the default stages on 2 cores (PPO ~10 s a step when the machine is
 # otherwise idle, GRPO and online DPO about twice that, sampling 1,720 pairs ~15 minutes, a DPO epoch
 # over them ~2 minutes). Each stage reuses what earlier stages left in OUT: a finished training run
@@ -263,6 +264,24 @@ if has lora; then
     dpo "dpo-lora-40x-ep1-lr$lr" "lora,r=8,beta=0.1,lr=$lr,pairs=1720,ep=1" pairs-40x.jsonl --beta 0.1 --num_train_epochs 1 \
       --learning_rate $lr $HELD_OUT --eval_steps 27 $LORA
   done
+fi
+
+# Rollouts on llama.cpp (--rollout_engine llama.cpp): the kl_coef 0.05 run again, its samples drawn
+# by llama.cpp from the policy re-exported each step (the losses recomputed on jax-js, truncated
+# importance sampling on). Each run's wall time goes to OUT/wall.jsonl, beside a built-in run timed
+# in the same stage (the earlier stages' runs were timed on other days' load).
+timed_ppo() {
+  local name=$1 knob=$2 t0; shift 2
+  if ! trained "$OUT/$name"; then
+    t0=$(date +%s.%N)
+    ppo "$name" "$knob" "$@"
+    node -e 'console.log(JSON.stringify({ run: process.argv[1], steps: 40, wall_s: Number((Date.now() / 1000 - Number(process.argv[2])).toFixed(1)) }))' "$name" "$t0" | tee -a "$OUT/wall.jsonl"
+  fi
+  evaluate ppo "$knob" "$OUT/$name/policy"
+}
+if has llama-cpp; then
+  timed_ppo ppo-kl0.05-jaxjs-timed "kl_coef=0.05,rollouts=jax-js,timed" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20
+  timed_ppo ppo-kl0.05-llamacpp "kl_coef=0.05,rollouts=llama.cpp" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 --rollout_engine llama.cpp
 fi
 
 # PPO-ptx (InstructGPT): the kl_coef 0.05 runs again with the LM loss on the reference's own text

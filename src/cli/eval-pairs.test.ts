@@ -89,6 +89,29 @@ test("rlhf eval --lm-data: a .txt file's documents score as the same {\"text\"} 
   assert.match(ok(["eval", ...models, "--lm-data", join(dir, "lm.txt")]).stdout, /^LM loss on .*lm\.txt \(\d+ tokens\): policy \d\.\d{4}, reference \d\.\d{4} nats\/token \(alignment tax -?\d\.\d{4}\)$/m);
 });
 
+test("rlhf eval and rlhf pairs --rollout_engine llama.cpp: sampled by llama.cpp, seeded, scored as always", async () => {
+  const { dir, common } = await setUp;
+  const llama = ["--rollout_engine", "llama.cpp"];
+  const models = ["--policy", join(dir, "policy"), "--reference", join(dir, "reference")];
+  const samples = join(dir, "llama-samples.jsonl");
+  const report = JSON.parse(ok(["eval", ...models, ...common, ...llama, "--samples", samples, "--json"]).stdout) as Record<string, number>;
+  for (const key of ["reward", "reference_reward", "kl", "win_rate"]) assert.ok(Number.isFinite(report[key]), `${key} = ${report[key]}`);
+  const builtIn = JSON.parse(ok(["eval", ...models, ...common, "--json"]).stdout) as Record<string, number>;
+  assert.notDeepEqual(report, builtIn, "llama.cpp draws its own samples");
+  assert.ok(lines(samples).every((s) => typeof s.completion === "string" && (s.completion as string).length > 0));
+  // The same engine and seed for both models of one: the same samples, so KL 0 and a win rate of ½.
+  const self = JSON.parse(ok(["eval", "--policy", join(dir, "reference"), "--reference", join(dir, "reference"), ...common, ...llama, "--json"]).stdout) as Record<string, number>;
+  assert.deepEqual([self.kl, self.win_rate, self.reward], [0, 0.5, self.reference_reward]);
+
+  const pairs = (name: string) => ["pairs", "--policy", join(dir, "policy"), ...common, ...llama, "--k", "4", "--output", join(dir, "pairs", name)];
+  ok(pairs("llama-a.jsonl"));
+  ok(pairs("llama-b.jsonl"));
+  const a = readFileSync(join(dir, "pairs", "llama-a.jsonl"), "utf8");
+  assert.equal(readFileSync(join(dir, "pairs", "llama-b.jsonl"), "utf8"), a, "the same seed must give the same file on llama.cpp too");
+  assert.ok(lines(join(dir, "pairs", "llama-a.jsonl")).every((r) => (r.score_chosen as number) > (r.score_rejected as number)));
+  refused([...pairs("x.jsonl"), "--rollout_engine", "vllm"], /--rollout_engine: expected one of jax-js, llama\.cpp, got "vllm"/);
+});
+
 test("rlhf eval refuses bad input with a clear message", async () => {
   const { dir, common } = await setUp;
   const policy = ["--policy", join(dir, "policy")];

@@ -3,8 +3,9 @@
 // every log-prob they train on, so llama.cpp's probabilities enter only as the sampler's log-probs
 // (the importance ratio between the two is what TRL logs and corrects for vLLM).
 // How llama.cpp gets the policy of the moment:
-// - whole weights (full fine-tuning): re-exported as an f32 GGUF for each call (into a private temp
-//   directory), which keeps llama.cpp exactly on the trainer's policy;
+// - whole weights (full fine-tuning): re-exported as an f32 GGUF (into a private temp directory)
+//   whenever they are not the arrays exported last, which keeps llama.cpp exactly on the trainer's
+//   policy and exports a model that does not change (eval, pairs) once;
 // - a LoRA policy ("adapter" sync, the default): the frozen base is exported and loaded once, and
 //   each call writes only the adapter as a GGUF LoRA and applies it to a fresh context — the split
 //   TRL's async GRPO uses with vLLM. "merged" sync re-exports W + s·B·A instead, as for whole
@@ -119,7 +120,10 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
       await writeGgufAdapterFromTensors(adapterFile, this.arch.config, lora, await paramsToTensors(adapter), { type: "f32", name: "policy-adapter", source: "policy adapter", quiet: true });
       return { generator: await model.generator({ ...options, lora: adapterFile }), adapterFile };
     }
-    const merged = lora ? mergedWeights(this.arch, lora, base, adapter) : {};
+    // Whole weights are exported and loaded again only when they changed (a trainer's step makes new
+    // arrays; eval's and pairs' models never change, so they are exported once).
+    if (!lora) return { generator: await (await this.#loadedBase(base, tokenizer, dir)).generator(options) };
+    const merged = mergedWeights(this.arch, lora, base, adapter);
     const gguf = join(dir, "policy.gguf");
     try {
       await writeGgufFromTensors(gguf, this.arch.config, await paramsToTensors({ ...base, ...merged }), tokenizer, { type: "f32", name: "policy", source: "policy", quiet: true });

@@ -16,7 +16,7 @@
 import { compile, release, toHost } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import type { Array as JaxArray } from "../engine/runtime.ts";
-import { Generator } from "../generation/generate.ts";
+import { createRolloutEngine } from "../generation/rollout-engine.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
@@ -83,7 +83,8 @@ export async function evaluatePolicy(args: {
   const logprobsOf = (arch: Architecture) => compile((params: Params, seq: DeviceSequences) => responseLogprobs(arch, params, seq, P, temperature).logprobs);
   const scorePolicy = logprobsOf(policy.arch);
   const scoreReference = logprobsOf(reference.arch);
-  const generators = [new Generator(policy.arch), new Generator(reference.arch)] as const;
+  const engine = s.rollout_engine ?? "jax-js";
+  const generators = [createRolloutEngine(engine, policy.arch), createRolloutEngine(engine, reference.arch)] as const;
   const rng = new HostRng(s.seed);
   const samples: EvalSample[] = [];
   let policyTokens = 0;
@@ -129,7 +130,7 @@ export async function evaluatePolicy(args: {
   } finally {
     scorePolicy.dispose();
     scoreReference.dispose();
-    generators.forEach((g) => g.dispose());
+    for (const g of generators) await g.dispose();
   }
   const report: EvalReport = {
     reward: mean(samples.map((x) => x.reward)),

@@ -13,7 +13,7 @@
 // it to every completion) lets DPO learn the preference from that one improbable token, which is
 // never sampled mid-sentence and costs KL without changing what is generated (docs/stories-experiments.md).
 import { HostRng } from "../engine/random.ts";
-import { Generator } from "../generation/generate.ts";
+import { createRolloutEngine } from "../generation/rollout-engine.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
 import type { ChatMessage } from "../tokenizers/chat.ts";
@@ -109,7 +109,7 @@ export async function sampleScored(args: {
   if (!Number.isInteger(s.k) || s.k < 2) throw new Error(`pairs: k must be an integer of at least 2 (got ${s.k}); a preference needs two completions`);
   const texts = prompts.map((p) => promptText(tokenizer, p));
   const { ids } = encodePrompts(tokenizer, texts, arch.maxPositions, s.max_new_tokens);
-  const generator = new Generator(arch);
+  const generator = createRolloutEngine(s.rollout_engine ?? "jax-js", arch);
   const rng = new HostRng(s.seed);
   const out: ScoredPrompt[] = [];
   try {
@@ -134,7 +134,7 @@ export async function sampleScored(args: {
       args.onBatch?.(start + real);
     }
   } finally {
-    generator.dispose();
+    await generator.dispose();
   }
   return out;
 }

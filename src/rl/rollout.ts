@@ -3,7 +3,7 @@
 // token when the model stopped. The conventions match ppo-trainer.ts, so every on-policy path scores
 // the same token sequences the same way.
 import type { Generation } from "../generation/generate.ts";
-import type { RolloutEngine } from "../generation/rollout-engine.ts";
+import type { RolloutEngine, RolloutEngineName } from "../generation/rollout-engine.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 
@@ -16,6 +16,8 @@ export interface SamplingSettings {
   seed: number;
   /** Prompts generated together (the last batch is padded with repeats, so one compilation serves all). */
   batch_size: number;
+  /** Where completions are sampled (`--rollout_engine`): the built-in generator by default. */
+  rollout_engine?: RolloutEngineName;
 }
 
 export interface EncodedPrompts {

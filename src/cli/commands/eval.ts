@@ -12,6 +12,7 @@ import { readPromptFile } from "../../rl/prompts.ts";
 import { promptText } from "../../tokenizers/chat.ts";
 import { defaultEvalSettings, evaluatePolicy, type EvalReport, type EvalSettings } from "../../rl/evaluate.ts";
 import type { SamplingSettings } from "../../rl/rollout.ts";
+import { ROLLOUT_ENGINES, type RolloutEngineName } from "../../generation/rollout-engine.ts";
 import { readLmData } from "../../data/datasets.ts";
 import { sftRows } from "../../train/sft.ts";
 import { languageModelLoss } from "../../train/lm-eval.ts";
@@ -25,6 +26,7 @@ export const samplingFlags = {
   "top-p": { type: "string", default: "1", help: "nucleus sampling mass <P>" },
   seed: { type: "string", default: "0", help: "random seed; the same seed gives the same completions <S>" },
   "batch-size": { type: "string", default: String(defaultEvalSettings.batch_size), help: "prompts generated together <N>" },
+  rollout_engine: { type: "string", default: "jax-js", help: "where completions are sampled: jax-js (built in) or llama.cpp (each model exported once as a GGUF; other samples than jax-js's for the same seed) <ENGINE>" },
 } as const;
 
 export function samplingSettings(v: Record<string, unknown>): SamplingSettings {
@@ -36,7 +38,14 @@ export function samplingSettings(v: Record<string, unknown>): SamplingSettings {
     top_p: numberFlag(flag("top-p"), "top-p", 1, { min: 0, max: 1 }),
     seed: numberFlag(flag("seed"), "seed", 0, { min: 0, integer: true }),
     batch_size: numberFlag(flag("batch-size"), "batch-size", defaultEvalSettings.batch_size, { min: 1, integer: true }),
+    rollout_engine: rolloutEngineFlag(flag("rollout_engine")),
   };
+}
+
+function rolloutEngineFlag(value: string | undefined): RolloutEngineName {
+  if (value === undefined) return "jax-js";
+  if (!(ROLLOUT_ENGINES as readonly string[]).includes(value)) throw new UsageError(`--rollout_engine: expected one of ${ROLLOUT_ENGINES.join(", ")}, got "${value}"`);
+  return value as RolloutEngineName;
 }
 
 /** A causal LM named by a flag (`base` for an adapter's), refusing reward models (a common mix-up of paths). */
