@@ -6,6 +6,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError, readConfigFile } from "../train/config.ts";
 import { SELECTIONS, type Selection } from "./selection.ts";
+import { ROLLOUT_ENGINES, type RolloutEngineName } from "../generation/rollout-engine.ts";
 
 export type Scalar = string | number | boolean;
 
@@ -63,6 +64,8 @@ export interface LoopConfig {
   /** `rlhf online-dpo`'s fields (policy_trainer online-dpo). */
   online_dpo: Record<string, Scalar>;
   eval: { num_samples: number; max_new_tokens: number; temperature: number; seed: number; batch_size: number };
+  /** Where the round's comparisons and evaluation samples are drawn, and the policy trainer's rollouts unless its own fields say otherwise (`--rollout_engine`). */
+  rollout_engine: RolloutEngineName;
 }
 
 const defaults = {
@@ -77,7 +80,7 @@ export function readLoopConfig(path: string): LoopConfig {
   const raw = readConfigFile(path);
   const base = dirname(path);
   const where = (field: string) => `${path}: ${field}`;
-  const known = ["policy", "prompts", "eval_prompts", "rounds", "prompts_per_round", "seed", "sampling", "labeler", "label_budget", "selection", "rest", "gold", "reward_model", "policy_trainer", "dpo", "ppo", "online_dpo", "eval"];
+  const known = ["policy", "prompts", "eval_prompts", "rounds", "prompts_per_round", "seed", "sampling", "labeler", "label_budget", "selection", "rest", "gold", "reward_model", "policy_trainer", "dpo", "ppo", "online_dpo", "eval", "rollout_engine"];
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfigError(`${where(key)} is not a loop setting (known: ${known.join(", ")})`);
   const file = (field: string, value: unknown = raw[field]) => {
     if (typeof value !== "string" || value === "") throw new ConfigError(`${where(field)} must be a path`);
@@ -113,6 +116,8 @@ export function readLoopConfig(path: string): LoopConfig {
   if (selection === "disagreement" && ensemble === undefined) throw new ConfigError(`${where("selection")} disagreement needs a reward-model ensemble: set reward_model.ensemble to 2 or more`);
   if (rm.ensemble_bootstrap !== undefined && typeof rm.ensemble_bootstrap !== "boolean") throw new ConfigError(`${where("reward_model.ensemble_bootstrap")} must be true or false, got ${JSON.stringify(rm.ensemble_bootstrap)}`);
   if (rm.held_out !== undefined && !(typeof rm.held_out === "number" && rm.held_out > 0 && rm.held_out < 1)) throw new ConfigError(`${where("reward_model.held_out")} must be a share between 0 and 1, got ${JSON.stringify(rm.held_out)}`);
+  const rolloutEngine = raw.rollout_engine ?? "jax-js";
+  if (!ROLLOUT_ENGINES.includes(rolloutEngine as RolloutEngineName)) throw new ConfigError(`${where("rollout_engine")} must be ${ROLLOUT_ENGINES.join(" or ")}, got ${JSON.stringify(rolloutEngine)}`);
   const policyTrainer = raw.policy_trainer ?? "dpo";
   if (!POLICY_TRAINERS.includes(policyTrainer as PolicyTrainer)) throw new ConfigError(`${where("policy_trainer")} must be ${POLICY_TRAINERS.join(", ")}, got ${JSON.stringify(policyTrainer)}`);
   const rest = mapping("rest", raw.rest ?? { type: "drop" });
@@ -159,6 +164,7 @@ export function readLoopConfig(path: string): LoopConfig {
       seed: int("eval.seed", e.seed, defaults.eval.seed, 0),
       batch_size: int("eval.batch_size", e.batch_size, defaults.eval.batch_size, 1),
     },
+    rollout_engine: rolloutEngine as RolloutEngineName,
   };
 }
 

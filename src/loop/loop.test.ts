@@ -65,11 +65,13 @@ test("rlhf loop names a bad config field and refuses a directory that is not a r
   const { dir, config } = await setUp();
   writeFileSync(config, readFileSync(config, "utf8").replace("rounds: 2", "rounds: two"));
   assert.match(runRlhf(["loop", "run", config, "--output", join(dir, "x")]).stderr, /loop\.yaml: rounds must be an integer of at least 1, got "two"/);
+  writeFileSync(config, readFileSync(config, "utf8").replace("rounds: two", "rounds: 2\nrollout_engine: vllm"));
+  assert.match(runRlhf(["loop", "run", config, "--output", join(dir, "x")]).stderr, /loop\.yaml: rollout_engine must be jax-js or llama\.cpp, got "vllm"/);
   assert.match(runRlhf(["loop", "status", dir]).stderr, /is not a loop run directory/);
 });
 
-test("rlhf loop with policy_trainer ppo: each round's PPO starts from the last round's policy, leashed to the SFT model, rewarded by the round's reward model", { timeout: 300_000 }, async () => {
-  const { dir, config } = await setUp();
+test("rlhf loop with policy_trainer ppo (rollouts, comparisons and evaluation on llama.cpp): each round's PPO starts from the last round's policy, leashed to the SFT model, rewarded by the round's reward model", { timeout: 300_000 }, async () => {
+  const { dir, config } = await setUp({ rollout_engine: "llama.cpp" });
   const text = readFileSync(config, "utf8").replace(/^dpo: .*$/m, "policy_trainer: ppo\nppo: {total_steps: 2, batch_size: 4, response_length: 10, learning_rate: 3.0e-3, save_steps: 1, logging_steps: 1}");
   writeFileSync(config, text);
   const out = join(dir, "ppo");
@@ -84,6 +86,11 @@ test("rlhf loop with policy_trainer ppo: each round's PPO starts from the last r
   };
   // Round 0 starts at the reference itself; round 1 starts from round 0's policy, already away from it.
   assert.equal(firstKl(0), 0);
+  // The loop's engine reached the trainer (its config, and the engine-against-trainer ratio it logs).
+  const ppoConfig = JSON.parse(readFileSync(join(roundPaths(out, 0, "ppo").policyRun, "ppo_config.json"), "utf8")) as { rollout_engine: string };
+  assert.equal(ppoConfig.rollout_engine, "llama.cpp");
+  const [firstStep] = readJsonLines<Record<string, number>>(join(roundPaths(out, 0, "ppo").policyRun, "metrics.jsonl"));
+  assert.ok(Number.isFinite(firstStep!["sampling/importance_sampling_ratio/mean"]), JSON.stringify(firstStep));
   assert.ok(firstKl(1) > 0, `round 1's first KL to the SFT model is ${firstKl(1)}`);
   const state = JSON.parse(readFileSync(join(roundPaths(out, 1, "ppo").policyRun, "checkpoint-2", "trainer_state.json"), "utf8")) as { ref_model?: string };
   assert.equal(state.ref_model, sharedData("llama2c/stories260K.bin"));

@@ -21,7 +21,7 @@ import { promptText } from "../tokenizers/chat.ts";
 import type { TrainerState } from "../train/checkpoint.ts";
 import { ensembleMemberDirs, readEnsemble } from "../train/reward-ensemble.ts";
 import { labelByReward, pairOff, scorePairs, type Comparison, type LabeledComparison } from "./comparisons.ts";
-import { fieldFlags, type LabelerConfig, type LoopConfig, type PolicyTrainer } from "./config.ts";
+import { fieldFlags, type LabelerConfig, type LoopConfig, type PolicyTrainer, type Scalar } from "./config.ts";
 import { judgeVerdicts, labelByJudge, type JudgeVerdict } from "./judge-labeler.ts";
 import { labelByPeople } from "./feedback-labeler.ts";
 import { evalFile, isDone, jsonLines, markDone, readJsonLines, roundDir, writeRoundsFile, type RoundRecord, type Stage } from "./run-dir.ts";
@@ -99,7 +99,7 @@ async function sampleStage(config: LoopConfig, out: string, r: number): Promise<
       prompts,
       reward: unscored,
       eosIds: eosIdsOf(policy, tokenizer),
-      settings: { ...config.sampling, batch_size: Math.min(config.sampling.batch_size, prompts.length), seed: config.seed * 7919 + r },
+      settings: { ...config.sampling, batch_size: Math.min(config.sampling.batch_size, prompts.length), seed: config.seed * 7919 + r, rollout_engine: config.rollout_engine },
       onBatch: (done) => say(`round ${r}: sampled ${done}/${prompts.length} prompts`),
     });
     const comparisons = pairOff(sampled, tokenizer, r, r === 0 ? "sft" : `round-${r - 1}`);
@@ -212,8 +212,14 @@ async function policyStage(config: LoopConfig, out: string, r: number, train: Co
   const argv =
     trainer === "dpo"
       ? ["--model", from, "--data", p.labels, ...fieldFlags(config.dpo)]
-      : ["--policy", from, "--reward", p.rm, "--prompts", config.prompts, ...fieldFlags(trainer === "ppo" ? config.ppo : config.online_dpo)];
+      : ["--policy", from, "--reward", p.rm, "--prompts", config.prompts, ...fieldFlags(onPolicyFields(config, trainer))];
   await runCommand(trainer, train, [...argv, "--ref-model", config.policy, "--output", p.policyRun, "--resume"]);
+}
+
+/** An on-policy trainer's fields, with the loop's rollout engine unless they name their own (online DPO samples on jax-js). */
+function onPolicyFields(config: LoopConfig, trainer: "ppo" | "online-dpo"): Record<string, Scalar> {
+  const fields = trainer === "ppo" ? config.ppo : config.online_dpo;
+  return trainer === "ppo" && config.rollout_engine !== "jax-js" && !("rollout_engine" in fields) ? { ...fields, rollout_engine: config.rollout_engine } : fields;
 }
 
 /** The last held-out accuracy `rm train` logged; an ensemble's, of its members' mean score. */
@@ -244,7 +250,7 @@ async function evalStage(config: LoopConfig, out: string, r: number): Promise<vo
     const tokenizer = await resolveTokenizer(policy);
     const prompts = (await readPromptFile(config.eval_prompts)).map((x) => promptText(tokenizer, x));
     const e = config.eval;
-    const settings = { ...e, top_k: 0, top_p: 1, batch_size: Math.min(e.batch_size, prompts.length) };
+    const settings = { ...e, top_k: 0, top_p: 1, batch_size: Math.min(e.batch_size, prompts.length), rollout_engine: config.rollout_engine };
     const run = (against: typeof reference) => evaluatePolicy({ policy, reference: against, tokenizer, prompts, reward: rm, eosIds: eosIdsOf(policy, tokenizer), settings });
     const vsReference = await run(reference);
     const vsPrevious = previous ? await run(previous) : vsReference;
