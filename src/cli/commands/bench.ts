@@ -4,7 +4,8 @@ import { numberFlag, parseFlags, UsageError } from "../command.ts";
 import { runStandardBenchmark } from "../../bench/standard.ts";
 import { modelWorkloads, realSizeSpec, standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
 import { FULL_WORKLOADS, parameterCount, PEFT_WORKLOADS, ROLLOUT_WORKLOADS, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
-import { ROLLOUT_ENGINES, type RolloutEngineName } from "../../generation/rollout-engine.ts";
+import type { RolloutEngineName } from "../../generation/rollout-engine.ts";
+import { rolloutEngineFlag } from "./eval.ts";
 import { formatProfile, profileKernels } from "../../bench/kernel-profile.ts";
 import { kernelThreadCount } from "../../engine/worker-shim.ts";
 import { readModelConfig } from "../config-file.ts";
@@ -74,12 +75,6 @@ export const command: Command = {
     return 0;
   },
 };
-
-function rolloutEngineFlag(value: string | undefined): RolloutEngineName {
-  if (value === undefined) return "jax-js";
-  if (!(ROLLOUT_ENGINES as readonly string[]).includes(value)) throw new UsageError(`--rollout_engine: expected one of ${ROLLOUT_ENGINES.join(", ")}, got "${value}"`);
-  return value as RolloutEngineName;
-}
 
 async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean; rolloutEngine: RolloutEngineName }): Promise<number> {
   const { path, config } = await readModelConfig(configArg);

@@ -42,7 +42,8 @@ export function samplingSettings(v: Record<string, unknown>): SamplingSettings {
   };
 }
 
-function rolloutEngineFlag(value: string | undefined): RolloutEngineName {
+/** `--rollout_engine`'s value, jax-js when absent (`rlhf eval`, `pairs`, `bench`). */
+export function rolloutEngineFlag(value: string | undefined): RolloutEngineName {
   if (value === undefined) return "jax-js";
   if (!(ROLLOUT_ENGINES as readonly string[]).includes(value)) throw new UsageError(`--rollout_engine: expected one of ${ROLLOUT_ENGINES.join(", ")}, got "${value}"`);
   return value as RolloutEngineName;
