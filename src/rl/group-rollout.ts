@@ -56,8 +56,6 @@ export class GroupRollout {
   readonly #eosIds: number[];
   readonly #sampling: GroupSampling;
   readonly #generator: RolloutEngine;
-  /** Whether the policy is also scored at the sampling temperature (see GroupBatch.samplingLogprobs). */
-  readonly #scoresSampling: boolean;
   readonly #score;
 
   /**
@@ -85,8 +83,8 @@ export class GroupRollout {
     const P = encoded.promptLength;
     const temperature = args.scoreTemperature ?? args.sampling.temperature;
     const samplingTemperature = args.sampling.temperature;
+    // Only an external engine's log-probs are compared with the policy's at the sampling temperature.
     const scoresSampling = engine !== "jax-js" && temperature !== samplingTemperature;
-    this.#scoresSampling = scoresSampling;
     const referenceArch = policy.referenceArch ?? arch;
     const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
     this.#score = compile((policyParams: Params, reference: Params, s: DeviceSequences) => {
@@ -120,7 +118,7 @@ export class GroupRollout {
       containsEos,
       promptTexts,
       logprobs,
-      samplingLogprobs: this.#scoresSampling && scored.samplingLogprobs ? rowsOf(await toHost(scored.samplingLogprobs), n, R) : logprobs,
+      samplingLogprobs: scored.samplingLogprobs ? rowsOf(await toHost(scored.samplingLogprobs), n, R) : logprobs,
       refLogprobs: rowsOf(await toHost(scored.refLogprobs), n, R),
       entropy: rowsOf(await toHost(scored.entropy), n, R),
       mask: rowsOf(packed.responseMask, n, R),
