@@ -55,8 +55,8 @@ const part = (h: HostBatch, rows: number[]): HostBatch => ({
 const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-/** The float64 closed form: loss, metrics and d loss / d log π. */
-function reference(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
+/** The float64 closed form: loss, metrics and d loss / d log π; `weights`: truncated importance weights ([B, T] or [B, 1]), constants on each token's objective. */
+function reference(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number, weights?: number[][]) {
   const B = h.logprobs.length;
   const T = h.logprobs[0]!.length;
   const lengths = h.mask.map(sum);
@@ -101,9 +101,10 @@ function reference(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
         // The unclipped side binds (or both agree): −r·A; the clipped side is constant.
         viaRatio = r * A <= clippedRatio * A ? -r * A : 0;
       }
-      f[b]![t] = value;
-      dLogW[b]![t] = viaRatio;
-      dDirect[b]![t] = direct;
+      const is = weights ? (weights[b]![t] ?? weights[b]![0]!) : 1;
+      f[b]![t] = is * value;
+      dLogW[b]![t] = is * viaRatio;
+      dDirect[b]![t] = is * direct;
       low[b]![t] = r < lo && A < 0 ? 1 : 0;
       high[b]![t] = r > hi && A > 0 ? 1 : 0;
       capped[b]![t] = r > epsHigh && A > 0 ? 1 : 0;
@@ -152,11 +153,13 @@ function reference(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
 }
 
 /** Loss, metrics and d loss / d log π from the code under test (compiled, as the trainer runs it). */
-async function measure(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
+async function measure(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number, weights?: number[][]) {
   const fn = compile(
     valueAndGrad(
-      (logprobs: Array, oldLogprobs: Array, refLogprobs: Array, advantages: Array, mask: Array, normalizer: Array) => {
+      (logprobs: Array, oldLogprobs: Array, refLogprobs: Array, advantages: Array, mask: Array, normalizer: Array, importanceWeights: Array) => {
         const inputs: GrpoLossInputs = { logprobs, oldLogprobs, refLogprobs, advantages, mask };
+        if (weights) inputs.importanceWeights = importanceWeights;
+        else importanceWeights.dispose();
         if (tokenNormalizer === undefined) normalizer.dispose();
         else inputs.tokenNormalizer = normalizer;
         const out = grpoLosses[c.loss_type](inputs, c);
@@ -165,7 +168,7 @@ async function measure(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
       { hasAux: true },
     ),
   );
-  const args = [arr(h.logprobs), arr(h.oldLogprobs), arr(h.refLogprobs), arr(h.advantages), arr(h.mask), arr([tokenNormalizer ?? 1]).reshape([])] as const;
+  const args = [arr(h.logprobs), arr(h.oldLogprobs), arr(h.refLogprobs), arr(h.advantages), arr(h.mask), arr([tokenNormalizer ?? 1]).reshape([]), arr(weights ?? [[1]])] as const;
   const [[loss, metrics], grad] = fn(...args) as unknown as [[Array, Record<string, Array>], Array];
   release([...args]);
   fn.dispose();
@@ -174,9 +177,9 @@ async function measure(h: HostBatch, c: GRPOConfig, tokenNormalizer?: number) {
   return { loss: await toNumber(loss), metrics: hostMetrics, grad: [...(await toHost(grad))] };
 }
 
-async function check(c: GRPOConfig, tokenNormalizer?: number): Promise<void> {
-  const what = `${c.loss_type}/${c.importance_sampling_level}/β=${c.beta}${tokenNormalizer ? `/normalizer ${tokenNormalizer}` : ""}`;
-  const [want, got] = [reference(batch, c, tokenNormalizer), await measure(batch, c, tokenNormalizer)];
+async function check(c: GRPOConfig, tokenNormalizer?: number, weights?: number[][]): Promise<void> {
+  const what = `${c.loss_type}/${c.importance_sampling_level}/β=${c.beta}${tokenNormalizer ? `/normalizer ${tokenNormalizer}` : ""}${weights ? `/weights [${weights.length}, ${weights[0]!.length}]` : ""}`;
+  const [want, got] = [reference(batch, c, tokenNormalizer, weights), await measure(batch, c, tokenNormalizer, weights)];
   close(got.loss, want.loss, 1e-5, `${what} loss`);
   assert.deepEqual(Object.keys(got.metrics).sort(), Object.keys(want.metrics).sort(), `${what} metric names`);
   for (const [k, v] of Object.entries(want.metrics)) close(got.metrics[k]!, v, 1e-5, `${what} ${k}`);
@@ -194,6 +197,28 @@ test("every loss_type at both importance-sampling levels matches the float64 clo
   await check(config({ loss_type: "sapo", sapo_temperature_pos: 2, sapo_temperature_neg: 3 }));
   await check(config({ loss_type: "dapo" }), 7.5);
   await check(config({ loss_type: "cispo", importance_sampling_level: "sequence", epsilon_high: 1.4 }), 7.5);
+});
+
+// Truncated importance weights of a llama.cpp rollout, min(p_trainer / p_llama.cpp, 2): some at the
+// cap, some below 1, on padding too (which the mask must still drop).
+const TOKEN_WEIGHTS = [[2, 0.5, 1.25, 2], [0.9, 1.5, 2, 0.75], [1.1, 0.6, 2, 2]];
+
+test("truncated importance weights multiply each token's objective, not the KL: every loss_type at both levels against the closed form", async () => {
+  await initEngine();
+  for (const loss_type of LOSS_TYPES) {
+    for (const importance_sampling_level of LEVELS) {
+      for (const beta of [0, 0.1]) await check(config({ loss_type, importance_sampling_level, beta, epsilon_high: loss_type === "cispo" ? null : 0.28 }), undefined, TOKEN_WEIGHTS);
+    }
+  }
+  await check(config({ loss_type: "dapo", beta: 0.1 }), 7.5, TOKEN_WEIGHTS);
+  // One weight per completion ([B, 1]) broadcasts over its tokens.
+  await check(config({ loss_type: "grpo", importance_sampling_level: "sequence", beta: 0.1 }), undefined, [[2], [0.5], [1.5]]);
+  // Weights of 1 change nothing; the weights do change the loss and its gradient.
+  const c = config({ loss_type: "dapo", beta: 0.1 });
+  const [plain, ones, weighted] = [await measure(batch, c), await measure(batch, c, undefined, TOKEN_WEIGHTS.map((row) => row.map(() => 1))), await measure(batch, c, undefined, TOKEN_WEIGHTS)];
+  close(ones.loss, plain.loss, 1e-7);
+  allClose(ones.grad, plain.grad, 1e-7, "weights of 1");
+  assert.ok(Math.abs(weighted.loss - plain.loss) > 1e-2, "the weights did not reach the loss");
 });
 
 test("the batch exercises what it says: the clip branches, cispo's cap and both sapo temperatures are taken", () => {

@@ -13,7 +13,9 @@
 //   sapo    σ(τ(ratio − 1)) · 4/τ · A           as grpo
 //
 // The ratio is π/π_old per token or, with importance_sampling_level "sequence", one per completion:
-// exp of the mean of its per-token log-ratios. β·k3 to the reference is added per token.
+// exp of the mean of its per-token log-ratios. Rollouts from another engine (llama.cpp) multiply
+// each token's objective by a truncated importance weight, as TRL's GRPOTrainer does for vLLM.
+// β·k3 to the reference is added per token.
 // All traced functions consume their array arguments (see sequence.ts).
 import { lax, nn, np, type Array } from "../engine/runtime.ts";
 import type { LossOutput } from "./loss.ts";
@@ -104,6 +106,12 @@ export interface GrpoLossInputs {
    * micro-batch's own valid-token count.
    */
   tokenNormalizer?: Array;
+  /**
+   * Truncated importance weights of a rollout sampled by another engine (TRL's
+   * vllm_importance_sampling_correction): [B, T] per token, or [B, 1] per completion (RLOO).
+   * Constants that multiply each token's objective before the KL term and the aggregation.
+   */
+  importanceWeights?: Array;
 }
 
 /** One loss_type: traced, consumes its inputs. */
@@ -189,7 +197,7 @@ interface PerTokenLoss {
 
 /** The ratio, the objective, and β·k3 (metric `kl`, its mean over valid tokens) per token. */
 function perTokenLoss(inputs: GrpoLossInputs, c: GRPOConfig, objective: Objective): PerTokenLoss {
-  const { logprobs, oldLogprobs, refLogprobs, mask, tokenNormalizer } = inputs;
+  const { logprobs, oldLogprobs, refLogprobs, mask, tokenNormalizer, importanceWeights } = inputs;
   const batch = logprobs.shape[0]!;
   const logRatio = logprobs.ref.sub(oldLogprobs); // [B, T]
   const level = c.importance_sampling_level;
@@ -197,6 +205,9 @@ function perTokenLoss(inputs: GrpoLossInputs, c: GRPOConfig, objective: Objectiv
   const logWeight = level === "token" ? logRatio : maskedMean(logRatio, mask.ref, -1).reshape([batch, 1]);
   const terms = { ratio: np.exp(logWeight), advantages: inputs.advantages.reshape([batch, 1]), logprobs: logprobs.ref, mask: mask.ref, level };
   let { perToken, metrics } = objective(terms, c);
+  // Where TRL applies the vLLM correction: on the objective of every loss_type (and at either
+  // importance_sampling_level, the weight staying per token), never on the KL penalty.
+  if (importanceWeights) perToken = perToken.mul(importanceWeights);
   if (c.beta !== 0) {
     if (!refLogprobs) throw new Error("GRPO with beta > 0 needs refLogprobs");
     const kl = klPerToken.k3(logprobs, refLogprobs);

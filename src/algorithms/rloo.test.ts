@@ -70,3 +70,25 @@ test("RLOO's on-policy gradient is −A / B on every valid token; a masked-out (
   release([logprobs, advantages, mask, truncated]);
   vg.dispose();
 });
+
+test("RLOO with truncated importance weights (a llama.cpp rollout): each completion's term, and its gradient, is scaled by its weight", async () => {
+  await initEngine();
+  const vg = compile(
+    valueAndGrad((logprobs: Array, oldLogprobs: Array, advantages: Array, mask: Array, importanceWeights: Array) =>
+      rlooLoss({ logprobs, oldLogprobs, advantages, mask, importanceWeights }, symmetric).loss,
+    ),
+  );
+  // The off-policy case above: terms −1.2 (row 0, clipped high: no gradient) and 0.8 (row 1,
+  // clipped low: no gradient); on-policy rows instead get −A·w/B on each valid token.
+  const offPolicy = [arr([[ln(1.5), 0, 0], [ln(0.5), ln(1.5), ln(10)]]), arr([[0, 0, 0], [0, 0, 0]]), arr([1, -1]), arr([[1, 1, 0], [1, 1, 0]]), arr([[0.5], [2]])] as const;
+  const [loss, grad] = vg(...offPolicy) as unknown as [Array, Array];
+  close(await toNumber(loss), (-1.2 * 0.5 + 0.8 * 2) / 2);
+  allClose(await toHost(grad), [0, 0, 0, 0, 0, 0]);
+  const same = [[ln(0.5), ln(0.5), ln(0.5)], [ln(0.5), 0, 0]];
+  const onPolicy = [arr(same), arr(same), arr([1, -2]), arr([[1, 1, 1], [1, 0, 0]]), arr([[1.5], [0.25]])] as const;
+  const [onLoss, onGrad] = vg(...onPolicy) as unknown as [Array, Array];
+  close(await toNumber(onLoss), (-1 * 1.5 + 2 * 0.25) / 2);
+  allClose(await toHost(onGrad), [-0.75, -0.75, -0.75, 0.25, 0, 0]);
+  release([...offPolicy, ...onPolicy]);
+  vg.dispose();
+});

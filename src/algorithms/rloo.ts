@@ -10,7 +10,8 @@ import type { GrpoLossInputs } from "./grpo.ts";
  * all zero (mask_truncated_completions) has r = 1 and no gradient, but still counts in the mean,
  * as in TRL. The KL to the reference is already in the reward (see rl/group-trainer.ts), so there
  * is no KL term. Metrics: `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`
- * as shares of completions. Consumes its inputs.
+ * as shares of completions. With `importanceWeights` ([B, 1], a rollout from another engine) each
+ * completion's term is multiplied by its weight. Consumes its inputs.
  */
 export function rlooLoss(inputs: GrpoLossInputs, options: { epsilon: number; epsilonHigh: number }): LossOutput {
   const { logprobs, oldLogprobs, advantages, mask } = inputs;
@@ -21,7 +22,9 @@ export function rlooLoss(inputs: GrpoLossInputs, options: { epsilon: number; eps
   const ratio = np.exp(logRatio);
   const unclipped = ratio.ref.mul(advantages.ref);
   const clipped = np.clip(ratio.ref, low, high).mul(advantages.ref);
-  const loss = np.mean(np.minimum(unclipped, clipped).neg());
+  const perCompletion = np.minimum(unclipped, clipped).neg(); // [B]
+  // A rollout from another engine: one truncated weight per completion, as the ratio is one per completion.
+  const loss = np.mean(inputs.importanceWeights ? perCompletion.mul(inputs.importanceWeights.reshape([perCompletion.shape[0]!])) : perCompletion);
   const lowClipped = ratio.ref.less(low).astype(np.float32).mul(advantages.ref.less(0).astype(np.float32));
   const highClipped = ratio.greater(high).astype(np.float32).mul(advantages.greater(0).astype(np.float32));
   const metrics = {

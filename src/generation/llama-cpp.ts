@@ -180,26 +180,39 @@ export class LlamaCppGenerator {
    * log of llama.cpp's probability of each sampled token after those settings (TRL's vLLM path logs
    * the same kind of number as the sampler's log-prob).
    */
-  sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
+  async sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
     const sequences = this.#sequencesFor(prompts);
-    return Promise.all(prompts.map(async (prompt, i) => {
-      const sequence = sequences[i]!;
-      await sequence.clearHistory();
-      const eos = new Set(options.eosTokenIds);
-      const out = { completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false };
-      if (options.maxNewTokens <= 0) return out;
+    const outs = prompts.map(() => ({ completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false }));
+    if (options.maxNewTokens <= 0) return outs;
+    await Promise.all(prompts.map((_, i) => sequences[i]!.clearHistory()));
+    const eos = new Set(options.eosTokenIds);
+    // Lockstep: every live sequence asks for its next token before any asks for another, so each
+    // llama.cpp decode batch holds the same sequences in the same order from run to run. Left to
+    // race, the batches' make-up follows the threads' timing, and with it the logits' last bits
+    // (and the log-probs the trainer's importance weights are made of).
+    const streams = prompts.map((prompt, i) => {
       const sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed + i, yieldEogToken: true };
-      for await (const { token, confidence } of sequence.evaluateWithMetadata(prompt as Token[], { confidence: true }, sampling)) {
-        if (eos.has(token)) {
-          out.stoppedAtEos = true;
-          break;
+      return sequences[i]!.evaluateWithMetadata(prompt as Token[], { confidence: true }, sampling)[Symbol.asyncIterator]();
+    });
+    let live = prompts.map((_, i) => i);
+    while (live.length > 0) {
+      const next = await Promise.all(live.map((i) => streams[i]!.next()));
+      const still: number[] = [];
+      for (const [k, i] of live.entries()) {
+        const step = next[k]!;
+        const out = outs[i]!;
+        if (step.done) continue;
+        if (eos.has(step.value.token)) out.stoppedAtEos = true;
+        else {
+          out.completionIds.push(step.value.token);
+          out.logprobs.push(Math.log(step.value.confidence));
+          if (out.completionIds.length < options.maxNewTokens) still.push(i);
         }
-        out.completionIds.push(token);
-        out.logprobs.push(Math.log(confidence));
-        if (out.completionIds.length >= options.maxNewTokens) break;
       }
-      return out;
-    }));
+      for (const i of live) if (!still.includes(i)) await streams[i]!.return?.(undefined);
+      live = still;
+    }
+    return outs;
   }
 
   async dispose(): Promise<void> {

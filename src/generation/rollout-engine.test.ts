@@ -38,6 +38,9 @@ test("llama.cpp rollouts: greedy as the built-in generator; seeded samples repro
   const first = await engine.generate(model.params, prompts, sampling, tokenizer);
   const again = await engine.generate(model.params, prompts, sampling, tokenizer);
   assert.deepEqual(again.map((g) => g.completionIds), first.map((g) => g.completionIds));
+  // The log-probs too, bit for bit (the sequences step through llama.cpp's batches in lockstep): a
+  // resumed run's importance weights depend on them.
+  assert.deepEqual(again.map((g) => g.logprobs), first.map((g) => g.logprobs));
   assert.notDeepEqual(first.map((g) => g.completionIds), ours.map((g) => g.completionIds), "temperature 1 sampled the greedy tokens for every prompt");
   let largest = 0;
   for (const g of first) {

@@ -5,8 +5,9 @@
 import { defaultGRPOConfig, type GRPOConfig } from "../algorithms/grpo.ts";
 import { dropoutSpecs, onPolicyRunDefaults, onPolicyRunSpecs, type FieldSpec, type OnPolicyRunFields, type Specs } from "../train/config.ts";
 import type { DropoutField } from "../train/peft-config.ts";
+import { importanceSamplingDefaults, importanceSamplingSpecs, rolloutEngineDefaults, rolloutEngineSpecs, type ImportanceSamplingFields, type RolloutEngineField } from "./rollout-engine-config.ts";
 
-export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields, DropoutField {
+export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields, DropoutField, RolloutEngineField, ImportanceSamplingFields {
   /** Micro-batches each update's batch_size × num_generations completions are split into. */
   gradient_accumulation_steps: number;
   /** RLOO only (TRL's RLOOConfig): normalise the batch's advantages to mean 0, std 1. */
@@ -15,6 +16,8 @@ export interface GroupRunConfig extends GRPOConfig, OnPolicyRunFields, DropoutFi
 
 const groupRunDefaults = {
   ...onPolicyRunDefaults,
+  ...rolloutEngineDefaults,
+  ...importanceSamplingDefaults,
   gradient_accumulation_steps: 1,
   normalize_advantages: false,
   // TRL's GRPOConfig and RLOOConfig keep dropout on.
@@ -63,6 +66,11 @@ export function groupRunSpecs(algorithm: "grpo" | "rloo"): Specs<GroupRunConfig>
     normalize_advantages: { kind: "bool", help: algorithm === "rloo" ? "normalise the batch's advantages to mean 0, std 1" : "RLOO only; GRPO ignores it" },
     temperature: { kind: "number", min: 0, help: "sampling temperature (log-probs use the same)" },
     max_completion_length: { kind: "int", min: 1, help: "max new tokens per completion" },
+    ...rolloutEngineSpecs,
+    ...importanceSamplingSpecs,
+    ...(algorithm === "rloo"
+      ? { rollout_importance_sampling_correction: { ...importanceSamplingSpecs.rollout_importance_sampling_correction, help: "with --rollout_engine llama.cpp: weight each completion's loss by min(Π p_trainer / p_llama.cpp over its tokens, cap) (truncated importance sampling at RLOO's level, one ratio per completion)" } }
+      : {}),
   };
 }
 

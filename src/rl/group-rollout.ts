@@ -2,14 +2,18 @@
 // the current policy (GRPO, RLOO: G of them; online DPO: two): sample, pack, score every response
 // token under the policy and the frozen reference (log-probs, by default at the sampling
 // temperature, and the policy's entropies), and score the completions with the reward source. Groups are contiguous:
-// rows g·G … g·G + G − 1 continue prompt g.
+// rows g·G … g·G + G − 1 continue prompt g. The samples come from the run's rollout engine (the
+// built-in generator, or llama.cpp: rollout-engine.ts).
 import { compile, release, toHost } from "../engine/arrays.ts";
-import type { Architecture } from "../models/architecture.ts";
+import type { Array } from "../engine/runtime.ts";
 import type { Params } from "../models/types.ts";
-import { Generator, type Generation } from "../generation/generate.ts";
+import type { Generation } from "../generation/generate.ts";
+import type { LlamaCppEngineOptions, RolloutEngine, RolloutEngineName } from "../generation/rollout-engine.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { responseLogprobs } from "./scoring.ts";
+import { responseLogprobsAt } from "./scoring.ts";
+import type { PolicyParts } from "./policy-models.ts";
+import { policyRolloutEngine } from "./rollout-engine-config.ts";
 import { encodePrompts, sampleResponses } from "./rollout.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
 
@@ -31,6 +35,11 @@ export interface GroupBatch {
   promptTexts: string[];
   /** [n, R] host rows, R = max_completion_length + 1. */
   logprobs: number[][];
+  /**
+   * The policy's log-probs at the sampling temperature, what an external engine's own are compared
+   * with: `logprobs` itself unless those are scored at another temperature (online DPO).
+   */
+  samplingLogprobs: number[][];
   refLogprobs: number[][];
   entropy: number[][];
   mask: number[][];
@@ -46,16 +55,21 @@ export class GroupRollout {
   readonly #tokenizer: Tokenizer;
   readonly #eosIds: number[];
   readonly #sampling: GroupSampling;
-  readonly #generator: Generator;
+  readonly #generator: RolloutEngine;
   readonly #score;
 
   /**
    * `scoreTemperature`: logits are divided by it when scoring (default: the sampling temperature,
-   * what the policy-gradient ratios need; online DPO scores the plain model, 1). `referenceArch`:
-   * the reference's architecture when it is a model of its own (default: the policy's).
+   * what the policy-gradient ratios need; online DPO scores the plain model, 1). The reference runs
+   * under `policy.referenceArch` when it is a model of its own (default: the policy's). Samples come
+   * from `rolloutEngine` (default: the built-in generator) with llama.cpp's `engineOptions`.
    */
-  constructor(arch: Architecture, args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number; referenceArch?: Architecture }) {
+  constructor(
+    policy: Pick<PolicyParts, "arch" | "referenceArch" | "frozen" | "adapter">,
+    args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number; rolloutEngine?: RolloutEngineName; engineOptions?: LlamaCppEngineOptions },
+  ) {
     if (args.eosIds.length === 0) throw new Error("sampling completions needs an EOS token id");
+    const { arch } = policy;
     const encoded = encodePrompts(args.tokenizer, args.prompts, arch.maxPositions, args.sampling.max_completion_length);
     this.promptIds = encoded.ids;
     this.promptLength = encoded.promptLength;
@@ -64,15 +78,20 @@ export class GroupRollout {
     this.#tokenizer = args.tokenizer;
     this.#eosIds = args.eosIds;
     this.#sampling = args.sampling;
-    this.#generator = new Generator(arch);
+    const engine = args.rolloutEngine ?? "jax-js";
+    this.#generator = policyRolloutEngine(engine, policy, args.engineOptions);
     const P = encoded.promptLength;
     const temperature = args.scoreTemperature ?? args.sampling.temperature;
-    const referenceArch = args.referenceArch ?? arch;
+    const samplingTemperature = args.sampling.temperature;
+    // Only an external engine's log-probs are compared with the policy's at the sampling temperature.
+    const scoresSampling = engine !== "jax-js" && temperature !== samplingTemperature;
+    const referenceArch = policy.referenceArch ?? arch;
     const borrowed = (s: DeviceSequences): DeviceSequences => ({ ...s, ids: s.ids.ref, positions: s.positions.ref, attention: s.attention.ref });
-    this.#score = compile((policy: Params, reference: Params, s: DeviceSequences) => {
-      const pol = responseLogprobs(arch, policy, borrowed(s), P, temperature);
-      const ref = responseLogprobs(referenceArch, reference, borrowed(s), P, temperature);
-      return { logprobs: pol.logprobs, entropy: pol.entropy, refLogprobs: ref.logprobs };
+    this.#score = compile((policyParams: Params, reference: Params, s: DeviceSequences) => {
+      const pol = responseLogprobsAt(arch, policyParams, borrowed(s), P, scoresSampling ? [temperature, samplingTemperature] : [temperature]);
+      const [ref] = responseLogprobsAt(referenceArch, reference, borrowed(s), P, [temperature]).logprobs;
+      const [logprobs, samplingLogprobs] = pol.logprobs;
+      return { logprobs: logprobs!, entropy: pol.entropy, refLogprobs: ref!, ...(samplingLogprobs ? { samplingLogprobs } : {}) };
     });
   }
 
@@ -87,9 +106,10 @@ export class GroupRollout {
     const packed = packSequences(prompts, responses, R, this.promptLength);
     const n = packed.batch;
     const device = toDevice(packed);
-    const scored = this.#score(policy, reference, device);
+    const scored = this.#score(policy, reference, device) as { logprobs: Array; entropy: Array; refLogprobs: Array; samplingLogprobs?: Array };
     release(device);
     const promptTexts = rows.map((i) => this.#prompts[i]!);
+    const logprobs = rowsOf(await toHost(scored.logprobs), n, R);
     return {
       rows,
       prompts,
@@ -97,7 +117,8 @@ export class GroupRollout {
       generations,
       containsEos,
       promptTexts,
-      logprobs: rowsOf(await toHost(scored.logprobs), n, R),
+      logprobs,
+      samplingLogprobs: scored.samplingLogprobs ? rowsOf(await toHost(scored.samplingLogprobs), n, R) : logprobs,
       refLogprobs: rowsOf(await toHost(scored.refLogprobs), n, R),
       entropy: rowsOf(await toHost(scored.entropy), n, R),
       mask: rowsOf(packed.responseMask, n, R),
@@ -112,6 +133,6 @@ export class GroupRollout {
 
   dispose(): void {
     this.#score.dispose();
-    this.#generator.dispose();
+    void this.#generator.dispose();
   }
 }

@@ -3,7 +3,8 @@
 // reward source, turns the scores into per-completion advantages within each prompt's group, and
 // takes `num_iterations` policy-gradient steps (clipped, capped or gated: GRPO's loss_type). No value
 // model. The two algorithms differ in where the KL to the frozen reference goes and in their loss
-// (see `grpo` and `rloo` below).
+// (see `grpo` and `rloo` below). With `rollout_engine` llama.cpp the samples come from llama.cpp and
+// the loss is corrected by truncated importance sampling, as TRL's GRPOTrainer does for vLLM.
 //
 // Metrics: TRL's GRPOTrainer / RLOOTrainer names, listed with their meanings in src/algorithms/METRICS.md.
 import { fromHost } from "../engine/arrays.ts";
@@ -26,7 +27,8 @@ import type { LossOutput } from "../algorithms/loss.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseHidden, responseTargets } from "./scoring.ts";
 import type { DeviceSequences } from "./sequences.ts";
-import { mean, sequenceKl } from "./rollout.ts";
+import { mean, rolloutCorrection, sequenceKl, type ImportanceWeightLevel } from "./rollout.ts";
+import type { LlamaCppEngineOptions } from "../generation/rollout-engine.ts";
 import { GroupRollout } from "./group-rollout.ts";
 
 /** How an algorithm turns scores into advantages, where it puts the KL to the reference, and its loss. */
@@ -38,6 +40,8 @@ export interface GroupAlgorithm {
   lossBeta(config: GRPOConfig): number;
   /** The traced policy loss over one micro-batch. */
   loss(inputs: GrpoLossInputs, config: GRPOConfig): LossOutput;
+  /** Where an external engine's truncated importance weight applies: to each token's objective, or to each completion's (one ratio per completion). */
+  importanceWeightLevel: ImportanceWeightLevel;
 }
 
 /** GRPO (DeepSeekMath): group-normalised scores; the KL is a k3 penalty in the loss; loss_type picks the loss (algorithms/grpo.ts). */
@@ -46,6 +50,8 @@ export const grpo: GroupAlgorithm = {
   advantages: (scores, _kl, c) => ({ rewards: scores, advantages: grpoAdvantages(scores, c.num_generations, c.scale_rewards) }),
   lossBeta: (c) => c.beta,
   loss: (inputs, c) => grpoLosses[c.loss_type](inputs, c),
+  // TRL's GRPOTrainer with vLLM (its token_truncate mode), whatever importance_sampling_level is.
+  importanceWeightLevel: "token",
 };
 
 /**
@@ -63,6 +69,9 @@ export const rloo: GroupAlgorithm = {
   lossBeta: () => 0,
   // RLOO has no loss_type: epsilon_high is only ever the upper clip (no cispo default).
   loss: (inputs, c) => rlooLoss(inputs, { epsilon: c.epsilon, epsilonHigh: c.epsilon_high ?? c.epsilon }),
+  // TRL's RLOOTrainer has no vLLM correction; a completion is RLOO's action, so its weight is the
+  // product of its tokens' ratios, truncated (TRL GRPO's sequence_truncate mode).
+  importanceWeightLevel: "sequence",
 };
 
 /** What samples.jsonl keeps of a completion. */
@@ -87,6 +96,8 @@ interface MicroBatch {
   tokenNormalizer: Array;
   /** Only when the loss has a KL term (no point copying it to the device otherwise). */
   refLogprobs?: Array;
+  /** Truncated importance weights of an external engine's rollout, [rows, R] or [rows, 1] (see GroupAlgorithm.importanceWeightLevel). */
+  importanceWeights?: Array;
 }
 
 export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
@@ -109,6 +120,8 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     reward: RewardSource;
     eosIds: number[];
     resume?: { progress: GroupProgress; optimizer: AdamWState };
+    /** Settings of an external rollout engine (llama.cpp's threads, cache, LoRA sync); its defaults otherwise. */
+    engineOptions?: LlamaCppEngineOptions;
   }) {
     const { config, models, algorithm } = args;
     const completions = config.batch_size * config.num_generations;
@@ -122,7 +135,8 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     this.#models = models;
     this.#prompts = args.prompts;
     this.#reward = args.reward;
-    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}) });
+    const engine = { rolloutEngine: config.rollout_engine, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
+    this.#rollout = new GroupRollout(models, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config, ...engine });
     const { arch } = models;
     const P = this.#rollout.promptLength;
     const beta = algorithm.lossBeta(config);
@@ -134,7 +148,15 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
       loss: ([tokenLogps], _extra, mb) => {
         const logprobs = tokenLogps!.reshape(mb.seq.responseMask.shape);
         return algorithm.loss(
-          { logprobs, oldLogprobs: mb.oldLogprobs, advantages: mb.advantages, mask: mb.mask, tokenNormalizer: mb.tokenNormalizer, ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}) },
+          {
+            logprobs,
+            oldLogprobs: mb.oldLogprobs,
+            advantages: mb.advantages,
+            mask: mb.mask,
+            tokenNormalizer: mb.tokenNormalizer,
+            ...(mb.refLogprobs ? { refLogprobs: mb.refLogprobs } : {}),
+            ...(mb.importanceWeights ? { importanceWeights: mb.importanceWeights } : {}),
+          },
           { ...config, beta },
         );
       },
@@ -161,7 +183,6 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     const picked = nextPrompts(this.progress, this.config.batch_size, this.#rng);
     const batch = await this.#rollout.sample(this.#updater.model, this.#models.reference, picked, G, this.#rng.nextUint32(), this.#reward);
     const { generations, logprobs, refLogprobs, entropy, mask, promptTexts, scores, rows, containsEos } = batch;
-    const R = this.#rollout.responseLength;
     const n = rows.length;
     // mask_truncated_completions, as TRL: a completion cut off without EOS leaves the loss, the KL
     // and the entropy, but keeps its score in the advantages and its tokens in the lengths and in
@@ -195,6 +216,9 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     };
     // RLOO puts the KL in the reward: TRL logs its per-token mean (k1, at sampling) as `kl`.
     if (c.beta !== 0 && this.algorithm.lossBeta(c) === 0) metrics.kl = kl.reduce((a, x) => a + x, 0) / Math.max(1, lossTokens);
+    const correction = rolloutCorrection(c, generations, batch.samplingLogprobs, this.algorithm.importanceWeightLevel);
+    Object.assign(metrics, correction.metrics);
+    const weights = correction.weights;
 
     const lr = learningRateAt({ name: c.lr_scheduler_type, learningRate: c.learning_rate, warmupSteps: 0, totalSteps: c.total_steps }, this.progress.step);
     const withKl = this.algorithm.lossBeta(c) !== 0;
@@ -205,7 +229,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
       const microBatches: MicroBatch[] = [];
       for (let start = 0; start < n; start += mbSize) {
         const take = order.slice(start, start + mbSize);
-        const pick = (x: number[][]) => fromHost(Float32Array.from(take.flatMap((i) => x[i]!)), [take.length, R]);
+        const pick = (x: number[][]) => fromHost(Float32Array.from(take.flatMap((i) => x[i]!)), [take.length, x[take[0]!]!.length]);
         const mb: MicroBatch = {
           seq: this.#rollout.pack(batch, take),
           oldLogprobs: pick(logprobs),
@@ -214,6 +238,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
           tokenNormalizer: fromHost([totalTokens / c.gradient_accumulation_steps], []),
         };
         if (withKl) mb.refLogprobs = pick(refLogprobs);
+        if (weights) mb.importanceWeights = pick(weights);
         microBatches.push(mb);
       }
       const stepNumber = this.progress.step * c.num_iterations + it + 1;

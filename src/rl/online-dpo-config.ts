@@ -3,8 +3,9 @@
 // fields every on-policy run shares (train/config.ts), defaults and a spec for every field.
 import { dropoutSpecs, onPolicyRunDefaults, onPolicyRunSpecs, type OnPolicyRunFields, type Specs } from "../train/config.ts";
 import type { DropoutField } from "../train/peft-config.ts";
+import { rolloutEngineDefaults, rolloutEngineSpecs, type RolloutEngineField } from "./rollout-engine-config.ts";
 
-export interface OnlineDpoRunConfig extends OnPolicyRunFields, DropoutField {
+export interface OnlineDpoRunConfig extends OnPolicyRunFields, DropoutField, RolloutEngineField {
   /** Strength of the implicit KL constraint to the reference (DPO's β). */
   beta: number;
   /** sigmoid (DPO) or ipo (on length-averaged log-probs), as TRL's OnlineDPOConfig offers. */
@@ -24,6 +25,7 @@ export interface OnlineDpoRunConfig extends OnPolicyRunFields, DropoutField {
 // billion-parameter models; small models here learn at PPO's rates, so the run default is PPO's).
 export const defaultOnlineDpoRunConfig: OnlineDpoRunConfig = {
   ...onPolicyRunDefaults,
+  ...rolloutEngineDefaults,
   learning_rate: 3e-6,
   beta: 0.1,
   loss_type: "sigmoid",
@@ -47,6 +49,7 @@ export const onlineDpoRunSpecs: Specs<OnlineDpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature" },
   response_length: { kind: "int", min: 1, help: "max new tokens per completion" },
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per update (must divide batch_size)" },
+  ...rolloutEngineSpecs,
 };
 
 /** Fields a resumed run must keep: they fix the prompts drawn and every batch's shape. */

@@ -4,6 +4,12 @@
 // starting policy (or --ref-model). The pairs are on-policy, which offline DPO's are not. The reference's log-probs
 // come from the rollout's scoring pass, so no reference forward runs in the update.
 //
+// With `rollout_engine` llama.cpp the pairs are sampled by llama.cpp. No importance correction: the
+// DPO loss has no ratio to an old policy and takes no expectation over the sampler's distribution;
+// it scores the two given completions under the policy and the reference, both recomputed here, so
+// where the pairs came from changes which pairs are trained on, not the loss on them (TRL's
+// OnlineDPOTrainer with vLLM has none either). The sampling metrics are logged all the same.
+//
 // Metrics (TRL's OnlineDPOTrainer names; sums over a completion's tokens, means over the step):
 // objective/kl (k1 of log π − log π_ref over both completions), objective/entropy (the policy's
 // exact next-token entropy summed over the sampled tokens), objective/non_score_reward (−β·KL),
@@ -27,7 +33,8 @@ import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import type { OnlineDpoRunConfig } from "./online-dpo-config.ts";
 import { GroupRollout } from "./group-rollout.ts";
 import type { RewardSource } from "./reward-source.ts";
-import { mean, sequenceKl } from "./rollout.ts";
+import { mean, samplingMetrics, sequenceKl } from "./rollout.ts";
+import type { LlamaCppEngineOptions } from "../generation/rollout-engine.ts";
 import { responseHidden, responseTargets } from "./scoring.ts";
 import type { DeviceSequences } from "./sequences.ts";
 
@@ -62,6 +69,8 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     reward: RewardSource;
     eosIds: number[];
     resume?: { progress: OnlineDpoProgress; optimizer: AdamWState };
+    /** Settings of an external rollout engine (llama.cpp's threads, cache, LoRA sync); its defaults otherwise. */
+    engineOptions?: LlamaCppEngineOptions;
   }) {
     const { config, models } = args;
     if (config.batch_size % config.gradient_accumulation_steps !== 0) {
@@ -73,7 +82,8 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     this.#reward = args.reward;
     const sampling = { temperature: config.temperature, top_k: config.top_k, top_p: config.top_p, max_completion_length: config.response_length };
     // DPO compares the plain model's log-probs with the reference's, whatever the sampling temperature.
-    this.#rollout = new GroupRollout(models.arch, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1, ...(models.referenceArch ? { referenceArch: models.referenceArch } : {}) });
+    const engine = { rolloutEngine: config.rollout_engine, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
+    this.#rollout = new GroupRollout(models, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1, ...engine });
     const { arch } = models;
     const P = this.#rollout.promptLength;
     const average = dpoUsesAverageLogps(config.loss_type);
@@ -145,6 +155,8 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
       loss: out.loss,
       grad_norm: out.gradNorm,
       learning_rate: lr,
+      // Diagnostics only (no correction, see the file's head): the plain ratio, untruncated.
+      ...(c.rollout_engine !== "jax-js" ? samplingMetrics(batch.generations, batch.samplingLogprobs, null) : {}),
     };
     p.step++;
     p.episode += n;

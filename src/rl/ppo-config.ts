@@ -4,9 +4,9 @@
 // (typed: a field without a spec does not compile), from which the command's flags are made.
 import { defaultPPOConfig, type PPOConfig } from "../algorithms/ppo.ts";
 import { onPolicyRunDefaults, onPolicyRunSpecs, type OnPolicyRunFields, type Specs } from "../train/config.ts";
-import { ROLLOUT_ENGINES, type RolloutEngineName } from "../generation/rollout-engine.ts";
+import { importanceSamplingDefaults, importanceSamplingSpecs, rolloutEngineDefaults, rolloutEngineSpecs, type ImportanceSamplingFields, type RolloutEngineField } from "./rollout-engine-config.ts";
 
-export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
+export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields, RolloutEngineField, ImportanceSamplingFields {
   /** Adaptive KL control (Ziegler et al.): target KL per response and horizon; null = fixed kl_coef. */
   target_kl: number | null;
   kl_horizon: number;
@@ -14,14 +14,6 @@ export interface PpoRunConfig extends PPOConfig, OnPolicyRunFields {
   ptx_coef: number;
   /** Micro-batches each mini-batch's gradient is accumulated over (must divide batch_size / num_mini_batches). */
   gradient_accumulation_steps: number;
-  /** Where rollouts are sampled: the built-in generator, or llama.cpp on the policy's weights re-exported each step. */
-  rollout_engine: RolloutEngineName;
-  /**
-   * With an external rollout engine, weight each token's policy loss by min(π_trainer / π_engine,
-   * rollout_importance_sampling_cap) (TRL's vllm_importance_sampling_correction and _cap).
-   */
-  rollout_importance_sampling_correction: boolean;
-  rollout_importance_sampling_cap: number;
 }
 
 /**
@@ -43,10 +35,8 @@ export const defaultPpoRunConfig: PpoRunConfig = {
   // the mean token loss like the policy loss.
   ptx_coef: 1,
   gradient_accumulation_steps: 1,
-  rollout_engine: "jax-js",
-  // TRL's defaults: on, truncated at 2.
-  rollout_importance_sampling_correction: true,
-  rollout_importance_sampling_cap: 2,
+  ...rolloutEngineDefaults,
+  ...importanceSamplingDefaults,
 };
 
 export const ppoRunSpecs: Specs<PpoRunConfig> = {
@@ -69,9 +59,8 @@ export const ppoRunSpecs: Specs<PpoRunConfig> = {
   temperature: { kind: "number", min: 0, help: "sampling temperature of rollouts" },
   response_length: { kind: "int", min: 1, help: "max new tokens per response" },
   ptx_coef: { kind: "number", min: 0, help: "PPO-ptx: weight γ of the LM loss on --ptx-data (needs --ptx-data)" },
-  rollout_engine: { kind: "choice", choices: ROLLOUT_ENGINES, help: "where rollouts are sampled: jax-js (built in, exact) or llama.cpp (the policy re-exported as a GGUF each step; with use_peft the base once and the adapter each step)" },
-  rollout_importance_sampling_correction: { kind: "bool", help: "with --rollout_engine llama.cpp: weight each token's policy loss by min(p_trainer / p_llama.cpp, cap) (truncated importance sampling, TRL's vllm_importance_sampling_correction)" },
-  rollout_importance_sampling_cap: { kind: "number", min: 1, help: "the truncation of that weight (TRL's vllm_importance_sampling_cap)" },
+  ...rolloutEngineSpecs,
+  ...importanceSamplingSpecs,
   gradient_accumulation_steps: { kind: "int", min: 1, help: "micro-batches per mini-batch (must divide batch_size / num_mini_batches)" },
 };
 

@@ -17,7 +17,8 @@ import type { AdamWState } from "../engine/optim.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { Params } from "../models/types.ts";
-import { createRolloutEngine, type LlamaCppEngineOptions, type RolloutEngine } from "../generation/rollout-engine.ts";
+import type { LlamaCppEngineOptions, RolloutEngine } from "../generation/rollout-engine.ts";
+import { policyRolloutEngine } from "./rollout-engine-config.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { HeadLoss } from "../train/step.ts";
 import { PolicyUpdater } from "./policy-updater.ts";
@@ -25,7 +26,7 @@ import { updaterOptions, type PolicyParts } from "./policy-models.ts";
 import type { LoraConfig } from "../models/lora.ts";
 import type { SavedModel } from "../train/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { encodePrompts, importanceWeights, mean, sampleResponses, samplingMetrics } from "./rollout.ts";
+import { encodePrompts, mean, rolloutCorrection, sampleResponses } from "./rollout.ts";
 import type { OnPolicyStepReport, OnPolicyTrainer } from "./on-policy-run.ts";
 import { ppoUpdateRows, type PpoRunConfig } from "./ppo-config.ts";
 import { klControllerFromState, type KlController, type KlControllerState } from "../algorithms/kl.ts";
@@ -118,10 +119,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     this.#valueConfig = models.valueConfig;
     this.#reward = args.reward;
     this.#eosIds = args.eosIds;
-    if (config.rollout_engine !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
-      throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PpoModels.adapter)");
-    }
-    this.#generator = createRolloutEngine(config.rollout_engine, models.arch, args.engineOptions, models.adapter);
+    this.#generator = policyRolloutEngine(config.rollout_engine, models, args.engineOptions);
     const { arch, valueArch } = models;
     const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;
@@ -253,12 +251,8 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     const { advantages, returns } = ppoAdvantages(rewards.rewards, values, mask, c);
     const metrics: Record<string, number> = ppoRolloutMetrics(rewards, entropy, mask, containsEos);
     metrics["response_length"] = mean(mask.map((row) => row.reduce((a, x) => a + x, 0)));
-    // The engine's own probabilities differ from the trainer's (another kernel, an F16 cache): the
-    // samples come from a slightly different policy, which truncated importance sampling corrects.
-    const correct = c.rollout_engine !== "jax-js" && c.rollout_importance_sampling_correction;
-    const cap = correct ? c.rollout_importance_sampling_cap : null;
-    if (c.rollout_engine !== "jax-js") Object.assign(metrics, samplingMetrics(gens, logprobs, cap));
-    const weights = correct ? importanceWeights(gens, logprobs, cap) : undefined;
+    const { metrics: samplingReport, weights } = rolloutCorrection(c, gens, logprobs);
+    Object.assign(metrics, samplingReport);
 
     const scoredAt = performance.now();
     // Updates.

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Generation } from "../generation/generate.ts";
-import { importanceWeights, samplingMetrics } from "./rollout.ts";
+import { importanceWeights, rolloutCorrection, samplingMetrics, sequenceImportanceWeights } from "./rollout.ts";
 
 const ln = Math.log;
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} ≠ ${b}`);
@@ -34,4 +34,26 @@ test("sampling metrics: |Δ log p| over sampled tokens, the ratio as the loss ap
   close(m["sampling/importance_sampling_ratio/max"]!, 2);
   close(m["sampling/importance_sampling_ratio/mean"]!, (2 + 1 + 0.5 + 1.5 + 1.5) / 5);
   close(samplingMetrics(generations, trainer, null)["sampling/importance_sampling_ratio/max"]!, 5);
+});
+
+test("sequence-level weights (RLOO): min(Π over a completion's sampled tokens of p_trainer / p_sampler, cap), logged as such", () => {
+  // Row 0: 5 · 1 = 5 → 2 at the cap; row 1: 0.5 · 1.5 · 1.5 = 1.125.
+  const weights = sequenceImportanceWeights(generations, trainer, 2);
+  assert.deepEqual(weights.map((row) => row.length), [1, 1]);
+  close(weights[0]![0]!, 2);
+  close(weights[1]![0]!, 1.125);
+  close(sequenceImportanceWeights(generations, trainer, null)[0]![0]!, 5);
+  const m = samplingMetrics(generations, trainer, 2, "sequence");
+  close(m["sampling/importance_sampling_ratio/mean"]!, (2 + 1.125) / 2);
+  close(m["sampling/sampling_logp_difference/max"]!, ln(5));
+});
+
+test("rolloutCorrection: nothing for the built-in generator; metrics alone with the correction off; weights at the asked level with it on", () => {
+  const c = { rollout_engine: "llama.cpp" as const, rollout_importance_sampling_correction: true, rollout_importance_sampling_cap: 2 };
+  assert.deepEqual(rolloutCorrection({ ...c, rollout_engine: "jax-js" }, generations, trainer), { metrics: {} });
+  const off = rolloutCorrection({ ...c, rollout_importance_sampling_correction: false }, generations, trainer);
+  assert.equal(off.weights, undefined);
+  close(off.metrics["sampling/importance_sampling_ratio/max"]!, 5); // untruncated when nothing is applied
+  assert.deepEqual(rolloutCorrection(c, generations, trainer).weights, importanceWeights(generations, trainer, 2));
+  assert.deepEqual(rolloutCorrection(c, generations, trainer, "sequence").weights, sequenceImportanceWeights(generations, trainer, 2));
 });

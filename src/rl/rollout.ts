@@ -6,6 +6,7 @@ import type { Generation } from "../generation/generate.ts";
 import type { RolloutEngine, RolloutEngineName } from "../generation/rollout-engine.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
+import type { ImportanceSamplingFields, RolloutEngineField } from "./rollout-engine-config.ts";
 
 /** Sampling settings shared by evaluation and pair sampling (flag names as on the command line). */
 export interface SamplingSettings {
@@ -81,22 +82,31 @@ export async function sampleResponses(generator: RolloutEngine, params: Params, 
 export function importanceWeights(generations: Generation[], trainer: number[][], cap: number | null): number[][] {
   return trainer.map((row, i) => row.map((lp, k) => {
     const sampled = generations[i]!.logprobs[k];
-    if (sampled === undefined) return 1;
-    const ratio = Math.exp(lp - sampled);
-    return cap === null ? ratio : Math.min(ratio, cap);
+    return sampled === undefined ? 1 : truncate(Math.exp(lp - sampled), cap);
   }));
 }
 
 /**
- * How far the sampler's log-probs of its own samples are from the trainer's recomputed ones (TRL's
- * names for its vLLM diagnostics): |Δ log p| and the importance weight per sampled token, truncated
- * at `cap` as the loss applies it (TRL logs the truncated ratio too; null: the plain ratio).
+ * One weight per completion, [[w]] for each: min(Π_t p_trainer / p_sampler, cap) over its sampled
+ * tokens (TRL's sequence_truncate mode), for a loss with one ratio per completion (RLOO).
  */
-export function samplingMetrics(generations: Generation[], trainer: number[][], cap: number | null): Record<string, number> {
+export function sequenceImportanceWeights(generations: Generation[], trainer: number[][], cap: number | null): number[][] {
+  return generations.map((g, i) => [truncate(Math.exp(g.logprobs.reduce((s, lp, k) => s + trainer[i]![k]! - lp, 0)), cap)]);
+}
+
+const truncate = (ratio: number, cap: number | null) => (cap === null ? ratio : Math.min(ratio, cap));
+
+/**
+ * How far the sampler's log-probs of its own samples are from the trainer's recomputed ones (TRL's
+ * names for its vLLM diagnostics): |Δ log p| per sampled token, and the importance weight the loss
+ * applies (per token, or per completion at the sequence level) truncated at `cap` (TRL logs the
+ * truncated ratio too; null: the plain ratio).
+ */
+export function samplingMetrics(generations: Generation[], trainer: number[][], cap: number | null, level: ImportanceWeightLevel = "token"): Record<string, number> {
   const diffs: number[] = [];
   generations.forEach((g, i) => g.logprobs.forEach((lp, k) => diffs.push(trainer[i]![k]! - lp)));
   if (diffs.length === 0) return {};
-  const ratios = diffs.map((d) => (cap === null ? Math.exp(d) : Math.min(Math.exp(d), cap)));
+  const ratios = level === "token" ? diffs.map((d) => truncate(Math.exp(d), cap)) : sequenceImportanceWeights(generations, trainer, cap).map(([w]) => w!);
   return {
     "sampling/sampling_logp_difference/mean": mean(diffs.map(Math.abs)),
     "sampling/sampling_logp_difference/max": Math.max(...diffs.map(Math.abs)),
@@ -104,6 +114,30 @@ export function samplingMetrics(generations: Generation[], trainer: number[][], 
     "sampling/importance_sampling_ratio/mean": mean(ratios),
     "sampling/importance_sampling_ratio/max": Math.max(...ratios),
   };
+}
+
+/** A weight per response token ([n, R]) or one per completion ([n, 1]), as the loss's ratio is taken. */
+export type ImportanceWeightLevel = "token" | "sequence";
+
+/**
+ * What a rollout from an external engine brings to the update: its sampling metrics and, with the
+ * correction on, the truncated importance weights at `level`. Nothing for the built-in generator,
+ * whose log-probs are the trainer's own. `trainer`: the policy's log-probs of the responses at
+ * sampling time (the sampling temperature), row by row.
+ */
+export function rolloutCorrection(
+  c: RolloutEngineField & ImportanceSamplingFields,
+  generations: Generation[],
+  trainer: number[][],
+  level: ImportanceWeightLevel = "token",
+): { metrics: Record<string, number>; weights?: number[][] } {
+  if (c.rollout_engine === "jax-js") return { metrics: {} };
+  // The engine's own probabilities differ from the trainer's (another kernel, an F16 cache): the
+  // samples come from a slightly different policy, which truncated importance sampling corrects.
+  const cap = c.rollout_importance_sampling_correction ? c.rollout_importance_sampling_cap : null;
+  const metrics = samplingMetrics(generations, trainer, cap, level);
+  if (!c.rollout_importance_sampling_correction) return { metrics };
+  return { metrics, weights: (level === "token" ? importanceWeights : sequenceImportanceWeights)(generations, trainer, cap) };
 }
 
 /** Σ over each row's valid tokens of (logp − refLogp): the k1 estimate of a sequence's KL. */

@@ -31,12 +31,24 @@ export function responseTargets(ids: Array, promptLength: number): Array {
  * R response columns: [B, R]; and the entropy of each of those next-token distributions. No gradient.
  */
 export function responseLogprobs(arch: Architecture, params: Params, s: DeviceSequences, promptLength: number, temperature: number): { logprobs: Array; entropy: Array } {
+  const { logprobs, entropy } = responseLogprobsAt(arch, params, s, promptLength, [temperature]);
+  return { logprobs: logprobs[0]!, entropy };
+}
+
+/**
+ * The same at several temperatures from one pass of the model ([B, R] each, in order), with the
+ * entropies at the first.
+ */
+export function responseLogprobsAt(arch: Architecture, params: Params, s: DeviceSequences, promptLength: number, temperatures: number[]): { logprobs: Array[]; entropy: Array } {
   const [b, t] = s.ids.shape as [number, number];
   const r = t - promptLength;
   const targets = responseTargets(s.ids.ref, promptLength);
   const hidden = responseHidden(arch, params, s, promptLength);
-  const out = headLogprobsAndEntropy(hidden, params[arch.lmHeadName]!.ref, targets, { temperature: temperature > 0 ? temperature : 1 });
-  return { logprobs: out.logprobs.reshape([b, r]), entropy: out.entropy.reshape([b, r]) };
+  const outs = temperatures.map((temperature) => headLogprobsAndEntropy(hidden.ref, params[arch.lmHeadName]!.ref, targets.ref, { temperature: temperature > 0 ? temperature : 1 }));
+  hidden.dispose();
+  targets.dispose();
+  outs.slice(1).forEach((o) => o.entropy.dispose());
+  return { logprobs: outs.map((o) => o.logprobs.reshape([b, r])), entropy: outs[0]!.entropy.reshape([b, r]) };
 }
 
 /** hidden · score.weight for every position: [B, T]. */
