@@ -64,7 +64,7 @@ export interface LoopConfig {
   /** `rlhf online-dpo`'s fields (policy_trainer online-dpo). */
   online_dpo: Record<string, Scalar>;
   eval: { num_samples: number; max_new_tokens: number; temperature: number; seed: number; batch_size: number };
-  /** Where the round's comparisons and evaluation samples are drawn, and the policy trainer's rollouts unless its own fields say otherwise (`--rollout_engine`). */
+  /** Where the round's comparisons and evaluation samples are drawn, and the on-policy trainer's rollouts unless its own fields say otherwise (`--rollout_engine`). */
   rollout_engine: RolloutEngineName;
 }
 

@@ -216,10 +216,10 @@ async function policyStage(config: LoopConfig, out: string, r: number, train: Co
   await runCommand(trainer, train, [...argv, "--ref-model", config.policy, "--output", p.policyRun, "--resume"]);
 }
 
-/** An on-policy trainer's fields, with the loop's rollout engine unless they name their own (online DPO samples on jax-js). */
+/** An on-policy trainer's fields, with the loop's rollout engine unless they name their own. */
 function onPolicyFields(config: LoopConfig, trainer: "ppo" | "online-dpo"): Record<string, Scalar> {
   const fields = trainer === "ppo" ? config.ppo : config.online_dpo;
-  return trainer === "ppo" && config.rollout_engine !== "jax-js" && !("rollout_engine" in fields) ? { ...fields, rollout_engine: config.rollout_engine } : fields;
+  return config.rollout_engine !== "jax-js" && !("rollout_engine" in fields) ? { ...fields, rollout_engine: config.rollout_engine } : fields;
 }
 
 /** The last held-out accuracy `rm train` logged; an ensemble's, of its members' mean score. */
