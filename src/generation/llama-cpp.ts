@@ -135,9 +135,11 @@ export class LlamaCppGenerator {
   }
 
   /** greedy() for several prompts at once, one per sequence (llama.cpp decodes them in shared batches). */
-  greedyBatch(prompts: number[][], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration[]> {
+  async greedyBatch(prompts: number[][], maxNewTokens: number, options: GreedyOptions = {}): Promise<LlamaCppGeneration[]> {
     const sequences = this.#sequencesFor(prompts);
-    return Promise.all(prompts.map((p, i) => this.#greedyOn(sequences[i]!, p, maxNewTokens, options)));
+    if (options.logprobs) return Promise.all(prompts.map((p, i) => this.#greedyOn(sequences[i]!, p, maxNewTokens, options)));
+    const outs = await this.#lockstep(prompts, maxNewTokens, options.eosTokenIds ?? [], () => ({ temperature: 0 }));
+    return outs.map(({ completionIds }) => ({ completionIds, logprobs: [] }));
   }
 
   async #greedyOn(sequence: LlamaContextSequence, promptIds: number[], maxNewTokens: number, options: GreedyOptions): Promise<LlamaCppGeneration> {
@@ -180,20 +182,33 @@ export class LlamaCppGenerator {
    * log of llama.cpp's probability of each sampled token after those settings (TRL's vLLM path logs
    * the same kind of number as the sampler's log-prob).
    */
-  async sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
+  sampleBatch(prompts: number[][], options: SampleSettings): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
+    const sampling = (i: number) => ({ temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed + i });
+    return this.#lockstep(prompts, options.maxNewTokens, options.eosTokenIds, sampling);
+  }
+
+  /**
+   * Up to `maxNewTokens` after each prompt, one per sequence, with the sampler settings of each;
+   * `logprobs` are the log of llama.cpp's probability of each token drawn.
+   * Lockstep: every live sequence asks for its next token before any asks for another, so each
+   * llama.cpp decode batch holds every live sequence, in the same order from run to run. Left to
+   * race, a sequence that has its token first asks for the next decode while the others are still
+   * sampling: batches split (8 greedy sequences at SmolLM2-135M's shape took 9.2 s racing, 4.8 s in lockstep) and
+   * their make-up follows the threads' timing, and with it the logits' last bits (and the log-probs
+   * the trainer's importance weights are made of).
+   */
+  async #lockstep(
+    prompts: number[][],
+    maxNewTokens: number,
+    eosTokenIds: number[],
+    sampling: (i: number) => { temperature: number; topK?: number; topP?: number; seed?: number },
+  ): Promise<(LlamaCppGeneration & { stoppedAtEos: boolean })[]> {
     const sequences = this.#sequencesFor(prompts);
     const outs = prompts.map(() => ({ completionIds: [] as number[], logprobs: [] as number[], stoppedAtEos: false }));
-    if (options.maxNewTokens <= 0) return outs;
+    if (maxNewTokens <= 0) return outs;
     await Promise.all(prompts.map((_, i) => sequences[i]!.clearHistory()));
-    const eos = new Set(options.eosTokenIds);
-    // Lockstep: every live sequence asks for its next token before any asks for another, so each
-    // llama.cpp decode batch holds the same sequences in the same order from run to run. Left to
-    // race, the batches' make-up follows the threads' timing, and with it the logits' last bits
-    // (and the log-probs the trainer's importance weights are made of).
-    const streams = prompts.map((prompt, i) => {
-      const sampling = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed + i, yieldEogToken: true };
-      return sequences[i]!.evaluateWithMetadata(prompt as Token[], { confidence: true }, sampling)[Symbol.asyncIterator]();
-    });
+    const eos = new Set(eosTokenIds);
+    const streams = prompts.map((prompt, i) => sequences[i]!.evaluateWithMetadata(prompt as Token[], { confidence: true }, { ...sampling(i), yieldEogToken: true })[Symbol.asyncIterator]());
     let live = prompts.map((_, i) => i);
     while (live.length > 0) {
       const next = await Promise.all(live.map((i) => streams[i]!.next()));
@@ -206,7 +221,7 @@ export class LlamaCppGenerator {
         else {
           out.completionIds.push(step.value.token);
           out.logprobs.push(Math.log(step.value.confidence));
-          if (out.completionIds.length < options.maxNewTokens) still.push(i);
+          if (out.completionIds.length < maxNewTokens) still.push(i);
         }
       }
       for (const i of live) if (!still.includes(i)) await streams[i]!.return?.(undefined);
