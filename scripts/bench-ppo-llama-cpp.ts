@@ -133,7 +133,7 @@ const base = phase("jax-js", "total");
 for (const v of variants) {
   const total = phase(v.name, "total");
   console.log(`| ${v.name} | ${phase(v.name, "generation").toFixed(2)} | ${phase(v.name, "scoring").toFixed(2)} | ${phase(v.name, "update").toFixed(2)} | ${total.toFixed(2)} | ${(base / total).toFixed(2)}× | ${median(tokens.get(v.name)!)} |`);
-  v.trainer.dispose();
+  await v.trainer.dispose();
 }
 release(model.params);
 process.exit(0);

@@ -131,8 +131,8 @@ export class GroupRollout {
     return toDevice(packSequences(rows.map((i) => batch.prompts[i]!), rows.map((i) => batch.responses[i]!), this.responseLength, this.promptLength));
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
     this.#score.dispose();
-    void this.#generator.dispose();
+    await this.#generator.dispose();
   }
 }

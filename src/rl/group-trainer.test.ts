@@ -82,7 +82,7 @@ async function smoke(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>, s
   for (const [k, v] of Object.entries(m.reference)) assert.deepEqual(await toHost(v.ref), r0.get(k), `reference ${k} changed`);
   assert.equal(trainer.progress.step, steps);
   assert.equal(trainer.progress.episode, 16 * steps);
-  trainer.dispose();
+  await trainer.dispose();
 }
 
 test("GRPO smoke: finite losses, every parameter changes, reference stays; k3 KL in the loss", async () => {
@@ -109,7 +109,7 @@ async function oneStep(algorithm: GroupAlgorithm, over: Partial<GroupRunConfig>,
   const trainer = new GroupTrainer({ algorithm, config: config({ learning_rate: 1e-2, beta: 0.04, ...over }), models: m, tokenizer: letters, prompts: ["ab", "c", "dd", "abc", "e"], reward: shareOfE, eosIds });
   const { metrics } = await trainer.step();
   const policy = await snapshot(trainer.policy);
-  trainer.dispose();
+  await trainer.dispose();
   return { metrics, policy, start: await snapshot(m.reference) };
 }
 
@@ -168,7 +168,7 @@ test("GRPO raises a programmatic reward", async () => {
   });
   const rewards: number[] = [];
   for (let i = 0; i < 12; i++) rewards.push((await trainer.step()).metrics.reward!);
-  trainer.dispose();
+  await trainer.dispose();
   const first = (rewards[0]! + rewards[1]! + rewards[2]!) / 3;
   const last = (rewards[9]! + rewards[10]! + rewards[11]!) / 3;
   assert.ok(last > first + 0.15, `rewards did not rise: ${rewards.map((s) => s.toFixed(2)).join(" ")}`);

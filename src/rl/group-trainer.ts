@@ -260,9 +260,9 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     return { metrics, samples, loss: metrics.loss ?? NaN, learningRate: lr, generatedTokens: totalTokens };
   }
 
-  dispose(): void {
-    this.#rollout.dispose();
+  async dispose(): Promise<void> {
     this.#updater.dispose();
+    await this.#rollout.dispose();
   }
 }
 

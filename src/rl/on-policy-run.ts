@@ -67,7 +67,8 @@ export interface OnPolicyTrainer<P extends { step: number }> {
   /** AdamW's moments over the policy's parameters and `NAME/`-prefixed ones of `others`. */
   readonly optimizerState: AdamWState;
   step(): Promise<OnPolicyStepReport>;
-  dispose(): void;
+  /** Frees the trainer's arrays and its rollout engine (llama.cpp's model and temp files: awaited). */
+  dispose(): Promise<void>;
 }
 
 /** What a resumed trainer is rebuilt from. */
@@ -231,7 +232,7 @@ export async function runOnPolicy<P extends { step: number }>(run: OnPolicyRun<P
     return policyDir;
   } finally {
     progress.finish();
-    trainer.dispose();
+    await trainer.dispose();
   }
 }
 

@@ -167,8 +167,8 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     return { metrics, samples, loss: out.loss, learningRate: lr, generatedTokens: lengths.reduce((a, x) => a + x, 0) };
   }
 
-  dispose(): void {
-    this.#rollout.dispose();
+  async dispose(): Promise<void> {
     this.#updater.dispose();
+    await this.#rollout.dispose();
   }
 }

@@ -45,7 +45,7 @@ test("online DPO ranks each pair by score, logs its documented metrics, keeps th
   const first = scores.slice(0, 5).reduce((a, x) => a + x, 0) / 5;
   const last = scores.slice(-5).reduce((a, x) => a + x, 0) / 5;
   assert.ok(last > first + 0.1, `mean score went from ${first.toFixed(3)} to ${last.toFixed(3)}`);
-  trainer.dispose();
+  await trainer.dispose();
 });
 
 test("online DPO with --use_peft trains only the adapter (lm_head trained whole): the base, which is also the reference, is untouched, and the reward rises", async () => {
@@ -62,7 +62,7 @@ test("online DPO with --use_peft trains only the adapter (lm_head trained whole)
   for (const [k, v] of Object.entries(base)) assert.deepEqual(await toHost(v.ref), before.get(k), `base ${k} changed`);
   const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
   assert.ok(mean(scores.slice(-5)) > mean(scores.slice(0, 5)) + 0.1, `mean score went from ${mean(scores.slice(0, 5)).toFixed(3)} to ${mean(scores.slice(-5)).toFixed(3)}`);
-  trainer.dispose();
+  await trainer.dispose();
 });
 
 const bin = fileURLToPath(new URL("../../bin/rlhf.mjs", import.meta.url));

@@ -47,7 +47,7 @@ test("PPO with --rollout_engine llama.cpp: two steps, documented metrics finite,
   }
   const after = await toHost(trainer.policy["model.layers.0.self_attn.q_proj.weight"]!.ref);
   assert.ok(after.some((x, i) => x !== before[i]), "the policy did not change");
-  trainer.dispose();
+  await trainer.dispose();
 });
 
 test("PPO with --rollout_engine llama.cpp and a LoRA policy: llama.cpp samples from the base with the adapter of each step (importance ratio ~1 once B ≠ 0)", async () => {
@@ -63,7 +63,7 @@ test("PPO with --rollout_engine llama.cpp and a LoRA policy: llama.cpp samples f
     assert.ok(metrics["sampling/sampling_logp_difference/max"]! < 0.05, `step ${i + 1}: log-probs differ by ${metrics["sampling/sampling_logp_difference/max"]}`);
   }
   assert.ok((await toHost(trainer.policy[b]!.ref)).some((x) => x !== 0), "the adapter's B is still zero: the adapter sync was not exercised");
-  trainer.dispose();
+  await trainer.dispose();
 });
 
 test("PPO with --rollout_engine llama.cpp: truncated importance sampling reaches the policy loss (on and off differ by the weights' departure from 1 only)", async () => {
@@ -78,7 +78,7 @@ test("PPO with --rollout_engine llama.cpp: truncated importance sampling reaches
     const { metrics } = await trainer.step();
     losses.push(metrics["loss/policy_avg"]!);
     largestLogpDifference = Math.max(largestLogpDifference, metrics["sampling/sampling_logp_difference/max"]!);
-    trainer.dispose();
+    await trainer.dispose();
   }
   console.log(`loss/policy_avg with the correction ${losses[0]}, without ${losses[1]}`);
   // The same samples (same seed); at the first update ratio = 1, so the loss is −mean(w·A) over the

@@ -85,7 +85,7 @@ test("PPO-ptx: the LM loss on the ptx rows enters the update and falls; off by d
   const off = new PpoTrainer({ config: config({ learning_rate: 1e-2 }), models: models(3), tokenizer: letters, prompts: ["a", "b"], reward: zero, eosIds: [2], ptx: ptxText });
   assert.equal((await off.step()).metrics["loss/ptx_avg"], undefined, "ptx_coef 0 must not use the ptx data");
   assert.equal(off.progress.ptxOrder, undefined);
-  off.dispose();
+  await off.dispose();
 
   const on = new PpoTrainer({ config: config({ learning_rate: 1e-2, ptx_coef: 1, num_mini_batches: 2 }), models: models(3), tokenizer: letters, prompts: ["a", "b"], reward: zero, eosIds: [2], ptx: ptxText });
   const losses: number[] = [];
@@ -95,6 +95,6 @@ test("PPO-ptx: the LM loss on the ptx rows enters the update and falls; off by d
   assert.ok(losses.at(-1)! < losses[0]! - 0.3, `ptx loss did not fall: ${losses.map((l) => l.toFixed(3)).join(" ")}`);
   // 6 steps × 4 epochs × 2 mini-batches × 4 rows drawn in a reshuffled cycle over the 3 rows.
   assert.equal(on.progress.ptxCursor, (6 * 4 * 2 * 4) % 3 || 3);
-  on.dispose();
+  await on.dispose();
   assert.throws(() => new PpoTrainer({ config: config({ ptx_coef: 1 }), models: models(3), tokenizer: letters, prompts: ["a"], reward: zero, eosIds: [2] }), /needs PPO-ptx data/);
 });

@@ -292,10 +292,10 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     return { metrics, samples, loss: metrics["loss/policy_avg"] ?? NaN, learningRate: lr, generatedTokens: mask.flat().reduce((a, x) => a + x, 0), phaseSeconds };
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
     this.#score.dispose();
     this.#updater.dispose();
-    void this.#generator.dispose();
+    await this.#generator.dispose();
   }
 }
 

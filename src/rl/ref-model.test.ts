@@ -116,7 +116,7 @@ test("PPO with a reference of its own: step 1's objective/kl is the policy sampl
     eosIds: [EOS],
   });
   const { metrics } = await trainer.step();
-  trainer.dispose();
+  await trainer.dispose();
   assert.equal(seen.length, 8);
   const expected = await directKl(seen, policy, reference, config.response_length, config.temperature);
   assert.ok(metrics["objective/kl"]! > 0.1, `objective/kl ${metrics["objective/kl"]}`);
@@ -131,7 +131,7 @@ test("online DPO with a reference of its own: step 1's objective/kl is the sampl
   const config = { ...defaultOnlineDpoRunConfig, batch_size: 4, total_steps: 1, temperature: 0.9, response_length: 6 };
   const trainer = new OnlineDpoTrainer({ config, models: { arch: tinyArch, policy: copyParams(policy), reference, referenceArch }, tokenizer: idChars, prompts: PROMPTS, reward: source, eosIds: [EOS] });
   const { metrics } = await trainer.step();
-  trainer.dispose();
+  await trainer.dispose();
   assert.equal(seen.length, 8);
   // Online DPO scores the plain model (temperature 1), whatever it samples at.
   const expected = await directKl(seen, policy, reference, config.response_length, 1);
