@@ -11,7 +11,8 @@
 // LoRA DPO step (`rlhf bench --config --use_peft`, bench_torch.py --use_peft: TRL's LoRA defaults
 // on both sides, LoRA in plain PyTorch there); a round whose two adapters differ in size stops the
 // comparison. `[--config NAME] --rollout_engine llama.cpp` compares generation alone, ours on
-// llama.cpp (`rlhf bench --rollout_engine llama.cpp`), torch's as always. Every ratio is ours / torch, so for the tokens/s metrics a ratio below 1 means ours
+// llama.cpp (`rlhf bench --rollout_engine llama.cpp`, `--rollout_dtype f16|q8_0` passed on: torch
+// still computes in float32), torch's as always. Every ratio is ours / torch, so for the tokens/s metrics a ratio below 1 means ours
 // is slower.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -40,6 +41,11 @@ if (usePeft && configPath === undefined) {
 const rolloutEngine = flag("--rollout_engine");
 if (rolloutEngine !== undefined && usePeft) {
   process.stderr.write("[bench:compare] --rollout_engine times generation, --use_peft a LoRA DPO step; give one of them\n");
+  process.exit(2);
+}
+const rolloutDtype = flag("--rollout_dtype");
+if (rolloutDtype !== undefined && rolloutEngine === undefined) {
+  process.stderr.write("[bench:compare] --rollout_dtype needs --rollout_engine llama.cpp\n");
   process.exit(2);
 }
 const METRICS = usePeft
@@ -124,7 +130,7 @@ const shape = [...(configPath ? ["--config", configPath] : []), ...(usePeft ? ["
 const runsArgs = runs === undefined ? [] : ["--runs", runs];
 const didNotFit = (result) => Object.keys(result.did_not_fit ?? {}).length > 0;
 for (let r = 1; r <= roundCount; r++) {
-  const engineArgs = rolloutEngine === undefined ? [] : ["--rollout_engine", rolloutEngine];
+  const engineArgs = [...(rolloutEngine === undefined ? [] : ["--rollout_engine", rolloutEngine]), ...(rolloutDtype === undefined ? [] : ["--rollout_dtype", rolloutDtype])];
   const ours = run(`ours, round ${r}/${roundCount}`, process.execPath, ["bin/rlhf.mjs", "bench", "--json", ...shape, ...engineArgs, ...runsArgs], {}, didNotFit);
   const torch = run(`torch, round ${r}/${roundCount}`, PYTHON, ["scripts/reference/bench_torch.py", ...shape, ...(rolloutEngine === undefined ? [] : ["--only", "generate"]), ...runsArgs], torchEnv);
   if (usePeft && ours.lora?.adapter_params !== torch.lora?.adapter_params) {

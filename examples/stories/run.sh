@@ -15,7 +15,8 @@
 # docs/stories-experiments.md's measurements: dpo-sweep dpo-iter online-dpo-sweep kto-sweep,
 # lora (the ppo-kl0.05 and dpo-40x-ep1 runs again with a LoRA adapter, --use_peft), ptx (two
 # PPO runs again with PPO-ptx, for the alignment-tax column), and llama-cpp (the kl_coef 0.05 PPO run
-# with its rollouts on llama.cpp, beside the same run on the built-in generator, both timed).
+# with its rollouts on llama.cpp, beside the same run on the built-in generator, both timed), and
+# llama-cpp-q8_0 (that run again, llama.cpp sampling with q8_0 weights).
 # About three hours for the default stages on 2 cores (PPO ~10 s a step when the machine is
 # otherwise idle, GRPO and online DPO about twice that, sampling 1,720 pairs ~15 minutes, a DPO epoch
 # over them ~2 minutes). Each stage reuses what earlier stages left in OUT: a finished training run
@@ -282,6 +283,11 @@ timed_ppo() {
 if has llama-cpp; then
   timed_ppo ppo-kl0.05-jaxjs-timed "kl_coef=0.05,rollouts=jax-js,timed" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20
   timed_ppo ppo-kl0.05-llamacpp "kl_coef=0.05,rollouts=llama.cpp" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 --rollout_engine llama.cpp
+fi
+# The same run sampling with q8_0 weights (--rollout_dtype q8_0: FlashRL's quantized rollouts), the
+# importance-sampling correction reconciling llama.cpp's probabilities with the trainer's.
+if has llama-cpp-q8_0; then
+  ppo ppo-kl0.05-llamacpp-q8_0 "kl_coef=0.05,rollouts=llama.cpp,rollout_dtype=q8_0" --total_steps 40 --learning_rate 5e-5 --kl_coef 0.05 --save_steps 20 --rollout_engine llama.cpp --rollout_dtype q8_0
 fi
 
 # PPO-ptx (InstructGPT): the kl_coef 0.05 runs again with the LM loss on the reference's own text

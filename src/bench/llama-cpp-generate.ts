@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ModelConfig } from "../models/config.ts";
-import { writeGgufFromTensors } from "../models/gguf-export.ts";
+import { writeGgufFromTensors, type GgufFileType } from "../models/gguf-export.ts";
 import { paramsToTensors } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import { LlamaCppGenerator } from "../generation/llama-cpp.ts";
@@ -40,14 +40,14 @@ export interface LlamaCppGenerateWorkload {
   dispose(): Promise<void>;
 }
 
-/** Greedy generation of `newTokens` after each of `prompts` on llama.cpp, from `params` exported once. */
-export function llamaCppGenerateWorkload(config: ModelConfig, params: () => Params, prompts: number[][], newTokens: number, threads: number): LlamaCppGenerateWorkload {
+/** Greedy generation of `newTokens` after each of `prompts` on llama.cpp, from `params` exported once as `type`. */
+export function llamaCppGenerateWorkload(config: ModelConfig, params: () => Params, prompts: number[][], newTokens: number, threads: number, type: GgufFileType = "f32"): LlamaCppGenerateWorkload {
   let dir: string | undefined;
   let generator: LlamaCppGenerator | undefined;
   const open = async () => {
     dir = await mkdtemp(join(tmpdir(), "rlhf-bench-gguf-"));
     const gguf = join(dir, "bench.gguf");
-    await writeGgufFromTensors(gguf, config, await paramsToTensors(params()), byteLevelBenchTokenizer(), { type: "f32", name: "bench", source: "benchmark model", quiet: true });
+    await writeGgufFromTensors(gguf, config, await paramsToTensors(params()), byteLevelBenchTokenizer(), { type, name: "bench", source: "benchmark model", quiet: true });
     const contextSize = Math.max(...prompts.map((p) => p.length)) + newTokens;
     return LlamaCppGenerator.open(gguf, { contextSize, threads, sequences: prompts.length });
   };

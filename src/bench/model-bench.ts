@@ -12,7 +12,7 @@ import { sftMemoryPlan } from "../train/sft.ts";
 import { medianMs } from "./standard.ts";
 import { adapterShapes, type LoraConfig } from "../models/lora.ts";
 import { benchLoraConfig, dpoStepTokens } from "./dpo-workload.ts";
-import type { RolloutEngineName } from "../generation/rollout-engine.ts";
+import type { RolloutDtype, RolloutEngineName } from "../generation/rollout-engine.ts";
 import { describeWorkload, modelWorkloads, realSizeSpec, type WorkloadName, type WorkloadSpec } from "./workloads.ts";
 
 /**
@@ -32,6 +32,8 @@ export interface ModelBenchResult {
   generate_tokens_per_s: number | null;
   /** Where generation ran (`--rollout_engine`); with llama.cpp its memory is outside the engine's heap, in peak_rss_mb. */
   generate_engine: RolloutEngineName;
+  /** The weights generation ran with (`--rollout_dtype`; jax-js: f32). */
+  generate_dtype: RolloutDtype;
   dpo_step_ms: number | null;
   dpo_tokens_per_s: number | null;
   /** Most bytes live in the engine during each workload (weights included), MiB. */
@@ -64,7 +66,7 @@ export const ROLLOUT_WORKLOADS: WorkloadName[] = ["generate"];
 
 export async function runModelBenchmark(
   config: ModelConfig,
-  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; workloads?: WorkloadName[]; rolloutEngine?: RolloutEngineName; log?: (msg: string) => void },
+  options: { source: string; runs?: number; warmup?: number; spec?: WorkloadSpec; workloads?: WorkloadName[]; rolloutEngine?: RolloutEngineName; rolloutDtype?: RolloutDtype; log?: (msg: string) => void },
 ): Promise<ModelBenchResult> {
   const spec = options.spec ?? realSizeSpec;
   const runs = options.runs ?? 3;
@@ -72,7 +74,8 @@ export async function runModelBenchmark(
   const log = options.log ?? (() => {});
   const order = options.workloads ?? FULL_WORKLOADS;
   const engine = options.rolloutEngine ?? "jax-js";
-  const w = await modelWorkloads(config, spec, { rolloutEngine: engine });
+  const dtype = options.rolloutDtype ?? "f32";
+  const w = await modelWorkloads(config, spec, { rolloutEngine: engine, rolloutDtype: dtype });
   const tokens: Record<WorkloadName, number> = {
     forward: spec.forward.batch * spec.forward.length,
     train: spec.train.batch * spec.train.length,
@@ -113,6 +116,7 @@ export async function runModelBenchmark(
     generate_64_ms: ms.generate === undefined ? null : round(ms.generate),
     generate_tokens_per_s: perSecond("generate"),
     generate_engine: engine,
+    generate_dtype: dtype,
     dpo_step_ms: ms.dpo === undefined ? null : round(ms.dpo),
     dpo_tokens_per_s: perSecond("dpo"),
     forward_engine_peak_mb: mib(peak.forward),

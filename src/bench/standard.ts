@@ -2,7 +2,7 @@
 // KV-cached generation of 64 tokens for 8 sequences after a 64-token prompt.
 import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { relaxedSimdAvailable } from "../engine/wasm-features.ts";
-import type { RolloutEngineName } from "../generation/rollout-engine.ts";
+import type { RolloutDtype, RolloutEngineName } from "../generation/rollout-engine.ts";
 import { standardWorkloads } from "./workloads.ts";
 
 export interface BenchResult {
@@ -12,6 +12,8 @@ export interface BenchResult {
   generate_64_ms: number;
   /** Where generation ran (`--rollout_engine`). */
   generate_engine: RolloutEngineName;
+  /** The weights generation ran with (`--rollout_dtype`; jax-js: f32). */
+  generate_dtype: RolloutDtype;
   peak_rss_mb: number;
   params: number;
   runs: number;
@@ -42,12 +44,13 @@ export async function medianMs(runs: number, warmup: number, fn: () => Promise<v
  * The three workloads on jax-js, or with `rolloutEngine: "llama.cpp"` generation alone on llama.cpp
  * (the engine changes nothing else).
  */
-export async function runStandardBenchmark(options: { runs?: number; warmup?: number; rolloutEngine?: RolloutEngineName; log?: (msg: string) => void } = {}): Promise<BenchResult> {
+export async function runStandardBenchmark(options: { runs?: number; warmup?: number; rolloutEngine?: RolloutEngineName; rolloutDtype?: RolloutDtype; log?: (msg: string) => void } = {}): Promise<BenchResult> {
   const runs = options.runs ?? 10;
   const warmup = options.warmup ?? 2;
   const log = options.log ?? (() => {});
   const engine = options.rolloutEngine ?? "jax-js";
-  const w = await standardWorkloads({ rolloutEngine: engine });
+  const dtype = options.rolloutDtype ?? "f32";
+  const w = await standardWorkloads({ rolloutEngine: engine, rolloutDtype: dtype });
   let trainMs: number | null = null;
   let forwardMs: number | null = null;
   if (engine === "jax-js") {
@@ -64,6 +67,7 @@ export async function runStandardBenchmark(options: { runs?: number; warmup?: nu
     forward_ms: forwardMs === null ? null : round(forwardMs),
     generate_64_ms: round(generateMs),
     generate_engine: engine,
+    generate_dtype: dtype,
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
     params: w.params,
     runs,

@@ -18,7 +18,7 @@ import { TrainStep, type TrainStepConfig } from "../train/step.ts";
 import { lmBatchFromRows, lmLoss } from "../train/lm-loss.ts";
 import { loraDpoWorkload, type DpoWorkloadSpec } from "./dpo-workload.ts";
 import { llamaCppGenerateWorkload } from "./llama-cpp-generate.ts";
-import type { RolloutEngineName } from "../generation/rollout-engine.ts";
+import type { RolloutDtype, RolloutEngineName } from "../generation/rollout-engine.ts";
 import { kernelThreadCount } from "../engine/worker-shim.ts";
 
 const standardConfigUrl = new URL("../../configs/bench-standard.json", import.meta.url);
@@ -82,6 +82,8 @@ export interface Workloads {
 export interface WorkloadOptions {
   /** Where the generation workload runs: jax-js (the default) or llama.cpp (llama-cpp-generate.ts), with jax-js's thread count. */
   rolloutEngine?: RolloutEngineName;
+  /** The weights llama.cpp generates with (f32 by default). */
+  rolloutDtype?: RolloutDtype;
 }
 
 export function standardWorkloads(options: WorkloadOptions = {}): Promise<Workloads> {
@@ -143,7 +145,7 @@ export async function modelWorkloads(config: ModelConfig, spec: WorkloadSpec, op
       };
     },
     generate: () => {
-      if (options.rolloutEngine === "llama.cpp") return llamaCppGenerateWorkload(config, weights, prompts, g.newTokens, kernelThreadCount());
+      if (options.rolloutEngine === "llama.cpp") return llamaCppGenerateWorkload(config, weights, prompts, g.newTokens, kernelThreadCount(), options.rolloutDtype ?? "f32");
       const generator = new Generator(arch);
       return {
         run: async () => {

@@ -3,7 +3,8 @@
 // every log-prob they train on, so llama.cpp's probabilities enter only as the sampler's log-probs
 // (the importance ratio between the two is what TRL logs and corrects for vLLM).
 // How llama.cpp gets the policy of the moment:
-// - whole weights (full fine-tuning): re-exported as an f32 GGUF (into a private temp directory)
+// - whole weights (full fine-tuning): re-exported as a GGUF (f32 unless `weightType` says f16 or
+//   q8_0; into a private temp directory)
 //   whenever they are not the arrays exported last, which keeps llama.cpp exactly on the trainer's
 //   policy and exports a model that does not change (eval, pairs) once;
 // - a LoRA policy ("adapter" sync, the default): the frozen base is exported and loaded once, and
@@ -16,7 +17,7 @@ import { join } from "node:path";
 import { release } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Architecture } from "../models/architecture.ts";
-import { hasGgufLoraForm, writeGgufAdapterFromTensors, writeGgufFromTensors } from "../models/gguf-export.ts";
+import { GGUF_TYPES, hasGgufLoraForm, writeGgufAdapterFromTensors, writeGgufFromTensors, type GgufFileType } from "../models/gguf-export.ts";
 import { adapterShapes, mergedWeights, type LoraConfig } from "../models/lora.ts";
 import { paramsToTensors } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
@@ -26,6 +27,10 @@ import { LlamaCppGenerator, LlamaCppModel, type LlamaCppOptions } from "./llama-
 
 export const ROLLOUT_ENGINES = ["jax-js", "llama.cpp"] as const;
 export type RolloutEngineName = (typeof ROLLOUT_ENGINES)[number];
+
+/** The weight types llama.cpp can sample with (GGUF export types). */
+export const ROLLOUT_DTYPES = GGUF_TYPES;
+export type RolloutDtype = GgufFileType;
 
 export const LORA_SYNCS = ["adapter", "merged"] as const;
 export type LoraSync = (typeof LORA_SYNCS)[number];
@@ -43,6 +48,8 @@ export interface LlamaCppEngineOptions {
   kvCacheType?: "F16" | "F32";
   /** How a LoRA policy reaches llama.cpp (see the file's head); "adapter" by default. */
   loraSync?: LoraSync;
+  /** The exported weights' type (f32 by default); an adapter is written in f32 whatever this is. */
+  weightType?: RolloutDtype;
 }
 
 /** The engine `name` for a policy of `arch`; a LoRA policy passes its adapter's config (its params then hold base and adapter). */
@@ -126,7 +133,7 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     const merged = mergedWeights(this.arch, lora, base, adapter);
     const gguf = join(dir, "policy.gguf");
     try {
-      await writeGgufFromTensors(gguf, this.arch.config, await paramsToTensors({ ...base, ...merged }), tokenizer, { type: "f32", name: "policy", source: "policy", quiet: true });
+      await writeGgufFromTensors(gguf, this.arch.config, await paramsToTensors({ ...base, ...merged }), tokenizer, { type: this.options.weightType ?? "f32", name: "policy", source: "policy", quiet: true });
     } finally {
       release(merged);
     }
@@ -141,7 +148,7 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     if (loaded) await loaded.model.dispose();
     this.#base = undefined;
     const gguf = join(dir, "base.gguf");
-    await writeGgufFromTensors(gguf, this.arch.config, await paramsToTensors(base), tokenizer, { type: "f32", name: "base", source: "policy base", quiet: true });
+    await writeGgufFromTensors(gguf, this.arch.config, await paramsToTensors(base), tokenizer, { type: this.options.weightType ?? "f32", name: "base", source: "policy base", quiet: true });
     this.#base = { arrays: new Map(Object.entries(base)), model: await LlamaCppModel.load(gguf) };
     return this.#base.model;
   }

@@ -8,12 +8,12 @@ import { compile, release, toHost } from "../engine/arrays.ts";
 import type { Array } from "../engine/runtime.ts";
 import type { Params } from "../models/types.ts";
 import type { Generation } from "../generation/generate.ts";
-import type { LlamaCppEngineOptions, RolloutEngine, RolloutEngineName } from "../generation/rollout-engine.ts";
+import type { LlamaCppEngineOptions, RolloutEngine } from "../generation/rollout-engine.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { RewardSource } from "./reward-source.ts";
 import { responseLogprobsAt } from "./scoring.ts";
 import type { PolicyParts } from "./policy-models.ts";
-import { policyRolloutEngine } from "./rollout-engine-config.ts";
+import { policyRolloutEngine, rolloutEngineDefaults, type RolloutEngineField } from "./rollout-engine-config.ts";
 import { encodePrompts, sampleResponses } from "./rollout.ts";
 import { packSequences, rowsOf, toDevice, type DeviceSequences } from "./sequences.ts";
 
@@ -66,7 +66,7 @@ export class GroupRollout {
    */
   constructor(
     policy: Pick<PolicyParts, "arch" | "referenceArch" | "frozen" | "adapter">,
-    args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number; rolloutEngine?: RolloutEngineName; engineOptions?: LlamaCppEngineOptions },
+    args: { tokenizer: Tokenizer; prompts: string[]; eosIds: number[]; sampling: GroupSampling; scoreTemperature?: number; rolloutEngine?: RolloutEngineField; engineOptions?: LlamaCppEngineOptions },
   ) {
     if (args.eosIds.length === 0) throw new Error("sampling completions needs an EOS token id");
     const { arch } = policy;
@@ -78,8 +78,8 @@ export class GroupRollout {
     this.#tokenizer = args.tokenizer;
     this.#eosIds = args.eosIds;
     this.#sampling = args.sampling;
-    const engine = args.rolloutEngine ?? "jax-js";
-    this.#generator = policyRolloutEngine(engine, policy, args.engineOptions);
+    const engine = args.rolloutEngine?.rollout_engine ?? "jax-js";
+    this.#generator = policyRolloutEngine(args.rolloutEngine ?? rolloutEngineDefaults, policy, args.engineOptions);
     const P = encoded.promptLength;
     const temperature = args.scoreTemperature ?? args.sampling.temperature;
     const samplingTemperature = args.sampling.temperature;

@@ -135,7 +135,7 @@ export class GroupTrainer implements OnPolicyTrainer<GroupProgress> {
     this.#models = models;
     this.#prompts = args.prompts;
     this.#reward = args.reward;
-    const engine = { rolloutEngine: config.rollout_engine, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
+    const engine = { rolloutEngine: { rollout_engine: config.rollout_engine, rollout_dtype: config.rollout_dtype }, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
     this.#rollout = new GroupRollout(models, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling: config, ...engine });
     const { arch } = models;
     const P = this.#rollout.promptLength;

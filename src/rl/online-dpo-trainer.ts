@@ -82,7 +82,7 @@ export class OnlineDpoTrainer implements OnPolicyTrainer<OnlineDpoProgress> {
     this.#reward = args.reward;
     const sampling = { temperature: config.temperature, top_k: config.top_k, top_p: config.top_p, max_completion_length: config.response_length };
     // DPO compares the plain model's log-probs with the reference's, whatever the sampling temperature.
-    const engine = { rolloutEngine: config.rollout_engine, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
+    const engine = { rolloutEngine: { rollout_engine: config.rollout_engine, rollout_dtype: config.rollout_dtype }, ...(args.engineOptions ? { engineOptions: args.engineOptions } : {}) };
     this.#rollout = new GroupRollout(models, { tokenizer: args.tokenizer, prompts: args.prompts, eosIds: args.eosIds, sampling, scoreTemperature: 1, ...engine });
     const { arch } = models;
     const P = this.#rollout.promptLength;

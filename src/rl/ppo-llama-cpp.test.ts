@@ -87,3 +87,25 @@ test("PPO with --rollout_engine llama.cpp: truncated importance sampling reaches
   assert.notEqual(losses[0], losses[1], "the weights did not reach the loss");
   assert.ok(Math.abs(losses[0]! - losses[1]!) <= 6 * (Math.exp(largestLogpDifference) - 1), `losses ${losses.join(" vs ")}, max |Δ log p| ${largestLogpDifference}`);
 });
+
+test("PPO with --rollout_dtype q8_0: llama.cpp samples with quantized weights, whose log-probs stray further from the trainer's than f32's, and the importance weights carry the difference", async () => {
+  const { tokenizer, arch, value } = await setup();
+  const differences: Record<string, number> = {};
+  for (const rollout_dtype of ["f32", "q8_0"] as const) {
+    const policy = initParams(arch, 1);
+    const models = { arch, policy, reference: copyParams(policy), ...value, value: copyParams(value.value) };
+    const config = { ...defaultPpoRunConfig, batch_size: 4, total_steps: 1, learning_rate: 1e-2, ptx_coef: 0, temperature: 1, response_length: 8, rollout_engine: "llama.cpp" as const, rollout_dtype, num_ppo_epochs: 1 };
+    const trainer = new PpoTrainer({ config, models, tokenizer, prompts: PROMPTS, reward: shareOfE, eosIds: [2] });
+    const { metrics } = await trainer.step();
+    for (const [key, v] of Object.entries(metrics)) assert.ok(Number.isFinite(v), `${rollout_dtype}: ${key} = ${v}`);
+    differences[rollout_dtype] = metrics["sampling/sampling_logp_difference/mean"]!;
+    // The importance weights depart from 1 by about the log-prob differences.
+    assert.ok(Math.abs(metrics["sampling/importance_sampling_ratio/mean"]! - 1) < 4 * metrics["sampling/sampling_logp_difference/max"]! + 1e-6);
+    await trainer.dispose();
+  }
+  console.log(`mean |Δ log p| between llama.cpp's sampler and the trainer: f32 ${differences.f32}, q8_0 ${differences.q8_0}`);
+  // q8_0 rounds each 32-weight block to 8 bits (the 48-wide rows stay f16): a larger mismatch than
+  // the F16 KV cache alone gives f32 weights, yet small next to a log-prob (the samples stay usable).
+  assert.ok(differences.q8_0! > 2 * differences.f32!, JSON.stringify(differences));
+  assert.ok(differences.q8_0! < 0.1, JSON.stringify(differences));
+});

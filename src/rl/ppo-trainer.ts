@@ -119,7 +119,7 @@ export class PpoTrainer implements OnPolicyTrainer<PpoProgress> {
     this.#valueConfig = models.valueConfig;
     this.#reward = args.reward;
     this.#eosIds = args.eosIds;
-    this.#generator = policyRolloutEngine(config.rollout_engine, models, args.engineOptions);
+    this.#generator = policyRolloutEngine(config, models, args.engineOptions);
     const { arch, valueArch } = models;
     const referenceArch = models.referenceArch ?? arch;
     const promptLength = P;

@@ -126,7 +126,7 @@ export type ImportanceWeightLevel = "token" | "sequence";
  * sampling time (the sampling temperature), row by row.
  */
 export function rolloutCorrection(
-  c: RolloutEngineField & ImportanceSamplingFields,
+  c: Pick<RolloutEngineField, "rollout_engine"> & ImportanceSamplingFields,
   generations: Generation[],
   trainer: number[][],
   level: ImportanceWeightLevel = "token",

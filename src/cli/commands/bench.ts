@@ -4,14 +4,14 @@ import { numberFlag, parseFlags, UsageError } from "../command.ts";
 import { runStandardBenchmark } from "../../bench/standard.ts";
 import { modelWorkloads, realSizeSpec, standardWorkloads, workloadNames, type WorkloadName } from "../../bench/workloads.ts";
 import { FULL_WORKLOADS, parameterCount, PEFT_WORKLOADS, ROLLOUT_WORKLOADS, runModelBenchmark, type ModelBenchResult } from "../../bench/model-bench.ts";
-import type { RolloutEngineName } from "../../generation/rollout-engine.ts";
+import { ROLLOUT_DTYPES, type RolloutDtype, type RolloutEngineName } from "../../generation/rollout-engine.ts";
 import { rolloutEngineFlag } from "./eval.ts";
 import { formatProfile, profileKernels } from "../../bench/kernel-profile.ts";
 import { kernelThreadCount } from "../../engine/worker-shim.ts";
 import { readModelConfig } from "../config-file.ts";
 
-const usage = `Usage: rlhf bench [--json] [--runs N] [--rollout_engine jax-js|llama.cpp]
-       rlhf bench --config CONFIG.json [--use_peft | --rollout_engine jax-js|llama.cpp] [--json] [--runs N]
+const usage = `Usage: rlhf bench [--json] [--runs N] [--rollout_engine jax-js|llama.cpp [--rollout_dtype f32|f16|q8_0]]
+       rlhf bench --config CONFIG.json [--use_peft | --rollout_engine jax-js|llama.cpp [--rollout_dtype T]] [--json] [--runs N]
        rlhf bench --profile train|forward|generate|dpo [--config CONFIG.json] [--top N] [--json]
 
 Times the standard benchmark model (GPT-2 style, 3.45M parameters, batch 8 x 128): a full
@@ -34,9 +34,10 @@ reference log-probs (the adapter off) are computed once before the timing, as rl
 npm run bench:compare -- --config NAME --use_peft runs the same step in PyTorch.
 
 --rollout_engine llama.cpp times the generation workload alone (the same weights, prompt ids and
-lengths, greedy) on llama.cpp: the weights are exported as an f32 GGUF once before the timing, and
-llama.cpp decodes with its default F16 KV cache, as the trainers' rollouts do, on as many threads as
-jax-js has (RLHF_THREADS). Its memory lies outside the engine's 4 GiB, in the peak RSS.
+lengths, greedy) on llama.cpp: the weights are exported as a GGUF once before the timing (f32, or
+--rollout_dtype f16 / q8_0 as the trainers' --rollout_dtype exports them), and llama.cpp decodes with
+its default F16 KV cache, as the trainers' rollouts do, on as many threads as jax-js has
+(RLHF_THREADS). Its memory lies outside the engine's 4 GiB, in the peak RSS.
 npm run bench:compare -- [--config NAME] --rollout_engine llama.cpp sets it against PyTorch.
 
 --profile times every kernel of one workload and groups them by shape of work (output size,
@@ -49,6 +50,7 @@ const flags = {
   runs: { type: "string", help: "timed repetitions, median reported (default 10, with --config 3); with --profile, traced repetitions (default 3) <N>" },
   use_peft: { type: "boolean", help: "with --config: time a LoRA DPO step (TRL's LoRA defaults) instead" },
   rollout_engine: { type: "string", help: "where generation runs: jax-js (default) or llama.cpp, which times generation alone <ENGINE>" },
+  rollout_dtype: { type: "string", help: "with --rollout_engine llama.cpp: the weights it generates with, f32 (default), f16 or q8_0 <TYPE>" },
   profile: { type: "string", help: "profile the kernels of one workload: train, forward, generate or dpo (LoRA DPO) <WORKLOAD>" },
   top: { type: "string", default: "25", help: "with --profile: rows of the table <N>" },
 } as const;
@@ -63,24 +65,33 @@ export const command: Command = {
     if (v.use_peft && v.config === undefined) throw new UsageError("--use_peft: needs --config (the LoRA DPO step is timed at a real model's shape)");
     const rolloutEngine = rolloutEngineFlag(v.rollout_engine);
     if (v.use_peft && rolloutEngine !== "jax-js") throw new UsageError("--rollout_engine: times generation, --use_peft a LoRA DPO step; give one of them");
-    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false, usePeft: v.use_peft ?? false, rolloutEngine });
+    const rolloutDtype = rolloutDtypeFlag(v.rollout_dtype, rolloutEngine);
+    if (v.config !== undefined) return benchModel(v.config, { runs: v.runs, json: v.json ?? false, usePeft: v.use_peft ?? false, rolloutEngine, rolloutDtype });
     // 10 timed repetitions by default; a profile needs only 3 traced ones.
     const runs = numberFlag(v.runs, "runs", 10, { min: 1, integer: true });
-    const result = await runStandardBenchmark({ runs, rolloutEngine, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+    const result = await runStandardBenchmark({ runs, rolloutEngine, rolloutDtype, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
     if (v.json) process.stdout.write(JSON.stringify(result) + "\n");
     else {
       const timed = rolloutEngine === "jax-js" ? `train step ${result.train_step_ms} ms · forward ${result.forward_ms} ms · ` : "";
-      process.stdout.write(`${timed}generate 64 tokens × 8 (${rolloutEngine}) ${result.generate_64_ms} ms · peak RSS ${result.peak_rss_mb} MB\n`);
+      process.stdout.write(`${timed}generate 64 tokens × 8 (${rolloutEngine}${rolloutDtype === "f32" ? "" : `, ${rolloutDtype}`}) ${result.generate_64_ms} ms · peak RSS ${result.peak_rss_mb} MB\n`);
     }
     return 0;
   },
 };
 
-async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean; rolloutEngine: RolloutEngineName }): Promise<number> {
+/** `--rollout_dtype`'s value: f32 when absent; another only with llama.cpp. */
+function rolloutDtypeFlag(value: string | undefined, engine: RolloutEngineName): RolloutDtype {
+  if (value === undefined) return "f32";
+  if (!(ROLLOUT_DTYPES as readonly string[]).includes(value)) throw new UsageError(`--rollout_dtype: expected one of ${ROLLOUT_DTYPES.join(", ")}, got "${value}"`);
+  if (value !== "f32" && engine !== "llama.cpp") throw new UsageError(`--rollout_dtype ${value}: needs --rollout_engine llama.cpp (jax-js generates in f32)`);
+  return value as RolloutDtype;
+}
+
+async function benchModel(configArg: string, o: { runs: string | undefined; json: boolean; usePeft: boolean; rolloutEngine: RolloutEngineName; rolloutDtype: RolloutDtype }): Promise<number> {
   const { path, config } = await readModelConfig(configArg);
   const runs = numberFlag(o.runs, "runs", 3, { min: 1, integer: true });
   const workloads = o.usePeft ? PEFT_WORKLOADS : o.rolloutEngine === "llama.cpp" ? ROLLOUT_WORKLOADS : FULL_WORKLOADS;
-  const result = await runModelBenchmark(config, { source: path, runs, workloads, rolloutEngine: o.rolloutEngine, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
+  const result = await runModelBenchmark(config, { source: path, runs, workloads, rolloutEngine: o.rolloutEngine, rolloutDtype: o.rolloutDtype, log: (m) => process.stderr.write(`bench: ${m}…\n`) });
   for (const line of Object.values(result.did_not_fit)) process.stderr.write(`rlhf bench: ${line}\n`);
   process.stdout.write(o.json ? JSON.stringify(result) + "\n" : formatModelResult(result));
   return Object.keys(result.did_not_fit).length > 0 ? 1 : 0;
