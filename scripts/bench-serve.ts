@@ -1,8 +1,8 @@
 // Serving throughput: `rlhf serve` in its own process, driven over HTTP by the official openai
 // client. One stream alone and S streams at once (S different seeds, batched by the server's
 // scheduler), alternating, `--repeats` rounds each; prints the medians of tokens/s in all and per
-// stream and of the time to the first token, and the median ratio of S streams' tokens/s to one's. Every stream samples (temperature 1) up to
-// --max-tokens; a stream that reaches EOS sooner counts the tokens it got.
+// stream and of the time to the first token, and the median ratio of S streams' tokens/s to one's. Every stream samples
+// (--temperature, 1 by default; 0: greedy) up to --max-tokens; a stream that reaches EOS sooner counts the tokens it got.
 //
 // --rollout_engine llama.cpp [--threads N] serves on llama.cpp instead of the built-in engine (--threads: llama.cpp's;
 // the built-in engine's come from RLHF_THREADS). --rollout_engine jax-js,llama.cpp starts a server on each and
@@ -17,11 +17,11 @@ const { values: v } = parseArgs({
   options: {
     model: { type: "string" }, tokenizer: { type: "string" }, streams: { type: "string", default: "8" },
     "max-tokens": { type: "string", default: "128" }, repeats: { type: "string", default: "5" }, prompt: { type: "string", default: "Once upon a time" },
-    rollout_engine: { type: "string", default: "jax-js" }, threads: { type: "string" },
+    rollout_engine: { type: "string", default: "jax-js" }, threads: { type: "string" }, temperature: { type: "string", default: "1" },
   },
 });
 if (!v.model) {
-  console.error("usage: npm run bench:serve -- --model PATH [--tokenizer PATH] [--streams 8] [--max-tokens 128] [--repeats 5] [--rollout_engine jax-js|llama.cpp|jax-js,llama.cpp] [--threads N]");
+  console.error("usage: npm run bench:serve -- --model PATH [--tokenizer PATH] [--streams 8] [--max-tokens 128] [--repeats 5] [--rollout_engine jax-js|llama.cpp|jax-js,llama.cpp] [--threads N] [--temperature T]");
   process.exit(2);
 }
 const streams = Number(v.streams);
@@ -55,7 +55,7 @@ async function oneStream(client: OpenAI, seed: number): Promise<StreamResult> {
   let first = NaN;
   let tokens = 0;
   const stream = await client.completions.create({
-    model: "m", prompt: v.prompt!, max_tokens: maxTokens, temperature: 1, seed, stream: true, stream_options: { include_usage: true },
+    model: "m", prompt: v.prompt!, max_tokens: maxTokens, temperature: Number(v.temperature), seed, stream: true, stream_options: { include_usage: true },
   });
   for await (const chunk of stream) {
     if (Number.isNaN(first) && chunk.choices[0]?.text) first = performance.now();
@@ -99,7 +99,7 @@ try {
     for (const [count, results] of [[1, runs[i]!.one], [streams, runs[i]!.many]] as const) {
       const m = (f: (x: Round) => number) => median(results.map(f));
       console.log(JSON.stringify({
-        model: v.model, rollout_engine: engine, streams: count, max_tokens: maxTokens, repeats,
+        model: v.model, rollout_engine: engine, streams: count, max_tokens: maxTokens, temperature: Number(v.temperature), repeats,
         tokens: m((x) => x.tokens), aggregate_tokens_per_s: +m((x) => x.aggregate).toFixed(1), per_stream_tokens_per_s: +m((x) => x.perStream).toFixed(1),
         time_to_first_token_s: +m((x) => x.firstToken).toFixed(3),
       }));

@@ -25,9 +25,11 @@ export interface DecodeRows {
   insert(prompts: PromptRows[]): Promise<Float32Array[]>;
   /**
    * Feeds tokens[r] to every row in `active` (the others are left as they are) and returns the
-   * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore).
+   * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore). For a row in
+   * `argmaxOnly` (greedy, no log-probs asked for) an engine may give only the most likely token's
+   * logit, the others -Infinity: the argmax is all its sampler reads.
    */
-  step(tokens: Int32Array, active: readonly boolean[]): Promise<Float32Array>;
+  step(tokens: Int32Array, active: readonly boolean[], argmaxOnly?: readonly boolean[]): Promise<Float32Array>;
   /** Frees the engine's memory; call it when no insert or step is in flight. */
   dispose(): void | Promise<void>;
 }

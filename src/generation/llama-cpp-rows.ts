@@ -120,14 +120,24 @@ export class LlamaCppRows implements DecodeRows {
     return (await Promise.all(reads)).map((perRow) => this.#logitsOf(perRow[0]!));
   }
 
-  async step(tokens: Int32Array, active: readonly boolean[]): Promise<Float32Array> {
+  async step(tokens: Int32Array, active: readonly boolean[], argmaxOnly: readonly boolean[] = []): Promise<Float32Array> {
     const v = this.vocabSize;
     const out = new Float32Array(this.rows * v);
     await Promise.all(this.#rowSequence.map(async (s, r) => {
       if (!active[r]) return;
       if (s < 0) throw new Error(`llama.cpp rows: row ${r} is empty`);
-      const result = await this.sequences[s]!.controlledEvaluate(withLogitsAtEnd([tokens[r]!]));
-      out.set(this.#logitsOf(result), r * v);
+      const sequence = this.sequences[s]!;
+      if (argmaxOnly[r]) {
+        // llama.cpp's greedy pick alone: the full logits' way into JavaScript (an array of 2·V
+        // numbers made a Map) costs more than the step at V = 49,152 (README, Serving).
+        const [result] = await sequence.controlledEvaluate([[tokens[r]! as Token, { generateNext: { token: true } }]]);
+        const token = result?.next.token;
+        if (token == null) throw new Error("llama.cpp rows: no token");
+        out.fill(-Infinity, r * v, (r + 1) * v);
+        out[r * v + token] = 0;
+        return;
+      }
+      out.set(this.#logitsOf(await sequence.controlledEvaluate(withLogitsAtEnd([tokens[r]!]))), r * v);
     }));
     return out;
   }

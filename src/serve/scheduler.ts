@@ -147,7 +147,8 @@ export class Scheduler {
         this.#compact();
         const active = this.#rows.map(Boolean);
         const tokens = Int32Array.from(this.#rows, (c) => c?.ids.at(-1) ?? 0); // each choice's last token
-        const logits = await this.#batch.step(tokens, active);
+        const argmaxOnly = this.#rows.map((c) => c?.request.spec.temperature === 0 && c.request.spec.topLogprobs === null);
+        const logits = await this.#batch.step(tokens, active, argmaxOnly);
         this.stats.steps++;
         this.stats.rowSteps += active.filter(Boolean).length;
         const v = this.#vocab;
