@@ -90,7 +90,7 @@ export class Scheduler {
   readonly #sampleable: number;
   readonly #waiting: Queued[] = [];
   #rows: (Choice | null)[] = [];
-  /** The decoding loop while it runs (it never rejects). */
+  /** The decoding loop while it runs (engine failures end its requests, not it). */
   #loop: Promise<void> | null = null;
   #disposed: Promise<void> | null = null;
 
@@ -147,8 +147,7 @@ export class Scheduler {
         this.#compact();
         const active = this.#rows.map(Boolean);
         const tokens = Int32Array.from(this.#rows, (c) => c?.ids.at(-1) ?? 0); // each choice's last token
-        const argmaxOnly = this.#rows.map((c) => c?.request.spec.temperature === 0 && c.request.spec.topLogprobs === null);
-        const logits = await this.#batch.step(tokens, active, argmaxOnly);
+        const logits = await this.#batch.step(tokens, active, this.#rows.map((c) => this.#argmaxOnly(c)));
         this.stats.steps++;
         this.stats.rowSteps += active.filter(Boolean).length;
         const v = this.#vocab;
@@ -245,6 +244,11 @@ export class Scheduler {
         if (--c.request.remaining === 0) c.request.settle.resolve();
       }
     });
+  }
+
+  /** Whether a choice reads only the argmax of its logits: greedy, without log-probs, over the whole vocabulary (an engine's argmax may be a padding row otherwise). */
+  #argmaxOnly(c: Choice | null): boolean {
+    return c !== null && c.request.spec.temperature === 0 && c.request.spec.topLogprobs === null && this.#sampleable === this.#vocab;
   }
 
   #free(r: number): void {

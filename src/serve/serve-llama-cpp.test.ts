@@ -148,3 +148,19 @@ test("stories260K (a llama2.c file): llama.cpp's greedy text is jax-js's, log-pr
   const largest = Math.max(...jax.flatMap((c, i) => c.logprobs!.token_logprobs!.map((lp, k) => Math.abs(lp - llama[i]!.logprobs!.token_logprobs![k]!))));
   assert.ok(largest < LOGPROB_TOLERANCE, `log-probs differ by ${largest}`);
 });
+
+test("a tokenizer smaller than the model's vocabulary: llama.cpp's greedy tokens are jax-js's, never a row no text maps to", async () => {
+  // tinystories-656k's 2,048 logits read through stories260K's 512-token vocabulary.
+  const ask = async (rolloutEngine: "jax-js" | "llama.cpp") => {
+    const server = await openServer({ model: MODEL, tokenizer: sharedData("llama2c/tok512.bin"), rolloutEngine, threads: 1, log: { write() {} } });
+    try {
+      const res = await server.app.inject({ method: "POST", url: "/v1/completions", payload: { model, prompt: [[1, 400, 300], [1, 30, 20, 10]], max_tokens: 24, temperature: 0 } });
+      return (res.json() as OpenAI.Completion).choices.map((c) => c.text);
+    } finally {
+      await server.close();
+    }
+  };
+  const [jax, llama] = [await ask("jax-js"), await ask("llama.cpp")];
+  assert.ok(jax.every((t) => t.length > 0), "the jax-js server wrote nothing");
+  assert.deepEqual(llama, jax);
+});

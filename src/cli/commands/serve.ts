@@ -25,7 +25,7 @@ const flags = {
   "max-batch": { type: "string", default: "8", help: "sequences decoded at once (vLLM's max_num_seqs); more wait for a free row <N>" },
   "max-model-len": { type: "string", help: "tokens per sequence, prompt + completion (default: the model's context, at most 2048) <N>" },
   rollout_engine: { type: "string", default: "jax-js", help: "where decoding runs: jax-js (built in) or llama.cpp <ENGINE>" },
-  threads: { type: "string", help: "llama.cpp's CPU threads (default: as many as the built-in engine's, RLHF_THREADS; 1 on a loaded machine) <N>" },
+  threads: { type: "string", help: "llama.cpp's CPU threads (default: the built-in engine's count, RLHF_THREADS or every core; give 1 on a loaded machine) <N>" },
 } as const;
 
 export const command: Command = {
