@@ -12,6 +12,7 @@ import { np, type Array } from "../engine/runtime.ts";
 import { compile, fromHost, intsFromHost, release, toHost } from "../engine/arrays.ts";
 import type { Architecture } from "../models/architecture.ts";
 import type { KvCache, Params } from "../models/types.ts";
+import type { DecodeRows, PromptRows } from "./decode-rows.ts";
 import { decodingSteps } from "./steps.ts";
 
 /** out[i] = Σ_j placement[i, j] · cache[j] for every layer's keys and values: [B_in, S, nKV, hd] → [B_out, S, nKV, hd]. */
@@ -31,14 +32,7 @@ const addCaches = (a: KvCache, b: KvCache): KvCache => ({
 
 const MIN_SLOTS = 16;
 
-/** A prompt to read, the free rows that take its cache (one per choice), and the tokens each may reach. */
-export interface PromptRows {
-  ids: number[];
-  rows: number[];
-  reach: number;
-}
-
-export class RowBatch {
+export class RowBatch implements DecodeRows {
   readonly maxSlots: number;
   #slots = MIN_SLOTS;
   readonly #arch: Architecture;

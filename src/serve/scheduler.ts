@@ -1,13 +1,12 @@
 // The server's one decoding loop. Requests queue here; each step, waiting requests join the running
 // batch while rows are free (continuous batching: a request that arrives mid-generation starts at
-// the next step), every running choice gets one token from one batched forward pass, and finished
-// or cancelled choices leave at once, freeing their rows. A choice's tokens depend only on its own
+// the next step), every running choice gets one token from one batched forward pass (of a DecodeRows:
+// jax-js's row batch or llama.cpp's sequences) sampled here from its logits, and finished or
+// cancelled choices leave at once, freeing their rows. A choice's tokens depend only on its own
 // request and seed (its own random stream, its own cache row), never on what else is in the batch.
 import { HostRng } from "../engine/random.ts";
-import { RowBatch } from "../generation/row-batch.ts";
+import type { DecodeRows } from "../generation/decode-rows.ts";
 import { logSoftmax, sampleToken } from "../generation/sampling.ts";
-import type { Architecture } from "../models/architecture.ts";
-import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TextStream } from "./text-stream.ts";
 
@@ -84,25 +83,30 @@ export class Scheduler {
   readonly contextLength: number;
   /** Forward passes so far, the rows they carried in all (their ratio is the mean batch), prompts read, choices cancelled mid-generation. */
   readonly stats = { steps: 0, rowSteps: 0, prefills: 0, cancelled: 0 };
-  readonly #batch: RowBatch;
+  readonly #batch: DecodeRows;
   readonly #tokenizer: Tokenizer;
   readonly #eos: Set<number>;
   readonly #vocab: number;
   readonly #sampleable: number;
   readonly #waiting: Queued[] = [];
   #rows: (Choice | null)[] = [];
-  #running = false;
-  #disposed = false;
+  /** The decoding loop while it runs (engine failures end its requests, not it). */
+  #loop: Promise<void> | null = null;
+  #disposed: Promise<void> | null = null;
 
-  constructor(arch: Architecture, params: Params, tokenizer: Tokenizer, eosTokenIds: number[], options: SchedulerOptions) {
+  /**
+   * Decodes on `batch` (the scheduler's from now on: dispose() frees it), whose rows have
+   * `vocabSize` logits, at least maxRows rows and contextLength tokens each.
+   */
+  constructor(batch: DecodeRows, vocabSize: number, tokenizer: Tokenizer, eosTokenIds: number[], options: SchedulerOptions) {
     this.maxRows = options.maxRows;
     this.contextLength = options.contextLength;
-    this.#batch = new RowBatch(arch, params, options.contextLength);
+    this.#batch = batch;
     this.#tokenizer = tokenizer;
     this.#eos = new Set(eosTokenIds);
-    this.#vocab = arch.vocabSize;
+    this.#vocab = vocabSize;
     // A padded vocabulary has rows no text maps to (see Generator.generate).
-    this.#sampleable = Math.min(arch.vocabSize, tokenizer.vocabSize);
+    this.#sampleable = Math.min(vocabSize, tokenizer.vocabSize);
   }
 
   /** Choices in the batch now. */
@@ -118,11 +122,8 @@ export class Scheduler {
     const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     const queued: Queued = { spec, cancelled: false, remaining: spec.n, settle };
     this.#waiting.push(queued);
-    if (!this.#running) {
-      this.#running = true;
-      // On the next turn of the event loop, so requests that arrive together start together.
-      setImmediate(() => void this.#run());
-    }
+    // On the next turn of the event loop, so requests that arrive together start together.
+    this.#loop ??= new Promise((resolve) => setImmediate(resolve)).then(() => this.#run());
     return {
       cancel: () => {
         if (queued.cancelled || queued.remaining === 0) return;
@@ -146,7 +147,7 @@ export class Scheduler {
         this.#compact();
         const active = this.#rows.map(Boolean);
         const tokens = Int32Array.from(this.#rows, (c) => c?.ids.at(-1) ?? 0); // each choice's last token
-        const logits = await this.#batch.step(tokens, active);
+        const logits = await this.#batch.step(tokens, active, this.#rows.map((c) => this.#argmaxOnly(c)));
         this.stats.steps++;
         this.stats.rowSteps += active.filter(Boolean).length;
         const v = this.#vocab;
@@ -162,8 +163,8 @@ export class Scheduler {
       this.#rows = [];
       this.#batch.arrange([]);
     } finally {
-      this.#running = false;
-      if (this.#disposed) this.#batch.dispose();
+      // At once, in the step that saw no work left: a request submitted after this starts a new loop.
+      this.#loop = null;
     }
   }
 
@@ -245,6 +246,11 @@ export class Scheduler {
     });
   }
 
+  /** Whether a choice reads only the argmax of its logits: greedy, without log-probs, over the whole vocabulary (an engine's argmax may be a padding row otherwise). */
+  #argmaxOnly(c: Choice | null): boolean {
+    return c !== null && c.request.spec.temperature === 0 && c.request.spec.topLogprobs === null && this.#sampleable === this.#vocab;
+  }
+
   #free(r: number): void {
     this.#rows[r] = null;
     this.#batch.clear(r);
@@ -260,16 +266,16 @@ export class Scheduler {
     this.#rows = from.map((r) => (r < 0 ? null : this.#rows[r]!));
   }
 
-  /** Cancels every request; the batch's memory is freed now, or by the loop when a step is in flight. */
-  dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
+  /** Cancels every request; settles once the batch's memory is freed (after the step in flight, if any). */
+  dispose(): Promise<void> {
+    if (this.#disposed) return this.#disposed;
     for (const q of [...this.#waiting, ...this.#rows.flatMap((c) => (c ? [c.request] : []))]) {
       q.cancelled = true;
       q.settle.resolve();
     }
     this.#waiting.length = 0;
-    if (!this.#running) this.#batch.dispose();
+    this.#disposed = Promise.resolve(this.#loop).then(() => this.#batch.dispose());
+    return this.#disposed;
   }
 }
 

@@ -1,5 +1,6 @@
 // The `rlhf serve` command itself: a Hugging Face model (tinystories-656k) with a LoRA adapter given
-// by --adapter serves what `rlhf generate` writes for that adapter, and SIGTERM stops it cleanly.
+// by --adapter serves what `rlhf generate` writes for that adapter, on either engine, and SIGTERM
+// stops it cleanly.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,7 +12,7 @@ import { fromHost, release } from "../engine/arrays.ts";
 import { HostRng } from "../engine/random.ts";
 import { disposeModel, loadModel, saveAdapter } from "../models/load.ts";
 import { initAdapter, resolveTargetModules, type LoraConfig } from "../models/lora.ts";
-import { RLHF_BIN, runRlhfOk } from "../cli/test-helpers.ts";
+import { RLHF_BIN, runRlhf, runRlhfOk } from "../cli/test-helpers.ts";
 
 const BASE = resolve("../shared/data/tinystories-656k");
 const dir = mkdtempSync(join(tmpdir(), "serve-cli-"));
@@ -37,14 +38,9 @@ async function writeAdapter(path: string): Promise<void> {
   disposeModel(model);
 }
 
-test("rlhf serve --model HF_DIR --adapter DIR serves the adapter's greedy text, and stops on SIGTERM", async () => {
-  const adapter = join(dir, "adapter");
-  await writeAdapter(adapter);
-  const generated = JSON.parse(runRlhfOk(["generate", "--model", adapter, "--prompt", "Once upon a time", "--max-new-tokens", "24", "--temperature", "0", "--json"]).stdout);
-  const plain = JSON.parse(runRlhfOk(["generate", "--model", BASE, "--prompt", "Once upon a time", "--max-new-tokens", "24", "--temperature", "0", "--json"]).stdout);
-  assert.notEqual(generated.text, plain.text, "the adapter should change the greedy text");
-
-  const child = spawn(process.execPath, [RLHF_BIN, "serve", "--model", BASE, "--adapter", adapter, "--port", "0", "--api-key", "k"], { stdio: ["ignore", "ignore", "pipe"] });
+/** Starts `rlhf serve ARGS --port 0 --api-key k`, asks for 24 greedy tokens, stops it with SIGTERM; the text. */
+async function serveGreedy(args: string[]): Promise<string> {
+  const child = spawn(process.execPath, [RLHF_BIN, "serve", ...args, "--port", "0", "--api-key", "k"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   const url = await new Promise<string>((found, failed) => {
     child.stderr.on("data", (d: Buffer) => {
@@ -54,13 +50,35 @@ test("rlhf serve --model HF_DIR --adapter DIR serves the adapter's greedy text, 
     });
     child.once("exit", (code) => failed(new Error(`rlhf serve exited ${code}: ${stderr}`)));
   });
+  let text: string;
   try {
     const client = new OpenAI({ baseURL: url, apiKey: "k", maxRetries: 0 });
-    const r = await client.completions.create({ model: "adapter", prompt: "Once upon a time", max_tokens: 24, temperature: 0 });
-    assert.equal(r.choices[0]!.text, generated.text);
+    text = (await client.completions.create({ model: "adapter", prompt: "Once upon a time", max_tokens: 24, temperature: 0 })).choices[0]!.text;
   } finally {
     child.kill("SIGTERM");
   }
   const code = await new Promise((done) => child.once("exit", done));
   assert.equal(code, 0, stderr);
+  return text;
+}
+
+test("rlhf serve --model HF_DIR --adapter DIR serves the adapter's greedy text on jax-js and on llama.cpp, and stops on SIGTERM", async () => {
+  const adapter = join(dir, "adapter");
+  await writeAdapter(adapter);
+  const generated = JSON.parse(runRlhfOk(["generate", "--model", adapter, "--prompt", "Once upon a time", "--max-new-tokens", "24", "--temperature", "0", "--json"]).stdout);
+  const plain = JSON.parse(runRlhfOk(["generate", "--model", BASE, "--prompt", "Once upon a time", "--max-new-tokens", "24", "--temperature", "0", "--json"]).stdout);
+  assert.notEqual(generated.text, plain.text, "the adapter should change the greedy text");
+  assert.equal(await serveGreedy(["--model", BASE, "--adapter", adapter]), generated.text);
+  // The adapter is merged before the export: llama.cpp serves the adapted model.
+  assert.equal(await serveGreedy(["--model", BASE, "--adapter", adapter, "--rollout_engine", "llama.cpp", "--threads", "1"]), generated.text);
+});
+
+test("rlhf serve refuses an unknown engine, and --threads without llama.cpp", () => {
+  const refused = (args: string[], message: RegExp) => {
+    const r = runRlhf(["serve", "--model", BASE, ...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, message);
+  };
+  refused(["--rollout_engine", "vllm"], /--rollout_engine: expected one of jax-js, llama\.cpp, got "vllm"/);
+  refused(["--threads", "2"], /--threads is llama\.cpp's/);
 });

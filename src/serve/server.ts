@@ -6,6 +6,11 @@ import { InputError } from "../io/errors.ts";
 import { readInputText } from "../io/text-file.ts";
 import { disposeModel, loadModel, resolveTokenizer, type LoadedModel } from "../models/load.ts";
 import { eosIdsOf } from "../generation/eos.ts";
+import type { DecodeRows } from "../generation/decode-rows.ts";
+import { LlamaCppRows } from "../generation/llama-cpp-rows.ts";
+import type { RolloutEngineName } from "../generation/rollout-engine.ts";
+import { RowBatch } from "../generation/row-batch.ts";
+import { kernelThreadCount } from "../engine/worker-shim.ts";
 import { DEFAULT_CHAT_TEMPLATE } from "../tokenizers/chat.ts";
 import { buildServeApp } from "./app.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -25,12 +30,17 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Tokens per sequence (prompt + completion); at most the model's context. */
   maxModelLen?: number | undefined;
+  /** Where decoding runs: the built-in jax-js engine (default) or llama.cpp. */
+  rolloutEngine?: RolloutEngineName;
+  /** llama.cpp's CPU threads (default: as many as the engine's kernels, RLHF_THREADS): on a loaded machine, 1 avoids threads stalling on each other. */
+  threads?: number | undefined;
   log?: { write(line: string): void };
 }
 
 export interface ModelServer {
   app: FastifyInstance;
   scheduler: Scheduler;
+  /** The model as loaded; with llama.cpp its params are gone (llama.cpp holds the weights). */
   model: LoadedModel;
   modelName: string;
   /** Closes the HTTP server, then frees the model. */
@@ -42,25 +52,38 @@ const DEFAULT_MAX_MODEL_LEN = 2048;
 
 export async function openServer(opts: ServerOptions): Promise<ModelServer> {
   const model = opts.adapter ? await loadModel(opts.adapter, { base: opts.model }) : await loadModel(opts.model, { base: opts.base });
+  let served = model;
+  let rows: DecodeRows | undefined;
   try {
     const tokenizer = await resolveTokenizer(model, opts.tokenizer);
     const context = model.arch.maxPositions;
     const maxModelLen = opts.maxModelLen ?? Math.min(context, DEFAULT_MAX_MODEL_LEN);
     if (maxModelLen > context) throw new InputError(`--max-model-len ${maxModelLen} exceeds the model's context of ${context} tokens`);
     const chatTemplate = chatTemplateFrom(opts.chatTemplate, tokenizer.chatTemplate);
-    const scheduler = new Scheduler(model.arch, model.params, tokenizer, eosIdsOf(model, tokenizer), { maxRows: opts.maxBatch ?? 8, contextLength: maxModelLen });
+    const maxRows = opts.maxBatch ?? 8;
+    const onLlamaCpp = opts.rolloutEngine === "llama.cpp";
+    rows = onLlamaCpp
+      ? await LlamaCppRows.fromParams(model.config, model.params, tokenizer, { maxRows, contextLength: maxModelLen, threads: opts.threads ?? kernelThreadCount() })
+      : new RowBatch(model.arch, model.params, maxModelLen);
+    if (onLlamaCpp) {
+      // llama.cpp has its own copy of the weights: the engine's would only hold memory.
+      disposeModel(model);
+      served = { ...model, params: {} };
+    }
+    const scheduler = new Scheduler(rows, model.arch.vocabSize, tokenizer, eosIdsOf(model, tokenizer), { maxRows, contextLength: maxModelLen });
     const modelName = opts.modelName ?? defaultModelName(opts);
     const app = buildServeApp({ scheduler, tokenizer, modelName, apiKey: opts.apiKey, chatTemplate, ...(opts.log ? { log: opts.log } : {}) });
     return {
-      app, scheduler, model, modelName,
+      app, scheduler, model: served, modelName,
       close: async () => {
         await app.close();
-        scheduler.dispose();
-        disposeModel(model);
+        await scheduler.dispose();
+        disposeModel(served);
       },
     };
   } catch (err) {
-    disposeModel(model);
+    await rows?.dispose();
+    disposeModel(served);
     throw err;
   }
 }

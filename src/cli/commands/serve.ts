@@ -1,12 +1,16 @@
 import type { Command } from "../command.ts";
 import { baseFlag, numberFlag, parseFlags, requireFlag, UsageError } from "../command.ts";
+import { rolloutEngineFlag } from "./eval.ts";
 
 const usage = `Usage: rlhf serve --model PATH [--adapter DIR] [--port 8000] [--host 127.0.0.1] [--api-key KEY] [options]
 
 Serves the model over OpenAI's HTTP API: GET /v1/models, POST /v1/completions and
 POST /v1/chat/completions (streaming, n, stop, seed, logprobs, usage). Concurrent requests are
 decoded together in one batch; a request that arrives mid-generation joins at the next step.
-The API key may also come from the RLHF_API_KEY environment variable (kept out of ps listings).`;
+The API key may also come from the RLHF_API_KEY environment variable (kept out of ps listings).
+--rollout_engine llama.cpp decodes on llama.cpp instead of the built-in engine (the model exported
+once as an f32 GGUF, an F32 KV cache: the same API, greedy text and log-probs within ~1e-5;
+llama.cpp's memory lies outside the engine's 4 GiB), on --threads CPU threads.`;
 
 const flags = {
   model: { type: "string", help: "model: a llama2.c .bin file, a Hugging Face directory or a LoRA adapter directory <PATH>" },
@@ -20,6 +24,8 @@ const flags = {
   "chat-template": { type: "string", help: "Jinja chat template file, or 'default' for the template the trainers use when a tokenizer has none (default: the tokenizer's) <FILE>" },
   "max-batch": { type: "string", default: "8", help: "sequences decoded at once (vLLM's max_num_seqs); more wait for a free row <N>" },
   "max-model-len": { type: "string", help: "tokens per sequence, prompt + completion (default: the model's context, at most 2048) <N>" },
+  rollout_engine: { type: "string", default: "jax-js", help: "where decoding runs: jax-js (built in) or llama.cpp <ENGINE>" },
+  threads: { type: "string", help: "llama.cpp's CPU threads (default: the built-in engine's count, RLHF_THREADS or every core; give 1 on a loaded machine) <N>" },
 } as const;
 
 export const command: Command = {
@@ -32,12 +38,16 @@ export const command: Command = {
     const port = numberFlag(v.port, "port", 8000, { min: 0, max: 65535, integer: true });
     const maxBatch = numberFlag(v["max-batch"], "max-batch", 8, { min: 1, max: 256, integer: true });
     const maxModelLen = v["max-model-len"] === undefined ? undefined : numberFlag(v["max-model-len"], "max-model-len", 0, { min: 2, integer: true });
+    const rolloutEngine = rolloutEngineFlag(v.rollout_engine);
+    if (v.threads !== undefined && rolloutEngine !== "llama.cpp") throw new UsageError("--threads is llama.cpp's; the built-in engine's threads come from RLHF_THREADS");
+    const threads = v.threads === undefined ? undefined : numberFlag(v.threads, "threads", 1, { min: 1, max: 256, integer: true });
     const { openServer } = await import("../../serve/server.ts");
     const model = requireFlag(v.model, "model");
     process.stderr.write(`loading ${v.adapter ? `${v.adapter} over ${model}` : model}\n`);
     const server = await openServer({
       model, adapter: v.adapter, base: v.base, tokenizer: v.tokenizer, modelName: v["model-name"],
       apiKey: v["api-key"] ?? (process.env.RLHF_API_KEY || undefined), chatTemplate: v["chat-template"], maxBatch, maxModelLen,
+      rolloutEngine, threads,
     });
     const host = v.host ?? "127.0.0.1";
     try {
@@ -48,7 +58,7 @@ export const command: Command = {
     }
     const bound = server.app.server.address() as { address: string; port: number };
     const where = `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
-    process.stderr.write(`serving ${server.modelName} at http://${where}/v1 (batch up to ${maxBatch}, ${server.scheduler.contextLength} tokens per sequence)\n`);
+    process.stderr.write(`serving ${server.modelName} at http://${where}/v1 (${rolloutEngine}, batch up to ${maxBatch}, ${server.scheduler.contextLength} tokens per sequence)\n`);
     if (!/^(127\.|::1$|localhost$)/.test(bound.address)) {
       process.stderr.write("warning: plain HTTP on a non-loopback address: prompts, answers and the API key travel in clear text; serve behind a TLS proxy\n");
     }
