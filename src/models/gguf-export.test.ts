@@ -13,7 +13,9 @@ import { HostRng } from "../engine/random.ts";
 import { Generator } from "../generation/generate.ts";
 import { LlamaCppGenerator } from "../generation/llama-cpp.ts";
 import { sharedData, tempDir } from "../io/test-helpers.ts";
+import { ggufTokenizerMetadata } from "../tokenizers/gguf-vocab.ts";
 import { gpt2TokenizerJson, HfTokenizer } from "../tokenizers/hf.ts";
+import { loadTokenizer } from "../tokenizers/load.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { architectureFor } from "./architecture.ts";
 import { parseConfig } from "./config.ts";
@@ -283,4 +285,19 @@ test("byte-level BPE with GPT-2's, Qwen2's and SmolLM's pre-tokenizers: llama.cp
     await writeGgufModel(source, gguf, { type: "f16" });
     await idsChecked(tokenizer, gguf, texts);
   }
+});
+
+test("the warning that llama.cpp cannot tokenize text outside a vocabulary without byte tokens is for rlhf convert's files, not for the project's own exports (token ids only)", async () => {
+  const tokenizer = await loadTokenizer(sharedData("tinystories-656k"));
+  const said: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    ggufTokenizerMetadata(tokenizer, tokenizer.vocabSize, "tinystories-656k", { quiet: true });
+    assert.deepEqual(said, []);
+    ggufTokenizerMetadata(tokenizer, tokenizer.vocabSize, "tinystories-656k");
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(said.join(""), /tinystories-656k: the vocabulary has no byte tokens/);
 });

@@ -88,14 +88,15 @@ export async function writeGgufModel(source: string, path: string, options: { ty
 
 /**
  * Writes weights held in memory (parameter names and shapes of `config`'s architecture) as a GGUF
- * model; `source` names them in errors.
+ * model; `source` names them in errors. `quiet` (the project's own exports, which hand llama.cpp
+ * token ids): no progress, no warning about text llama.cpp could not tokenize.
  */
 export async function writeGgufFromTensors(path: string, config: ModelConfig, tensors: TensorMap, tokenizer: Tokenizer, options: { type: GgufFileType; name: string; source: string; quiet?: boolean }): Promise<void> {
   const { source } = options;
   const layout = ggufLayoutOf(config);
   const metadata = commonMetadata(layout, "model", options.name, options.type);
   for (const [key, value] of layout.hparams(config, source)) metadata.set(key, value);
-  for (const [key, value] of ggufTokenizerMetadata(tokenizer, config.vocab_size, source)) metadata.set(key, value);
+  for (const [key, value] of ggufTokenizerMetadata(tokenizer, config.vocab_size, source, { quiet: options.quiet ?? false })) metadata.set(key, value);
   const out: GgufTensor[] = [...tensors].map(([name, t]) => {
     const { module, suffix } = splitName(name);
     const transposed = t.shape.length === 2 && (layout.transposed?.(module) ?? false);

@@ -32,9 +32,13 @@ interface Vocab {
   unkId: number | null;
 }
 
-/** The tokenizer.ggml.* metadata for `tok`, its token list padded to the model's `vocabSize` rows. */
-export function ggufTokenizerMetadata(tok: Tokenizer, vocabSize: number, source: string): Map<string, GgufValue> {
-  const vocab = tok instanceof Llama2cTokenizer ? llama2cVocab(tok) : hfVocab(tok, source);
+/**
+ * The tokenizer.ggml.* metadata for `tok`, its token list padded to the model's `vocabSize` rows.
+ * `quiet`: no warning about text llama.cpp could not tokenize (the project's own exports hand
+ * llama.cpp token ids, never text).
+ */
+export function ggufTokenizerMetadata(tok: Tokenizer, vocabSize: number, source: string, options: { quiet?: boolean } = {}): Map<string, GgufValue> {
+  const vocab = tok instanceof Llama2cTokenizer ? llama2cVocab(tok) : hfVocab(tok, source, options.quiet ?? false);
   if (vocab.tokens.length > vocabSize) throw new InputError(`${source}: the tokenizer has ${vocab.tokens.length} tokens but the model only ${vocabSize} rows`);
   for (let id = vocab.tokens.length; id < vocabSize; id++) {
     vocab.tokens.push(`[PAD${id}]`);
@@ -81,7 +85,7 @@ interface AddedToken {
   special?: boolean;
 }
 
-function hfVocab(tok: Tokenizer, source: string): Vocab {
+function hfVocab(tok: Tokenizer, source: string, quiet: boolean): Vocab {
   if (!(tok instanceof HfTokenizer)) throw new InputError(`${source}: this tokenizer has no GGUF form here`);
   const model = tok.json.model as HfModelJson;
   if (model.type !== "BPE" || !model.vocab || !model.merges) throw new InputError(`${source}: a ${model.type} tokenizer.json has no llama.cpp form here (BPE only)`);
@@ -102,7 +106,7 @@ function hfVocab(tok: Tokenizer, source: string): Vocab {
     // llama.cpp's SentencePiece tokenizer takes the best-scoring merge first: score -rank replays the merge list's order.
     const rank = new Map(merges.map((m, r) => [m.replace(" ", ""), r]));
     const scores = tokens.map((t) => -(rank.get(t) ?? 0));
-    if (!types.includes(TOKEN_TYPE.byte)) {
+    if (!quiet && !types.includes(TOKEN_TYPE.byte)) {
       // llama.cpp's SentencePiece tokenizer falls back to <0xXX> tokens and aborts without them.
       process.stderr.write(`${source}: the vocabulary has no byte tokens (<0x00>..<0xFF>): llama.cpp aborts on text with a character outside it; give it token ids from this project's tokenizer\n`);
     }
