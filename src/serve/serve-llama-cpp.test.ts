@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import OpenAI from "openai";
 import { sharedData } from "../io/test-helpers.ts";
 import { openServer, type ModelServer } from "./server.ts";
+import { disconnectMidStream } from "./test-helpers.ts";
 
 const MODEL = sharedData("tinystories-656k");
 const model = "tinystories-656k";
@@ -113,18 +114,7 @@ test("a request that arrives mid-generation joins the running llama.cpp batch an
 
 test("a client that disconnects mid-stream frees its llama.cpp row; the others and the next request are served", async () => {
   const { server, client } = servers.llama;
-  const cancelledBefore = server.scheduler.stats.cancelled;
-  const other = client.completions.create({ model, prompt: "Tom and Sue", max_tokens: 100, temperature: 1, seed: 3 });
-  const stream = await client.completions.create({ model, prompt: story, max_tokens: 300, temperature: 1, seed: 5, stream: true });
-  let received = 0;
-  for await (const chunk of stream) {
-    if (chunk.choices[0]?.text) received++;
-    if (received === 3) break; // the client closes the connection
-  }
-  const deadline = Date.now() + 10_000;
-  while (server.scheduler.stats.cancelled === cancelledBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(server.scheduler.stats.cancelled, cancelledBefore + 1, "the disconnected stream's choice was not cancelled");
-  assert.ok(server.scheduler.activeChoices <= 1);
+  const { other } = await disconnectMidStream(server, client, model, story);
   // Every row taken by greedy requests at once: the freed sequence is among them and reads its prompt afresh.
   const prompts = Array.from({ length: 8 }, (_, i) => `${story} ${"there was a cat ".repeat(i % 3)}`.trim());
   const { jax, llama } = await both((c) => c.completions.create({ model, prompt: prompts, max_tokens: 12, temperature: 0 }));

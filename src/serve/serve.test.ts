@@ -9,6 +9,7 @@ import { resolveTokenizer } from "../models/load.ts";
 import { runRlhfOk } from "../cli/test-helpers.ts";
 import { buildServeApp } from "./app.ts";
 import { openServer, type ModelServer } from "./server.ts";
+import { disconnectMidStream } from "./test-helpers.ts";
 
 const MODEL = "../shared/data/llama2c/stories260K.bin";
 const KEY = "sk-serve-test";
@@ -196,18 +197,7 @@ test("chat without a chat template is a 400 that says how to give one", async ()
 });
 
 test("a client that disconnects mid-stream leaves the batch; the others and the next request are served", async () => {
-  const cancelledBefore = server.scheduler.stats.cancelled;
-  const other = client.completions.create({ model, prompt: "Tom and Sue", max_tokens: 100, temperature: 1, seed: 3 });
-  const stream = await client.completions.create({ model, prompt: story, max_tokens: 300, temperature: 1, seed: 5, stream: true });
-  let received = 0;
-  for await (const chunk of stream) {
-    if (chunk.choices[0]?.text) received++;
-    if (received === 3) break; // the client closes the connection
-  }
-  const deadline = Date.now() + 10_000;
-  while (server.scheduler.stats.cancelled === cancelledBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  assert.equal(server.scheduler.stats.cancelled, cancelledBefore + 1, "the disconnected stream's choice was not cancelled");
-  assert.ok(server.scheduler.activeChoices <= 1);
+  const { other } = await disconnectMidStream(server, client, model, story);
   const next = await client.completions.create({ model, prompt: story, max_tokens: 5, temperature: 0 });
   assert.equal(next.choices[0]!.finish_reason, "length");
   assert.ok((await other).choices[0]!.text.length > 0);
