@@ -11,9 +11,21 @@ export interface PromptRows {
   reach: number;
 }
 
+/**
+ * A token the engine may draw itself, for a row whose choice reads nothing but the token (no
+ * log-probs): greedily at temperature 0, else sampled with these settings from `seed`.
+ */
+export interface EngineDraw {
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
 export interface DecodeRows {
   /** Rows now (free ones included). */
   readonly rows: number;
+  /** Whether step() samples the rows it is given a sampled draw for (greedy draws any engine may take). */
+  readonly samplesDraws: boolean;
   /**
    * Resizes to `from.length` rows, new row i taking old row from[i] (-1: an empty row). Growing,
    * shrinking and compacting are all this.
@@ -25,11 +37,11 @@ export interface DecodeRows {
   insert(prompts: PromptRows[]): Promise<Float32Array[]>;
   /**
    * Feeds tokens[r] to every row in `active` (the others are left as they are) and returns the
-   * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore). For a row in
-   * `argmaxOnly` (greedy, no log-probs asked for) an engine may give only the most likely token's
-   * logit, the others -Infinity: the argmax is all its sampler reads.
+   * next-token logits of all rows, [rows × V] (a row not fed gives logits to ignore). For a row
+   * given a draw an engine may draw the token itself and give only its logit (0), the others
+   * -Infinity: the scheduler's sampler then can only pick that token.
    */
-  step(tokens: Int32Array, active: readonly boolean[], argmaxOnly?: readonly boolean[]): Promise<Float32Array>;
+  step(tokens: Int32Array, active: readonly boolean[], draws?: readonly (EngineDraw | null)[]): Promise<Float32Array>;
   /** Frees the engine's memory; call it when no insert or step is in flight. */
   dispose(): void | Promise<void>;
 }

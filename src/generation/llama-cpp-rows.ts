@@ -3,7 +3,8 @@
 // sequences: moving a row (arrange) is a change of that map, never a copy, and a freed row's
 // sequence is cleared when it is next taken. Every read and step issues its evaluations together,
 // so node-llama-cpp decodes the rows in one batch, and asks for the full logits of the next
-// position, which the scheduler samples from as it samples jax-js's.
+// position, which the scheduler samples from as it samples jax-js's; a row whose choice reads only
+// its token (no log-probs) has llama.cpp draw it instead (DecodeRows' EngineDraw).
 // The model reaches llama.cpp as the rollout engine's does: exported once as an f32 GGUF into a
 // private temp directory, removed by dispose().
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,7 +16,7 @@ import { writeGgufFromTensors } from "../models/gguf-export.ts";
 import { paramsToTensors } from "../models/params.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
-import type { DecodeRows, PromptRows } from "./decode-rows.ts";
+import type { DecodeRows, EngineDraw, PromptRows } from "./decode-rows.ts";
 import { LlamaCppModel } from "./llama-cpp.ts";
 
 export interface LlamaCppRowsOptions {
@@ -30,6 +31,8 @@ export interface LlamaCppRowsOptions {
 type Evaluation = Parameters<LlamaContextSequence["controlledEvaluate"]>[0];
 
 export class LlamaCppRows implements DecodeRows {
+  /** Rows that need only their token are drawn by llama.cpp's sampler (no logits handed over). */
+  readonly samplesDraws = true;
   /** Row → index into #sequences, -1 for an empty row. */
   #rowSequence: number[] = [];
   /** Sequences no row holds, and which of them still hold an old sequence's tokens. */
@@ -120,17 +123,20 @@ export class LlamaCppRows implements DecodeRows {
     return (await Promise.all(reads)).map((perRow) => this.#logitsOf(perRow[0]!));
   }
 
-  async step(tokens: Int32Array, active: readonly boolean[], argmaxOnly: readonly boolean[] = []): Promise<Float32Array> {
+  async step(tokens: Int32Array, active: readonly boolean[], draws: readonly (EngineDraw | null)[] = []): Promise<Float32Array> {
     const v = this.vocabSize;
     const out = new Float32Array(this.rows * v);
     await Promise.all(this.#rowSequence.map(async (s, r) => {
       if (!active[r]) return;
       if (s < 0) throw new Error(`llama.cpp rows: row ${r} is empty`);
       const sequence = this.sequences[s]!;
-      if (argmaxOnly[r]) {
-        // llama.cpp's greedy pick alone: the full logits' way into JavaScript (an array of 2·V
-        // numbers made a Map) costs more than the step at V = 49,152 (README, Serving).
-        const [result] = await sequence.controlledEvaluate([[tokens[r]! as Token, { generateNext: { token: true } }]]);
+      const draw = draws[r];
+      if (draw) {
+        // llama.cpp's own draw: the full logits' way into JavaScript (an array of 2·V numbers made a
+        // Map) costs more than the step at V = 49,152 (README, Serving). node-llama-cpp's sampler
+        // defaults (top-k 40, top-p 0.95) are overridden: top-k off, the request's top-p.
+        const options = draw.temperature === 0 ? {} : { temperature: draw.temperature, topP: draw.topP, topK: 0, minP: 0, seed: draw.seed };
+        const [result] = await sequence.controlledEvaluate([[tokens[r]! as Token, { generateNext: { token: true, options } }]]);
         const token = result?.next.token;
         if (token == null) throw new Error("llama.cpp rows: no token");
         out.fill(-Infinity, r * v, (r + 1) * v);

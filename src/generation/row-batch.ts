@@ -34,6 +34,8 @@ const MIN_SLOTS = 16;
 
 export class RowBatch implements DecodeRows {
   readonly maxSlots: number;
+  /** Its logits are whole: the scheduler samples every row. */
+  readonly samplesDraws = false;
   #slots = MIN_SLOTS;
   readonly #arch: Architecture;
   readonly #params: Params;

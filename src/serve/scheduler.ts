@@ -5,7 +5,7 @@
 // cancelled choices leave at once, freeing their rows. A choice's tokens depend only on its own
 // request and seed (its own random stream, its own cache row), never on what else is in the batch.
 import { HostRng } from "../engine/random.ts";
-import type { DecodeRows } from "../generation/decode-rows.ts";
+import type { DecodeRows, EngineDraw } from "../generation/decode-rows.ts";
 import { logSoftmax, sampleToken } from "../generation/sampling.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import { TextStream } from "./text-stream.ts";
@@ -147,7 +147,7 @@ export class Scheduler {
         this.#compact();
         const active = this.#rows.map(Boolean);
         const tokens = Int32Array.from(this.#rows, (c) => c?.ids.at(-1) ?? 0); // each choice's last token
-        const logits = await this.#batch.step(tokens, active, this.#rows.map((c) => this.#argmaxOnly(c)));
+        const logits = await this.#batch.step(tokens, active, this.#rows.map((c) => this.#engineDraw(c)));
         this.stats.steps++;
         this.stats.rowSteps += active.filter(Boolean).length;
         const v = this.#vocab;
@@ -246,9 +246,17 @@ export class Scheduler {
     });
   }
 
-  /** Whether a choice reads only the argmax of its logits: greedy, without log-probs, over the whole vocabulary (an engine's argmax may be a padding row otherwise). */
-  #argmaxOnly(c: Choice | null): boolean {
-    return c !== null && c.request.spec.temperature === 0 && c.request.spec.topLogprobs === null && this.#sampleable === this.#vocab;
+  /**
+   * The token an engine may draw itself for a choice that reads nothing else (no log-probs), over
+   * the whole vocabulary (an engine's draw may be a padding row otherwise): greedy on any engine;
+   * sampled on one that samples (llama.cpp), seeded from the choice's own stream, so a seed gives
+   * the same samples again on that engine, though not jax-js's.
+   */
+  #engineDraw(c: Choice | null): EngineDraw | null {
+    if (c === null || c.request.spec.topLogprobs !== null || this.#sampleable !== this.#vocab) return null;
+    const { temperature, topP } = c.request.spec;
+    if (temperature === 0) return { temperature: 0, topP: 1, seed: 0 };
+    return this.#batch.samplesDraws ? { temperature, topP, seed: c.rng.nextUint32() } : null;
   }
 
   #free(r: number): void {
