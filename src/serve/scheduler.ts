@@ -1,8 +1,9 @@
 // The server's one decoding loop. Requests queue here; each step, waiting requests join the running
 // batch while rows are free (continuous batching: a request that arrives mid-generation starts at
 // the next step), every running choice gets one token from one batched forward pass (of a DecodeRows:
-// jax-js's row batch or llama.cpp's sequences) sampled here from its logits, and finished or
-// cancelled choices leave at once, freeing their rows. A choice's tokens depend only on its own
+// jax-js's row batch or llama.cpp's sequences) sampled here from its logits (or drawn by an engine
+// that samples, for a choice that reads nothing but its token), and finished or cancelled choices
+// leave at once, freeing their rows. A choice's tokens depend only on its own
 // request and seed (its own random stream, its own cache row), never on what else is in the batch.
 import { HostRng } from "../engine/random.ts";
 import type { DecodeRows, EngineDraw } from "../generation/decode-rows.ts";
