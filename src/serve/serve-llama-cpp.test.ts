@@ -66,35 +66,31 @@ test("greedy: token for token jax-js's, log-probs and top log-probs within 1e-4,
   assert.deepEqual(llama.usage, jax.usage);
 });
 
+/** A seeded n-choice request's texts on llama.cpp, checked distinct, the same when asked again and when streamed. */
+async function seededTexts(request: OpenAI.CompletionCreateParamsNonStreaming): Promise<string[]> {
+  const { client } = servers.llama;
+  const texts = (await client.completions.create(request)).choices.map((c) => c.text);
+  assert.ok(new Set(texts).size > 1, "samples at temperature 1 should not all agree");
+  assert.deepEqual((await client.completions.create(request)).choices.map((c) => c.text), texts);
+  const streamed = texts.map(() => "");
+  for await (const chunk of await client.completions.create({ ...request, stream: true })) for (const c of chunk.choices) streamed[c.index] += c.text;
+  assert.deepEqual(streamed, texts);
+  return texts;
+}
+
 test("n choices from one seed, with log-probs: jax-js's samples, distinct, the same again; streaming gives the same text", async () => {
   // Asking for log-probs brings the full logits into JS, where each choice samples from its own
   // seeded stream: on the same logits (to ~1e-5) it draws jax-js's tokens.
   const request = { model, prompt: story, max_tokens: 24, n: 3, temperature: 1, top_p: 0.95, seed: 42, logprobs: 0 };
-  const { jax, llama } = await both((c) => c.completions.create(request));
-  assert.deepEqual(llama.choices.map((c) => c.text), jax.choices.map((c) => c.text));
-  assert.ok(new Set(llama.choices.map((c) => c.text)).size > 1, "three samples at temperature 1 should not all agree");
-  const again = await servers.llama.client.completions.create(request);
-  assert.deepEqual(again.choices.map((c) => c.text), llama.choices.map((c) => c.text));
-  const stream = await servers.llama.client.completions.create({ ...request, stream: true });
-  const streamed = ["", "", ""];
-  for await (const chunk of stream) for (const c of chunk.choices) streamed[c.index] += c.text;
-  assert.deepEqual(streamed, llama.choices.map((c) => c.text));
+  const jax = await servers.jax.client.completions.create(request);
+  assert.deepEqual(await seededTexts(request), jax.choices.map((c) => c.text));
 });
 
 test("n choices from one seed, without log-probs: drawn by llama.cpp's sampler with the request's settings, distinct, the same again and streamed alike", async () => {
   const request = { model, prompt: story, max_tokens: 24, n: 3, temperature: 1, top_p: 1, seed: 42 };
-  const steps = servers.llama.server.scheduler.stats.steps;
-  const drawn = await servers.llama.client.completions.create(request);
-  assert.ok(servers.llama.server.scheduler.stats.steps > steps);
-  assert.ok(new Set(drawn.choices.map((c) => c.text)).size > 1, "three samples at temperature 1 should not all agree");
-  const again = await servers.llama.client.completions.create(request);
-  assert.deepEqual(again.choices.map((c) => c.text), drawn.choices.map((c) => c.text));
-  const stream = await servers.llama.client.completions.create({ ...request, stream: true });
-  const streamed = ["", "", ""];
-  for await (const chunk of stream) for (const c of chunk.choices) streamed[c.index] += c.text;
-  assert.deepEqual(streamed, drawn.choices.map((c) => c.text));
+  const drawn = await seededTexts(request);
   const otherSeed = await servers.llama.client.completions.create({ ...request, seed: 43 });
-  assert.notDeepEqual(otherSeed.choices.map((c) => c.text), drawn.choices.map((c) => c.text));
+  assert.notDeepEqual(otherSeed.choices.map((c) => c.text), drawn);
   // top_p reaches llama.cpp's sampler (not node-llama-cpp's default 0.95): a nucleus of the most
   // likely token alone draws the greedy text at temperature 1.
   const greedy = (await servers.llama.client.completions.create({ model, prompt: story, max_tokens: 24, temperature: 0 })).choices[0]!.text;
