@@ -129,7 +129,7 @@ test("an external rollout engine refuses a policy with frozen parts that are not
   const arch = architectureFor(parseConfig({ model_type: "llama", vocab_size: 32, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 16 }, "tiny"));
   const frozen = initParams(arch, 1);
   assert.throws(() => policyRolloutEngine({ rollout_engine: "llama.cpp", rollout_dtype: "f32" }, { arch, frozen }), /a policy on frozen weights needs its adapter's config for an external rollout engine/);
-  assert.throws(() => policyRolloutEngine({ rollout_engine: "jax-js", rollout_dtype: "q8_0" }, { arch, frozen: {} }), /rollout_dtype q8_0 needs --rollout_engine llama\.cpp/);
+  assert.throws(() => policyRolloutEngine({ rollout_engine: "jax-js", rollout_dtype: "q8_0" }, { arch, frozen: {} }), /--rollout_dtype q8_0 needs --rollout_engine llama\.cpp/);
   // The built-in generator reads whatever it is given.
   const builtIn = policyRolloutEngine({ rollout_engine: "jax-js", rollout_dtype: "f32" }, { arch, frozen });
   await builtIn.dispose();

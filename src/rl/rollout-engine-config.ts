@@ -3,7 +3,7 @@
 // `online-dpo` (one home, so the flags read and default the same everywhere); and the engine a
 // trainer builds from them for its policy.
 import { createRolloutEngine, ROLLOUT_ENGINES, ROLLOUT_DTYPES, type LlamaCppEngineOptions, type RolloutDtype, type RolloutEngine, type RolloutEngineName } from "../generation/rollout-engine.ts";
-import type { Specs } from "../train/config.ts";
+import { ConfigError, type Specs } from "../train/config.ts";
 import type { PolicyParts } from "./policy-models.ts";
 
 export interface RolloutEngineField {
@@ -48,7 +48,7 @@ export const importanceSamplingSpecs: Specs<ImportanceSamplingFields> = {
  */
 export function policyRolloutEngine(fields: RolloutEngineField, models: Pick<PolicyParts, "arch" | "frozen" | "adapter">, options?: LlamaCppEngineOptions): RolloutEngine {
   const name = fields.rollout_engine;
-  if (fields.rollout_dtype !== "f32" && name === "jax-js") throw new Error(`rollout_dtype ${fields.rollout_dtype} needs --rollout_engine llama.cpp (the built-in generator samples with the trainer's f32 weights)`);
+  if (fields.rollout_dtype !== "f32" && name === "jax-js") throw new ConfigError(`--rollout_dtype ${fields.rollout_dtype} needs --rollout_engine llama.cpp (the built-in generator samples with the trainer's f32 weights)`);
   if (name !== "jax-js" && Object.keys(models.frozen ?? {}).length > 0 && !models.adapter) {
     throw new Error("a policy on frozen weights needs its adapter's config for an external rollout engine (PolicyParts.adapter)");
   }
