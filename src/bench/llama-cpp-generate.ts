@@ -3,12 +3,8 @@
 // jax-js. The weights are exported as an f32 GGUF once, at the workload's first (untimed) run,
 // as the rollout engine exports a policy; the timed runs are generation alone, with llama.cpp's
 // default F16 KV cache, as rollouts use it.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { ModelConfig } from "../models/config.ts";
-import { writeGgufFromTensors, type GgufFileType } from "../models/gguf-export.ts";
-import { paramsToTensors } from "../models/params.ts";
+import { writeTempGguf, type GgufFileType } from "../models/gguf-export.ts";
 import type { Params } from "../models/types.ts";
 import { LlamaCppGenerator } from "../generation/llama-cpp.ts";
 import { gpt2TokenizerJson, HfTokenizer } from "../tokenizers/hf.ts";
@@ -42,14 +38,12 @@ export interface LlamaCppGenerateWorkload {
 
 /** Greedy generation of `newTokens` after each of `prompts` on llama.cpp, from `params` exported once as `type`. */
 export function llamaCppGenerateWorkload(config: ModelConfig, params: () => Params, prompts: number[][], newTokens: number, threads: number, type: GgufFileType = "f32"): LlamaCppGenerateWorkload {
-  let dir: string | undefined;
+  let file: Awaited<ReturnType<typeof writeTempGguf>> | undefined;
   let generator: LlamaCppGenerator | undefined;
   const open = async () => {
-    dir = await mkdtemp(join(tmpdir(), "rlhf-bench-gguf-"));
-    const gguf = join(dir, "bench.gguf");
-    await writeGgufFromTensors(gguf, config, await paramsToTensors(params()), byteLevelBenchTokenizer(), { type, name: "bench", source: "benchmark model", quiet: true });
+    file = await writeTempGguf(config, params(), byteLevelBenchTokenizer(), { type, name: "bench", source: "benchmark model" });
     const contextSize = Math.max(...prompts.map((p) => p.length)) + newTokens;
-    return LlamaCppGenerator.open(gguf, { contextSize, threads, sequences: prompts.length });
+    return LlamaCppGenerator.open(file.path, { contextSize, threads, sequences: prompts.length });
   };
   return {
     run: async () => {
@@ -59,7 +53,7 @@ export function llamaCppGenerateWorkload(config: ModelConfig, params: () => Para
     },
     dispose: async () => {
       await generator?.dispose();
-      if (dir) await rm(dir, { recursive: true, force: true });
+      await file?.remove();
     },
   };
 }

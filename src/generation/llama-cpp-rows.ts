@@ -7,13 +7,9 @@
 // its token (no log-probs) has llama.cpp draw it instead (DecodeRows' EngineDraw).
 // The model reaches llama.cpp as the rollout engine's does: exported once as an f32 GGUF into a
 // private temp directory, removed by dispose().
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
 import type { ModelConfig } from "../models/config.ts";
-import { writeGgufFromTensors } from "../models/gguf-export.ts";
-import { paramsToTensors } from "../models/params.ts";
+import { writeTempGguf } from "../models/gguf-export.ts";
 import type { Params } from "../models/types.ts";
 import type { Tokenizer } from "../tokenizers/tokenizer.ts";
 import type { DecodeRows, EngineDraw, PromptRows } from "./decode-rows.ts";
@@ -45,20 +41,18 @@ export class LlamaCppRows implements DecodeRows {
     private readonly sequences: LlamaContextSequence[],
     readonly vocabSize: number,
     readonly contextLength: number,
-    /** The directory of the exported GGUF, removed with the rows. */
-    private readonly dir: string,
+    /** Deletes the exported GGUF, with the rows. */
+    private readonly removeGguf: () => Promise<void>,
   ) {
     this.#idle = sequences.map((_, i) => i);
   }
 
   /** Exports `params` (a model's own weights, an adapter merged) with its tokenizer and opens them in llama.cpp. */
   static async fromParams(config: ModelConfig, params: Params, tokenizer: Tokenizer, options: LlamaCppRowsOptions): Promise<LlamaCppRows> {
-    const dir = await mkdtemp(join(tmpdir(), "rlhf-serve-"));
+    const file = await writeTempGguf(config, params, tokenizer, { type: "f32", name: "served", source: "served model" });
     let model: LlamaCppModel | undefined;
     try {
-      const gguf = join(dir, "model.gguf");
-      await writeGgufFromTensors(gguf, config, await paramsToTensors(params), tokenizer, { type: "f32", name: "served", source: "served model", quiet: true });
-      model = await LlamaCppModel.load(gguf);
+      model = await LlamaCppModel.load(file.path);
       const context = await model.model.createContext({
         contextSize: options.contextLength, // per sequence
         sequences: options.maxRows,
@@ -71,10 +65,10 @@ export class LlamaCppRows implements DecodeRows {
         experimentalKvCacheValueType: "F32",
       });
       const sequences = Array.from({ length: options.maxRows }, () => context.getSequence());
-      return new LlamaCppRows(model, context, sequences, config.vocab_size, options.contextLength, dir);
+      return new LlamaCppRows(model, context, sequences, config.vocab_size, options.contextLength, file.remove);
     } catch (err) {
       await model?.dispose();
-      await rm(dir, { recursive: true, force: true });
+      await file.remove();
       throw err;
     }
   }
@@ -161,7 +155,7 @@ export class LlamaCppRows implements DecodeRows {
     for (const s of this.sequences) s.dispose();
     await this.context.dispose();
     await this.model.dispose();
-    await rm(this.dir, { recursive: true, force: true });
+    await this.removeGguf();
   }
 }
 

@@ -4,7 +4,9 @@
 // type, q8_0 falling back to f16 for rows that are not a whole number of 32-value blocks.
 // Adapters become GGUF LoRA adapters (convert_lora_to_gguf.py's form), applied by llama.cpp at run
 // time on the base model's GGUF (llama_adapter_lora_init), unmerged.
-import { basename } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { CheckpointError } from "../io/errors.ts";
 import { gguf, writeGguf, type GgufTensor, type GgufValue } from "../io/gguf.ts";
 import { fitsBlocks, type GgmlType } from "../io/ggml-types.ts";
@@ -17,7 +19,8 @@ import { readAdapterTensors } from "./adapter-files.ts";
 import { ggufLayoutOf, ggufModuleName, type GgufLayout } from "./gguf-layout.ts";
 import { describeModel, readCheckpoint, resolveTokenizer, type LoadOptions } from "./load.ts";
 import { adapterShapes, type LoraConfig } from "./lora.ts";
-import { checkedTensors } from "./params.ts";
+import { checkedTensors, paramsToTensors } from "./params.ts";
+import type { Params } from "./types.ts";
 
 export const GGUF_TYPES = ["f32", "f16", "q8_0"] as const;
 export type GgufFileType = (typeof GGUF_TYPES)[number];
@@ -84,6 +87,23 @@ export async function writeGgufModel(source: string, path: string, options: { ty
     name: basename(source).replace(/\.bin$/, ""),
     source: options.tokenizer ?? source,
   });
+}
+
+/**
+ * `params` written (quietly) as a GGUF in a private temp directory for llama.cpp to load, as the
+ * project's own exports are (serve, bench); remove() deletes the directory.
+ */
+export async function writeTempGguf(config: ModelConfig, params: Params, tokenizer: Tokenizer, options: { type: GgufFileType; name: string; source: string }): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "rlhf-gguf-"));
+  const path = join(dir, `${options.name}.gguf`);
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    await writeGgufFromTensors(path, config, await paramsToTensors(params), tokenizer, { ...options, quiet: true });
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return { path, remove };
 }
 
 /**
